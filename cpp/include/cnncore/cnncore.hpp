@@ -1,0 +1,7 @@
+// The whole public C++ API of cnncore.
+#pragma once
+
+#include "cnncore/conv.hpp"
+#include "cnncore/error.hpp"
+#include "cnncore/runtime.hpp"
+#include "cnncore/tensor.hpp"

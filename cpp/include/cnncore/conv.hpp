@@ -1,0 +1,84 @@
+// Convolution: parameters, output size, forward and backward entry points.
+//
+// One parameter struct serves every spatial rank; the rank comes from the
+// tensors (N, C, spatial...). Weights are (C_out, C_in / groups, kernel...).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "cnncore/tensor.hpp"
+
+namespace cnncore {
+
+// How the border added by padding is filled.
+//   zeros     — 0
+//   reflect   — mirrored without repeating the edge (pad < size on that axis)
+//   replicate — the edge value repeated
+//   circular  — periodic wrap-around (any pad)
+enum class PaddingMode { zeros, reflect, replicate, circular };
+
+// A named padding resolved against the input size:
+//   none  — use ConvParams::padding as given
+//   valid — no padding
+//   full  — dilation*(k-1) on each side
+//   same  — output = ceil(in / stride); total padding
+//           max((out-1)*stride + dilation*(k-1) + 1 - in, 0), odd pixel after.
+enum class PaddingPreset { none, valid, same, full };
+
+// Which implementation runs. auto_ picks the fastest that serves the problem
+// (the reference when the kernel level is Isa::ref).
+enum class ConvAlgorithm { auto_, reference, im2col };
+
+struct ConvParams {
+  // One value per spatial axis, or empty for the default (1).
+  std::vector<int64_t> stride;
+  std::vector<int64_t> dilation;
+  // Two values per spatial axis, before and after: for 2-D
+  // {top, bottom, left, right}. Empty means no padding.
+  std::vector<int64_t> padding;
+  PaddingPreset padding_preset = PaddingPreset::none;
+  PaddingMode padding_mode = PaddingMode::zeros;
+  int64_t groups = 1;
+  // true: true convolution (kernel rotated 180 degrees);
+  // false: cross-correlation, the deep-learning convention.
+  bool flip = false;
+  ConvAlgorithm algorithm = ConvAlgorithm::auto_;
+};
+
+PaddingMode parse_padding_mode(const std::string& name);
+PaddingPreset parse_padding_preset(const std::string& name);
+ConvAlgorithm parse_conv_algorithm(const std::string& name);
+const char* padding_mode_name(PaddingMode mode);
+const char* conv_algorithm_name(ConvAlgorithm algorithm);
+
+// out = floor((in + pad_before + pad_after - dilation*(k-1) - 1) / stride) + 1,
+// with 64-bit overflow checks; value_error when the result is < 1.
+int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
+                         int64_t pad_before, int64_t pad_after);
+
+// Validates shapes and parameters and returns (N, C_out, out...).
+// `op` names the operation in messages, e.g. "conv2d".
+Shape conv_output_shape(const Shape& src, const Shape& weights, const ConvParams& params,
+                        const char* op = "conv", int spatial_dims = 0);
+
+// N-d entry points (1, 2 or 3 spatial axes). `spatial_dims` = 0 takes the
+// rank from src; 1..3 requires it. `bias` may be an undefined Tensor().
+Tensor conv_forward(const Tensor& src, const Tensor& weights, const Tensor& bias,
+                    const ConvParams& params, const char* op = "conv", int spatial_dims = 0);
+Tensor conv_backward_data(const Tensor& diff_dst, const Tensor& weights, const Shape& src_shape,
+                          const ConvParams& params, const char* op = "conv", int spatial_dims = 0);
+Tensor conv_backward_weight(const Tensor& diff_dst, const Tensor& src, const Shape& weights_shape,
+                            const ConvParams& params, const char* op = "conv", int spatial_dims = 0);
+Tensor conv_backward_bias(const Tensor& diff_dst, const char* op = "conv");
+
+// 2-D convolution: src (N, C_in, H, W), weights (C_out, C_in/groups, kH, kW).
+Tensor conv2d_forward(const Tensor& src, const Tensor& weights, const Tensor& bias,
+                      const ConvParams& params);
+Tensor conv2d_backward_data(const Tensor& diff_dst, const Tensor& weights, const Shape& src_shape,
+                            const ConvParams& params);
+Tensor conv2d_backward_weight(const Tensor& diff_dst, const Tensor& src, const Shape& weights_shape,
+                              const ConvParams& params);
+Tensor conv2d_backward_bias(const Tensor& diff_dst);
+
+}  // namespace cnncore

@@ -1,0 +1,26 @@
+// NumPy <-> cnncore::Tensor without copies, shared by every register_*.cpp.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "cnncore/cnncore.hpp"
+
+namespace cnncore::bindings {
+
+namespace py = pybind11;
+
+// Wraps a C-contiguous float32/float64 array; the Tensor keeps the array
+// alive. `op` and `name` go into error messages.
+Tensor from_numpy(const py::handle& obj, const char* op, const char* name);
+
+// Hands the tensor's storage to NumPy (no copy): the array owns a reference.
+py::array to_numpy(const Tensor& t);
+
+Shape shape_from_sequence(const py::handle& seq, const char* op, const char* name);
+
+void register_runtime(py::module_& m);
+void register_conv(py::module_& m);
+
+}  // namespace cnncore::bindings

@@ -1,0 +1,91 @@
+#include <string>
+#include <vector>
+
+#include "bindings/common.hpp"
+
+namespace cnncore::bindings {
+
+namespace {
+
+// The Python layer has already turned every argument form into lists of
+// integers and names; this builds the C++ parameter struct from them.
+ConvParams make_params(const std::vector<int64_t>& stride, const std::vector<int64_t>& dilation,
+                       const std::vector<int64_t>& padding, const std::string& preset, const std::string& mode,
+                       int64_t groups, bool flip, const std::string& algorithm) {
+  ConvParams p;
+  p.stride = stride;
+  p.dilation = dilation;
+  p.padding = padding;
+  if (!preset.empty()) p.padding_preset = parse_padding_preset(preset);
+  p.padding_mode = parse_padding_mode(mode);
+  p.groups = groups;
+  p.flip = flip;
+  p.algorithm = parse_conv_algorithm(algorithm);
+  return p;
+}
+
+#define CNNCORE_CONV_PARAM_ARGS                                                                      \
+  py::arg("stride"), py::arg("dilation"), py::arg("padding"), py::arg("preset"), py::arg("padding_mode"), \
+      py::arg("groups"), py::arg("flip"), py::arg("algorithm"), py::arg("op"), py::arg("spatial_dims")
+
+using Ints = std::vector<int64_t>;
+
+}  // namespace
+
+void register_conv(py::module_& m) {
+  m.def(
+      "conv_forward",
+      [](py::handle x, py::handle w, py::handle bias, const Ints& stride, const Ints& dilation, const Ints& padding,
+         const std::string& preset, const std::string& mode, int64_t groups, bool flip, const std::string& algorithm,
+         const std::string& op, int nd) {
+        const ConvParams p = make_params(stride, dilation, padding, preset, mode, groups, flip, algorithm);
+        Tensor src = from_numpy(x, op.c_str(), "x"), weights = from_numpy(w, op.c_str(), "weight");
+        Tensor b = bias.is_none() ? Tensor() : from_numpy(bias, op.c_str(), "bias");
+        Tensor dst;
+        {
+          py::gil_scoped_release release;
+          dst = conv_forward(src, weights, b, p, op.c_str(), nd);
+        }
+        return to_numpy(dst);
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias"), CNNCORE_CONV_PARAM_ARGS);
+
+  m.def(
+      "conv_backward",
+      [](py::handle gy, py::handle x, py::handle w, bool need_bias, const Ints& stride, const Ints& dilation,
+         const Ints& padding, const std::string& preset, const std::string& mode, int64_t groups, bool flip,
+         const std::string& algorithm, const std::string& op, int nd) {
+        const ConvParams p = make_params(stride, dilation, padding, preset, mode, groups, flip, algorithm);
+        Tensor diff_dst = from_numpy(gy, op.c_str(), "grad_out");
+        Tensor src = from_numpy(x, op.c_str(), "x"), weights = from_numpy(w, op.c_str(), "weight");
+        if (src.dtype() != weights.dtype())
+          throw type_error(detail::str(op, ": weight has dtype ", dtype_name(weights.dtype()), " but x has ",
+                                       dtype_name(src.dtype()), "; convert one of them so both match"));
+        if (diff_dst.dtype() != src.dtype())
+          throw type_error(detail::str(op, ": grad_out has dtype ", dtype_name(diff_dst.dtype()), " but x has ",
+                                       dtype_name(src.dtype()), "; convert one of them so both match"));
+        Tensor dx, dw, db;
+        {
+          py::gil_scoped_release release;
+          dx = conv_backward_data(diff_dst, weights, src.shape(), p, op.c_str(), nd);
+          dw = conv_backward_weight(diff_dst, src, weights.shape(), p, op.c_str(), nd);
+          if (need_bias) db = conv_backward_bias(diff_dst, op.c_str());
+        }
+        return py::make_tuple(to_numpy(dx), to_numpy(dw), need_bias ? py::object(to_numpy(db)) : py::none());
+      },
+      py::arg("grad_out"), py::arg("x"), py::arg("weight"), py::arg("bias"), CNNCORE_CONV_PARAM_ARGS);
+
+  m.def(
+      "conv_output_shape",
+      [](py::handle src_shape, py::handle w_shape, const Ints& stride, const Ints& dilation, const Ints& padding,
+         const std::string& preset, const std::string& mode, int64_t groups, bool flip, const std::string& algorithm,
+         const std::string& op, int nd) {
+        const ConvParams p = make_params(stride, dilation, padding, preset, mode, groups, flip, algorithm);
+        const Shape s = conv_output_shape(shape_from_sequence(src_shape, op.c_str(), "input_shape"),
+                                          shape_from_sequence(w_shape, op.c_str(), "weight_shape"), p, op.c_str(), nd);
+        return py::tuple(py::cast(s));
+      },
+      py::arg("input_shape"), py::arg("weight_shape"), CNNCORE_CONV_PARAM_ARGS);
+}
+
+}  // namespace cnncore::bindings

@@ -1,0 +1,227 @@
+#include "cpu/kernels/conv-im2col.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "cnncore/runtime.hpp"
+#include "cpu/kernels/gemm.hpp"
+
+namespace cnncore::cpu {
+
+using detail::ConvGeometry;
+
+namespace {
+
+// For each axis, tap and output position, the source index along that axis
+// (-1 = a zero from padding). Padding mode and flip are folded in here, so
+// im2col and col2im are plain gathers and scatters.
+struct TapTables {
+  std::vector<int64_t> axis[3];  // axis[a][tap * out[a] + o]
+
+  explicit TapTables(const ConvGeometry& g) {
+    for (int a = 0; a < 3; ++a) {
+      axis[a].resize(static_cast<std::size_t>(g.k[a] * g.out[a]));
+      for (int64_t t = 0; t < g.k[a]; ++t) {
+        const int64_t tap = g.flip ? g.k[a] - 1 - t : t;
+        for (int64_t o = 0; o < g.out[a]; ++o)
+          axis[a][static_cast<std::size_t>(t * g.out[a] + o)] = detail::padded_source_index(
+              o * g.stride[a] + tap * g.dilation[a] - g.pad_before[a], g.in[a], g.mode);
+      }
+    }
+  }
+};
+
+// A 1x1 kernel with unit stride and no padding reads the input as it is.
+bool is_pointwise(const ConvGeometry& g) {
+  for (int a = 0; a < 3; ++a)
+    if (g.k[a] != 1 || g.stride[a] != 1) return false;
+  return !g.has_padding();
+}
+
+// Images run in parallel (each with a single-threaded GEMM) when there are
+// at least as many as threads; otherwise each GEMM runs multi-threaded.
+bool images_in_parallel(const ConvGeometry& g, int threads) { return threads > 1 && g.N >= threads; }
+
+// Row r = (c, td, th, tw) of the patch matrix of one group; column p = output position.
+template <typename T>
+void im2col(const ConvGeometry& g, const TapTables& tt, const T* x, T* col, bool parallel, int nt) {
+  const int64_t rows = g.patch_size(), P = g.out_size(), ksz = g.k_size(), isz = g.in_size();
+#pragma omp parallel for schedule(static) num_threads(nt) if (parallel)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t c = r / ksz, t = r % ksz;
+    const int64_t* TD = tt.axis[0].data() + (t / (g.k[1] * g.k[2])) * g.out[0];
+    const int64_t* TH = tt.axis[1].data() + ((t / g.k[2]) % g.k[1]) * g.out[1];
+    const int64_t* TW = tt.axis[2].data() + (t % g.k[2]) * g.out[2];
+    const T* xc = x + c * isz;
+    T* d = col + r * P;
+    for (int64_t od = 0; od < g.out[0]; ++od)
+      for (int64_t oh = 0; oh < g.out[1]; ++oh, d += g.out[2]) {
+        const int64_t sd = TD[od], sh = TH[oh];
+        if (sd < 0 || sh < 0) {
+          std::fill(d, d + g.out[2], T(0));
+          continue;
+        }
+        const T* xr = xc + (sd * g.in[1] + sh) * g.in[2];
+        for (int64_t ow = 0; ow < g.out[2]; ++ow) d[ow] = TW[ow] < 0 ? T(0) : xr[TW[ow]];
+      }
+  }
+}
+
+// The adjoint of im2col: adds every patch entry back into its source (dx is
+// accumulated into). Channels write disjoint parts of dx.
+template <typename T>
+void col2im(const ConvGeometry& g, const TapTables& tt, const T* col, T* dx, bool parallel, int nt) {
+  const int64_t P = g.out_size(), ksz = g.k_size(), isz = g.in_size();
+#pragma omp parallel for schedule(static) num_threads(nt) if (parallel)
+  for (int64_t c = 0; c < g.C_in_g; ++c) {
+    T* xc = dx + c * isz;
+    for (int64_t t = 0; t < ksz; ++t) {
+      const int64_t* TD = tt.axis[0].data() + (t / (g.k[1] * g.k[2])) * g.out[0];
+      const int64_t* TH = tt.axis[1].data() + ((t / g.k[2]) % g.k[1]) * g.out[1];
+      const int64_t* TW = tt.axis[2].data() + (t % g.k[2]) * g.out[2];
+      const T* d = col + (c * ksz + t) * P;
+      for (int64_t od = 0; od < g.out[0]; ++od)
+        for (int64_t oh = 0; oh < g.out[1]; ++oh, d += g.out[2]) {
+          const int64_t sd = TD[od], sh = TH[oh];
+          if (sd < 0 || sh < 0) continue;
+          T* xr = xc + (sd * g.in[1] + sh) * g.in[2];
+          for (int64_t ow = 0; ow < g.out[2]; ++ow)
+            if (TW[ow] >= 0) xr[TW[ow]] += d[ow];
+        }
+    }
+  }
+}
+
+// Runs body(n, workspace, parallel_inside) for every image, either images in
+// parallel with one workspace slice per thread, or one after another with
+// parallel kernels inside.
+template <typename T, typename F>
+void for_each_image(const ConvGeometry& g, std::vector<T>& ws, int64_t ws_per_thread, F&& body) {
+  const int nt = get_num_threads();
+  if (images_in_parallel(g, nt)) {
+    ws.resize(static_cast<std::size_t>(ws_per_thread * nt));
+#pragma omp parallel num_threads(nt)
+    {
+      T* mine = ws.data() + ws_per_thread * omp_get_thread_num();
+#pragma omp for schedule(dynamic)
+      for (int64_t n = 0; n < g.N; ++n) body(n, mine, false);
+    }
+  } else {
+    ws.resize(static_cast<std::size_t>(ws_per_thread));
+    for (int64_t n = 0; n < g.N; ++n) body(n, ws.data(), nt > 1);
+  }
+}
+
+}  // namespace
+
+int64_t conv_im2col_workspace_bytes(const ConvGeometry& g, int64_t elem_size, ConvPass pass, int threads) {
+  // Sizes were overflow-checked by make_conv_geometry except the thread factor.
+  const int64_t copies = images_in_parallel(g, threads) ? threads : 1;
+  int64_t elems = is_pointwise(g) ? 0 : g.patch_size() * g.out_size();
+  if (pass == ConvPass::backward_weight && copies > 1) elems += g.C_out * g.patch_size();
+  int64_t tables = 0;
+  for (int a = 0; a < 3; ++a) tables += g.k[a] * g.out[a] * 8;
+  const long double total = static_cast<long double>(elems) * elem_size * copies + tables;
+  return total > 9.0e18L ? INT64_MAX : static_cast<int64_t>(total);
+}
+
+template <typename T>
+void conv_forward_im2col(const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
+  const auto& uk = gemm_ukernel_for_current_isa<T>();
+  const TapTables tt(g);
+  const bool pointwise = is_pointwise(g);
+  const int64_t P = g.out_size(), Kd = g.patch_size(), isz = g.in_size();
+  std::vector<T> ws;
+  for_each_image<T>(g, ws, pointwise ? 0 : Kd * P, [&](int64_t n, T* col, bool par) {
+    const int nt = get_num_threads();
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const T* x = src + (n * g.C_in + grp * g.C_in_g) * isz;
+      if (!pointwise) im2col(g, tt, x, col, par, nt);
+      T* y = dst + (n * g.C_out + grp * g.C_out_g) * P;
+      gemm(uk, false, false, g.C_out_g, P, Kd, weights + grp * g.C_out_g * Kd, Kd, pointwise ? x : col, P, false,
+           y, P, par);
+      if (bias)
+        for (int64_t o = 0; o < g.C_out_g; ++o) {
+          const T b = bias[grp * g.C_out_g + o];
+          T* yo = y + o * P;
+#pragma omp simd
+          for (int64_t p = 0; p < P; ++p) yo[p] += b;
+        }
+    }
+  });
+}
+
+template <typename T>
+void conv_backward_data_im2col(const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src) {
+  const auto& uk = gemm_ukernel_for_current_isa<T>();
+  const TapTables tt(g);
+  const bool pointwise = is_pointwise(g);
+  const int64_t P = g.out_size(), Kd = g.patch_size(), isz = g.in_size();
+  std::vector<T> ws;
+  for_each_image<T>(g, ws, pointwise ? 0 : Kd * P, [&](int64_t n, T* col, bool par) {
+    const int nt = get_num_threads();
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      T* dx = diff_src + (n * g.C_in + grp * g.C_in_g) * isz;
+      const T* dy = diff_dst + (n * g.C_out + grp * g.C_out_g) * P;
+      const T* w = weights + grp * g.C_out_g * Kd;
+      // patch gradient (Kd x P) = W_g^T (Kd x C_out_g) * dy (C_out_g x P)
+      if (pointwise) {
+        gemm(uk, true, false, Kd, P, g.C_out_g, w, Kd, dy, P, false, dx, P, par);
+      } else {
+        gemm(uk, true, false, Kd, P, g.C_out_g, w, Kd, dy, P, false, col, P, par);
+        std::memset(dx, 0, sizeof(T) * static_cast<std::size_t>(g.C_in_g * isz));
+        col2im(g, tt, col, dx, par, nt);
+      }
+    }
+  });
+}
+
+template <typename T>
+void conv_backward_weight_im2col(const ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights) {
+  const auto& uk = gemm_ukernel_for_current_isa<T>();
+  const TapTables tt(g);
+  const bool pointwise = is_pointwise(g);
+  const int64_t P = g.out_size(), Kd = g.patch_size(), isz = g.in_size();
+  const int64_t wsz = g.C_out * Kd;
+  const int nt = get_num_threads();
+  const bool private_sums = images_in_parallel(g, nt);
+  // With images in parallel each thread sums into its own copy of the
+  // weight gradient (after its patch buffer); the copies are added at the end.
+  const int64_t per_thread = (pointwise ? 0 : Kd * P) + (private_sums ? wsz : 0);
+  std::memset(diff_weights, 0, sizeof(T) * static_cast<std::size_t>(wsz));
+  std::vector<T> ws;
+  if (private_sums) ws.assign(static_cast<std::size_t>(per_thread * nt), T(0));
+  for_each_image<T>(g, ws, per_thread, [&](int64_t n, T* buf, bool par) {
+    T* col = buf;
+    T* dw = private_sums ? buf + (pointwise ? 0 : Kd * P) : diff_weights;
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const T* x = src + (n * g.C_in + grp * g.C_in_g) * isz;
+      if (!pointwise) im2col(g, tt, x, col, par, nt);
+      const T* dy = diff_dst + (n * g.C_out + grp * g.C_out_g) * P;
+      // dW_g (C_out_g x Kd) += dy (C_out_g x P) * patches^T (P x Kd)
+      gemm(uk, false, true, g.C_out_g, Kd, P, dy, P, pointwise ? x : col, P, true, dw + grp * g.C_out_g * Kd, Kd,
+           par);
+    }
+  });
+  if (private_sums) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < wsz; ++i) {
+      T s = 0;
+      for (int t = 0; t < nt; ++t) s += ws[static_cast<std::size_t>(t * per_thread + (pointwise ? 0 : Kd * P) + i)];
+      diff_weights[i] = s;
+    }
+  }
+}
+
+#define CNNCORE_INSTANTIATE(T)                                                                        \
+  template void conv_forward_im2col<T>(const ConvGeometry&, const T*, const T*, const T*, T*);       \
+  template void conv_backward_data_im2col<T>(const ConvGeometry&, const T*, const T*, T*);           \
+  template void conv_backward_weight_im2col<T>(const ConvGeometry&, const T*, const T*, T*);
+CNNCORE_INSTANTIATE(float)
+CNNCORE_INSTANTIATE(double)
+#undef CNNCORE_INSTANTIATE
+
+}  // namespace cnncore::cpu

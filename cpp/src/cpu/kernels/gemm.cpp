@@ -1,0 +1,160 @@
+#include "cpu/kernels/gemm.hpp"
+
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include "cnncore/runtime.hpp"
+
+namespace cnncore::cpu {
+
+// Declarations of every registered micro-kernel.
+#define CNNCORE_GEMM_UKERNEL(ctype, name, mr, nr, isa) \
+  void name(int64_t, const ctype*, const ctype*, ctype*, int64_t, int64_t, int64_t, bool);
+#include "cpu/kernels/gemm-kernels.inc"
+#undef CNNCORE_GEMM_UKERNEL
+
+namespace {
+
+template <typename T>
+std::vector<GemmUkernel<T>> collect() {
+  std::vector<GemmUkernel<T>> v;
+#define CNNCORE_GEMM_UKERNEL(ctype, name, mr, nr, isa) \
+  if constexpr (std::is_same_v<T, ctype>) v.push_back(GemmUkernel<T>{#name, mr, nr, isa, &name});
+#include "cpu/kernels/gemm-kernels.inc"
+#undef CNNCORE_GEMM_UKERNEL
+  return v;
+}
+
+template <typename T>
+const std::vector<GemmUkernel<T>>& registry() {
+  static const std::vector<GemmUkernel<T>> v = collect<T>();
+  return v;
+}
+
+// Cache blocking: a kc x NR sliver of B stays in L1, an MC x kc block of A in
+// L2, a kc x NC panel of B in L3.
+template <typename T> constexpr int64_t kKC = 256;
+template <> constexpr int64_t kKC<double> = 128;
+constexpr int64_t kNC = 3072;
+constexpr int64_t kMCSlivers = 16;
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Packs rows [i0, i0+m) x cols [p0, p0+kc) of op(A) into MR-row slivers,
+// zero-filling the rows past m.
+template <typename T>
+void pack_a(bool trans, const T* A, int64_t lda, int64_t i0, int64_t m, int64_t p0, int64_t kc, int mr, T* dst,
+            bool parallel, int nt) {
+  const int64_t slivers = ceil_div(m, mr);
+#pragma omp parallel for schedule(static) num_threads(nt) if (parallel)
+  for (int64_t s = 0; s < slivers; ++s) {
+    T* d = dst + s * kc * mr;
+    for (int64_t p = 0; p < kc; ++p)
+      for (int i = 0; i < mr; ++i) {
+        const int64_t row = s * mr + i;
+        d[p * mr + i] = row < m ? (trans ? A[(p0 + p) * lda + i0 + row] : A[(i0 + row) * lda + p0 + p]) : T(0);
+      }
+  }
+}
+
+// Packs rows [p0, p0+kc) x cols [j0, j0+n) of op(B) into NR-column slivers.
+template <typename T>
+void pack_b(bool trans, const T* B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0, int64_t n, int nr, T* dst,
+            bool parallel, int nt) {
+  const int64_t slivers = ceil_div(n, nr);
+#pragma omp parallel for schedule(static) num_threads(nt) if (parallel)
+  for (int64_t s = 0; s < slivers; ++s) {
+    T* d = dst + s * kc * nr;
+    const int64_t cols = std::min<int64_t>(nr, n - s * nr);
+    for (int64_t p = 0; p < kc; ++p) {
+      T* dp = d + p * nr;
+      if (!trans) {
+        const T* src = B + (p0 + p) * ldb + j0 + s * nr;
+        for (int64_t j = 0; j < cols; ++j) dp[j] = src[j];
+      } else {
+        for (int64_t j = 0; j < cols; ++j) dp[j] = B[(j0 + s * nr + j) * ldb + p0 + p];
+      }
+      for (int64_t j = cols; j < nr; ++j) dp[j] = T(0);
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+const GemmUkernel<T>* gemm_ukernels(int* count) {
+  *count = static_cast<int>(registry<T>().size());
+  return registry<T>().data();
+}
+
+template <typename T>
+const GemmUkernel<T>& gemm_ukernel_for_current_isa() {
+  const int level = std::max(1, static_cast<int>(get_isa()));
+  const GemmUkernel<T>* best = nullptr;
+  for (const auto& k : registry<T>())
+    if (k.isa <= level && (!best || k.isa > best->isa)) best = &k;
+  return *best;  // the generic kernels are always registered
+}
+
+template <typename T>
+void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
+          int64_t lda, const T* B, int64_t ldb, bool accumulate, T* C, int64_t ldc, bool parallel) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
+    return;
+  }
+  const int mr = uk.mr, nr = uk.nr;
+  const int64_t KC = kKC<T>;
+  const int64_t MC = kMCSlivers * mr;
+  const int nt = parallel ? get_num_threads() : 1;
+  const bool par = parallel && nt > 1;
+  const int64_t nc_max = std::min<int64_t>(kNC, ceil_div(N, nr) * nr);
+  std::vector<T> apack(static_cast<std::size_t>(ceil_div(M, mr) * mr * std::min(K, KC)));
+  std::vector<T> bpack(static_cast<std::size_t>(nc_max * std::min(K, KC)));
+
+  for (int64_t jc = 0; jc < N; jc += kNC) {
+    const int64_t nc = std::min<int64_t>(kNC, N - jc);
+    const int64_t n_slivers = ceil_div(nc, nr);
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = std::min(KC, K - pc);
+      const bool acc = accumulate || pc > 0;
+      pack_b(transB, B, ldb, pc, kc, jc, nc, nr, bpack.data(), par, nt);
+      pack_a(transA, A, lda, 0, M, pc, kc, mr, apack.data(), par, nt);
+      const int64_t m_blocks = ceil_div(M, MC);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (par)
+      for (int64_t ib = 0; ib < m_blocks; ++ib)
+        for (int64_t js = 0; js < n_slivers; ++js) {
+          const int64_t j = js * nr;
+          const int64_t n = std::min<int64_t>(nr, nc - j);
+          const T* b = bpack.data() + js * kc * nr;
+          const int64_t i_end = std::min(M, (ib + 1) * MC);
+          for (int64_t i = ib * MC; i < i_end; i += mr) {
+            const int64_t m = std::min<int64_t>(mr, M - i);
+            uk.fn(kc, apack.data() + (i / mr) * kc * mr, b, C + i * ldc + jc + j, ldc, m, n, acc);
+          }
+        }
+    }
+  }
+}
+
+template <typename T>
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+          int64_t ldb, bool accumulate, T* C, int64_t ldc, bool parallel) {
+  gemm(gemm_ukernel_for_current_isa<T>(), transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc, parallel);
+}
+
+#define CNNCORE_INSTANTIATE(T)                                                                            \
+  template const GemmUkernel<T>* gemm_ukernels<T>(int*);                                                  \
+  template const GemmUkernel<T>& gemm_ukernel_for_current_isa<T>();                                       \
+  template void gemm<T>(const GemmUkernel<T>&, bool, bool, int64_t, int64_t, int64_t, const T*, int64_t,  \
+                        const T*, int64_t, bool, T*, int64_t, bool);                                      \
+  template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, bool, \
+                        T*, int64_t, bool);
+CNNCORE_INSTANTIATE(float)
+CNNCORE_INSTANTIATE(double)
+#undef CNNCORE_INSTANTIATE
+
+}  // namespace cnncore::cpu

@@ -1,0 +1,41 @@
+// Blocked GEMM on packed panels with per-ISA micro-kernels.
+//
+//   C (M x N) = [C +] op(A) (M x K) * op(B) (K x N), all row-major,
+//   op(A)(i, p) = transA ? A[p*lda + i] : A[i*lda + p]   (likewise B).
+#pragma once
+
+#include <cstdint>
+
+namespace cnncore::cpu {
+
+// Micro-kernel contract: `a` holds kc steps of MR values (a[p*MR + i]), `b`
+// holds kc steps of NR values (b[p*NR + j]). Computes the MR x NR tile
+// sum_p a[p][i] * b[p][j] and writes its top-left m x n corner (m <= MR,
+// n <= NR) to c (row stride ldc), adding to c when `accumulate`.
+template <typename T>
+using GemmUkernelFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t m, int64_t n,
+                               bool accumulate);
+
+template <typename T>
+struct GemmUkernel {
+  const char* name;  // e.g. "f32_gemm_6x16__avx2_fma"
+  int mr, nr;
+  int isa;  // cnncore::Isa level the kernel needs
+  GemmUkernelFn<T> fn;
+};
+
+// Every micro-kernel built into this library (from gemm-kernels.inc), and the
+// one the current kernel level selects.
+template <typename T> const GemmUkernel<T>* gemm_ukernels(int* count);
+template <typename T> const GemmUkernel<T>& gemm_ukernel_for_current_isa();
+
+template <typename T>
+void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
+          int64_t lda, const T* B, int64_t ldb, bool accumulate, T* C, int64_t ldc, bool parallel);
+
+// Same, with the kernel of the current level.
+template <typename T>
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+          int64_t ldb, bool accumulate, T* C, int64_t ldc, bool parallel);
+
+}  // namespace cnncore::cpu

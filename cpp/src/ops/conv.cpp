@@ -1,0 +1,191 @@
+// The convolution op layer: validate once, allocate, pick an implementation, run.
+#include "cnncore/conv.hpp"
+
+#include <cstring>
+
+#include "cnncore/error.hpp"
+#include "cnncore/runtime.hpp"
+#include "cpu/kernels/conv-im2col.hpp"
+#include "cpu/ref/conv-ref.hpp"
+#include "ops/conv_geometry.hpp"
+#include "util/checked.hpp"
+
+namespace cnncore {
+
+using detail::ConvGeometry;
+using detail::str;
+
+namespace {
+
+void check_tensor(const char* op, const char* name, const Tensor& t) {
+  if (!t.defined()) throw value_error(str(op, ": ", name, " is missing (an undefined tensor)"));
+  if (t.device() != Device::cpu)
+    throw value_error(str(op, ": ", name, " is on a device this build cannot run on; expected a CPU tensor"));
+}
+
+void check_same_dtype(const char* op, const char* name, const Tensor& t, const char* ref_name, DType ref) {
+  if (t.dtype() != ref)
+    throw type_error(str(op, ": ", name, " has dtype ", dtype_name(t.dtype()), " but ", ref_name, " has ",
+                         dtype_name(ref), "; convert one of them so both match"));
+}
+
+ConvAlgorithm choose(ConvAlgorithm requested) {
+  if (requested != ConvAlgorithm::auto_) return requested;
+  return get_isa() == Isa::ref ? ConvAlgorithm::reference : ConvAlgorithm::im2col;
+}
+
+// Checks that the result plus the chosen algorithm's workspace fits the
+// memory limit before anything is allocated.
+void check_budget(const char* op, const ConvGeometry& g, ConvAlgorithm algo, cpu::ConvPass pass, DType dtype,
+                  int64_t result_elems) {
+  const int64_t es = static_cast<int64_t>(dtype_size(dtype));
+  int64_t bytes = detail::checked_mul(result_elems, es, op);
+  if (algo == ConvAlgorithm::im2col)
+    bytes = detail::checked_add(bytes, cpu::conv_im2col_workspace_bytes(g, es, pass, get_num_threads()), op);
+  check_memory(op, bytes);
+}
+
+template <typename F>
+void with_dtype(DType dtype, F&& f) {
+  if (dtype == DType::f32)
+    f(float{});
+  else
+    f(double{});
+}
+
+Tensor forward_nd(const char* op, int nd, const Tensor& src, const Tensor& weights, const Tensor& bias,
+                  const ConvParams& params) {
+  check_tensor(op, "x", src);
+  check_tensor(op, "weight", weights);
+  const ConvGeometry g = detail::make_conv_geometry(op, nd, src.shape(), weights.shape(), params);
+  check_same_dtype(op, "weight", weights, "x", src.dtype());
+  if (bias.defined()) {
+    check_tensor(op, "bias", bias);
+    detail::check_bias_shape(op, bias.shape(), g.C_out);
+    check_same_dtype(op, "bias", bias, "x", src.dtype());
+  }
+  const ConvAlgorithm algo = choose(params.algorithm);
+  const Shape dst_shape = g.dst_shape();
+  check_budget(op, g, algo, cpu::ConvPass::forward, src.dtype(), shape_numel(dst_shape));
+  Tensor dst = Tensor::empty(dst_shape, src.dtype());
+  if (dst.numel() == 0) return dst;
+  with_dtype(src.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* b = bias.defined() ? bias.data_as<T>() : nullptr;
+    if (algo == ConvAlgorithm::reference)
+      cpu::ref::conv_forward(g, src.data_as<T>(), weights.data_as<T>(), b, dst.data_as<T>());
+    else
+      cpu::conv_forward_im2col(g, src.data_as<T>(), weights.data_as<T>(), b, dst.data_as<T>());
+  });
+  return dst;
+}
+
+Tensor backward_data_nd(const char* op, int nd, const Tensor& diff_dst, const Tensor& weights,
+                        const Shape& src_shape, const ConvParams& params) {
+  check_tensor(op, "grad_out", diff_dst);
+  check_tensor(op, "weight", weights);
+  const ConvGeometry g = detail::make_conv_geometry(op, nd, src_shape, weights.shape(), params);
+  detail::check_diff_dst_shape(op, diff_dst.shape(), g);
+  check_same_dtype(op, "weight", weights, "grad_out", diff_dst.dtype());
+  const ConvAlgorithm algo = choose(params.algorithm);
+  check_budget(op, g, algo, cpu::ConvPass::backward_data, diff_dst.dtype(), shape_numel(src_shape));
+  Tensor diff_src = Tensor::zeros(src_shape, diff_dst.dtype());
+  if (diff_src.numel() == 0) return diff_src;
+  with_dtype(diff_dst.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (algo == ConvAlgorithm::reference)
+      cpu::ref::conv_backward_data(g, diff_dst.data_as<T>(), weights.data_as<T>(), diff_src.data_as<T>());
+    else
+      cpu::conv_backward_data_im2col(g, diff_dst.data_as<T>(), weights.data_as<T>(), diff_src.data_as<T>());
+  });
+  return diff_src;
+}
+
+Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const Tensor& src,
+                          const Shape& weights_shape, const ConvParams& params) {
+  check_tensor(op, "grad_out", diff_dst);
+  check_tensor(op, "x", src);
+  const ConvGeometry g = detail::make_conv_geometry(op, nd, src.shape(), weights_shape, params);
+  detail::check_diff_dst_shape(op, diff_dst.shape(), g);
+  check_same_dtype(op, "grad_out", diff_dst, "x", src.dtype());
+  const ConvAlgorithm algo = choose(params.algorithm);
+  check_budget(op, g, algo, cpu::ConvPass::backward_weight, src.dtype(), shape_numel(weights_shape));
+  Tensor diff_w = Tensor::zeros(weights_shape, src.dtype());
+  with_dtype(src.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (algo == ConvAlgorithm::reference)
+      cpu::ref::conv_backward_weight(g, diff_dst.data_as<T>(), src.data_as<T>(), diff_w.data_as<T>());
+    else
+      cpu::conv_backward_weight_im2col(g, diff_dst.data_as<T>(), src.data_as<T>(), diff_w.data_as<T>());
+  });
+  return diff_w;
+}
+
+}  // namespace
+
+Tensor conv_forward(const Tensor& src, const Tensor& weights, const Tensor& bias, const ConvParams& params,
+                    const char* op, int spatial_dims) {
+  return forward_nd(op, detail::resolve_spatial_rank(op, spatial_dims, src.shape()), src, weights, bias, params);
+}
+
+Tensor conv_backward_data(const Tensor& diff_dst, const Tensor& weights, const Shape& src_shape,
+                          const ConvParams& params, const char* op, int spatial_dims) {
+  return backward_data_nd(op, detail::resolve_spatial_rank(op, spatial_dims, src_shape), diff_dst, weights, src_shape, params);
+}
+
+Tensor conv_backward_weight(const Tensor& diff_dst, const Tensor& src, const Shape& weights_shape,
+                            const ConvParams& params, const char* op, int spatial_dims) {
+  return backward_weight_nd(op, detail::resolve_spatial_rank(op, spatial_dims, src.shape()), diff_dst, src, weights_shape,
+                            params);
+}
+
+// grad_bias[c] = sum over images and positions of grad_out[:, c, ...].
+Tensor conv_backward_bias(const Tensor& diff_dst, const char* op) {
+  check_tensor(op, "grad_out", diff_dst);
+  const Shape& s = diff_dst.shape();
+  if (s.size() < 3)
+    throw value_error(str(op, ": grad_out must have at least 3 dimensions (N, C_out, spatial...), got shape ",
+                          shape_str(s)));
+  const int64_t N = s[0], C = s[1];
+  const int64_t inner = C == 0 || N == 0 ? 0 : diff_dst.numel() / (N * C);
+  Tensor db = Tensor::zeros({C}, diff_dst.dtype());
+  with_dtype(diff_dst.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* dy = diff_dst.data_as<T>();
+    T* out = db.data_as<T>();
+#pragma omp parallel for schedule(static) num_threads(get_num_threads())
+    for (int64_t c = 0; c < C; ++c) {
+      T sum = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        const T* row = dy + (n * C + c) * inner;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t i = 0; i < inner; ++i) sum += row[i];
+      }
+      out[c] = sum;
+    }
+  });
+  return db;
+}
+
+Tensor conv2d_forward(const Tensor& src, const Tensor& weights, const Tensor& bias, const ConvParams& params) {
+  return forward_nd("conv2d", 2, src, weights, bias, params);
+}
+
+Tensor conv2d_backward_data(const Tensor& diff_dst, const Tensor& weights, const Shape& src_shape,
+                            const ConvParams& params) {
+  return backward_data_nd("conv2d", 2, diff_dst, weights, src_shape, params);
+}
+
+Tensor conv2d_backward_weight(const Tensor& diff_dst, const Tensor& src, const Shape& weights_shape,
+                              const ConvParams& params) {
+  return backward_weight_nd("conv2d", 2, diff_dst, src, weights_shape, params);
+}
+
+Tensor conv2d_backward_bias(const Tensor& diff_dst) {
+  if (diff_dst.defined() && diff_dst.dim() != 4)
+    throw value_error(str("conv2d: grad_out must have 4 dimensions (N, C_out, H_out, W_out), got shape ",
+                          shape_str(diff_dst.shape())));
+  return conv_backward_bias(diff_dst, "conv2d");
+}
+
+}  // namespace cnncore

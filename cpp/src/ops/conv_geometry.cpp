@@ -1,0 +1,270 @@
+#include "ops/conv_geometry.hpp"
+
+#include <algorithm>
+
+#include "cnncore/error.hpp"
+#include "util/checked.hpp"
+
+namespace cnncore {
+
+using detail::checked_add;
+using detail::checked_mul;
+using detail::str;
+
+namespace {
+
+const char* const* axis_names(int nd) {
+  static const char* const n1[] = {"L"};
+  static const char* const n2[] = {"H", "W"};
+  static const char* const n3[] = {"D", "H", "W"};
+  return nd == 1 ? n1 : nd == 2 ? n2 : n3;
+}
+
+std::string layout_name(int nd, bool weights) {
+  if (weights) return nd == 1 ? "(C_out, C_in/groups, kL)" : nd == 2 ? "(C_out, C_in/groups, kH, kW)"
+                                                                     : "(C_out, C_in/groups, kD, kH, kW)";
+  return nd == 1 ? "(N, C_in, L)" : nd == 2 ? "(N, C_in, H, W)" : "(N, C_in, D, H, W)";
+}
+
+// Expands a per-axis parameter (empty = default) and checks its values.
+void per_axis(const char* op, const char* name, const std::vector<int64_t>& v, int nd, int64_t dflt,
+              int64_t minimum, int64_t* out) {
+  if (!v.empty() && static_cast<int>(v.size()) != nd)
+    throw value_error(str(op, ": ", name, " must have ", nd, " value", nd == 1 ? "" : "s",
+                          " (one per spatial axis), got ", v.size()));
+  for (int a = 0; a < nd; ++a) {
+    const int64_t x = v.empty() ? dflt : v[static_cast<std::size_t>(a)];
+    if (x < minimum)
+      throw value_error(str(op, ": ", name, " must be ", minimum == 1 ? "positive" : "non-negative",
+                            ", got ", x, " on axis ", axis_names(nd)[a]));
+    out[3 - nd + a] = x;
+  }
+}
+
+}  // namespace
+
+PaddingMode parse_padding_mode(const std::string& name) {
+  if (name == "zeros") return PaddingMode::zeros;
+  if (name == "reflect") return PaddingMode::reflect;
+  if (name == "replicate") return PaddingMode::replicate;
+  if (name == "circular") return PaddingMode::circular;
+  throw value_error(
+      str("padding_mode must be one of 'zeros', 'reflect', 'replicate', 'circular', got '", name, "'"));
+}
+
+PaddingPreset parse_padding_preset(const std::string& name) {
+  if (name == "valid") return PaddingPreset::valid;
+  if (name == "same") return PaddingPreset::same;
+  if (name == "full") return PaddingPreset::full;
+  throw value_error(str("padding must be an integer, a tuple of integers, or one of 'valid', 'same', ",
+                        "'full', got '", name, "'"));
+}
+
+ConvAlgorithm parse_conv_algorithm(const std::string& name) {
+  if (name == "auto") return ConvAlgorithm::auto_;
+  if (name == "reference") return ConvAlgorithm::reference;
+  if (name == "im2col") return ConvAlgorithm::im2col;
+  throw value_error(str("algorithm must be one of 'auto', 'reference', 'im2col', got '", name, "'"));
+}
+
+const char* padding_mode_name(PaddingMode mode) {
+  switch (mode) {
+    case PaddingMode::zeros: return "zeros";
+    case PaddingMode::reflect: return "reflect";
+    case PaddingMode::replicate: return "replicate";
+    case PaddingMode::circular: return "circular";
+  }
+  return "?";
+}
+
+const char* conv_algorithm_name(ConvAlgorithm algorithm) {
+  switch (algorithm) {
+    case ConvAlgorithm::auto_: return "auto";
+    case ConvAlgorithm::reference: return "reference";
+    case ConvAlgorithm::im2col: return "im2col";
+  }
+  return "?";
+}
+
+int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
+                         int64_t pad_before, int64_t pad_after) {
+  const char* op = "conv_output_size";
+  if (in < 1 || kernel < 1 || stride < 1 || dilation < 1 || pad_before < 0 || pad_after < 0)
+    throw value_error(str(op, ": expects in, kernel, stride, dilation >= 1 and paddings >= 0, got in=", in,
+                          " kernel=", kernel, " stride=", stride, " dilation=", dilation,
+                          " padding=(", pad_before, ", ", pad_after, ")"));
+  const int64_t padded = checked_add(checked_add(in, pad_before, op), pad_after, op);
+  const int64_t span = checked_add(checked_mul(dilation, kernel - 1, op), 1, op);
+  if (span > padded)
+    throw value_error(str(op, ": kernel extent ", span, " (dilation*(kernel-1)+1) is larger than the padded ",
+                          "input ", padded));
+  return (padded - span) / stride + 1;
+}
+
+namespace detail {
+
+bool ConvGeometry::has_padding() const {
+  for (int a = 0; a < 3; ++a)
+    if (pad_before[a] || pad_after[a]) return true;
+  return false;
+}
+
+Shape ConvGeometry::src_shape() const {
+  Shape s{N, C_in};
+  for (int a = 3 - nd; a < 3; ++a) s.push_back(in[a]);
+  return s;
+}
+
+Shape ConvGeometry::weights_shape() const {
+  Shape s{C_out, C_in_g};
+  for (int a = 3 - nd; a < 3; ++a) s.push_back(k[a]);
+  return s;
+}
+
+Shape ConvGeometry::dst_shape() const {
+  Shape s{N, C_out};
+  for (int a = 3 - nd; a < 3; ++a) s.push_back(out[a]);
+  return s;
+}
+
+int conv_spatial_rank(const char* op, const char* arg, const Shape& shape) {
+  if (shape.size() < 3 || shape.size() > 5)
+    throw value_error(str(op, ": ", arg, " must have 3, 4 or 5 dimensions (N, C, spatial...), got ",
+                          shape.size(), " with shape ", shape_str(shape)));
+  return static_cast<int>(shape.size()) - 2;
+}
+
+int resolve_spatial_rank(const char* op, int spatial_dims, const Shape& src) {
+  if (spatial_dims < 0 || spatial_dims > 3)
+    throw value_error(str(op, ": spatial_dims must be 0 (from x) or 1..3, got ", spatial_dims));
+  return spatial_dims ? spatial_dims : conv_spatial_rank(op, "x", src);
+}
+
+ConvGeometry make_conv_geometry(const char* op, int nd, const Shape& src, const Shape& weights,
+                                const ConvParams& p) {
+  ConvGeometry g;
+  g.nd = nd;
+  const std::size_t rank = static_cast<std::size_t>(nd) + 2;
+  const char* const* names = axis_names(nd);
+  if (src.size() != rank)
+    throw value_error(str(op, ": x must have ", rank, " dimensions ", layout_name(nd, false), ", got ",
+                          src.size(), " with shape ", shape_str(src)));
+  if (weights.size() != rank)
+    throw value_error(str(op, ": weight must have ", rank, " dimensions ", layout_name(nd, true), ", got ",
+                          weights.size(), " with shape ", shape_str(weights)));
+
+  per_axis(op, "stride", p.stride, nd, 1, 1, g.stride);
+  per_axis(op, "dilation", p.dilation, nd, 1, 1, g.dilation);
+  if (p.groups < 1) throw value_error(str(op, ": groups must be a positive integer, got ", p.groups));
+  g.groups = p.groups;
+  g.mode = p.padding_mode;
+  g.flip = p.flip;
+
+  g.N = src[0];
+  g.C_in = src[1];
+  g.C_out = weights[0];
+  if (g.N < 0) throw value_error(str(op, ": x has a negative batch size in shape ", shape_str(src)));
+  if (g.C_in < 1)
+    throw value_error(str(op, ": x must have at least one channel, got shape ", shape_str(src)));
+  for (int a = 0; a < nd; ++a) {
+    g.in[3 - nd + a] = src[2 + static_cast<std::size_t>(a)];
+    g.k[3 - nd + a] = weights[2 + static_cast<std::size_t>(a)];
+    if (src[2 + static_cast<std::size_t>(a)] < 1)
+      throw value_error(str(op, ": x must have a positive size on every spatial axis, got ", names[a], "=",
+                            src[2 + static_cast<std::size_t>(a)], " in shape ", shape_str(src)));
+    if (weights[2 + static_cast<std::size_t>(a)] < 1)
+      throw value_error(str(op, ": weight must have a positive kernel size on every spatial axis, got k",
+                            names[a], "=", weights[2 + static_cast<std::size_t>(a)], " in shape ",
+                            shape_str(weights)));
+  }
+  if (g.C_out < 1)
+    throw value_error(str(op, ": weight must have at least one output channel, got shape ", shape_str(weights)));
+  if (g.C_in % g.groups != 0)
+    throw value_error(str(op, ": groups=", g.groups, " must divide the input channels, x has ", g.C_in));
+  if (g.C_out % g.groups != 0)
+    throw value_error(str(op, ": groups=", g.groups, " must divide the output channels, weight has ", g.C_out));
+  g.C_in_g = g.C_in / g.groups;
+  g.C_out_g = g.C_out / g.groups;
+  if (weights[1] != g.C_in_g)
+    throw value_error(str(op, ": weight expects ", weights[1], " input channels per group (groups=", g.groups,
+                          "), x has ", g.C_in, " channels, so weight.shape[1] must be ", g.C_in_g));
+
+  // Padding: explicit values or a named preset, resolved per axis.
+  if (p.padding_preset == PaddingPreset::none) {
+    if (!p.padding.empty() && p.padding.size() != 2 * static_cast<std::size_t>(nd))
+      throw value_error(str(op, ": padding must have ", 2 * nd, " values (before and after each spatial axis), got ",
+                            p.padding.size()));
+    for (int a = 0; a < nd; ++a) {
+      for (int side = 0; side < 2; ++side) {
+        const int64_t v = p.padding.empty() ? 0 : p.padding[2 * static_cast<std::size_t>(a) + side];
+        if (v < 0)
+          throw value_error(str(op, ": padding must be non-negative, got ", v, " on axis ", names[a]));
+        (side == 0 ? g.pad_before : g.pad_after)[3 - nd + a] = v;
+      }
+    }
+  } else {
+    if (!p.padding.empty())
+      throw value_error(str(op, ": give either explicit padding values or a padding preset, not both"));
+    for (int a = 3 - nd; a < 3; ++a) {
+      const int64_t reach = checked_mul(g.dilation[a], g.k[a] - 1, op);  // dilation*(k-1)
+      if (p.padding_preset == PaddingPreset::full) {
+        g.pad_before[a] = g.pad_after[a] = reach;
+      } else if (p.padding_preset == PaddingPreset::same) {
+        const int64_t out = (g.in[a] - 1) / g.stride[a] + 1;  // ceil(in / stride)
+        const int64_t need = checked_add(checked_add(checked_mul(out - 1, g.stride[a], op), reach, op), 1, op);
+        const int64_t total = std::max<int64_t>(need - g.in[a], 0);
+        g.pad_before[a] = total / 2;
+        g.pad_after[a] = total - total / 2;
+      }
+    }
+  }
+
+  for (int a = 3 - nd; a < 3; ++a) {
+    const char* axis = names[a - (3 - nd)];
+    if (g.mode == PaddingMode::reflect && (g.pad_before[a] >= g.in[a] || g.pad_after[a] >= g.in[a]))
+      throw value_error(str(op, ": reflect padding must be smaller than the input size on that axis: padding ",
+                            std::max(g.pad_before[a], g.pad_after[a]), " on ", axis, ", x has ", axis, "=", g.in[a]));
+    const int64_t padded = checked_add(checked_add(g.in[a], g.pad_before[a], op), g.pad_after[a], op);
+    const int64_t span = checked_add(checked_mul(g.dilation[a], g.k[a] - 1, op), 1, op);
+    if (span > padded)
+      throw value_error(str(op, ": kernel is larger than the padded input on axis ", axis, ": dilation*(k", axis,
+                            "-1)+1 = ", span, " but the padded input has ", axis, "=", padded,
+                            " (output size would be < 1)"));
+    g.out[a] = (padded - span) / g.stride[a] + 1;
+  }
+
+  // Every element count the kernels form, checked once here.
+  const int64_t in_sp = checked_mul(checked_mul(g.in[0], g.in[1], op), g.in[2], op);
+  const int64_t out_sp = checked_mul(checked_mul(g.out[0], g.out[1], op), g.out[2], op);
+  const int64_t k_sp = checked_mul(checked_mul(g.k[0], g.k[1], op), g.k[2], op);
+  checked_mul(checked_mul(g.N, g.C_in, op), in_sp, op);
+  checked_mul(checked_mul(g.N, g.C_out, op), out_sp, op);
+  checked_mul(checked_mul(g.C_out, g.C_in_g, op), k_sp, op);
+  const int64_t patch = checked_mul(g.C_in_g, k_sp, op);
+  checked_mul(checked_mul(patch, out_sp, op), 8, op);  // one im2col matrix, in bytes
+  for (int a = 0; a < 3; ++a) checked_mul(checked_mul(g.k[a], g.out[a], op), 8, op);  // tap tables
+  return g;
+}
+
+void check_bias_shape(const char* op, const Shape& bias, int64_t C_out) {
+  if (bias.size() != 1 || bias[0] != C_out)
+    throw value_error(str(op, ": bias must have shape (", C_out, ",) (one value per output channel), got ",
+                          shape_str(bias)));
+}
+
+void check_diff_dst_shape(const char* op, const Shape& diff_dst, const ConvGeometry& g) {
+  const Shape want = g.dst_shape();
+  if (diff_dst != want)
+    throw value_error(str(op, ": grad_out must have the forward output's shape ", shape_str(want), ", got ",
+                          shape_str(diff_dst)));
+}
+
+}  // namespace detail
+
+Shape conv_output_shape(const Shape& src, const Shape& weights, const ConvParams& params, const char* op,
+                        int spatial_dims) {
+  const int nd = detail::resolve_spatial_rank(op, spatial_dims, src);
+  return detail::make_conv_geometry(op, nd, src, weights, params).dst_shape();
+}
+
+}  // namespace cnncore

@@ -1,0 +1,24 @@
+// 64-bit size arithmetic that throws value_error instead of overflowing.
+#pragma once
+
+#include <cstdint>
+
+#include "cnncore/error.hpp"
+
+namespace cnncore::detail {
+
+inline int64_t checked_add(int64_t a, int64_t b, const char* what) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r))
+    throw value_error(str(what, ": size arithmetic overflows 64-bit integers (", a, " + ", b, ")"));
+  return r;
+}
+
+inline int64_t checked_mul(int64_t a, int64_t b, const char* what) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r))
+    throw value_error(str(what, ": size arithmetic overflows 64-bit integers (", a, " * ", b, ")"));
+  return r;
+}
+
+}  // namespace cnncore::detail

@@ -1,0 +1,29 @@
+"""Shared test configuration.
+
+Hypothesis profiles: ``default`` is small so the whole suite stays fast;
+``thorough`` (``CNNCORE_HYPOTHESIS_PROFILE=thorough``) draws many more cases.
+"""
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default",
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "thorough",
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("CNNCORE_HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
