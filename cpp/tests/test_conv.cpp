@@ -1,0 +1,171 @@
+// The im2col fast path against the reference over many configurations
+// (exact with small-integer fills), the adjoint identities, and the 1-D and
+// 3-D ranks the same geometry serves.
+#include <vector>
+
+#include "cnncore/cnncore.hpp"
+#include "harness.hpp"
+
+using namespace cnncore;
+
+namespace {
+
+template <typename T>
+Tensor filled(const Shape& s, unsigned seed, bool ints) {
+  Tensor t = Tensor::empty(s, dtype_of<T>());
+  if (ints)
+    test::fill_ints(t.data_as<T>(), t.numel(), seed);
+  else
+    test::fill_reals(t.data_as<T>(), t.numel(), seed);
+  return t;
+}
+
+template <typename T>
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape()) return 1e300;
+  double m = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::fabs(double(a.data_as<T>()[i]) - double(b.data_as<T>()[i])));
+  return m;
+}
+
+template <typename T>
+double dot(const Tensor& a, const Tensor& b) {
+  double s = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) s += double(a.data_as<T>()[i]) * double(b.data_as<T>()[i]);
+  return s;
+}
+
+struct Config {
+  Shape src, weights;
+  ConvParams p;
+};
+
+std::vector<Config> configs() {
+  std::vector<Config> v;
+  const PaddingMode modes[] = {PaddingMode::zeros, PaddingMode::reflect, PaddingMode::replicate,
+                               PaddingMode::circular};
+  int i = 0;
+  for (int64_t cin : {1, 3, 17})
+    for (int64_t groups : {1, 3})
+      for (int64_t k : {1, 2, 3})
+        for (int64_t s : {1, 2})
+          for (int64_t d : {1, 2}) {
+            if (cin % groups) continue;
+            Config c;
+            const int64_t cout = groups * (1 + i % 3);
+            c.src = {int64_t(i % 3), cin, 7 + i % 4, 9 - i % 3};
+            c.weights = {cout, cin / groups, k, k + (i % 2)};
+            c.p.stride = {s, s + (i % 2)};
+            c.p.dilation = {d, 1};
+            c.p.groups = groups;
+            c.p.flip = i % 2 == 1;
+            c.p.padding_mode = modes[i % 4];
+            c.p.padding = {i % 3, (i + 1) % 3, (i + 2) % 3, i % 2};
+            if (i % 5 == 0) {
+              c.p.padding.clear();
+              c.p.padding_preset = i % 10 == 0 ? PaddingPreset::same : PaddingPreset::full;
+              if (c.p.padding_mode == PaddingMode::reflect) c.p.padding_mode = PaddingMode::replicate;
+            }
+            v.push_back(c);
+            ++i;
+          }
+  return v;
+}
+
+template <typename T>
+void fast_equals_reference(bool ints) {
+  int n = 0;
+  for (Config c : configs()) {
+    ++n;
+    Tensor x = filled<T>(c.src, 11 + n, ints), w = filled<T>(c.weights, 12 + n, ints);
+    Tensor b = filled<T>({c.weights[0]}, 13 + n, ints);
+    c.p.algorithm = ConvAlgorithm::reference;
+    Tensor y_ref = conv2d_forward(x, w, b, c.p);
+    Tensor g = filled<T>(y_ref.shape(), 14 + n, ints);
+    Tensor dx_ref = conv2d_backward_data(g, w, x.shape(), c.p);
+    Tensor dw_ref = conv2d_backward_weight(g, x, w.shape(), c.p);
+    c.p.algorithm = ConvAlgorithm::im2col;
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      const double tol = ints ? 0.0 : 1e-10;
+      CHECK(max_abs_diff<T>(conv2d_forward(x, w, b, c.p), y_ref) <= tol);
+      CHECK(max_abs_diff<T>(conv2d_backward_data(g, w, x.shape(), c.p), dx_ref) <= tol);
+      CHECK(max_abs_diff<T>(conv2d_backward_weight(g, x, w.shape(), c.p), dw_ref) <= tol);
+    }
+  }
+  CHECK(n > 30);
+}
+
+}  // namespace
+
+TEST(conv2d_im2col_equals_reference_f32_exact) { fast_equals_reference<float>(true); }
+TEST(conv2d_im2col_equals_reference_f64) { fast_equals_reference<double>(false); }
+
+TEST(conv2d_adjoint_identities) {
+  for (Config c : configs()) {
+    if (c.src[0] == 0) continue;
+    Tensor x = filled<double>(c.src, 1, false), w = filled<double>(c.weights, 2, false);
+    Tensor y = conv2d_forward(x, w, Tensor(), c.p);
+    Tensor g = filled<double>(y.shape(), 3, false);
+    const double lhs = dot<double>(y, g);
+    const double via_data = dot<double>(x, conv2d_backward_data(g, w, x.shape(), c.p));
+    const double via_weight = dot<double>(w, conv2d_backward_weight(g, x, w.shape(), c.p));
+    CHECK_NEAR(lhs, via_data, 1e-9 * (1 + std::fabs(lhs)));
+    CHECK_NEAR(lhs, via_weight, 1e-9 * (1 + std::fabs(lhs)));
+  }
+}
+
+TEST(conv2d_backward_bias_sums_grad) {
+  Tensor g = filled<double>({3, 4, 5, 6}, 7, true);
+  Tensor db = conv2d_backward_bias(g);
+  for (int64_t c = 0; c < 4; ++c) {
+    double s = 0;
+    for (int64_t n = 0; n < 3; ++n)
+      for (int64_t i = 0; i < 30; ++i) s += g.data_as<double>()[(n * 4 + c) * 30 + i];
+    CHECK(db.data_as<double>()[c] == s);
+  }
+}
+
+TEST(conv1d_and_conv3d_share_the_geometry) {
+  ConvParams p;
+  p.padding_preset = PaddingPreset::same;
+  p.padding_mode = PaddingMode::circular;
+  for (const auto& shapes : {std::pair<Shape, Shape>{{2, 3, 11}, {4, 3, 3}},
+                             std::pair<Shape, Shape>{{2, 3, 5, 6, 7}, {4, 3, 3, 2, 3}}}) {
+    Tensor x = filled<float>(shapes.first, 5, true), w = filled<float>(shapes.second, 6, true);
+    p.algorithm = ConvAlgorithm::reference;
+    Tensor y_ref = conv_forward(x, w, Tensor(), p);
+    Tensor g = filled<float>(y_ref.shape(), 8, true);
+    Tensor dx_ref = conv_backward_data(g, w, x.shape(), p);
+    Tensor dw_ref = conv_backward_weight(g, x, w.shape(), p);
+    p.algorithm = ConvAlgorithm::im2col;
+    CHECK(max_abs_diff<float>(conv_forward(x, w, Tensor(), p), y_ref) == 0.0);
+    CHECK(max_abs_diff<float>(conv_backward_data(g, w, x.shape(), p), dx_ref) == 0.0);
+    CHECK(max_abs_diff<float>(conv_backward_weight(g, x, w.shape(), p), dw_ref) == 0.0);
+    CHECK(y_ref.shape()[2] == shapes.first[2]);
+  }
+}
+
+TEST(conv2d_true_convolution_commutes) {
+  // Single channel, full padding, flip: conv(a, b) == conv(b, a).
+  Tensor a = filled<double>({1, 1, 4, 6}, 21, true), b = filled<double>({1, 1, 3, 2}, 22, true);
+  ConvParams p;
+  p.padding_preset = PaddingPreset::full;
+  p.flip = true;
+  Tensor ab = conv2d_forward(a, b, Tensor(), p);
+  Tensor a_as_w = Tensor::wrap(a.data(), {1, 1, 4, 6}, DType::f64, a.storage());
+  Tensor ba = conv2d_forward(b, a_as_w, Tensor(), p);
+  CHECK(max_abs_diff<double>(ab, ba) == 0.0);
+}
+
+TEST(conv2d_dtype_mismatch_is_a_type_error) {
+  ConvParams p;
+  CHECK_THROWS(type_error, "dtype", conv2d_forward(Tensor::zeros({1, 1, 4, 4}, DType::f32),
+                                                   Tensor::zeros({1, 1, 3, 3}, DType::f64), Tensor(), p));
+  CHECK_THROWS(value_error, "grad_out must have the forward output's shape",
+               conv2d_backward_data(Tensor::zeros({1, 1, 3, 3}, DType::f32), Tensor::zeros({1, 1, 3, 3}, DType::f32),
+                                    {1, 1, 4, 4}, p));
+  CHECK_THROWS(value_error, "bias must have shape", conv2d_forward(Tensor::zeros({1, 1, 4, 4}, DType::f32),
+                                                                  Tensor::zeros({2, 1, 3, 3}, DType::f32),
+                                                                  Tensor::zeros({3}, DType::f32), p));
+}

@@ -1,0 +1,33 @@
+#include <cstring>
+
+#include "cnncore/runtime.hpp"
+#include "harness.hpp"
+
+namespace cnncore::test {
+std::vector<Case>& registry() {
+  static std::vector<Case> r;
+  return r;
+}
+int failures = 0;
+}  // namespace cnncore::test
+
+// Usage: cnncore_tests [substring]  — runs the tests whose name contains it.
+int main(int argc, char** argv) {
+  using namespace cnncore::test;
+  std::printf("kernel level: %s, threads: %d\n", cnncore::isa_name(cnncore::get_isa()), cnncore::get_num_threads());
+  int run = 0;
+  for (const auto& c : registry()) {
+    if (argc > 1 && !std::strstr(c.name, argv[1])) continue;
+    const int before = failures;
+    try {
+      c.fn();
+    } catch (const std::exception& e) {
+      ++failures;
+      std::fprintf(stderr, "  unexpected exception: %s\n", e.what());
+    }
+    std::printf("%s %s\n", failures == before ? "ok  " : "FAIL", c.name);
+    ++run;
+  }
+  std::printf("%d tests, %d failed checks\n", run, failures);
+  return failures == 0 && run > 0 ? 0 : 1;
+}

@@ -1,0 +1,54 @@
+#include <cstring>
+
+#include "cnncore/cnncore.hpp"
+#include "harness.hpp"
+
+using namespace cnncore;
+
+TEST(tensor_empty_shape_and_strides) {
+  Tensor t = Tensor::empty({2, 3, 4, 5}, DType::f32);
+  CHECK(t.numel() == 120);
+  CHECK(t.nbytes() == 480);
+  CHECK((t.strides() == Shape{60, 20, 5, 1}));
+  CHECK(reinterpret_cast<uintptr_t>(t.data()) % 64 == 0);
+  CHECK(t.device() == Device::cpu);
+}
+
+TEST(tensor_zeros_and_empty_batch) {
+  Tensor t = Tensor::zeros({3, 7}, DType::f64);
+  bool all_zero = true;
+  for (int i = 0; i < 21; ++i) all_zero = all_zero && t.data_as<double>()[i] == 0.0;
+  CHECK(all_zero);
+  Tensor e = Tensor::empty({0, 3, 4, 4}, DType::f32);
+  CHECK(e.numel() == 0);
+  CHECK(e.defined());
+}
+
+TEST(tensor_wrap_shares_memory) {
+  auto buf = std::make_shared<std::vector<float>>(6, 1.5f);
+  Tensor t = Tensor::wrap(buf->data(), {2, 3}, DType::f32, buf);
+  t.data_as<float>()[4] = 9.0f;
+  CHECK((*buf)[4] == 9.0f);
+  CHECK(t.storage().get() == buf.get());
+}
+
+TEST(tensor_rejects_overflow_and_huge_allocations) {
+  CHECK_THROWS(value_error, "overflows", Tensor::empty({int64_t{1} << 40, int64_t{1} << 40}, DType::f32));
+  CHECK_THROWS(value_error, "negative", Tensor::empty({-1, 3}, DType::f32));
+  const int64_t old = get_memory_limit();
+  set_memory_limit(1024);
+  CHECK_THROWS(value_error, "memory limit", Tensor::empty({1024}, DType::f32));
+  set_memory_limit(old);
+  CHECK_THROWS(value_error, "at least 1", set_memory_limit(0));
+}
+
+TEST(runtime_threads_and_isa) {
+  const int old = get_num_threads();
+  set_num_threads(1);
+  CHECK(get_num_threads() == 1);
+  set_num_threads(old);
+  CHECK_THROWS(value_error, "at least 1", set_num_threads(0));
+  CHECK(parse_isa("generic") == Isa::generic);
+  CHECK_THROWS(value_error, "isa", parse_isa("sse9"));
+  CHECK(static_cast<int>(get_isa()) <= static_cast<int>(best_supported_isa()));
+}
