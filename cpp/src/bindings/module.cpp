@@ -19,10 +19,7 @@ Tensor from_numpy(const py::handle& obj, const char* op, const char* name) {
     throw type_error(detail::str(op, ": ", name, " must be a float32 or float64 array, got dtype ",
                                  std::string(py::str(arr.dtype()))));
   if (!(arr.flags() & py::array::c_style))
-    arr = py::reinterpret_steal<py::array>(
-        py::detail::npy_api::get().PyArray_FromAny_(arr.ptr(), nullptr, 0, 0,
-                                                     py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_, nullptr));
-  if (!arr) throw py::error_already_set();
+    arr = py::module_::import("numpy").attr("ascontiguousarray")(arr).cast<py::array>();
   Shape shape(arr.shape(), arr.shape() + arr.ndim());
   // The deleter may run without the GIL (a Tensor dropped inside a released
   // region), so it takes the GIL itself.

@@ -17,18 +17,31 @@ namespace {
 
 // For each axis, tap and output position, the source index along that axis
 // (-1 = a zero from padding). Padding mode and flip are folded in here, so
-// im2col and col2im are plain gathers and scatters.
+// im2col and col2im are plain gathers and scatters. For each tap the outputs
+// [lo, hi) read inside the input, at src = o * stride + off, which the inner
+// loops use to copy without the table.
 struct TapTables {
   std::vector<int64_t> axis[3];  // axis[a][tap * out[a] + o]
+  std::vector<int64_t> lo[3], hi[3], off[3];
 
   explicit TapTables(const ConvGeometry& g) {
     for (int a = 0; a < 3; ++a) {
       axis[a].resize(static_cast<std::size_t>(g.k[a] * g.out[a]));
+      lo[a].assign(static_cast<std::size_t>(g.k[a]), 0);
+      hi[a].assign(static_cast<std::size_t>(g.k[a]), 0);
+      off[a].assign(static_cast<std::size_t>(g.k[a]), 0);
       for (int64_t t = 0; t < g.k[a]; ++t) {
         const int64_t tap = g.flip ? g.k[a] - 1 - t : t;
+        const int64_t o0 = tap * g.dilation[a] - g.pad_before[a];
+        off[a][t] = o0;
+        // o * stride + o0 in [0, in)  <=>  o in [ceil(-o0 / s), ceil((in - o0) / s))
+        const int64_t s = g.stride[a];
+        auto ceil_div_pos = [s](int64_t v) { return v <= 0 ? -((-v) / s) : (v + s - 1) / s; };
+        lo[a][t] = std::clamp<int64_t>(ceil_div_pos(-o0), 0, g.out[a]);
+        hi[a][t] = std::clamp<int64_t>(ceil_div_pos(g.in[a] - o0), lo[a][t], g.out[a]);
         for (int64_t o = 0; o < g.out[a]; ++o)
-          axis[a][static_cast<std::size_t>(t * g.out[a] + o)] = detail::padded_source_index(
-              o * g.stride[a] + tap * g.dilation[a] - g.pad_before[a], g.in[a], g.mode);
+          axis[a][static_cast<std::size_t>(t * g.out[a] + o)] =
+              detail::padded_source_index(o * s + o0, g.in[a], g.mode);
       }
     }
   }
@@ -54,7 +67,9 @@ void im2col(const ConvGeometry& g, const TapTables& tt, const T* x, T* col, bool
     const int64_t c = r / ksz, t = r % ksz;
     const int64_t* TD = tt.axis[0].data() + (t / (g.k[1] * g.k[2])) * g.out[0];
     const int64_t* TH = tt.axis[1].data() + ((t / g.k[2]) % g.k[1]) * g.out[1];
-    const int64_t* TW = tt.axis[2].data() + (t % g.k[2]) * g.out[2];
+    const int64_t tw = t % g.k[2];
+    const int64_t* TW = tt.axis[2].data() + tw * g.out[2];
+    const int64_t lo = tt.lo[2][tw], hi = tt.hi[2][tw], off = tt.off[2][tw], sw = g.stride[2];
     const T* xc = x + c * isz;
     T* d = col + r * P;
     for (int64_t od = 0; od < g.out[0]; ++od)
@@ -65,7 +80,13 @@ void im2col(const ConvGeometry& g, const TapTables& tt, const T* x, T* col, bool
           continue;
         }
         const T* xr = xc + (sd * g.in[1] + sh) * g.in[2];
-        for (int64_t ow = 0; ow < g.out[2]; ++ow) d[ow] = TW[ow] < 0 ? T(0) : xr[TW[ow]];
+        for (int64_t ow = 0; ow < lo; ++ow) d[ow] = TW[ow] < 0 ? T(0) : xr[TW[ow]];
+        if (sw == 1) {
+          std::copy(xr + lo + off, xr + hi + off, d + lo);
+        } else {
+          for (int64_t ow = lo; ow < hi; ++ow) d[ow] = xr[ow * sw + off];
+        }
+        for (int64_t ow = hi; ow < g.out[2]; ++ow) d[ow] = TW[ow] < 0 ? T(0) : xr[TW[ow]];
       }
   }
 }
@@ -81,14 +102,20 @@ void col2im(const ConvGeometry& g, const TapTables& tt, const T* col, T* dx, boo
     for (int64_t t = 0; t < ksz; ++t) {
       const int64_t* TD = tt.axis[0].data() + (t / (g.k[1] * g.k[2])) * g.out[0];
       const int64_t* TH = tt.axis[1].data() + ((t / g.k[2]) % g.k[1]) * g.out[1];
-      const int64_t* TW = tt.axis[2].data() + (t % g.k[2]) * g.out[2];
+      const int64_t tw = t % g.k[2];
+      const int64_t* TW = tt.axis[2].data() + tw * g.out[2];
+      const int64_t lo = tt.lo[2][tw], hi = tt.hi[2][tw], off = tt.off[2][tw], sw = g.stride[2];
       const T* d = col + (c * ksz + t) * P;
       for (int64_t od = 0; od < g.out[0]; ++od)
         for (int64_t oh = 0; oh < g.out[1]; ++oh, d += g.out[2]) {
           const int64_t sd = TD[od], sh = TH[oh];
           if (sd < 0 || sh < 0) continue;
           T* xr = xc + (sd * g.in[1] + sh) * g.in[2];
-          for (int64_t ow = 0; ow < g.out[2]; ++ow)
+          for (int64_t ow = 0; ow < lo; ++ow)
+            if (TW[ow] >= 0) xr[TW[ow]] += d[ow];
+#pragma omp simd
+          for (int64_t ow = lo; ow < hi; ++ow) xr[ow * sw + off] += d[ow];
+          for (int64_t ow = hi; ow < g.out[2]; ++ow)
             if (TW[ow] >= 0) xr[TW[ow]] += d[ow];
         }
     }
