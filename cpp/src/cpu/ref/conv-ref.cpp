@@ -17,9 +17,11 @@ inline int64_t src_index(const ConvGeometry& g, int a, int64_t o, int64_t t) {
   return padded_source_index(o * g.stride[a] + tap * g.dilation[a] - g.pad_before[a], g.in[a], g.mode);
 }
 
-// Visits every (output position, kernel tap, source position) triple of one
-// (image, output channel) pair: f(dst_offset, w_offset, src_offset) with
-// offsets relative to the image / weight block of that channel.
+// Visits every (output position, kernel tap) pair of one (image, output
+// channel): f(dst_offset, w_offset, src_offset) with offsets relative to the
+// image / weight block of that channel; src_offset is -1 where the tap reads
+// a zero of the padding. Padding zeros are multiplied like any value, so a
+// NaN or Inf weight poisons border outputs too, as in the padded definition.
 template <typename F>
 void for_each_tap(const ConvGeometry& g, F&& f) {
   const int64_t ksz = g.k_size();
@@ -29,15 +31,13 @@ void for_each_tap(const ConvGeometry& g, F&& f) {
         for (int64_t ow = 0; ow < g.out[2]; ++ow)
           for (int64_t td = 0; td < g.k[0]; ++td) {
             const int64_t sd = src_index(g, 0, od, td);
-            if (sd < 0) continue;
             for (int64_t th = 0; th < g.k[1]; ++th) {
               const int64_t sh = src_index(g, 1, oh, th);
-              if (sh < 0) continue;
               for (int64_t tw = 0; tw < g.k[2]; ++tw) {
                 const int64_t sw = src_index(g, 2, ow, tw);
-                if (sw < 0) continue;
+                const bool inside = sd >= 0 && sh >= 0 && sw >= 0;
                 f((od * g.out[1] + oh) * g.out[2] + ow, c * ksz + (td * g.k[1] + th) * g.k[2] + tw,
-                  c * g.in_size() + (sd * g.in[1] + sh) * g.in[2] + sw);
+                  inside ? c * g.in_size() + (sd * g.in[1] + sh) * g.in[2] + sw : int64_t{-1});
               }
             }
           }
@@ -56,7 +56,7 @@ void conv_forward(const ConvGeometry& g, const T* src, const T* weights, const T
       for (int64_t i = 0; i < osz; ++i) y[i] = bias ? bias[o] : T(0);
       const T* x = src + (n * g.C_in + grp * g.C_in_g) * isz;
       const T* w = weights + o * wsz;
-      for_each_tap(g, [&](int64_t yo, int64_t wo, int64_t xo) { y[yo] += w[wo] * x[xo]; });
+      for_each_tap(g, [&](int64_t yo, int64_t wo, int64_t xo) { y[yo] += w[wo] * (xo < 0 ? T(0) : x[xo]); });
     }
 }
 
@@ -73,7 +73,9 @@ void conv_backward_data(const ConvGeometry& g, const T* diff_dst, const T* weigh
       for (int64_t o = grp * g.C_out_g; o < (grp + 1) * g.C_out_g; ++o) {
         const T* dy = diff_dst + (n * g.C_out + o) * osz;
         const T* w = weights + o * wsz;
-        for_each_tap(g, [&](int64_t yo, int64_t wo, int64_t xo) { dx[xo] += w[wo] * dy[yo]; });
+        for_each_tap(g, [&](int64_t yo, int64_t wo, int64_t xo) {
+          if (xo >= 0) dx[xo] += w[wo] * dy[yo];
+        });
       }
     }
 }
@@ -89,7 +91,7 @@ void conv_backward_weight(const ConvGeometry& g, const T* diff_dst, const T* src
     for (int64_t n = 0; n < g.N; ++n) {
       const T* dy = diff_dst + (n * g.C_out + o) * osz;
       const T* x = src + (n * g.C_in + grp * g.C_in_g) * isz;
-      for_each_tap(g, [&](int64_t yo, int64_t wo, int64_t xo) { dw[wo] += dy[yo] * x[xo]; });
+      for_each_tap(g, [&](int64_t yo, int64_t wo, int64_t xo) { dw[wo] += dy[yo] * (xo < 0 ? T(0) : x[xo]); });
     }
   }
 }
