@@ -23,6 +23,9 @@ from cnncore import ops  # noqa: E402
 
 torch.set_num_threads(1)
 
+# PyTorch warns (once per process) that padding="same" with an even kernel may copy x
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+
 MODES = ["zeros", "reflect", "replicate", "circular"]
 ALGOS = ["auto", "reference", "im2col"]
 TORCH_MODE = {"reflect": "reflect", "replicate": "replicate", "circular": "circular"}

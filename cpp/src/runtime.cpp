@@ -48,8 +48,8 @@ int64_t get_memory_limit() { return memory_limit_setting(); }
 void check_memory(const char* op, int64_t bytes) {
   const int64_t limit = get_memory_limit();
   if (bytes > limit)
-    throw value_error(detail::str(op, ": needs ", bytes, " bytes of memory for its result and workspace, ",
-                                  "more than the memory limit of ", limit,
+    throw value_error(detail::str(op, ": the result and workspace for these input sizes and parameters need ", bytes,
+                                  " bytes of memory, more than the memory limit of ", limit,
                                   " bytes (cnncore.set_memory_limit changes it)"));
 }
 

@@ -68,4 +68,6 @@ PYBIND11_MODULE(_core, m) {
   });
   b::register_runtime(m);
   b::register_conv(m);
+  b::register_pool(m);
+  b::register_layers(m);
 }

@@ -206,12 +206,14 @@ ConvGeometry make_conv_geometry(const char* op, int nd, const Shape& src, const 
     if (!p.padding.empty())
       throw value_error(str(op, ": give either explicit padding values or a padding preset, not both"));
     for (int a = 3 - nd; a < 3; ++a) {
-      const int64_t reach = checked_mul(g.dilation[a], g.k[a] - 1, op);  // dilation*(k-1)
+      const int64_t reach = checked_mul(g.dilation[a], g.k[a] - 1, str(op, ": dilation").c_str());  // dilation*(k-1)
       if (p.padding_preset == PaddingPreset::full) {
         g.pad_before[a] = g.pad_after[a] = reach;
       } else if (p.padding_preset == PaddingPreset::same) {
         const int64_t out = (g.in[a] - 1) / g.stride[a] + 1;  // ceil(in / stride)
-        const int64_t need = checked_add(checked_add(checked_mul(out - 1, g.stride[a], op), reach, op), 1, op);
+        const std::string ctx = str(op, ": padding='same' with this stride and dilation");
+        const int64_t need = checked_add(checked_add(checked_mul(out - 1, g.stride[a], ctx.c_str()), reach, ctx.c_str()),
+                                         1, ctx.c_str());
         const int64_t total = std::max<int64_t>(need - g.in[a], 0);
         g.pad_before[a] = total / 2;
         g.pad_after[a] = total - total / 2;
@@ -219,13 +221,15 @@ ConvGeometry make_conv_geometry(const char* op, int nd, const Shape& src, const 
     }
   }
 
+  const std::string pad_ctx = str(op, ": padding"), dil_ctx = str(op, ": dilation");
   for (int a = 3 - nd; a < 3; ++a) {
     const char* axis = names[a - (3 - nd)];
     if (g.mode == PaddingMode::reflect && (g.pad_before[a] >= g.in[a] || g.pad_after[a] >= g.in[a]))
       throw value_error(str(op, ": reflect padding must be smaller than the input size on that axis: padding ",
                             std::max(g.pad_before[a], g.pad_after[a]), " on ", axis, ", x has ", axis, "=", g.in[a]));
-    const int64_t padded = checked_add(checked_add(g.in[a], g.pad_before[a], op), g.pad_after[a], op);
-    const int64_t span = checked_add(checked_mul(g.dilation[a], g.k[a] - 1, op), 1, op);
+    const int64_t padded =
+        checked_add(checked_add(g.in[a], g.pad_before[a], pad_ctx.c_str()), g.pad_after[a], pad_ctx.c_str());
+    const int64_t span = checked_add(checked_mul(g.dilation[a], g.k[a] - 1, dil_ctx.c_str()), 1, dil_ctx.c_str());
     if (span > padded)
       throw value_error(str(op, ": kernel is larger than the padded input on axis ", axis, ": dilation*(k", axis,
                             "-1)+1 = ", span, " but the padded input has ", axis, "=", padded,
@@ -234,15 +238,17 @@ ConvGeometry make_conv_geometry(const char* op, int nd, const Shape& src, const 
   }
 
   // Every element count the kernels form, checked once here.
-  const int64_t in_sp = checked_mul(checked_mul(g.in[0], g.in[1], op), g.in[2], op);
-  const int64_t out_sp = checked_mul(checked_mul(g.out[0], g.out[1], op), g.out[2], op);
-  const int64_t k_sp = checked_mul(checked_mul(g.k[0], g.k[1], op), g.k[2], op);
-  checked_mul(checked_mul(g.N, g.C_in, op), in_sp, op);
-  checked_mul(checked_mul(g.N, g.C_out, op), out_sp, op);
-  checked_mul(checked_mul(g.C_out, g.C_in_g, op), k_sp, op);
-  const int64_t patch = checked_mul(g.C_in_g, k_sp, op);
-  checked_mul(checked_mul(patch, out_sp, op), 8, op);  // one im2col matrix, in bytes
-  for (int a = 0; a < 3; ++a) checked_mul(checked_mul(g.k[a], g.out[a], op), 8, op);  // tap tables
+  const std::string size_ctx = str(op, ": the sizes of x, weight and the output (from padding, stride and dilation)");
+  const char* sz = size_ctx.c_str();
+  const int64_t in_sp = checked_mul(checked_mul(g.in[0], g.in[1], sz), g.in[2], sz);
+  const int64_t out_sp = checked_mul(checked_mul(g.out[0], g.out[1], sz), g.out[2], sz);
+  const int64_t k_sp = checked_mul(checked_mul(g.k[0], g.k[1], sz), g.k[2], sz);
+  checked_mul(checked_mul(g.N, g.C_in, sz), in_sp, sz);
+  checked_mul(checked_mul(g.N, g.C_out, sz), out_sp, sz);
+  checked_mul(checked_mul(g.C_out, g.C_in_g, sz), k_sp, sz);
+  const int64_t patch = checked_mul(g.C_in_g, k_sp, sz);
+  checked_mul(checked_mul(patch, out_sp, sz), 8, sz);  // one im2col matrix, in bytes
+  for (int a = 0; a < 3; ++a) checked_mul(checked_mul(g.k[a], g.out[a], sz), 8, sz);  // tap tables
   return g;
 }
 
