@@ -16,7 +16,8 @@ namespace cnncore {
 //   reflect   — mirrored without repeating the edge (pad < size on that axis)
 //   replicate — the edge value repeated
 //   circular  — periodic wrap-around (any pad)
-enum class PaddingMode { zeros, reflect, replicate, circular };
+//   symmetric — mirrored with the edge repeated (numpy's "symmetric"; pad <= size)
+enum class PaddingMode { zeros, reflect, replicate, circular, symmetric };
 
 // A named padding resolved against the input size:
 //   none  — use ConvParams::padding as given
@@ -28,7 +29,12 @@ enum class PaddingPreset { none, valid, same, full };
 
 // Which implementation runs. auto_ picks the fastest that serves the problem
 // (the reference when the kernel level is Isa::ref).
-enum class ConvAlgorithm { auto_, reference, im2col };
+//   reference — the naive loop nest (the tests' oracle)
+//   im2col    — patch matrix + blocked GEMM; serves everything
+//   direct    — direct loops for depthwise convolution (groups == C_in)
+//   fft       — FFT convolution; suits large kernels
+// Asking for an algorithm that cannot serve a problem is a value_error.
+enum class ConvAlgorithm { auto_, reference, im2col, direct, fft };
 
 struct ConvParams {
   // One value per spatial axis, or empty for the default (1).

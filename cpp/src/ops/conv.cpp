@@ -5,6 +5,8 @@
 
 #include "cnncore/error.hpp"
 #include "cnncore/runtime.hpp"
+#include "cpu/kernels/conv-direct.hpp"
+#include "cpu/kernels/conv-fft.hpp"
 #include "cpu/kernels/conv-im2col.hpp"
 #include "cpu/ref/conv-ref.hpp"
 #include "ops/conv_geometry.hpp"
@@ -29,20 +31,79 @@ void check_same_dtype(const char* op, const char* name, const Tensor& t, const c
                          dtype_name(ref), "; convert one of them so both match"));
 }
 
-ConvAlgorithm choose(ConvAlgorithm requested) {
-  if (requested != ConvAlgorithm::auto_) return requested;
-  return get_isa() == Isa::ref ? ConvAlgorithm::reference : ConvAlgorithm::im2col;
+using detail::ConvPass;
+
+// The implementation list: the reference serves everything; im2col serves
+// everything; direct and fft serve what their why_not functions accept.
+std::string why_not(ConvAlgorithm algo, const ConvGeometry& g) {
+  switch (algo) {
+    case ConvAlgorithm::direct: return cpu::conv_direct_why_not(g);
+    case ConvAlgorithm::fft: return cpu::conv_fft_why_not(g);
+    default: return {};
+  }
+}
+
+ConvAlgorithm choose(const char* op, ConvAlgorithm requested, const ConvGeometry& g) {
+  if (requested == ConvAlgorithm::auto_) {
+    if (get_isa() == Isa::ref) return ConvAlgorithm::reference;
+    if (cpu::conv_direct_why_not(g).empty() && cpu::conv_direct_preferred(g)) return ConvAlgorithm::direct;
+    if (cpu::conv_fft_why_not(g).empty() && cpu::conv_fft_preferred(g)) return ConvAlgorithm::fft;
+    return ConvAlgorithm::im2col;
+  }
+  const std::string why = why_not(requested, g);
+  if (!why.empty())
+    throw value_error(str(op, ": algorithm='", conv_algorithm_name(requested), "' cannot serve this problem: ", why));
+  return requested;
+}
+
+int64_t workspace_bytes(ConvAlgorithm algo, const ConvGeometry& g, int64_t es, ConvPass pass) {
+  const int nt = get_num_threads();
+  switch (algo) {
+    case ConvAlgorithm::im2col: return cpu::conv_im2col_workspace_bytes(g, es, pass, nt);
+    case ConvAlgorithm::direct: return cpu::conv_direct_workspace_bytes(g, es, pass, nt);
+    case ConvAlgorithm::fft: return cpu::conv_fft_workspace_bytes(g, es, pass, nt);
+    default: return 0;
+  }
 }
 
 // Checks that the result plus the chosen algorithm's workspace fits the
 // memory limit before anything is allocated.
-void check_budget(const char* op, const ConvGeometry& g, ConvAlgorithm algo, cpu::ConvPass pass, DType dtype,
+void check_budget(const char* op, const ConvGeometry& g, ConvAlgorithm algo, ConvPass pass, DType dtype,
                   int64_t result_elems) {
   const int64_t es = static_cast<int64_t>(dtype_size(dtype));
-  int64_t bytes = detail::checked_mul(result_elems, es, op);
-  if (algo == ConvAlgorithm::im2col)
-    bytes = detail::checked_add(bytes, cpu::conv_im2col_workspace_bytes(g, es, pass, get_num_threads()), op);
+  const int64_t bytes = detail::checked_add(detail::checked_mul(result_elems, es, op),
+                                            workspace_bytes(algo, g, es, pass), op);
   check_memory(op, bytes);
+}
+
+template <typename T>
+void run_forward(ConvAlgorithm algo, const ConvGeometry& g, const T* src, const T* w, const T* b, T* dst) {
+  switch (algo) {
+    case ConvAlgorithm::reference: return cpu::ref::conv_forward(g, src, w, b, dst);
+    case ConvAlgorithm::direct: return cpu::conv_forward_direct(g, src, w, b, dst);
+    case ConvAlgorithm::fft: return cpu::conv_forward_fft(g, src, w, b, dst);
+    default: return cpu::conv_forward_im2col(g, src, w, b, dst);
+  }
+}
+
+template <typename T>
+void run_backward_data(ConvAlgorithm algo, const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  switch (algo) {
+    case ConvAlgorithm::reference: return cpu::ref::conv_backward_data(g, dy, w, dx);
+    case ConvAlgorithm::direct: return cpu::conv_backward_data_direct(g, dy, w, dx);
+    case ConvAlgorithm::fft: return cpu::conv_backward_data_fft(g, dy, w, dx);
+    default: return cpu::conv_backward_data_im2col(g, dy, w, dx);
+  }
+}
+
+template <typename T>
+void run_backward_weight(ConvAlgorithm algo, const ConvGeometry& g, const T* dy, const T* x, T* dw) {
+  switch (algo) {
+    case ConvAlgorithm::reference: return cpu::ref::conv_backward_weight(g, dy, x, dw);
+    case ConvAlgorithm::direct: return cpu::conv_backward_weight_direct(g, dy, x, dw);
+    case ConvAlgorithm::fft: return cpu::conv_backward_weight_fft(g, dy, x, dw);
+    default: return cpu::conv_backward_weight_im2col(g, dy, x, dw);
+  }
 }
 
 template <typename F>
@@ -64,18 +125,15 @@ Tensor forward_nd(const char* op, int nd, const Tensor& src, const Tensor& weigh
     detail::check_bias_shape(op, bias.shape(), g.C_out);
     check_same_dtype(op, "bias", bias, "x", src.dtype());
   }
-  const ConvAlgorithm algo = choose(params.algorithm);
+  const ConvAlgorithm algo = choose(op, params.algorithm, g);
   const Shape dst_shape = g.dst_shape();
-  check_budget(op, g, algo, cpu::ConvPass::forward, src.dtype(), shape_numel(dst_shape));
+  check_budget(op, g, algo, ConvPass::forward, src.dtype(), shape_numel(dst_shape));
   Tensor dst = Tensor::empty(dst_shape, src.dtype());
   if (dst.numel() == 0) return dst;
   with_dtype(src.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* b = bias.defined() ? bias.data_as<T>() : nullptr;
-    if (algo == ConvAlgorithm::reference)
-      cpu::ref::conv_forward(g, src.data_as<T>(), weights.data_as<T>(), b, dst.data_as<T>());
-    else
-      cpu::conv_forward_im2col(g, src.data_as<T>(), weights.data_as<T>(), b, dst.data_as<T>());
+    run_forward<T>(algo, g, src.data_as<T>(), weights.data_as<T>(), b, dst.data_as<T>());
   });
   return dst;
 }
@@ -87,16 +145,13 @@ Tensor backward_data_nd(const char* op, int nd, const Tensor& diff_dst, const Te
   const ConvGeometry g = detail::make_conv_geometry(op, nd, src_shape, weights.shape(), params);
   detail::check_diff_dst_shape(op, diff_dst.shape(), g);
   check_same_dtype(op, "weight", weights, "grad_out", diff_dst.dtype());
-  const ConvAlgorithm algo = choose(params.algorithm);
-  check_budget(op, g, algo, cpu::ConvPass::backward_data, diff_dst.dtype(), shape_numel(src_shape));
+  const ConvAlgorithm algo = choose(op, params.algorithm, g);
+  check_budget(op, g, algo, ConvPass::backward_data, diff_dst.dtype(), shape_numel(src_shape));
   Tensor diff_src = Tensor::zeros(src_shape, diff_dst.dtype());
   if (diff_src.numel() == 0) return diff_src;
   with_dtype(diff_dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (algo == ConvAlgorithm::reference)
-      cpu::ref::conv_backward_data(g, diff_dst.data_as<T>(), weights.data_as<T>(), diff_src.data_as<T>());
-    else
-      cpu::conv_backward_data_im2col(g, diff_dst.data_as<T>(), weights.data_as<T>(), diff_src.data_as<T>());
+    run_backward_data<T>(algo, g, diff_dst.data_as<T>(), weights.data_as<T>(), diff_src.data_as<T>());
   });
   return diff_src;
 }
@@ -108,15 +163,12 @@ Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const 
   const ConvGeometry g = detail::make_conv_geometry(op, nd, src.shape(), weights_shape, params);
   detail::check_diff_dst_shape(op, diff_dst.shape(), g);
   check_same_dtype(op, "grad_out", diff_dst, "x", src.dtype());
-  const ConvAlgorithm algo = choose(params.algorithm);
-  check_budget(op, g, algo, cpu::ConvPass::backward_weight, src.dtype(), shape_numel(weights_shape));
+  const ConvAlgorithm algo = choose(op, params.algorithm, g);
+  check_budget(op, g, algo, ConvPass::backward_weight, src.dtype(), shape_numel(weights_shape));
   Tensor diff_w = Tensor::zeros(weights_shape, src.dtype());
   with_dtype(src.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (algo == ConvAlgorithm::reference)
-      cpu::ref::conv_backward_weight(g, diff_dst.data_as<T>(), src.data_as<T>(), diff_w.data_as<T>());
-    else
-      cpu::conv_backward_weight_im2col(g, diff_dst.data_as<T>(), src.data_as<T>(), diff_w.data_as<T>());
+    run_backward_weight<T>(algo, g, diff_dst.data_as<T>(), src.data_as<T>(), diff_w.data_as<T>());
   });
   return diff_w;
 }

@@ -48,8 +48,9 @@ PaddingMode parse_padding_mode(const std::string& name) {
   if (name == "reflect") return PaddingMode::reflect;
   if (name == "replicate") return PaddingMode::replicate;
   if (name == "circular") return PaddingMode::circular;
-  throw value_error(
-      str("padding_mode must be one of 'zeros', 'reflect', 'replicate', 'circular', got '", name, "'"));
+  if (name == "symmetric") return PaddingMode::symmetric;
+  throw value_error(str("padding_mode must be one of 'zeros', 'reflect', 'replicate', 'circular', 'symmetric', got '",
+                        name, "'"));
 }
 
 PaddingPreset parse_padding_preset(const std::string& name) {
@@ -64,7 +65,10 @@ ConvAlgorithm parse_conv_algorithm(const std::string& name) {
   if (name == "auto") return ConvAlgorithm::auto_;
   if (name == "reference") return ConvAlgorithm::reference;
   if (name == "im2col") return ConvAlgorithm::im2col;
-  throw value_error(str("algorithm must be one of 'auto', 'reference', 'im2col', got '", name, "'"));
+  if (name == "direct") return ConvAlgorithm::direct;
+  if (name == "fft") return ConvAlgorithm::fft;
+  throw value_error(
+      str("algorithm must be one of 'auto', 'reference', 'im2col', 'direct', 'fft', got '", name, "'"));
 }
 
 const char* padding_mode_name(PaddingMode mode) {
@@ -73,6 +77,7 @@ const char* padding_mode_name(PaddingMode mode) {
     case PaddingMode::reflect: return "reflect";
     case PaddingMode::replicate: return "replicate";
     case PaddingMode::circular: return "circular";
+    case PaddingMode::symmetric: return "symmetric";
   }
   return "?";
 }
@@ -82,6 +87,8 @@ const char* conv_algorithm_name(ConvAlgorithm algorithm) {
     case ConvAlgorithm::auto_: return "auto";
     case ConvAlgorithm::reference: return "reference";
     case ConvAlgorithm::im2col: return "im2col";
+    case ConvAlgorithm::direct: return "direct";
+    case ConvAlgorithm::fft: return "fft";
   }
   return "?";
 }
@@ -226,6 +233,9 @@ ConvGeometry make_conv_geometry(const char* op, int nd, const Shape& src, const 
     const char* axis = names[a - (3 - nd)];
     if (g.mode == PaddingMode::reflect && (g.pad_before[a] >= g.in[a] || g.pad_after[a] >= g.in[a]))
       throw value_error(str(op, ": reflect padding must be smaller than the input size on that axis: padding ",
+                            std::max(g.pad_before[a], g.pad_after[a]), " on ", axis, ", x has ", axis, "=", g.in[a]));
+    if (g.mode == PaddingMode::symmetric && (g.pad_before[a] > g.in[a] || g.pad_after[a] > g.in[a]))
+      throw value_error(str(op, ": symmetric padding must be at most the input size on that axis: padding ",
                             std::max(g.pad_before[a], g.pad_after[a]), " on ", axis, ", x has ", axis, "=", g.in[a]));
     const int64_t padded =
         checked_add(checked_add(g.in[a], g.pad_before[a], pad_ctx.c_str()), g.pad_after[a], pad_ctx.c_str());

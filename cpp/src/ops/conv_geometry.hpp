@@ -12,6 +12,8 @@
 
 namespace cnncore::detail {
 
+enum class ConvPass { forward, backward_data, backward_weight };
+
 struct ConvGeometry {
   int nd = 2;  // spatial axes the caller sees (1..3)
   int64_t N = 0, C_in = 0, C_out = 0, groups = 1, C_in_g = 0, C_out_g = 0;
@@ -53,7 +55,8 @@ void check_diff_dst_shape(const char* op, const Shape& diff_dst, const ConvGeome
 
 // Index into an axis of `n` elements for padded coordinate `i` (which may lie
 // outside [0, n)), following `mode`; -1 means "a zero" (zeros mode only).
-// Preconditions checked by make_conv_geometry: reflect pads are < n.
+// Preconditions checked by make_conv_geometry: reflect pads are < n,
+// symmetric pads are <= n.
 inline int64_t padded_source_index(int64_t i, int64_t n, PaddingMode mode) {
   if (i >= 0 && i < n) return i;
   switch (mode) {
@@ -64,6 +67,7 @@ inline int64_t padded_source_index(int64_t i, int64_t n, PaddingMode mode) {
       const int64_t r = i % n;
       return r < 0 ? r + n : r;
     }
+    case PaddingMode::symmetric: return i < 0 ? -i - 1 : 2 * n - 1 - i;
   }
   return -1;
 }

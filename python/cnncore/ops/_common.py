@@ -6,8 +6,8 @@ import operator
 import numpy as np
 
 _PADDING_WORDS = ("valid", "same", "full")
-_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-_ALGORITHMS = ("auto", "reference", "im2col")
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "symmetric")
+_ALGORITHMS = ("auto", "reference", "im2col", "direct", "fft")
 
 
 

@@ -8,7 +8,7 @@
 
 namespace cnncore::cpu {
 
-enum class ConvPass { forward, backward_data, backward_weight };
+using detail::ConvPass;
 
 // Bytes of workspace the im2col path allocates for `pass` with `threads`.
 int64_t conv_im2col_workspace_bytes(const detail::ConvGeometry& g, int64_t elem_size, ConvPass pass, int threads);

@@ -1,0 +1,28 @@
+// FFT convolution, forward and backward, through the same 3-axis geometry as
+// the other algorithms.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "ops/conv_geometry.hpp"
+
+namespace cnncore::cpu {
+
+// Empty when the FFT path serves `g`, otherwise why not (for the error message).
+std::string conv_fft_why_not(const detail::ConvGeometry& g);
+// Whether algorithm="auto" should pick FFT for `g` (large kernels).
+bool conv_fft_preferred(const detail::ConvGeometry& g);
+int64_t conv_fft_workspace_bytes(const detail::ConvGeometry& g, int64_t elem_size, detail::ConvPass pass,
+                                 int threads);
+
+template <typename T>
+void conv_forward_fft(const detail::ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst);
+// diff_src is overwritten.
+template <typename T>
+void conv_backward_data_fft(const detail::ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src);
+// diff_weights is overwritten.
+template <typename T>
+void conv_backward_weight_fft(const detail::ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights);
+
+}  // namespace cnncore::cpu
