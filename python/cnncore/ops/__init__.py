@@ -4,6 +4,7 @@ Every array result has the dtype of the inputs (float32 or float64); every
 op ``name`` has a twin ``name_backward`` returning the gradients of its array
 inputs. Layout is NCHW (see ``docs/conv2d.md``).
 """
-from ._conv import conv2d, conv2d_backward, conv2d_output_shape
+from ._conv import *  # noqa: F401,F403
+from ._conv import __all__ as _conv_all
 
-__all__ = ["conv2d", "conv2d_backward", "conv2d_output_shape"]
+__all__ = [*_conv_all]

@@ -10,8 +10,6 @@ _PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "symmetric")
 _ALGORITHMS = ("auto", "reference", "im2col", "direct", "fft")
 
 
-
-
 def _int(value, op, name):
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{op}: {name} must be an integer, got bool")
@@ -97,7 +95,27 @@ def _same_dtype(op, ref_name, ref, **others):
                             f"convert one of them so both match")
 
 
-_LAYOUT_2D = "(N, C_in, H, W)"
-_WEIGHT_2D = "(C_out, C_in/groups, kH, kW)"
+_AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def _layout(nd, channels="C_in"):
+    """"(N, C_in, H, W)" and friends, for messages."""
+    return "(N, " + channels + ", " + ", ".join(_AXES[nd]) + ")"
+
+
+def _weight_layout(nd, first="C_out", second="C_in/groups"):
+    return f"({first}, {second}, " + ", ".join("k" + a for a in _AXES[nd]) + ")"
+
+
+def _shape_arg(shape, op, name, n, layout):
+    """A sequence of n ints (an array shape given by the user)."""
+    try:
+        shape = tuple(_int(s, op, name) for s in shape)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be a sequence of integers {layout}, "
+                        f"got {shape!r}") from None
+    if len(shape) != n:
+        raise ValueError(f"{op}: {name} must have {n} entries {layout}, got {len(shape)}")
+    return shape
 
 

@@ -1,48 +1,38 @@
-"""Convolution ops (NumPy in, NumPy out); see docs/conv2d.md."""
+"""Convolution ops (NumPy in, NumPy out); see docs/conv2d.md and docs/ops.md.
+
+conv1d/2d/3d share one implementation: the C++ core serves 1-3 spatial axes
+from one geometry, so each public function only fixes the rank.
+"""
 import numpy as np
 
 from .. import _core
-from ._common import _LAYOUT_2D, _WEIGHT_2D, _array, _conv_params, _int, _same_dtype
+from ._common import _array, _conv_params, _layout, _same_dtype, _shape_arg, _weight_layout
 
-__all__ = ["conv2d", "conv2d_backward", "conv2d_output_shape"]
+__all__ = [
+    "conv1d", "conv2d", "conv3d",
+    "conv1d_backward", "conv2d_backward", "conv3d_backward",
+    "conv1d_output_shape", "conv2d_output_shape", "conv3d_output_shape",
+]
 
-# ---------------------------------------------------------------------------
-# conv2d
 
-
-def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
-           padding_mode="zeros", flip=False, algorithm="auto"):
-    """2-D convolution of ``x`` (N, C_in, H, W) with ``weight`` (C_out, C_in/groups, kH, kW).
-
-    ``flip=False`` is cross-correlation (the deep-learning convention);
-    ``flip=True`` is true convolution (kernel rotated 180 degrees).
-    ``padding`` is an int, ``(ph, pw)``, ``(top, bottom, left, right)`` or one of
-    ``"valid"``, ``"same"`` (output ``ceil(in/stride)``, any stride), ``"full"``.
-    ``padding_mode`` fills the border: ``"zeros"``, ``"reflect"``, ``"replicate"``,
-    ``"circular"``. Returns (N, C_out, H_out, W_out) in the dtype of ``x``.
-    """
-    op = "conv2d"
-    params = _conv_params(op, 2, stride, padding, dilation, groups, padding_mode, flip, algorithm)
-    x = _array(x, op, "x", 4, _LAYOUT_2D)
-    weight = _array(weight, op, "weight", 4, _WEIGHT_2D)
+def _forward(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode, flip, algorithm):
+    op = f"conv{nd}d"
+    params = _conv_params(op, nd, stride, padding, dilation, groups, padding_mode, flip, algorithm)
+    x = _array(x, op, "x", nd + 2, _layout(nd))
+    weight = _array(weight, op, "weight", nd + 2, _weight_layout(nd))
     if bias is not None:
         bias = _array(bias, op, "bias")
     _same_dtype(op, "x", x, weight=weight, bias=bias)
     return _core.conv_forward(x, weight, bias, **params)
 
 
-def conv2d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=1, groups=1,
-                    padding_mode="zeros", flip=False, bias=True, algorithm="auto"):
-    """Gradients of :func:`conv2d` given ``grad_out`` = dL/d(output).
-
-    Returns ``(grad_x, grad_weight, grad_bias)``; ``grad_bias`` is None when
-    ``bias=False``. The keywords must be those of the forward call.
-    """
-    op = "conv2d"
-    params = _conv_params(op, 2, stride, padding, dilation, groups, padding_mode, flip, algorithm)
-    x = _array(x, op, "x", 4, _LAYOUT_2D)
-    weight = _array(weight, op, "weight", 4, _WEIGHT_2D)
-    grad_out = _array(grad_out, op, "grad_out", 4, "(N, C_out, H_out, W_out)")
+def _backward(nd, grad_out, x, weight, stride, padding, dilation, groups, padding_mode, flip, bias,
+              algorithm):
+    op = f"conv{nd}d"
+    params = _conv_params(op, nd, stride, padding, dilation, groups, padding_mode, flip, algorithm)
+    x = _array(x, op, "x", nd + 2, _layout(nd))
+    weight = _array(weight, op, "weight", nd + 2, _weight_layout(nd))
+    grad_out = _array(grad_out, op, "grad_out", nd + 2, _layout(nd, "C_out"))
     _same_dtype(op, "x", x, weight=weight, grad_out=grad_out)
     if not isinstance(bias, (bool, np.bool_)):
         raise TypeError(f"{op}: bias must be a bool (whether to return grad_bias), "
@@ -50,20 +40,93 @@ def conv2d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=1, gro
     return _core.conv_backward(grad_out, x, weight, bool(bias), **params)
 
 
-def conv2d_output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilation=1,
-                        groups=1, padding_mode="zeros"):
+def _output_shape(nd, input_shape, weight_shape, stride, padding, dilation, groups, padding_mode):
+    op = f"conv{nd}d"
+    params = _conv_params(op, nd, stride, padding, dilation, groups, padding_mode, False, "auto")
+    src = _shape_arg(input_shape, op, "input_shape", nd + 2, _layout(nd))
+    w = _shape_arg(weight_shape, op, "weight_shape", nd + 2, _weight_layout(nd))
+    return tuple(_core.conv_output_shape(src, w, **params))
+
+
+_FORWARD_DOC = """{nd}-D convolution of ``x`` {layout} with ``weight`` {wlayout}.
+
+    ``flip=False`` is cross-correlation (the deep-learning convention);
+    ``flip=True`` is true convolution (kernel rotated 180 degrees).
+    ``padding`` is an int, one int per axis, before/after per axis, or one of
+    ``"valid"``, ``"same"`` (output ``ceil(in/stride)``, any stride), ``"full"``.
+    ``padding_mode`` fills the border: ``"zeros"``, ``"reflect"``, ``"replicate"``,
+    ``"circular"``, ``"symmetric"``. ``algorithm``: ``"auto"``, ``"reference"``,
+    ``"im2col"``, ``"direct"`` (depthwise only), ``"fft"``. Returns
+    {olayout} in the dtype of ``x``.
+    """
+
+_BACKWARD_DOC = """Gradients of :func:`conv{nd}d` given ``grad_out`` = dL/d(output).
+
+    Returns ``(grad_x, grad_weight, grad_bias)``; ``grad_bias`` is None when
+    ``bias=False``. The keywords must be those of the forward call.
+    """
+
+
+def conv1d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
+           padding_mode="zeros", flip=False, algorithm="auto"):
+    return _forward(1, x, weight, bias, stride, padding, dilation, groups, padding_mode, flip,
+                    algorithm)
+
+
+def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
+           padding_mode="zeros", flip=False, algorithm="auto"):
+    return _forward(2, x, weight, bias, stride, padding, dilation, groups, padding_mode, flip,
+                    algorithm)
+
+
+def conv3d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
+           padding_mode="zeros", flip=False, algorithm="auto"):
+    return _forward(3, x, weight, bias, stride, padding, dilation, groups, padding_mode, flip,
+                    algorithm)
+
+
+def conv1d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros", flip=False, bias=True, algorithm="auto"):
+    return _backward(1, grad_out, x, weight, stride, padding, dilation, groups, padding_mode, flip,
+                     bias, algorithm)
+
+
+def conv2d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros", flip=False, bias=True, algorithm="auto"):
+    return _backward(2, grad_out, x, weight, stride, padding, dilation, groups, padding_mode, flip,
+                     bias, algorithm)
+
+
+def conv3d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros", flip=False, bias=True, algorithm="auto"):
+    return _backward(3, grad_out, x, weight, stride, padding, dilation, groups, padding_mode, flip,
+                     bias, algorithm)
+
+
+def conv1d_output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
+                        padding_mode="zeros"):
+    """Output shape (N, C_out, L_out) of :func:`conv1d`, validating everything."""
+    return _output_shape(1, input_shape, weight_shape, stride, padding, dilation, groups,
+                         padding_mode)
+
+
+def conv2d_output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
+                        padding_mode="zeros"):
     """Output shape (N, C_out, H_out, W_out) of :func:`conv2d`, validating everything."""
-    op = "conv2d"
-    params = _conv_params(op, 2, stride, padding, dilation, groups, padding_mode, False, "auto")
-    shapes = []
-    for name, shape, layout in (("input_shape", input_shape, _LAYOUT_2D),
-                                ("weight_shape", weight_shape, _WEIGHT_2D)):
-        try:
-            shape = tuple(_int(s, op, name) for s in shape)
-        except TypeError:
-            raise TypeError(f"{op}: {name} must be a sequence of integers {layout}, "
-                            f"got {shape!r}") from None
-        if len(shape) != 4:
-            raise ValueError(f"{op}: {name} must have 4 entries {layout}, got {len(shape)}")
-        shapes.append(shape)
-    return tuple(_core.conv_output_shape(shapes[0], shapes[1], **params))
+    return _output_shape(2, input_shape, weight_shape, stride, padding, dilation, groups,
+                         padding_mode)
+
+
+def conv3d_output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
+                        padding_mode="zeros"):
+    """Output shape (N, C_out, D_out, H_out, W_out) of :func:`conv3d`, validating everything."""
+    return _output_shape(3, input_shape, weight_shape, stride, padding, dilation, groups,
+                         padding_mode)
+
+
+for _nd, _f, _b in ((1, conv1d, conv1d_backward), (2, conv2d, conv2d_backward),
+                    (3, conv3d, conv3d_backward)):
+    _f.__doc__ = _FORWARD_DOC.format(nd=_nd, layout=_layout(_nd), wlayout=_weight_layout(_nd),
+                                     olayout=_layout(_nd, "C_out"))
+    _b.__doc__ = _BACKWARD_DOC.format(nd=_nd)
+del _nd, _f, _b
