@@ -3,5 +3,6 @@
 
 #include "cnncore/conv.hpp"
 #include "cnncore/error.hpp"
+#include "cnncore/pad.hpp"
 #include "cnncore/runtime.hpp"
 #include "cnncore/tensor.hpp"

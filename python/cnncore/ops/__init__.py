@@ -6,5 +6,6 @@ inputs. Layout is NCHW (see ``docs/conv2d.md``).
 """
 from ._conv import *  # noqa: F401,F403
 from ._conv import __all__ as _conv_all
+from ._pad import pad, pad_backward
 
-__all__ = [*_conv_all]
+__all__ = [*_conv_all, "pad", "pad_backward"]

@@ -1,0 +1,53 @@
+"""Padding of the spatial axes (NumPy in, NumPy out)."""
+import numbers
+
+from .. import _core
+from ._common import _PADDING_MODES, _array, _int, _word
+
+__all__ = ["pad", "pad_backward"]
+
+
+def _pad_args(x, pad, mode, value, op="pad"):
+    nd = x.ndim - 2
+    if nd not in (1, 2, 3):
+        raise ValueError(f"{op}: x must have 3, 4 or 5 dimensions (N, C, spatial...), "
+                         f"got {x.ndim} with shape {x.shape}")
+    if isinstance(pad, (tuple, list)):
+        vals = [_int(v, op, "pad") for v in pad]
+        if len(vals) != 2 * nd:
+            raise ValueError(f"{op}: pad must be an integer or {2 * nd} integers (before and after "
+                             f"each of x's {nd} spatial axes, first axis first), got {len(vals)}")
+    else:
+        vals = [_int(pad, op, "pad")] * (2 * nd)
+    mode = "zeros" if mode == "constant" else _word(mode, _PADDING_MODES, op, "mode")
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{op}: value must be a real number, got {type(value).__name__}")
+    if value != 0 and mode != "zeros":
+        raise ValueError(f"{op}: value only applies to mode='zeros' (or 'constant'), got mode={mode!r}")
+    return vals, mode, float(value)
+
+
+def pad(x, pad, mode="zeros", value=0.0):
+    """Pad the spatial axes of ``x`` (N, C, spatial...).
+
+    ``pad`` is an int (every side) or before/after for each spatial axis, first
+    axis first: ``(top, bottom, left, right)`` in 2-D (note: torch's ``F.pad``
+    lists the last axis first). ``mode``: ``"zeros"`` (alias ``"constant"``,
+    filled with ``value``), ``"reflect"`` (edge not repeated), ``"replicate"``,
+    ``"circular"``, ``"symmetric"`` (edge repeated, numpy's ``"symmetric"``).
+    """
+    x = _array(x, "pad", "x")
+    vals, mode, value = _pad_args(x, pad, mode, value)
+    return _core.pad_forward(x, vals, mode, value)
+
+
+def pad_backward(grad_out, x, pad, mode="zeros", value=0.0):
+    """Gradient of :func:`pad` with respect to ``x``: each padded element's
+    gradient is added back onto the element it copies."""
+    x = _array(x, "pad", "x")
+    grad_out = _array(grad_out, "pad", "grad_out")
+    if grad_out.dtype != x.dtype:
+        raise TypeError(f"pad: grad_out has dtype {grad_out.dtype} but x has {x.dtype}; "
+                        "convert one of them so both match")
+    vals, mode, _ = _pad_args(x, pad, mode, value)
+    return _core.pad_backward(grad_out, list(x.shape), vals, mode)
