@@ -87,4 +87,32 @@ Tensor conv2d_backward_weight(const Tensor& diff_dst, const Tensor& src, const S
                               const ConvParams& params);
 Tensor conv2d_backward_bias(const Tensor& diff_dst);
 
+// Transposed convolution ("deconvolution"): the adjoint of convolution with
+// the same weights. src (N, C_in, in...), weights (C_in, C_out/groups, k...)
+// (PyTorch's layout), output per axis
+//   out = (in-1)*stride - pad_before - pad_after + dilation*(k-1) + output_padding + 1.
+// The padding crops the full result; output_padding adds positions after it
+// (each must be smaller than either the stride or the dilation on its axis).
+struct ConvTransposeParams {
+  std::vector<int64_t> stride;          // one per spatial axis, or empty (1)
+  std::vector<int64_t> dilation;        // likewise
+  std::vector<int64_t> padding;         // before/after per axis, or empty (0)
+  std::vector<int64_t> output_padding;  // one per spatial axis, or empty (0)
+  int64_t groups = 1;
+  ConvAlgorithm algorithm = ConvAlgorithm::auto_;
+};
+
+Shape conv_transpose_output_shape(const Shape& src, const Shape& weights, const ConvTransposeParams& params,
+                                  const char* op = "conv_transpose", int spatial_dims = 0);
+Tensor conv_transpose_forward(const Tensor& src, const Tensor& weights, const Tensor& bias,
+                              const ConvTransposeParams& params, const char* op = "conv_transpose",
+                              int spatial_dims = 0);
+Tensor conv_transpose_backward_data(const Tensor& diff_dst, const Tensor& weights, const Shape& src_shape,
+                                    const ConvTransposeParams& params, const char* op = "conv_transpose",
+                                    int spatial_dims = 0);
+Tensor conv_transpose_backward_weight(const Tensor& diff_dst, const Tensor& src, const Shape& weights_shape,
+                                      const ConvTransposeParams& params, const char* op = "conv_transpose",
+                                      int spatial_dims = 0);
+// The bias gradient is conv_backward_bias(diff_dst).
+
 }  // namespace cnncore

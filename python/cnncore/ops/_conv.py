@@ -6,12 +6,17 @@ from one geometry, so each public function only fixes the rank.
 import numpy as np
 
 from .. import _core
-from ._common import _array, _conv_params, _layout, _same_dtype, _shape_arg, _weight_layout
+from ._common import (_ALGORITHMS, _array, _conv_params, _int, _layout, _padding, _per_axis,
+                      _same_dtype, _shape_arg, _weight_layout, _word)
 
 __all__ = [
     "conv1d", "conv2d", "conv3d",
     "conv1d_backward", "conv2d_backward", "conv3d_backward",
     "conv1d_output_shape", "conv2d_output_shape", "conv3d_output_shape",
+    "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "conv_transpose1d_backward", "conv_transpose2d_backward", "conv_transpose3d_backward",
+    "conv_transpose1d_output_shape", "conv_transpose2d_output_shape",
+    "conv_transpose3d_output_shape",
 ]
 
 
@@ -123,6 +128,136 @@ def conv3d_output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilat
     return _output_shape(3, input_shape, weight_shape, stride, padding, dilation, groups,
                          padding_mode)
 
+
+# ---------------------------------------------------------------------------
+# Transposed convolution: the adjoint of convolution with the same weights.
+
+_TWEIGHT = "C_in", "C_out/groups"
+
+
+def _transpose_params(op, nd, stride, padding, output_padding, groups, dilation, algorithm):
+    if isinstance(padding, str):
+        raise ValueError(f"{op}: padding must be an integer or a tuple of integers "
+                         f"(the amount cropped from the full output), got {padding!r}")
+    pad, _ = _padding(padding, nd, op)
+    return dict(
+        stride=_per_axis(stride, nd, op, "stride"),
+        dilation=_per_axis(dilation, nd, op, "dilation"),
+        padding=pad,
+        output_padding=_per_axis(output_padding, nd, op, "output_padding"),
+        groups=_int(groups, op, "groups"),
+        algorithm=_word(algorithm, _ALGORITHMS, op, "algorithm"),
+        op=op,
+        spatial_dims=nd,
+    )
+
+
+def _transpose_forward(nd, x, weight, bias, stride, padding, output_padding, groups, dilation,
+                       algorithm):
+    op = f"conv_transpose{nd}d"
+    params = _transpose_params(op, nd, stride, padding, output_padding, groups, dilation, algorithm)
+    x = _array(x, op, "x", nd + 2, _layout(nd))
+    weight = _array(weight, op, "weight", nd + 2, _weight_layout(nd, *_TWEIGHT))
+    if bias is not None:
+        bias = _array(bias, op, "bias")
+    _same_dtype(op, "x", x, weight=weight, bias=bias)
+    return _core.conv_transpose_forward(x, weight, bias, **params)
+
+
+def _transpose_backward(nd, grad_out, x, weight, stride, padding, output_padding, groups, dilation,
+                        bias, algorithm):
+    op = f"conv_transpose{nd}d"
+    params = _transpose_params(op, nd, stride, padding, output_padding, groups, dilation, algorithm)
+    x = _array(x, op, "x", nd + 2, _layout(nd))
+    weight = _array(weight, op, "weight", nd + 2, _weight_layout(nd, *_TWEIGHT))
+    grad_out = _array(grad_out, op, "grad_out", nd + 2, _layout(nd, "C_out"))
+    _same_dtype(op, "x", x, weight=weight, grad_out=grad_out)
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"{op}: bias must be a bool (whether to return grad_bias), "
+                        f"got {type(bias).__name__}")
+    return _core.conv_transpose_backward(grad_out, x, weight, bool(bias), **params)
+
+
+def _transpose_output_shape(nd, input_shape, weight_shape, stride, padding, output_padding, groups,
+                            dilation):
+    op = f"conv_transpose{nd}d"
+    params = _transpose_params(op, nd, stride, padding, output_padding, groups, dilation, "auto")
+    src = _shape_arg(input_shape, op, "input_shape", nd + 2, _layout(nd))
+    w = _shape_arg(weight_shape, op, "weight_shape", nd + 2, _weight_layout(nd, *_TWEIGHT))
+    return tuple(_core.conv_transpose_output_shape(src, w, **params))
+
+
+def conv_transpose1d(x, weight, bias=None, *, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, algorithm="auto"):
+    return _transpose_forward(1, x, weight, bias, stride, padding, output_padding, groups,
+                              dilation, algorithm)
+
+
+def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, algorithm="auto"):
+    return _transpose_forward(2, x, weight, bias, stride, padding, output_padding, groups,
+                              dilation, algorithm)
+
+
+def conv_transpose3d(x, weight, bias=None, *, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, algorithm="auto"):
+    return _transpose_forward(3, x, weight, bias, stride, padding, output_padding, groups,
+                              dilation, algorithm)
+
+
+def conv_transpose1d_backward(grad_out, x, weight, *, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1, bias=True, algorithm="auto"):
+    return _transpose_backward(1, grad_out, x, weight, stride, padding, output_padding, groups,
+                               dilation, bias, algorithm)
+
+
+def conv_transpose2d_backward(grad_out, x, weight, *, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1, bias=True, algorithm="auto"):
+    return _transpose_backward(2, grad_out, x, weight, stride, padding, output_padding, groups,
+                               dilation, bias, algorithm)
+
+
+def conv_transpose3d_backward(grad_out, x, weight, *, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1, bias=True, algorithm="auto"):
+    return _transpose_backward(3, grad_out, x, weight, stride, padding, output_padding, groups,
+                               dilation, bias, algorithm)
+
+
+def conv_transpose1d_output_shape(input_shape, weight_shape, *, stride=1, padding=0,
+                                  output_padding=0, groups=1, dilation=1):
+    return _transpose_output_shape(1, input_shape, weight_shape, stride, padding, output_padding,
+                                   groups, dilation)
+
+
+def conv_transpose2d_output_shape(input_shape, weight_shape, *, stride=1, padding=0,
+                                  output_padding=0, groups=1, dilation=1):
+    return _transpose_output_shape(2, input_shape, weight_shape, stride, padding, output_padding,
+                                   groups, dilation)
+
+
+def conv_transpose3d_output_shape(input_shape, weight_shape, *, stride=1, padding=0,
+                                  output_padding=0, groups=1, dilation=1):
+    return _transpose_output_shape(3, input_shape, weight_shape, stride, padding, output_padding,
+                                   groups, dilation)
+
+
+_TRANSPOSE_DOC = """{nd}-D transposed convolution of ``x`` {layout} with ``weight`` {wlayout}.
+
+    The adjoint of :func:`conv{nd}d` with the same weights (PyTorch's
+    convention): output size per axis
+    ``(in-1)*stride - pad_before - pad_after + dilation*(k-1) + output_padding + 1``.
+    ``padding`` crops the full result (int, one per axis, or before/after per
+    axis); ``output_padding`` (smaller than stride or dilation) adds positions
+    at the end of each axis.
+    """
+
+for _nd, _f, _b in ((1, conv_transpose1d, conv_transpose1d_backward),
+                    (2, conv_transpose2d, conv_transpose2d_backward),
+                    (3, conv_transpose3d, conv_transpose3d_backward)):
+    _f.__doc__ = _TRANSPOSE_DOC.format(nd=_nd, layout=_layout(_nd),
+                                       wlayout=_weight_layout(_nd, *_TWEIGHT))
+    _b.__doc__ = (f"Gradients of :func:`conv_transpose{_nd}d`: ``(grad_x, grad_weight, "
+                  "grad_bias)``; ``grad_bias`` is None when ``bias=False``.")
 
 for _nd, _f, _b in ((1, conv1d, conv1d_backward), (2, conv2d, conv2d_backward),
                     (3, conv3d, conv3d_backward)):
