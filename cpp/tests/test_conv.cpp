@@ -84,13 +84,17 @@ void fast_equals_reference(bool ints) {
     Tensor g = filled<T>(y_ref.shape(), 14 + n, ints);
     Tensor dx_ref = conv2d_backward_data(g, w, x.shape(), c.p);
     Tensor dw_ref = conv2d_backward_weight(g, x, w.shape(), c.p);
-    c.p.algorithm = ConvAlgorithm::im2col;
-    for (int threads : {1, 2}) {
-      set_num_threads(threads);
-      const double tol = ints ? 0.0 : 1e-10;
-      CHECK(max_abs_diff<T>(conv2d_forward(x, w, b, c.p), y_ref) <= tol);
-      CHECK(max_abs_diff<T>(conv2d_backward_data(g, w, x.shape(), c.p), dx_ref) <= tol);
-      CHECK(max_abs_diff<T>(conv2d_backward_weight(g, x, w.shape(), c.p), dw_ref) <= tol);
+    const bool depthwise = c.p.groups == c.src[1];
+    for (ConvAlgorithm algo : {ConvAlgorithm::im2col, ConvAlgorithm::direct, ConvAlgorithm::auto_}) {
+      if (algo == ConvAlgorithm::direct && !depthwise) continue;
+      c.p.algorithm = algo;
+      for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        const double tol = ints ? 0.0 : 1e-10;
+        CHECK(max_abs_diff<T>(conv2d_forward(x, w, b, c.p), y_ref) <= tol);
+        CHECK(max_abs_diff<T>(conv2d_backward_data(g, w, x.shape(), c.p), dx_ref) <= tol);
+        CHECK(max_abs_diff<T>(conv2d_backward_weight(g, x, w.shape(), c.p), dw_ref) <= tol);
+      }
     }
   }
   CHECK(n > 30);
@@ -156,6 +160,31 @@ TEST(conv2d_true_convolution_commutes) {
   Tensor a_as_w = Tensor::wrap(a.data(), {1, 1, 4, 6}, DType::f64, a.storage());
   Tensor ba = conv2d_forward(b, a_as_w, Tensor(), p);
   CHECK(max_abs_diff<double>(ab, ba) == 0.0);
+}
+
+TEST(conv2d_direct_serves_depthwise_only) {
+  ConvParams p;
+  p.groups = 2;
+  p.algorithm = ConvAlgorithm::direct;
+  CHECK_THROWS(value_error, "depthwise", conv2d_forward(Tensor::zeros({1, 4, 5, 5}, DType::f32),
+                                                       Tensor::zeros({4, 2, 3, 3}, DType::f32), Tensor(), p));
+}
+
+TEST(conv_transpose_is_the_adjoint_of_conv) {
+  // <conv_transpose(x), g> == <x, conv(g)> for stride 2, padding 1, no output padding.
+  Tensor x = filled<double>({2, 3, 4, 5}, 31, false), w = filled<double>({3, 2, 3, 3}, 32, false);
+  ConvTransposeParams tp;
+  tp.stride = {2, 2};
+  tp.padding = {1, 1, 1, 1};
+  Tensor y = conv_transpose_forward(x, w, Tensor(), tp);
+  CHECK((y.shape() == Shape{2, 2, 7, 9}));
+  Tensor g = filled<double>(y.shape(), 33, false);
+  ConvParams cp;
+  cp.stride = {2, 2};
+  cp.padding = {1, 1, 1, 1};
+  Tensor back = conv2d_forward(g, w, Tensor(), cp);
+  CHECK(back.shape() == x.shape());
+  CHECK_NEAR(dot<double>(y, g), dot<double>(x, back), 1e-10);
 }
 
 TEST(conv2d_dtype_mismatch_is_a_type_error) {

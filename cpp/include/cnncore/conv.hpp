@@ -87,6 +87,19 @@ Tensor conv2d_backward_weight(const Tensor& diff_dst, const Tensor& src, const S
                               const ConvParams& params);
 Tensor conv2d_backward_bias(const Tensor& diff_dst);
 
+// Depthwise-separable convolution: a depthwise convolution (groups = C_in,
+// depthwise weights (C_in*m, 1, k...)) with `params` (its groups field is
+// ignored), then a 1x1 pointwise convolution (pointwise weights
+// (C_out, C_in*m, 1...)) plus bias.
+Tensor separable_conv_forward(const Tensor& src, const Tensor& depthwise, const Tensor& pointwise,
+                              const Tensor& bias, const ConvParams& params, const char* op = "separable_conv",
+                              int spatial_dims = 0);
+// Returns {diff_src, diff_depthwise, diff_pointwise, diff_bias} (diff_bias
+// undefined unless `need_bias`).
+std::vector<Tensor> separable_conv_backward(const Tensor& diff_dst, const Tensor& src, const Tensor& depthwise,
+                                            const Tensor& pointwise, bool need_bias, const ConvParams& params,
+                                            const char* op = "separable_conv", int spatial_dims = 0);
+
 // Transposed convolution ("deconvolution"): the adjoint of convolution with
 // the same weights. src (N, C_in, in...), weights (C_in, C_out/groups, k...)
 // (PyTorch's layout), output per axis

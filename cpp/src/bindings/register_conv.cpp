@@ -97,6 +97,41 @@ void register_conv_transpose(py::module_& m) {
 void register_conv(py::module_& m) {
   register_conv_transpose(m);
   m.def(
+      "separable_conv_forward",
+      [](py::handle x, py::handle dw, py::handle pw, py::handle bias, const Ints& stride, const Ints& dilation,
+         const Ints& padding, const std::string& preset, const std::string& mode, int64_t groups, bool flip,
+         const std::string& algorithm, const std::string& op, int nd) {
+        const ConvParams p = make_params(stride, dilation, padding, preset, mode, groups, flip, algorithm);
+        Tensor src = from_numpy(x, op.c_str(), "x");
+        Tensor d = from_numpy(dw, op.c_str(), "depthwise_weight"), q = from_numpy(pw, op.c_str(), "pointwise_weight");
+        Tensor b = bias.is_none() ? Tensor() : from_numpy(bias, op.c_str(), "bias");
+        Tensor dst;
+        {
+          py::gil_scoped_release release;
+          dst = separable_conv_forward(src, d, q, b, p, op.c_str(), nd);
+        }
+        return to_numpy(dst);
+      },
+      py::arg("x"), py::arg("depthwise_weight"), py::arg("pointwise_weight"), py::arg("bias"), CNNCORE_CONV_PARAM_ARGS);
+  m.def(
+      "separable_conv_backward",
+      [](py::handle gy, py::handle x, py::handle dw, py::handle pw, bool need_bias, const Ints& stride,
+         const Ints& dilation, const Ints& padding, const std::string& preset, const std::string& mode, int64_t groups,
+         bool flip, const std::string& algorithm, const std::string& op, int nd) {
+        const ConvParams p = make_params(stride, dilation, padding, preset, mode, groups, flip, algorithm);
+        Tensor diff_dst = from_numpy(gy, op.c_str(), "grad_out"), src = from_numpy(x, op.c_str(), "x");
+        Tensor d = from_numpy(dw, op.c_str(), "depthwise_weight"), q = from_numpy(pw, op.c_str(), "pointwise_weight");
+        std::vector<Tensor> grads;
+        {
+          py::gil_scoped_release release;
+          grads = separable_conv_backward(diff_dst, src, d, q, need_bias, p, op.c_str(), nd);
+        }
+        return py::make_tuple(to_numpy(grads[0]), to_numpy(grads[1]), to_numpy(grads[2]),
+                              need_bias ? py::object(to_numpy(grads[3])) : py::none());
+      },
+      py::arg("grad_out"), py::arg("x"), py::arg("depthwise_weight"), py::arg("pointwise_weight"), py::arg("bias"),
+      CNNCORE_CONV_PARAM_ARGS);
+  m.def(
       "pad_forward",
       [](py::handle x, const Ints& padding, const std::string& mode, double value) {
         PadParams p{padding, parse_padding_mode(mode), value};

@@ -17,6 +17,7 @@ __all__ = [
     "conv_transpose1d_backward", "conv_transpose2d_backward", "conv_transpose3d_backward",
     "conv_transpose1d_output_shape", "conv_transpose2d_output_shape",
     "conv_transpose3d_output_shape",
+    "separable_conv2d", "separable_conv2d_backward", "conv_param_count",
 ]
 
 
@@ -239,6 +240,86 @@ def conv_transpose3d_output_shape(input_shape, weight_shape, *, stride=1, paddin
                                   output_padding=0, groups=1, dilation=1):
     return _transpose_output_shape(3, input_shape, weight_shape, stride, padding, output_padding,
                                    groups, dilation)
+
+
+# ---------------------------------------------------------------------------
+# Depthwise-separable convolution and parameter counting.
+
+
+def _separable_arrays(op, x, depthwise_weight, pointwise_weight):
+    x = _array(x, op, "x", 4, _layout(2))
+    dw = _array(depthwise_weight, op, "depthwise_weight", 4, "(C_in*multiplier, 1, kH, kW)")
+    pw = _array(pointwise_weight, op, "pointwise_weight", 4, "(C_out, C_in*multiplier, 1, 1)")
+    return x, dw, pw
+
+
+def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, *, stride=1, padding=0,
+                     dilation=1, padding_mode="zeros", flip=False, algorithm="auto"):
+    """Depthwise-separable 2-D convolution: a depthwise convolution (groups =
+    C_in, ``depthwise_weight`` (C_in*m, 1, kH, kW), with the given stride,
+    padding, dilation and padding_mode), then a 1x1 pointwise convolution
+    (``pointwise_weight`` (C_out, C_in*m, 1, 1)) plus ``bias``.
+    ``algorithm`` applies to the depthwise stage."""
+    op = "separable_conv2d"
+    params = _conv_params(op, 2, stride, padding, dilation, 1, padding_mode, flip, algorithm)
+    x, dw, pw = _separable_arrays(op, x, depthwise_weight, pointwise_weight)
+    if bias is not None:
+        bias = _array(bias, op, "bias")
+    _same_dtype(op, "x", x, depthwise_weight=dw, pointwise_weight=pw, bias=bias)
+    return _core.separable_conv_forward(x, dw, pw, bias, **params)
+
+
+def separable_conv2d_backward(grad_out, x, depthwise_weight, pointwise_weight, *, stride=1,
+                              padding=0, dilation=1, padding_mode="zeros", flip=False, bias=True,
+                              algorithm="auto"):
+    """Gradients of :func:`separable_conv2d`: ``(grad_x, grad_depthwise_weight,
+    grad_pointwise_weight, grad_bias)``; ``grad_bias`` is None when ``bias=False``."""
+    op = "separable_conv2d"
+    params = _conv_params(op, 2, stride, padding, dilation, 1, padding_mode, flip, algorithm)
+    x, dw, pw = _separable_arrays(op, x, depthwise_weight, pointwise_weight)
+    grad_out = _array(grad_out, op, "grad_out", 4, _layout(2, "C_out"))
+    _same_dtype(op, "x", x, depthwise_weight=dw, pointwise_weight=pw, grad_out=grad_out)
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"{op}: bias must be a bool (whether to return grad_bias), "
+                        f"got {type(bias).__name__}")
+    return _core.separable_conv_backward(grad_out, x, dw, pw, bool(bias), **params)
+
+
+def conv_param_count(in_channels, out_channels, kernel_size, *, groups=1, bias=False,
+                     separable=False, depth_multiplier=1):
+    """Number of learnable parameters of a convolution layer.
+
+    * standard:  K * c_in * c_out            (K = the product of kernel_size)
+    * grouped:   K * c_in * c_out / groups
+    * depthwise-separable (``separable=True``): K * c_in * m + c_in * m * c_out
+      (a depthwise stage with multiplier m, then a 1x1 pointwise stage)
+    plus ``c_out`` when ``bias`` is true. ``kernel_size`` is an int (square
+    2-D kernel) or a tuple with one entry per spatial axis.
+    """
+    op = "conv_param_count"
+    c_in = _int(in_channels, op, "in_channels")
+    c_out = _int(out_channels, op, "out_channels")
+    ks = [_int(k, op, "kernel_size") for k in kernel_size] if isinstance(
+        kernel_size, (tuple, list)) else [_int(kernel_size, op, "kernel_size")] * 2
+    g = _int(groups, op, "groups")
+    m = _int(depth_multiplier, op, "depth_multiplier")
+    for name, v in (("in_channels", c_in), ("out_channels", c_out), ("groups", g),
+                    ("depth_multiplier", m), *(("kernel_size", k) for k in ks)):
+        if v < 1:
+            raise ValueError(f"{op}: {name} must be a positive integer, got {v}")
+    if not ks:
+        raise ValueError(f"{op}: kernel_size must have at least one entry")
+    K = int(np.prod(ks, dtype=object))
+    if separable:
+        if g != 1:
+            raise ValueError(f"{op}: groups does not apply to a separable convolution, got {g}")
+        count = K * c_in * m + c_in * m * c_out
+    else:
+        if c_in % g or c_out % g:
+            raise ValueError(f"{op}: groups={g} must divide in_channels={c_in} and "
+                             f"out_channels={c_out}")
+        count = K * c_in * c_out // g
+    return count + (c_out if bias else 0)
 
 
 _TRANSPOSE_DOC = """{nd}-D transposed convolution of ``x`` {layout} with ``weight`` {wlayout}.

@@ -1,25 +1,154 @@
-// Placeholder until the direct depthwise path lands: it serves nothing, so asking for it
-// is a clear error and "auto" never picks it.
+// Direct depthwise convolution: each output channel o reads one input
+// channel c = o / multiplier, so no patch matrix is needed. The kernels walk
+// the taps, and for each tap the output rows, adding w[tap] * (source row)
+// with the in-bounds run of the row vectorised and the borders through the
+// tap tables. Padding zeros are multiplied like any value (NaN/Inf in a
+// weight or gradient spread exactly as in the reference).
 #include "cpu/kernels/conv-direct.hpp"
+
+#include <cstring>
+
+#include "cnncore/error.hpp"
+
+#include "cnncore/runtime.hpp"
+#include "cpu/kernels/conv-taps.hpp"
 
 namespace cnncore::cpu {
 
 using detail::ConvGeometry;
 
-std::string conv_direct_why_not(const ConvGeometry&) { return "the direct depthwise path is not built yet"; }
-bool conv_direct_preferred(const ConvGeometry&) { return false; }
-int64_t conv_direct_workspace_bytes(const ConvGeometry&, int64_t, detail::ConvPass, int) { return 0; }
+namespace {
+
+bool is_depthwise(const ConvGeometry& g) { return g.C_in_g == 1 && g.groups == g.C_in; }
+
+// Calls row(dst_row_offset, src_row_offset or -1, tw) for every tap (td, th,
+// tw) in order and every output row (od, oh); offsets are within one plane.
+template <typename F>
+void for_each_tap_row(const ConvGeometry& g, const TapTables& tt, F&& row) {
+  int64_t t = 0;
+  for (int64_t td = 0; td < g.k[0]; ++td)
+    for (int64_t th = 0; th < g.k[1]; ++th)
+      for (int64_t tw = 0; tw < g.k[2]; ++tw, ++t) {
+        const int64_t* TD = tt.axis[0].data() + td * g.out[0];
+        const int64_t* TH = tt.axis[1].data() + th * g.out[1];
+        for (int64_t od = 0; od < g.out[0]; ++od)
+          for (int64_t oh = 0; oh < g.out[1]; ++oh) {
+            const int64_t sd = TD[od], sh = TH[oh];
+            row(t, tw, (od * g.out[1] + oh) * g.out[2], sd < 0 || sh < 0 ? -1 : (sd * g.in[1] + sh) * g.in[2]);
+          }
+      }
+}
+
+}  // namespace
+
+std::string conv_direct_why_not(const ConvGeometry& g) {
+  if (is_depthwise(g)) return {};
+  return detail::str("the direct path serves depthwise convolution only (groups equal to the input channels); got groups=",
+                     g.groups, " with ", g.C_in, " input channels");
+}
+
+bool conv_direct_preferred(const ConvGeometry& g) { return is_depthwise(g); }
+
+int64_t conv_direct_workspace_bytes(const ConvGeometry& g, int64_t, detail::ConvPass, int) {
+  return TapTables::bytes(g);
+}
 
 template <typename T>
-void conv_forward_direct(const ConvGeometry&, const T*, const T*, const T*, T*) {}
+void conv_forward_direct(const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
+  const TapTables tt(g);
+  const int64_t P = g.out_size(), isz = g.in_size(), ksz = g.k_size(), OW = g.out[2], sw = g.stride[2];
+#pragma omp parallel for collapse(2) schedule(static) num_threads(get_num_threads())
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t o = 0; o < g.C_out; ++o) {
+      T* y = dst + (n * g.C_out + o) * P;
+      const T* x = src + (n * g.C_in + o / g.C_out_g) * isz;
+      const T* w = weights + o * ksz;
+      const T b = bias ? bias[o] : T(0);
+      for (int64_t i = 0; i < P; ++i) y[i] = b;
+      for_each_tap_row(g, tt, [&](int64_t t, int64_t tw, int64_t yo, int64_t xo) {
+        const T wv = w[t], zero = wv * T(0);
+        T* yr = y + yo;
+        if (xo < 0) {
+          for (int64_t ow = 0; ow < OW; ++ow) yr[ow] += zero;
+          return;
+        }
+        const T* xr = x + xo;
+        const int64_t* TW = tt.axis[2].data() + tw * OW;
+        const int64_t lo = tt.lo[2][tw], hi = tt.hi[2][tw], off = tt.off[2][tw];
+        for (int64_t ow = 0; ow < lo; ++ow) yr[ow] += TW[ow] < 0 ? zero : wv * xr[TW[ow]];
+#pragma omp simd
+        for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow * sw + off];
+        for (int64_t ow = hi; ow < OW; ++ow) yr[ow] += TW[ow] < 0 ? zero : wv * xr[TW[ow]];
+      });
+    }
+}
+
 template <typename T>
-void conv_backward_data_direct(const ConvGeometry&, const T*, const T*, T*) {}
+void conv_backward_data_direct(const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src) {
+  const TapTables tt(g);
+  const int64_t P = g.out_size(), isz = g.in_size(), ksz = g.k_size(), OW = g.out[2], sw = g.stride[2];
+  // One thread per (image, input channel): the outputs of a channel's group
+  // all scatter into that channel only.
+#pragma omp parallel for collapse(2) schedule(static) num_threads(get_num_threads())
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t c = 0; c < g.C_in; ++c) {
+      T* dx = diff_src + (n * g.C_in + c) * isz;
+      std::memset(dx, 0, sizeof(T) * static_cast<std::size_t>(isz));
+      for (int64_t o = c * g.C_out_g; o < (c + 1) * g.C_out_g; ++o) {
+        const T* dy = diff_dst + (n * g.C_out + o) * P;
+        const T* w = weights + o * ksz;
+        for_each_tap_row(g, tt, [&](int64_t t, int64_t tw, int64_t yo, int64_t xo) {
+          if (xo < 0) return;
+          const T wv = w[t];
+          const T* dyr = dy + yo;
+          T* xr = dx + xo;
+          const int64_t* TW = tt.axis[2].data() + tw * OW;
+          const int64_t lo = tt.lo[2][tw], hi = tt.hi[2][tw], off = tt.off[2][tw];
+          for (int64_t ow = 0; ow < lo; ++ow)
+            if (TW[ow] >= 0) xr[TW[ow]] += wv * dyr[ow];
+#pragma omp simd
+          for (int64_t ow = lo; ow < hi; ++ow) xr[ow * sw + off] += wv * dyr[ow];
+          for (int64_t ow = hi; ow < OW; ++ow)
+            if (TW[ow] >= 0) xr[TW[ow]] += wv * dyr[ow];
+        });
+      }
+    }
+}
+
 template <typename T>
-void conv_backward_weight_direct(const ConvGeometry&, const T*, const T*, T*) {}
+void conv_backward_weight_direct(const ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights) {
+  const TapTables tt(g);
+  const int64_t P = g.out_size(), isz = g.in_size(), ksz = g.k_size(), OW = g.out[2], sw = g.stride[2];
+#pragma omp parallel for schedule(static) num_threads(get_num_threads())
+  for (int64_t o = 0; o < g.C_out; ++o) {
+    T* dw = diff_weights + o * ksz;
+    std::memset(dw, 0, sizeof(T) * static_cast<std::size_t>(ksz));
+    for (int64_t n = 0; n < g.N; ++n) {
+      const T* dy = diff_dst + (n * g.C_out + o) * P;
+      const T* x = src + (n * g.C_in + o / g.C_out_g) * isz;
+      for_each_tap_row(g, tt, [&](int64_t t, int64_t tw, int64_t yo, int64_t xo) {
+        const T* dyr = dy + yo;
+        T acc = 0;
+        if (xo < 0) {
+          for (int64_t ow = 0; ow < OW; ++ow) acc += dyr[ow] * T(0);
+        } else {
+          const T* xr = x + xo;
+          const int64_t* TW = tt.axis[2].data() + tw * OW;
+          const int64_t lo = tt.lo[2][tw], hi = tt.hi[2][tw], off = tt.off[2][tw];
+          for (int64_t ow = 0; ow < lo; ++ow) acc += dyr[ow] * (TW[ow] < 0 ? T(0) : xr[TW[ow]]);
+#pragma omp simd reduction(+ : acc)
+          for (int64_t ow = lo; ow < hi; ++ow) acc += dyr[ow] * xr[ow * sw + off];
+          for (int64_t ow = hi; ow < OW; ++ow) acc += dyr[ow] * (TW[ow] < 0 ? T(0) : xr[TW[ow]]);
+        }
+        dw[t] += acc;
+      });
+    }
+  }
+}
 
 #define CNNCORE_INSTANTIATE(T)                                                                   \
-  template void conv_forward_direct<T>(const ConvGeometry&, const T*, const T*, const T*, T*);     \
-  template void conv_backward_data_direct<T>(const ConvGeometry&, const T*, const T*, T*);         \
+  template void conv_forward_direct<T>(const ConvGeometry&, const T*, const T*, const T*, T*);  \
+  template void conv_backward_data_direct<T>(const ConvGeometry&, const T*, const T*, T*);      \
   template void conv_backward_weight_direct<T>(const ConvGeometry&, const T*, const T*, T*);
 CNNCORE_INSTANTIATE(float)
 CNNCORE_INSTANTIATE(double)

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cnncore/runtime.hpp"
+#include "cpu/kernels/conv-taps.hpp"
 #include "cpu/kernels/gemm.hpp"
 
 namespace cnncore::cpu {
@@ -14,38 +15,6 @@ namespace cnncore::cpu {
 using detail::ConvGeometry;
 
 namespace {
-
-// For each axis, tap and output position, the source index along that axis
-// (-1 = a zero from padding). Padding mode and flip are folded in here, so
-// im2col and col2im are plain gathers and scatters. For each tap the outputs
-// [lo, hi) read inside the input, at src = o * stride + off, which the inner
-// loops use to copy without the table.
-struct TapTables {
-  std::vector<int64_t> axis[3];  // axis[a][tap * out[a] + o]
-  std::vector<int64_t> lo[3], hi[3], off[3];
-
-  explicit TapTables(const ConvGeometry& g) {
-    for (int a = 0; a < 3; ++a) {
-      axis[a].resize(static_cast<std::size_t>(g.k[a] * g.out[a]));
-      lo[a].assign(static_cast<std::size_t>(g.k[a]), 0);
-      hi[a].assign(static_cast<std::size_t>(g.k[a]), 0);
-      off[a].assign(static_cast<std::size_t>(g.k[a]), 0);
-      for (int64_t t = 0; t < g.k[a]; ++t) {
-        const int64_t tap = g.flip ? g.k[a] - 1 - t : t;
-        const int64_t o0 = tap * g.dilation[a] - g.pad_before[a];
-        off[a][t] = o0;
-        // o * stride + o0 in [0, in)  <=>  o in [ceil(-o0 / s), ceil((in - o0) / s))
-        const int64_t s = g.stride[a];
-        auto ceil_div_pos = [s](int64_t v) { return v <= 0 ? -((-v) / s) : (v + s - 1) / s; };
-        lo[a][t] = std::clamp<int64_t>(ceil_div_pos(-o0), 0, g.out[a]);
-        hi[a][t] = std::clamp<int64_t>(ceil_div_pos(g.in[a] - o0), lo[a][t], g.out[a]);
-        for (int64_t o = 0; o < g.out[a]; ++o)
-          axis[a][static_cast<std::size_t>(t * g.out[a] + o)] =
-              detail::padded_source_index(o * s + o0, g.in[a], g.mode);
-      }
-    }
-  }
-};
 
 // A 1x1 kernel with unit stride and no padding reads the input as it is.
 bool is_pointwise(const ConvGeometry& g) {
@@ -149,9 +118,7 @@ int64_t conv_im2col_workspace_bytes(const ConvGeometry& g, int64_t elem_size, Co
   const int64_t copies = images_in_parallel(g, threads) ? threads : 1;
   int64_t elems = is_pointwise(g) ? 0 : g.patch_size() * g.out_size();
   if (pass == ConvPass::backward_weight && copies > 1) elems += g.C_out * g.patch_size();
-  int64_t tables = 0;
-  for (int a = 0; a < 3; ++a) tables += g.k[a] * g.out[a] * 8;
-  const long double total = static_cast<long double>(elems) * elem_size * copies + tables;
+  const long double total = static_cast<long double>(elems) * elem_size * copies + TapTables::bytes(g);
   return total > 9.0e18L ? INT64_MAX : static_cast<int64_t>(total);
 }
 
