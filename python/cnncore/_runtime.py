@@ -5,7 +5,7 @@ import warnings
 
 from . import _core
 
-_ISA_LEVELS = ("ref", "generic", "avx2")
+_ISA_LEVELS = ("ref", "generic", "avx2", "avx512")
 
 
 def _as_int(value, name, func):
@@ -42,12 +42,13 @@ def get_memory_limit():
 
 
 def get_isa():
-    """The kernel level in use: ``"avx2"``, ``"generic"`` or ``"ref"``."""
+    """The kernel level in use: ``"avx512"``, ``"avx2"``, ``"generic"`` or ``"ref"``."""
     return _core.get_isa()
 
 
 def set_isa(name):
-    """Force a kernel level: ``"ref"`` (reference loops), ``"generic"`` or ``"avx2"``."""
+    """Force a kernel level: ``"ref"`` (reference loops), ``"generic"``, ``"avx2"`` or
+    ``"avx512"`` (at most what the CPU supports)."""
     if not isinstance(name, str):
         raise TypeError(f"set_isa: name must be a string, got {type(name).__name__}")
     _core.set_isa(name)

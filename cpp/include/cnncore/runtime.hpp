@@ -18,9 +18,9 @@ int64_t get_memory_limit();
 // Throws value_error naming `op` when `bytes` exceeds the memory limit.
 void check_memory(const char* op, int64_t bytes);
 
-// Kernel level in use: "ref", "generic" or "avx2". Chosen once from the CPU
+// Kernel level in use: "ref", "generic", "avx2" or "avx512" (AVX-512F). Chosen once from the CPU
 // and the environment variable CNNCORE_ISA; set_isa overrides it.
-enum class Isa { ref = 0, generic = 1, avx2 = 2 };
+enum class Isa { ref = 0, generic = 1, avx2 = 2, avx512 = 3 };
 Isa get_isa();
 void set_isa(Isa isa);           // value_error if the CPU lacks it
 Isa parse_isa(const std::string& name);

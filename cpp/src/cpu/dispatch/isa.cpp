@@ -13,6 +13,9 @@ namespace {
 Isa detect() {
 #if defined(CNNCORE_HAVE_AVX2_KERNELS) && (defined(__x86_64__) || defined(__i386__))
   __builtin_cpu_init();
+#if defined(CNNCORE_HAVE_AVX512_KERNELS)
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) return Isa::avx512;
+#endif
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
 #endif
   return Isa::generic;
@@ -56,7 +59,8 @@ Isa parse_isa(const std::string& name) {
   if (name == "ref") return Isa::ref;
   if (name == "generic") return Isa::generic;
   if (name == "avx2") return Isa::avx2;
-  throw value_error(detail::str("isa must be one of 'ref', 'generic', 'avx2', got '", name, "'"));
+  if (name == "avx512") return Isa::avx512;
+  throw value_error(detail::str("isa must be one of 'ref', 'generic', 'avx2', 'avx512', got '", name, "'"));
 }
 
 const char* isa_name(Isa isa) {
@@ -64,6 +68,7 @@ const char* isa_name(Isa isa) {
     case Isa::ref: return "ref";
     case Isa::generic: return "generic";
     case Isa::avx2: return "avx2";
+    case Isa::avx512: return "avx512";
   }
   return "?";
 }
