@@ -24,5 +24,6 @@ void register_runtime(py::module_& m);
 void register_conv(py::module_& m);
 void register_pool(py::module_& m);
 void register_layers(py::module_& m);
+void register_fft(py::module_& m);
 
 }  // namespace cnncore::bindings

@@ -70,4 +70,5 @@ PYBIND11_MODULE(_core, m) {
   b::register_conv(m);
   b::register_pool(m);
   b::register_layers(m);
+  b::register_fft(m);
 }

@@ -46,8 +46,9 @@ std::string why_not(ConvAlgorithm algo, const ConvGeometry& g) {
 ConvAlgorithm choose(const char* op, ConvAlgorithm requested, const ConvGeometry& g) {
   if (requested == ConvAlgorithm::auto_) {
     if (get_isa() == Isa::ref) return ConvAlgorithm::reference;
-    if (cpu::conv_direct_why_not(g).empty() && cpu::conv_direct_preferred(g)) return ConvAlgorithm::direct;
+    // FFT first: it is preferred only for large kernels where its estimate beats direct (depthwise) and im2col.
     if (cpu::conv_fft_why_not(g).empty() && cpu::conv_fft_preferred(g)) return ConvAlgorithm::fft;
+    if (cpu::conv_direct_why_not(g).empty() && cpu::conv_direct_preferred(g)) return ConvAlgorithm::direct;
     return ConvAlgorithm::im2col;
   }
   const std::string why = why_not(requested, g);

@@ -1,5 +1,9 @@
 // FFT convolution, forward and backward, through the same 3-axis geometry as
-// the other algorithms.
+// the other algorithms: every rank, padding mode, stride, dilation, group
+// count and flip (why_not is always empty; memory is the only limit, checked
+// by the op layer against conv_fft_workspace_bytes). Computes in float64 with
+// cnncore's own FFT (fft.hpp); inputs holding NaN/Inf run the reference
+// kernel so results keep the direct definition's semantics.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +15,8 @@ namespace cnncore::cpu {
 
 // Empty when the FFT path serves `g`, otherwise why not (for the error message).
 std::string conv_fft_why_not(const detail::ConvGeometry& g);
-// Whether algorithm="auto" should pick FFT for `g` (large kernels).
+// Whether algorithm="auto" should pick FFT for `g`: large kernels where a
+// flop/time estimate says FFT is clearly cheaper than direct or im2col.
 bool conv_fft_preferred(const detail::ConvGeometry& g);
 int64_t conv_fft_workspace_bytes(const detail::ConvGeometry& g, int64_t elem_size, detail::ConvPass pass,
                                  int threads);
