@@ -3,6 +3,8 @@
 
 #include "cnncore/conv.hpp"
 #include "cnncore/error.hpp"
+#include "cnncore/layers.hpp"
 #include "cnncore/pad.hpp"
+#include "cnncore/pool.hpp"
 #include "cnncore/runtime.hpp"
 #include "cnncore/tensor.hpp"

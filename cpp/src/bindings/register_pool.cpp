@@ -1,7 +1,123 @@
+#include <string>
+#include <vector>
+
 #include "bindings/common.hpp"
+#include "util/checked.hpp"
 
 namespace cnncore::bindings {
 
-void register_pool(py::module_& m) { (void)m; }
+namespace {
+
+using Ints = std::vector<int64_t>;
+
+// The Python layer has already turned every argument form into lists of
+// numbers and names; this builds the C++ parameter struct from them.
+PoolParams make_params(const std::string& kind, const Ints& kernel, const Ints& stride, const Ints& padding,
+                       const Ints& dilation, bool ceil_mode, const Ints& output_size, bool count_include_pad,
+                       int64_t divisor_override, double norm_type, const std::vector<double>& sigma,
+                       const std::string& algorithm) {
+  PoolParams p;
+  p.kind = parse_pool_kind(kind);
+  p.kernel = kernel;
+  p.stride = stride;
+  p.padding = padding;
+  p.dilation = dilation;
+  p.ceil_mode = ceil_mode;
+  p.output_size = output_size;
+  p.count_include_pad = count_include_pad;
+  p.divisor_override = divisor_override;
+  p.norm_type = norm_type;
+  p.sigma = sigma;
+  p.algorithm = parse_pool_algorithm(algorithm);
+  return p;
+}
+
+#define CNNCORE_POOL_PARAM_ARGS                                                                          \
+  py::arg("kind"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),  \
+      py::arg("ceil_mode"), py::arg("output_size"), py::arg("count_include_pad"),                        \
+      py::arg("divisor_override"), py::arg("norm_type"), py::arg("sigma"), py::arg("algorithm"),        \
+      py::arg("op"), py::arg("spatial_dims")
+
+#define CNNCORE_POOL_PARAMS                                                                              \
+  const std::string &kind, const Ints &kernel, const Ints &stride, const Ints &padding, const Ints &dilation, \
+      bool ceil_mode, const Ints &output_size, bool count_include_pad, int64_t divisor_override,         \
+      double norm_type, const std::vector<double>&sigma, const std::string &algorithm, const std::string &op, int nd
+
+#define CNNCORE_MAKE_POOL_PARAMS                                                                         \
+  make_params(kind, kernel, stride, padding, dilation, ceil_mode, output_size, count_include_pad,         \
+              divisor_override, norm_type, sigma, algorithm)
+
+}  // namespace
+
+void register_pool(py::module_& m) {
+  m.def(
+      "pool_forward",
+      [](py::handle x, bool return_indices, CNNCORE_POOL_PARAMS) -> py::object {
+        const PoolParams p = CNNCORE_MAKE_POOL_PARAMS;
+        Tensor src = from_numpy(x, op.c_str(), "x");
+        if (!return_indices) {
+          Tensor dst;
+          {
+            py::gil_scoped_release release;
+            dst = pool_forward(src, p, nullptr, op.c_str(), nd);
+          }
+          return to_numpy(dst);
+        }
+        // The indices array is made (and the problem validated) first, with the GIL.
+        if (p.kind != PoolKind::max)
+          throw value_error(detail::str(op, ": return_indices is only supported for max pooling"));
+        const Shape shape = pool_output_shape(src.shape(), p, op.c_str(), nd);
+        check_memory(op.c_str(), detail::checked_mul(shape_numel(shape), 8, op.c_str()));
+        py::array_t<int64_t> indices(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+        int64_t* ip = indices.mutable_data();
+        Tensor dst;
+        {
+          py::gil_scoped_release release;
+          dst = pool_forward(src, p, ip, op.c_str(), nd);
+        }
+        return py::make_tuple(to_numpy(dst), indices);
+      },
+      py::arg("x"), py::arg("return_indices"), CNNCORE_POOL_PARAM_ARGS);
+
+  m.def(
+      "pool_backward",
+      [](py::handle gy, py::handle x, py::handle indices, CNNCORE_POOL_PARAMS) {
+        const PoolParams p = CNNCORE_MAKE_POOL_PARAMS;
+        Tensor diff_dst = from_numpy(gy, op.c_str(), "grad_out");
+        Tensor src = from_numpy(x, op.c_str(), "x");
+        if (diff_dst.dtype() != src.dtype())
+          throw type_error(detail::str(op, ": grad_out has dtype ", dtype_name(diff_dst.dtype()), " but x has ",
+                                       dtype_name(src.dtype()), "; convert one of them so both match"));
+        Tensor dx;
+        if (indices.is_none()) {
+          py::gil_scoped_release release;
+          dx = pool_backward(diff_dst, src, p, op.c_str(), nd);
+        } else {
+          if (!py::isinstance<py::array>(indices) ||
+              !py::reinterpret_borrow<py::array>(indices).dtype().is(py::dtype::of<int64_t>()))
+            throw type_error(
+                detail::str(op, ": indices must be an int64 array (as returned with return_indices=True)"));
+          auto ix = py::array_t<int64_t, py::array::c_style>::ensure(indices);
+          const Shape ishape(ix.shape(), ix.shape() + ix.ndim());
+          if (ishape != diff_dst.shape())
+            throw value_error(detail::str(op, ": indices must have grad_out's shape ", shape_str(diff_dst.shape()),
+                                          ", got ", shape_str(ishape)));
+          const int64_t* ip = ix.data();
+          py::gil_scoped_release release;
+          dx = max_pool_backward_indices(diff_dst, ip, src.shape(), p, op.c_str(), nd);
+        }
+        return to_numpy(dx);
+      },
+      py::arg("grad_out"), py::arg("x"), py::arg("indices"), CNNCORE_POOL_PARAM_ARGS);
+
+  m.def(
+      "pool_output_shape",
+      [](py::handle src_shape, CNNCORE_POOL_PARAMS) {
+        const PoolParams p = CNNCORE_MAKE_POOL_PARAMS;
+        const Shape s = pool_output_shape(shape_from_sequence(src_shape, op.c_str(), "input_shape"), p, op.c_str(), nd);
+        return py::tuple(py::cast(s));
+      },
+      py::arg("input_shape"), CNNCORE_POOL_PARAM_ARGS);
+}
 
 }  // namespace cnncore::bindings

@@ -1,0 +1,121 @@
+// The pooling op layer: validate once, allocate, pick an implementation, run.
+#include "cnncore/pool.hpp"
+
+#include "cnncore/error.hpp"
+#include "cnncore/runtime.hpp"
+#include "cpu/kernels/pool-direct.hpp"
+#include "cpu/ref/pool-ref.hpp"
+#include "ops/pool_geometry.hpp"
+#include "util/checked.hpp"
+
+namespace cnncore {
+
+using detail::PoolGeometry;
+using detail::str;
+
+namespace {
+
+void check_tensor(const char* op, const char* name, const Tensor& t) {
+  if (!t.defined()) throw value_error(str(op, ": ", name, " is missing (an undefined tensor)"));
+  if (t.device() != Device::cpu)
+    throw value_error(str(op, ": ", name, " is on a device this build cannot run on; expected a CPU tensor"));
+}
+
+// The implementation list: the direct path serves every problem; the
+// reference is the oracle and the Isa::ref choice.
+PoolAlgorithm choose(PoolAlgorithm requested) {
+  if (requested != PoolAlgorithm::auto_) return requested;
+  return get_isa() == Isa::ref ? PoolAlgorithm::reference : PoolAlgorithm::direct;
+}
+
+// The result (plus `extra` bytes) and the chosen algorithm's workspace must
+// fit the memory limit before anything is allocated.
+void check_budget(const char* op, const PoolGeometry& g, PoolAlgorithm algo, DType dtype, int64_t result_elems,
+                  int64_t extra = 0) {
+  const int64_t es = static_cast<int64_t>(dtype_size(dtype));
+  const int64_t ws = algo == PoolAlgorithm::direct ? cpu::pool_direct_workspace_bytes(g, es, get_num_threads()) : 0;
+  const int64_t bytes =
+      detail::checked_add(detail::checked_add(detail::checked_mul(result_elems, es, op), ws, op), extra, op);
+  check_memory(op, bytes);
+}
+
+template <typename F>
+void with_dtype(DType dtype, F&& f) {
+  if (dtype == DType::f32)
+    f(float{});
+  else
+    f(double{});
+}
+
+}  // namespace
+
+Tensor pool_forward(const Tensor& src, const PoolParams& params, int64_t* indices, const char* op, int spatial_dims) {
+  check_tensor(op, "x", src);
+  const int nd = detail::pool_spatial_rank(op, spatial_dims, src.shape());
+  const PoolGeometry g = detail::make_pool_geometry(op, nd, src.shape(), params);
+  if (indices && g.kind != PoolKind::max)
+    throw value_error(str(op, ": indices are only produced by max pooling, not ", pool_kind_name(g.kind)));
+  const PoolAlgorithm algo = choose(params.algorithm);
+  const Shape dst_shape = g.dst_shape();
+  check_budget(op, g, algo, src.dtype(), shape_numel(dst_shape));
+  Tensor dst = Tensor::empty(dst_shape, src.dtype());
+  if (dst.numel() == 0) return dst;
+  with_dtype(src.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (algo == PoolAlgorithm::reference)
+      cpu::ref::pool_forward<T>(g, src.data_as<T>(), dst.data_as<T>(), indices);
+    else
+      cpu::pool_forward_direct<T>(g, src.data_as<T>(), dst.data_as<T>(), indices);
+  });
+  return dst;
+}
+
+Tensor pool_backward(const Tensor& diff_dst, const Tensor& src, const PoolParams& params, const char* op,
+                     int spatial_dims) {
+  check_tensor(op, "grad_out", diff_dst);
+  check_tensor(op, "x", src);
+  const int nd = detail::pool_spatial_rank(op, spatial_dims, src.shape());
+  const PoolGeometry g = detail::make_pool_geometry(op, nd, src.shape(), params);
+  detail::check_pool_diff_dst_shape(op, diff_dst.shape(), g);
+  if (diff_dst.dtype() != src.dtype())
+    throw type_error(str(op, ": grad_out has dtype ", dtype_name(diff_dst.dtype()), " but x has ",
+                         dtype_name(src.dtype()), "; convert one of them so both match"));
+  const PoolAlgorithm algo = choose(params.algorithm);
+  check_budget(op, g, algo, src.dtype(), src.numel());
+  Tensor diff_src = Tensor::empty(src.shape(), src.dtype());
+  if (diff_src.numel() == 0) return diff_src;
+  with_dtype(src.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (algo == PoolAlgorithm::reference)
+      cpu::ref::pool_backward<T>(g, diff_dst.data_as<T>(), src.data_as<T>(), diff_src.data_as<T>());
+    else
+      cpu::pool_backward_direct<T>(g, diff_dst.data_as<T>(), src.data_as<T>(), diff_src.data_as<T>());
+  });
+  return diff_src;
+}
+
+Tensor max_pool_backward_indices(const Tensor& diff_dst, const int64_t* indices, const Shape& src_shape,
+                                 const PoolParams& params, const char* op, int spatial_dims) {
+  check_tensor(op, "grad_out", diff_dst);
+  const int nd = detail::pool_spatial_rank(op, spatial_dims, src_shape);
+  const PoolGeometry g = detail::make_pool_geometry(op, nd, src_shape, params);
+  if (g.kind != PoolKind::max)
+    throw value_error(str(op, ": a gradient from indices needs max pooling, not ", pool_kind_name(g.kind)));
+  detail::check_pool_diff_dst_shape(op, diff_dst.shape(), g);
+  const int64_t n = diff_dst.numel(), plane = g.in_size();
+  if (n > 0 && !indices) throw value_error(str(op, ": indices is missing"));
+  for (int64_t i = 0; i < n; ++i)
+    if (indices[i] < -1 || indices[i] >= plane)
+      throw value_error(str(op, ": indices must lie in [-1, ", plane, ") (flat positions in one input plane), got ",
+                            indices[i], " at position ", i));
+  check_budget(op, g, PoolAlgorithm::reference, diff_dst.dtype(), shape_numel(src_shape));
+  Tensor diff_src = Tensor::empty(src_shape, diff_dst.dtype());
+  if (diff_src.numel() == 0) return diff_src;
+  with_dtype(diff_dst.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::max_pool_backward_indices_direct<T>(g, diff_dst.data_as<T>(), indices, diff_src.data_as<T>());
+  });
+  return diff_src;
+}
+
+}  // namespace cnncore
