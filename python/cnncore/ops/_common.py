@@ -85,7 +85,8 @@ def _array(value, op, name, ndim=None, layout=""):
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{op}: {name} must have {ndim} dimensions {layout}, got {arr.ndim} "
                          f"with shape {arr.shape}")
-    return np.ascontiguousarray(arr)
+    # np.ascontiguousarray would turn a 0-d array into a 1-d one.
+    return arr if arr.flags.c_contiguous else np.array(arr, order="C")
 
 
 def _same_dtype(op, ref_name, ref, **others):
