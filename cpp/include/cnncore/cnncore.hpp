@@ -4,6 +4,7 @@
 #include "cnncore/conv.hpp"
 #include "cnncore/error.hpp"
 #include "cnncore/layers.hpp"
+#include "cnncore/local_conv.hpp"
 #include "cnncore/pad.hpp"
 #include "cnncore/pool.hpp"
 #include "cnncore/runtime.hpp"

@@ -22,6 +22,7 @@ Shape shape_from_sequence(const py::handle& seq, const char* op, const char* nam
 
 void register_runtime(py::module_& m);
 void register_conv(py::module_& m);
+void register_local_conv(py::module_& m);
 void register_pool(py::module_& m);
 void register_layers(py::module_& m);
 void register_fft(py::module_& m);

@@ -68,6 +68,7 @@ PYBIND11_MODULE(_core, m) {
   });
   b::register_runtime(m);
   b::register_conv(m);
+  b::register_local_conv(m);
   b::register_pool(m);
   b::register_layers(m);
   b::register_fft(m);
