@@ -2,9 +2,19 @@
 
 The numeric work happens in the compiled module ``cnncore._core`` (OpenMP
 threads, SIMD kernels chosen at run time); this package gives it a Pythonic
-face. ``cnncore.ops`` holds the NumPy-in, NumPy-out operations.
+face:
+
+* ``cnncore.ops`` — the NumPy-in, NumPy-out operations (each with a backward twin);
+* ``cnncore.Tensor`` / ``cnncore.tensor`` — arrays with reverse-mode autograd, ``no_grad``;
+* ``cnncore.functional`` — differentiable ops named like ``torch.nn.functional``;
+* ``cnncore.nn`` — modules, layers, losses, initialisation;
+* ``cnncore.models`` — LeNet-5, AlexNet, ZFNet, VGG, GoogLeNet, ResNet;
+* ``cnncore.optim`` — SGD, Adam, AdamW and learning-rate schedulers;
+* ``cnncore.data`` — bundled digits, IDX / npz / image-folder loaders, DataLoader, transforms;
+* ``cnncore.save`` / ``cnncore.load`` — checkpoints in the safetensors layout.
 """
 from . import _core, ops
+from ._random import manual_seed
 from ._runtime import (
     get_isa,
     get_memory_limit,
@@ -13,6 +23,21 @@ from ._runtime import (
     set_memory_limit,
     set_num_threads,
 )
+from .tensor import (
+    Tensor,
+    cat,
+    enable_grad,
+    from_dlpack,
+    from_numpy,
+    gradcheck,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+    stack,
+    tensor,
+)
+from . import functional, nn, optim, models, data  # noqa: E402,I001
+from .io import load, save
 
 __version__ = "0.1.0"
 
@@ -25,4 +50,23 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "__version__",
+    "Tensor",
+    "tensor",
+    "from_numpy",
+    "from_dlpack",
+    "no_grad",
+    "enable_grad",
+    "set_grad_enabled",
+    "is_grad_enabled",
+    "cat",
+    "stack",
+    "gradcheck",
+    "manual_seed",
+    "save",
+    "load",
+    "functional",
+    "nn",
+    "optim",
+    "models",
+    "data",
 ]

@@ -1,0 +1,560 @@
+"""Differentiable network operations on :class:`cnncore.Tensor`, named and
+argued like ``torch.nn.functional`` where torch has the op.
+
+Each op is one :class:`~cnncore.tensor.Function`: its forward calls
+``cnncore.ops.<name>`` and its backward ``cnncore.ops.<name>_backward`` (the
+C++ kernels), side by side, with what it saves stated. Our own extras:
+``local_conv2d``, ``tiled_conv2d``, ``separable_conv2d``,
+``weighted_avg_pool{1,2,3}d``, ``global_{avg,max}_pool2d`` and the ``flip``,
+``padding_mode`` and ``algorithm`` keywords on convolution.
+"""
+import numpy as np
+
+from . import _random, ops
+from .tensor import Function, Tensor, _wrap
+
+__all__ = [
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "separable_conv2d", "local_conv2d", "tiled_conv2d", "pad",
+    "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "lp_pool1d", "lp_pool2d", "lp_pool3d", "weighted_avg_pool1d", "weighted_avg_pool2d",
+    "weighted_avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "global_avg_pool2d",
+    "global_max_pool2d",
+    "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout",
+    "local_response_norm", "batch_norm", "linear", "flatten",
+    "cross_entropy", "nll_loss", "mse_loss", "l1_loss",
+]
+
+
+def _op(name):
+    """``cnncore.ops.<name>``, or a clear error while that op has not been built."""
+    fn = getattr(ops, name, None)
+    if fn is None:
+        raise NotImplementedError(f"cnncore.ops.{name} is not available in this build")
+    return fn
+
+
+def _t(x):
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _opt(x):
+    return None if x is None else _t(x)
+
+
+# ---------------------------------------------------------------------------
+# convolution family
+
+
+class Convolution(Function):
+    # saves: x, the weight array(s), whether there is a bias, the op name and its
+    # keywords; ops.<name>_backward(grad, x, *weights, bias=<bool>, **keywords)
+    # returns (grad_x, *grad_weights, grad_bias)
+    def forward(self, x, *weights_and_bias, name, kw):
+        weights, bias = weights_and_bias[:-1], weights_and_bias[-1]
+        self.x, self.weights, self.has_bias, self.name, self.kw = x, weights, \
+            bias is not None, name, kw
+        return _op(name)(x, *weights, bias, **kw)
+
+    def backward(self, grad):
+        return _op(self.name + "_backward")(grad, self.x, *self.weights, bias=self.has_bias,
+                                             **self.kw)
+
+
+def _conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, flip,
+          algorithm):
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
+              padding_mode=padding_mode, flip=flip, algorithm=algorithm)
+    return Convolution.apply(_t(input), _t(weight), _opt(bias), name=f"conv{nd}d", kw=kw)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", flip=False, algorithm="auto"):
+    """1-D convolution, ``input`` (N, C_in, L), ``weight`` (C_out, C_in/groups, k)."""
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups, padding_mode, flip,
+                 algorithm)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", flip=False, algorithm="auto"):
+    """2-D convolution (cross-correlation; ``flip=True`` for true convolution).
+
+    ``padding``: int, per axis, before/after per axis, or ``"valid"``/``"same"``/``"full"``;
+    ``padding_mode``: zeros, reflect, replicate, circular, symmetric; ``algorithm``:
+    auto, reference, im2col, direct, fft.
+    """
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups, padding_mode, flip,
+                 algorithm)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", flip=False, algorithm="auto"):
+    """3-D convolution, ``input`` (N, C_in, D, H, W)."""
+    return _conv(3, input, weight, bias, stride, padding, dilation, groups, padding_mode, flip,
+                 algorithm)
+
+
+def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation):
+    kw = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
+              dilation=dilation)
+    return Convolution.apply(_t(input), _t(weight), _opt(bias), name=f"conv_transpose{nd}d",
+                             kw=kw)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """Transposed 1-D convolution; ``weight`` (C_in, C_out/groups, k)."""
+    return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """Transposed 2-D convolution (the adjoint of conv2d); ``weight`` (C_in, C_out/groups,
+    kH, kW)."""
+    return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """Transposed 3-D convolution; ``weight`` (C_in, C_out/groups, kD, kH, kW)."""
+    return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation)
+
+
+def _backward_tuple(result, n):
+    """An op's backward result as an n-tuple (a bare array is the first input's gradient)."""
+    if isinstance(result, np.ndarray):
+        return (result,) + (None,) * (n - 1)
+    result = tuple(result)
+    return result + (None,) * (n - len(result))
+
+
+class ArrayOp(Function):
+    # saves: the array inputs and the keywords; backward is ops.<name>_backward(grad,
+    # *inputs, **keywords), returning one gradient per array input
+    def forward(self, *arrays, name, kw):
+        self.arrays, self.name, self.kw = arrays, name, kw
+        return _op(name)(*arrays, **kw)
+
+    def backward(self, grad):
+        return _backward_tuple(_op(self.name + "_backward")(grad, *self.arrays, **self.kw),
+                               len(self.arrays))
+
+
+def separable_conv2d(input, depthwise_weight, pointwise_weight, bias=None, stride=1, padding=0,
+                     dilation=1, *, padding_mode="zeros", flip=False, algorithm="auto"):
+    """Depthwise (C_in*m, 1, kH, kW) then pointwise (C_out, C_in*m, 1, 1) convolution."""
+    return Convolution.apply(_t(input), _t(depthwise_weight), _t(pointwise_weight), _opt(bias),
+                             name="separable_conv2d",
+                             kw=dict(stride=stride, padding=padding, dilation=dilation,
+                                     padding_mode=padding_mode, flip=flip, algorithm=algorithm))
+
+
+def local_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, *,
+                 padding_mode="zeros", flip=False, algorithm="auto"):
+    """Unshared (locally connected) convolution: a kernel per output position.
+
+    ``weight`` (H_out, W_out, C_out, C_in, kH, kW), ``bias`` (C_out, H_out, W_out).
+    """
+    return Convolution.apply(_t(input), _t(weight), _opt(bias), name="local_conv2d",
+                             kw=dict(stride=stride, padding=padding, dilation=dilation,
+                                     padding_mode=padding_mode, flip=flip, algorithm=algorithm))
+
+
+def tiled_conv2d(input, weight, bias=None, tile=1, stride=1, padding=0, dilation=1, *,
+                 padding_mode="zeros", flip=False, algorithm="auto"):
+    """Tiled convolution: output (i, j) uses kernel ``weight[i % tH, j % tW]`` of
+    ``weight`` (tH, tW, C_out, C_in, kH, kW); ``bias`` (C_out, tH, tW)."""
+    return Convolution.apply(_t(input), _t(weight), _opt(bias), name="tiled_conv2d",
+                             kw=dict(tile=tile, stride=stride, padding=padding,
+                                     dilation=dilation, padding_mode=padding_mode, flip=flip,
+                                     algorithm=algorithm))
+
+
+def pad(input, pad, mode="constant", value=0.0):
+    """Pad the spatial axes; ``pad`` lists the LAST axis first, like ``torch.nn.functional.pad``:
+    ``(left, right)``, ``(left, right, top, bottom)``, ... Modes: ``constant`` (``zeros``),
+    ``reflect``, ``replicate``, ``circular``, ``symmetric``."""
+    x = _t(input)
+    nd = x.ndim - 2
+    pad = tuple(pad)
+    if len(pad) % 2 or len(pad) // 2 > nd:
+        raise ValueError(f"pad: pad must hold before/after pairs for at most the {nd} spatial "
+                         f"axes of input (last axis first), got {pad!r}")
+    pairs = [pad[i:i + 2] for i in range(0, len(pad), 2)][::-1]
+    per_axis = [0, 0] * (nd - len(pairs)) + [p for pair in pairs for p in pair]
+    return ArrayOp.apply(x, name="pad", kw=dict(pad=per_axis, mode=mode, value=value))
+
+
+# ---------------------------------------------------------------------------
+# pooling
+
+
+class Pool(Function):
+    # saves: x and the keywords (the backward recomputes the windows)
+    def forward(self, x, name, kw):
+        self.x, self.name, self.kw = x, name, kw
+        return _op(name)(x, **kw)
+
+    def backward(self, grad):
+        return (_op(self.name + "_backward")(grad, self.x, **self.kw),)
+
+
+class MaxPool(Function):
+    # saves: x, the keywords and the argmax indices (so the backward only scatters)
+    def forward(self, x, name, kw, indices_out=None):
+        self.x, self.name, self.kw = x, name, kw
+        out, self.indices = _op(name)(x, return_indices=True, **kw)
+        if indices_out is not None:
+            indices_out.append(self.indices)
+        return out
+
+    def backward(self, grad):
+        return (_op(self.name + "_backward")(grad, self.x, indices=self.indices, **self.kw),)
+
+
+def _pool(name, input, kw):
+    return Pool.apply(_t(input), name=name, kw=kw)
+
+
+def _max(name, input, kw, return_indices):
+    if return_indices:
+        holder = []
+        out = MaxPool.apply(_t(input), name=name, kw=kw, indices_out=holder)
+        return out, Tensor(holder[0])
+    return MaxPool.apply(_t(input), name=name, kw=kw)
+
+
+def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    return _max(f"max_pool{nd}d", input,
+                dict(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+                     ceil_mode=ceil_mode), return_indices)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    return _max_pool(1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Max over each window; ``stride=None`` means ``kernel_size``."""
+    return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    return _max_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+              divisor_override):
+    kw = dict(kernel_size=kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
+              count_include_pad=count_include_pad)
+    if divisor_override is not None:
+        kw["divisor_override"] = divisor_override
+    return _pool(f"avg_pool{nd}d", input, kw)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    return _avg_pool(1, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """Mean over each window."""
+    return _avg_pool(2, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    return _avg_pool(3, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+def _lp_pool(nd, input, norm_type, kernel_size, stride, ceil_mode, padding):
+    return _pool(f"lp_pool{nd}d", input,
+                 dict(norm_type=norm_type, kernel_size=kernel_size, stride=stride,
+                      padding=padding, ceil_mode=ceil_mode))
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False, *, padding=0):
+    return _lp_pool(1, input, norm_type, kernel_size, stride, ceil_mode, padding)
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False, *, padding=0):
+    """``(sum |x|^p)^(1/p)`` over each window (p = ``norm_type``)."""
+    return _lp_pool(2, input, norm_type, kernel_size, stride, ceil_mode, padding)
+
+
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False, *, padding=0):
+    return _lp_pool(3, input, norm_type, kernel_size, stride, ceil_mode, padding)
+
+
+def _weighted(nd, input, kernel_size, stride, padding, ceil_mode, sigma):
+    return _pool(f"weighted_avg_pool{nd}d", input,
+                 dict(kernel_size=kernel_size, stride=stride, padding=padding,
+                      ceil_mode=ceil_mode, sigma=sigma))
+
+
+def weighted_avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, sigma=None):
+    return _weighted(1, input, kernel_size, stride, padding, ceil_mode, sigma)
+
+
+def weighted_avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, sigma=None):
+    """Gaussian-weighted mean by distance from each window's centre (weights sum to 1)."""
+    return _weighted(2, input, kernel_size, stride, padding, ceil_mode, sigma)
+
+
+def weighted_avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, sigma=None):
+    return _weighted(3, input, kernel_size, stride, padding, ceil_mode, sigma)
+
+
+def adaptive_avg_pool1d(input, output_size):
+    return _pool("adaptive_avg_pool1d", input, dict(output_size=output_size))
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average pooling to a fixed ``output_size`` whatever the input size."""
+    return _pool("adaptive_avg_pool2d", input, dict(output_size=output_size))
+
+
+def adaptive_avg_pool3d(input, output_size):
+    return _pool("adaptive_avg_pool3d", input, dict(output_size=output_size))
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    return _max("adaptive_max_pool1d", input, dict(output_size=output_size), return_indices)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    return _max("adaptive_max_pool2d", input, dict(output_size=output_size), return_indices)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    return _max("adaptive_max_pool3d", input, dict(output_size=output_size), return_indices)
+
+
+def global_avg_pool2d(input):
+    """Mean over H and W: (N, C, 1, 1)."""
+    return _pool("global_avg_pool2d", input, {})
+
+
+def global_max_pool2d(input):
+    """Max over H and W: (N, C, 1, 1)."""
+    return _max("adaptive_max_pool2d", input, dict(output_size=1), False)
+
+
+# ---------------------------------------------------------------------------
+# activations
+
+
+class Activation(Function):
+    # saves: x and the keywords (the backward takes the forward input)
+    def forward(self, x, name, kw):
+        self.x, self.name, self.kw = x, name, kw
+        return _op(name)(x, **kw)
+
+    def backward(self, grad):
+        return (_op(self.name + "_backward")(grad, self.x, **self.kw),)
+
+
+_NO_KW = {}
+
+
+def relu(input, inplace=False):
+    """max(x, 0)."""
+    return Activation.apply(_t(input), name="relu", kw=_NO_KW)
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    return Activation.apply(_t(input), name="leaky_relu", kw=dict(negative_slope=negative_slope))
+
+
+def sigmoid(input):
+    """1 / (1 + exp(-x))."""
+    return Activation.apply(_t(input), name="sigmoid", kw=_NO_KW)
+
+
+def tanh(input):
+    return Activation.apply(_t(input), name="tanh", kw=_NO_KW)
+
+
+def softmax(input, dim=-1):
+    """exp(x) / sum(exp(x)) along ``dim``."""
+    return Activation.apply(_t(input), name="softmax", kw=dict(dim=dim))
+
+
+def log_softmax(input, dim=-1):
+    return Activation.apply(_t(input), name="log_softmax", kw=dict(dim=dim))
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """Across-channel local response normalisation (AlexNet)."""
+    return Activation.apply(_t(input), name="local_response_norm",
+                            kw=dict(size=size, alpha=alpha, beta=beta, k=k))
+
+
+class Dropout(Function):
+    # saves: the keywords; the mask is a pure function of (seed, index), so the
+    # backward regenerates it instead of saving it
+    def forward(self, x, kw):
+        self.x, self.kw = x, kw
+        return _op("dropout")(x, **kw)
+
+    def backward(self, grad):
+        return (_op("dropout_backward")(grad, self.x, **self.kw),)
+
+
+def dropout(input, p=0.5, training=True, inplace=False, *, seed=None, generator=None):
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p).
+
+    The mask is drawn from ``seed`` (by default a fresh seed from ``generator``
+    or the package-wide generator, see :func:`cnncore.manual_seed`).
+    """
+    x = _t(input)
+    if not training or p == 0:
+        return x
+    if seed is None:
+        seed = int(_random.resolve(generator).integers(0, 2**63 - 1))
+    return Dropout.apply(x, kw=dict(p=p, training=True, seed=seed))
+
+
+class BatchNorm(Function):
+    # saves: x, the running statistics (read by the backward only in eval mode;
+    # in training mode it recomputes the batch statistics from x), weight, bias
+    # and the keywords
+    def forward(self, x, running_mean, running_var, weight, bias, kw):
+        self.x, self.weight, self.bias, self.kw = x, weight, bias, kw
+        self.mean, self.var = running_mean, running_var
+        return _op("batch_norm")(x, running_mean, running_var, weight, bias, **kw)
+
+    def backward(self, grad):
+        gx, gw, gb = _backward_tuple(_op("batch_norm_backward")(
+            grad, self.x, self.mean, self.var, self.weight, self.bias, **self.kw), 3)
+        return gx, None, None, gw, gb
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Batch normalisation over (N, spatial...) per channel.
+
+    ``training=True`` normalises with batch statistics and updates
+    ``running_mean``/``running_var`` in place (unbiased variance), like torch.
+    """
+    x = _t(input)
+    c = x.shape[1]
+    if running_mean is None or running_var is None:
+        if not training:
+            raise ValueError("batch_norm: running_mean and running_var are required when "
+                             "training=False")
+        running_mean = np.zeros(c, dtype=x.dtype)
+        running_var = np.ones(c, dtype=x.dtype)
+    rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+    rv = running_var.data if isinstance(running_var, Tensor) else running_var
+    return BatchNorm.apply(x, Tensor._make(rm, False, None), Tensor._make(rv, False, None),
+                           _opt(weight), _opt(bias),
+                           kw=dict(training=training, momentum=momentum, eps=eps))
+
+
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias``; ``weight`` (out_features, in_features)."""
+    return ArrayOp.apply(_t(input), _t(weight), _opt(bias), name="linear", kw=_NO_KW)
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    return _t(input).flatten(start_dim, end_dim)
+
+
+# ---------------------------------------------------------------------------
+# losses
+
+
+class CrossEntropy(Function):
+    # saves: the logits, the (integer) target, the class weights and the keywords
+    def forward(self, logits, target, weight, kw):
+        self.logits, self.target, self.weight, self.kw = logits, target, weight, kw
+        return _op("cross_entropy")(logits, target, weight, **kw)
+
+    def backward(self, grad):
+        g = _op("cross_entropy_backward")(grad, self.logits, self.target, self.weight, **self.kw)
+        return g, None, None
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):
+    """Softmax cross-entropy of logits ``input`` (N, C[, d...]) against class indices."""
+    return CrossEntropy.apply(_t(input), _t(target), _opt(weight),
+                              kw=dict(ignore_index=ignore_index, reduction=reduction,
+                                      label_smoothing=label_smoothing))
+
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+class NLLLoss(Function):
+    # saves: the input shape, the target, the per-sample weights and the normaliser
+    def forward(self, logp, target, weight, ignore_index, reduction):
+        if logp.ndim < 2:
+            raise ValueError(f"nll_loss: input must be (N, C) or (N, C, d...), got shape "
+                             f"{logp.shape}")
+        if target.shape != logp.shape[:1] + logp.shape[2:]:
+            raise ValueError(f"nll_loss: target shape {target.shape} does not match input "
+                             f"shape {logp.shape} (expected {logp.shape[:1] + logp.shape[2:]})")
+        if not np.issubdtype(target.dtype, np.integer):
+            raise TypeError(f"nll_loss: target must hold integer class indices, got dtype "
+                            f"{target.dtype}")
+        c = logp.shape[1]
+        valid = target != ignore_index
+        safe = np.where(valid, target, 0)
+        if np.any((safe < 0) | (safe >= c)):
+            raise ValueError(f"nll_loss: target values must be in [0, {c}), got "
+                             f"{safe.min()}..{safe.max()}")
+        lp = np.moveaxis(logp, 1, -1)
+        picked = np.take_along_axis(lp, safe[..., None], axis=-1)[..., 0]
+        w = (np.ones(c, logp.dtype) if weight is None else weight)[safe] * valid
+        w = w.astype(logp.dtype, copy=False)
+        self.shape, self.safe, self.w, self.reduction = logp.shape, safe, w, reduction
+        losses = -picked * w
+        if reduction == "none":
+            self.norm = None
+            return losses
+        self.norm = w.sum() if reduction == "mean" else 1.0
+        return np.asarray(losses.sum() / self.norm, dtype=logp.dtype)
+
+    def backward(self, grad):
+        g = -self.w * (grad if self.norm is None else grad / self.norm)
+        out = np.zeros(self.shape[:1] + self.shape[2:] + self.shape[1:2], dtype=g.dtype)
+        np.put_along_axis(out, self.safe[..., None], g[..., None], axis=-1)
+        return np.moveaxis(out, -1, 1), None, None
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of log-probabilities ``input`` (N, C[, d...])."""
+    return NLLLoss.apply(_t(input), _t(target), _opt(weight), ignore_index=ignore_index,
+                         reduction=reduction)
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Mean squared error."""
+    x = _t(input)
+    d = x - _wrap(target, x)
+    return _reduce(d * d, reduction)
+
+
+def l1_loss(input, target, reduction="mean"):
+    x = _t(input)
+    return _reduce((x - _wrap(target, x)).abs(), reduction)

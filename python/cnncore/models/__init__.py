@@ -1,0 +1,35 @@
+"""The classic networks, with torchvision's parameter names and counts.
+
+``get_model(name, **kwargs)`` builds one by name; ``MODELS`` lists the names.
+"""
+from .alexnet import AlexNet, alexnet
+from .googlenet import GoogLeNet, googlenet
+from .lenet import LeNet5, lenet5
+from .resnet import ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
+from .vgg import VGG, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
+from .zfnet import ZFNet, zfnet
+
+MODELS = {
+    "lenet5": lenet5, "alexnet": alexnet, "zfnet": zfnet,
+    "vgg11": vgg11, "vgg13": vgg13, "vgg16": vgg16, "vgg19": vgg19,
+    "vgg11_bn": vgg11_bn, "vgg13_bn": vgg13_bn, "vgg16_bn": vgg16_bn, "vgg19_bn": vgg19_bn,
+    "googlenet": googlenet,
+    "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50, "resnet101": resnet101,
+    "resnet152": resnet152,
+}
+
+
+def get_model(name, **kwargs):
+    """Build the model called ``name`` (one of :data:`MODELS`)."""
+    try:
+        fn = MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose one of: "
+                         f"{', '.join(sorted(MODELS))}") from None
+    return fn(**kwargs)
+
+
+__all__ = ["MODELS", "get_model", "LeNet5", "lenet5", "AlexNet", "alexnet", "ZFNet", "zfnet",
+           "VGG", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn",
+           "vgg19_bn", "GoogLeNet", "googlenet", "ResNet", "resnet18", "resnet34", "resnet50",
+           "resnet101", "resnet152"]

@@ -1,0 +1,63 @@
+"""AlexNet (Krizhevsky, Sutskever & Hinton, 2012).
+
+``alexnet()`` is torchvision's single-tower layout (61,100,840 parameters;
+names ``features.N`` / ``classifier.N`` so its weights load directly).
+``alexnet(original=True)`` is the paper's two-tower net on one device: the
+towers become ``groups=2`` convolutions (conv2, conv4, conv5 see only their own
+tower; conv3 sees both), 96-256-384-384-256 channels, local response
+normalisation after conv1 and conv2 (60,965,224 parameters).
+"""
+import numpy as np
+
+from .. import nn
+
+__all__ = ["AlexNet", "alexnet"]
+
+
+class AlexNet(nn.Module):
+    def __init__(self, num_classes=1000, dropout=0.5, original=False, in_channels=3,
+                 dtype=np.float32):
+        super().__init__()
+        dt = dict(dtype=dtype)
+        self.in_channels = in_channels
+        if original:
+            self.features = nn.Sequential(
+                nn.Conv2d(in_channels, 96, 11, stride=4, padding=2, **dt), nn.ReLU(),
+                nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0),
+                nn.MaxPool2d(3, stride=2),
+                nn.Conv2d(96, 256, 5, padding=2, groups=2, **dt), nn.ReLU(),
+                nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0),
+                nn.MaxPool2d(3, stride=2),
+                nn.Conv2d(256, 384, 3, padding=1, **dt), nn.ReLU(),
+                nn.Conv2d(384, 384, 3, padding=1, groups=2, **dt), nn.ReLU(),
+                nn.Conv2d(384, 256, 3, padding=1, groups=2, **dt), nn.ReLU(),
+                nn.MaxPool2d(3, stride=2),
+            )
+        else:
+            self.features = nn.Sequential(
+                nn.Conv2d(in_channels, 64, 11, stride=4, padding=2, **dt), nn.ReLU(),
+                nn.MaxPool2d(3, stride=2),
+                nn.Conv2d(64, 192, 5, padding=2, **dt), nn.ReLU(),
+                nn.MaxPool2d(3, stride=2),
+                nn.Conv2d(192, 384, 3, padding=1, **dt), nn.ReLU(),
+                nn.Conv2d(384, 256, 3, padding=1, **dt), nn.ReLU(),
+                nn.Conv2d(256, 256, 3, padding=1, **dt), nn.ReLU(),
+                nn.MaxPool2d(3, stride=2),
+            )
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(256 * 6 * 6, 4096, **dt), nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(4096, 4096, **dt), nn.ReLU(),
+            nn.Linear(4096, num_classes, **dt),
+        )
+
+    def forward(self, x):
+        x = self.avgpool(self.features(x))
+        return self.classifier(x.flatten(1))
+
+
+def alexnet(num_classes=1000, original=False, dropout=0.5, **kwargs):
+    """AlexNet; inputs of at least 63 x 63 (224 x 224 in the paper)."""
+    return AlexNet(num_classes, dropout, original, **kwargs)

@@ -1,0 +1,1066 @@
+"""Tensors with reverse-mode automatic differentiation.
+
+A :class:`Tensor` wraps a NumPy array (``.data``; ``.numpy()`` returns it
+without copying). Every differentiable operation is a :class:`Function`
+subclass whose ``forward`` (arrays in, array out) and ``backward`` (gradient
+of the output in, gradients of the inputs out) sit side by side, each stating
+what it saves. ``Function.apply`` records the graph only when some input
+requires a gradient and grad mode is on; :meth:`Tensor.backward` walks that
+graph once in reverse topological order.
+
+The elementwise, reduction and shape operations here are plain NumPy; the
+network operations (convolution, pooling, activations, losses ...) live in
+:mod:`cnncore.functional` and call the C++ kernels in :mod:`cnncore.ops`.
+"""
+import collections
+import functools
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "Tensor", "Function", "tensor", "from_numpy", "from_dlpack", "no_grad", "enable_grad",
+    "is_grad_enabled", "set_grad_enabled", "cat", "stack", "zeros", "ones", "randn", "rand",
+    "arange", "gradcheck",
+]
+
+_grad_enabled = True
+
+
+def is_grad_enabled():
+    """Whether operations record the graph for :meth:`Tensor.backward`."""
+    return _grad_enabled
+
+
+class set_grad_enabled:
+    """Context manager / decorator setting grad mode on or off."""
+
+    def __init__(self, mode=True):
+        self.mode = bool(mode)
+        self.prev = None
+
+    def __enter__(self):
+        global _grad_enabled
+        self.prev = _grad_enabled
+        _grad_enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self.prev
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(self.mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(set_grad_enabled):
+    """``with cnncore.no_grad(): ...`` (or ``@cnncore.no_grad()``): build no graph."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Turn grad mode back on inside a :class:`no_grad` block."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+# ---------------------------------------------------------------------------
+# Function: one node of the graph
+
+
+class Function:
+    """A differentiable operation.
+
+    Subclasses implement ``forward(self, *arrays, **kwargs) -> ndarray`` (saving
+    on ``self`` what the backward needs) and ``backward(self, grad) -> tuple``
+    with one gradient per tensor input (``None`` where not needed; see
+    ``self.needs_input_grad``). ``apply(*tensors, **kwargs)`` runs it.
+    """
+
+    parents = ()
+    needs_input_grad = ()
+
+    def forward(self, *arrays, **kwargs):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def backward(self, grad):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **kwargs):
+        """Run the op on Tensors (or ``None`` for absent optional inputs)."""
+        ctx = cls()
+        needs = tuple(t is not None and t.requires_grad for t in inputs)
+        ctx.parents = inputs
+        ctx.needs_input_grad = needs
+        out = ctx.forward(*[None if t is None else t.data for t in inputs], **kwargs)
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
+        if _grad_enabled and True in needs:
+            return Tensor._make(out, True, ctx)
+        return Tensor._make(out, False, None)
+
+    def __repr__(self):
+        return f"<{type(self).__name__}>"
+
+
+def _unbroadcast(grad, shape):
+    """Sum ``grad`` down to ``shape`` (the inverse of NumPy broadcasting)."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+# --- elementwise arithmetic (NumPy broadcasting) ----------------------------
+
+class Add(Function):
+    # saves: the input shapes (to undo broadcasting)
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, grad):
+        sa, sb = self.shapes
+        na, nb = self.needs_input_grad
+        return (_unbroadcast(grad, sa) if na else None,
+                _unbroadcast(grad, sb) if nb else None)
+
+
+class Sub(Function):
+    # saves: the input shapes
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, grad):
+        sa, sb = self.shapes
+        na, nb = self.needs_input_grad
+        return (_unbroadcast(grad, sa) if na else None,
+                _unbroadcast(-grad, sb) if nb else None)
+
+
+class Mul(Function):
+    # saves: both inputs
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, grad):
+        na, nb = self.needs_input_grad
+        return (_unbroadcast(grad * self.b, self.a.shape) if na else None,
+                _unbroadcast(grad * self.a, self.b.shape) if nb else None)
+
+
+class Div(Function):
+    # saves: both inputs
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, grad):
+        na, nb = self.needs_input_grad
+        ga = _unbroadcast(grad / self.b, self.a.shape) if na else None
+        gb = _unbroadcast(-grad * self.a / (self.b * self.b), self.b.shape) if nb else None
+        return ga, gb
+
+
+class Neg(Function):
+    # saves: nothing
+    def forward(self, a):
+        return -a
+
+    def backward(self, grad):
+        return (-grad,)
+
+
+class Pow(Function):
+    # saves: the input and the (constant) exponent
+    def forward(self, a, exponent):
+        self.a, self.exponent = a, exponent
+        return a ** exponent
+
+    def backward(self, grad):
+        p = self.exponent
+        return (grad * p * self.a ** (p - 1),)
+
+
+class Exp(Function):
+    # saves: the output
+    def forward(self, a):
+        self.out = np.exp(a)
+        return self.out
+
+    def backward(self, grad):
+        return (grad * self.out,)
+
+
+class Log(Function):
+    # saves: the input
+    def forward(self, a):
+        self.a = a
+        return np.log(a)
+
+    def backward(self, grad):
+        return (grad / self.a,)
+
+
+class Sqrt(Function):
+    # saves: the output
+    def forward(self, a):
+        self.out = np.sqrt(a)
+        return self.out
+
+    def backward(self, grad):
+        return (grad / (2 * self.out),)
+
+
+class Abs(Function):
+    # saves: the sign of the input
+    def forward(self, a):
+        self.sign = np.sign(a)
+        return np.abs(a)
+
+    def backward(self, grad):
+        return (grad * self.sign,)
+
+
+class Clamp(Function):
+    # saves: where the input was inside [lo, hi] (the gradient passes there)
+    def forward(self, a, lo=None, hi=None):
+        out = np.clip(a, lo, hi)
+        self.inside = out == a
+        return out
+
+    def backward(self, grad):
+        return (grad * self.inside,)
+
+
+class Maximum(Function):
+    # saves: where a won (ties split evenly, like torch)
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        self.wa = (a > b) + 0.5 * (a == b)
+        return np.maximum(a, b)
+
+    def backward(self, grad):
+        sa, sb = self.shapes
+        wa = self.wa.astype(grad.dtype, copy=False)
+        na, nb = self.needs_input_grad
+        return (_unbroadcast(grad * wa, sa) if na else None,
+                _unbroadcast(grad * (1 - wa), sb) if nb else None)
+
+
+class Cast(Function):
+    # saves: the input dtype
+    def forward(self, a, dtype):
+        self.src = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, grad):
+        return (grad.astype(self.src),)
+
+
+# --- linear algebra --------------------------------------------------------
+
+class MatMul(Function):
+    # saves: both inputs (promoted to at least 2-D)
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = a.shape, b.shape
+        self.a = a[None, :] if a.ndim == 1 else a
+        self.b = b[:, None] if b.ndim == 1 else b
+        return a @ b
+
+    def backward(self, grad):
+        a, b = self.a, self.b
+        g = grad
+        if len(self.a_shape) == 1:
+            g = np.expand_dims(g, -2)
+        if len(self.b_shape) == 1:
+            g = np.expand_dims(g, -1)
+        na, nb = self.needs_input_grad
+        ga = gb = None
+        if na:
+            ga = _unbroadcast(g @ np.swapaxes(b, -1, -2), self.a.shape).reshape(self.a_shape)
+        if nb:
+            gb = _unbroadcast(np.swapaxes(a, -1, -2) @ g, self.b.shape).reshape(self.b_shape)
+        return ga, gb
+
+
+# --- reductions ------------------------------------------------------------
+
+def _axes(dim, ndim):
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, (tuple, list)):
+        return tuple(d % ndim if ndim else d for d in dim)
+    return ((dim % ndim) if ndim else dim,)
+
+
+class Sum(Function):
+    # saves: the input shape and the reduced axes
+    def forward(self, a, axes, keepdim):
+        self.shape, self.axes, self.keepdim = a.shape, axes, keepdim
+        return np.asarray(a.sum(axis=axes, keepdims=keepdim))
+
+    def backward(self, grad):
+        if not self.keepdim:
+            grad = np.expand_dims(grad, self.axes)
+        return (np.broadcast_to(grad, self.shape).copy(),)
+
+
+class Mean(Function):
+    # saves: the input shape, the reduced axes and the count
+    def forward(self, a, axes, keepdim):
+        self.shape, self.axes, self.keepdim = a.shape, axes, keepdim
+        self.count = int(np.prod([a.shape[i] for i in axes])) if axes else 1
+        return np.asarray(a.mean(axis=axes, keepdims=keepdim))
+
+    def backward(self, grad):
+        if not self.keepdim:
+            grad = np.expand_dims(grad, self.axes)
+        return (np.broadcast_to(grad / self.count, self.shape).copy(),)
+
+
+class Max(Function):
+    # saves: a mask of the maxima (ties share the gradient equally)
+    def forward(self, a, axes, keepdim):
+        out = a.max(axis=axes, keepdims=True)
+        mask = (a == out)
+        self.mask = mask / mask.sum(axis=axes, keepdims=True)
+        self.axes, self.keepdim = axes, keepdim
+        return out if keepdim else np.squeeze(out, axis=axes)
+
+    def backward(self, grad):
+        if not self.keepdim:
+            grad = np.expand_dims(grad, self.axes)
+        return ((grad * self.mask).astype(grad.dtype, copy=False),)
+
+
+# --- shape ------------------------------------------------------------------
+
+class Clone(Function):
+    # saves: nothing
+    def forward(self, a):
+        return a.copy()
+
+    def backward(self, grad):
+        return (grad,)
+
+
+class Reshape(Function):
+    # saves: the input shape
+    def forward(self, a, shape):
+        self.shape = a.shape
+        return a.reshape(shape)
+
+    def backward(self, grad):
+        return (grad.reshape(self.shape),)
+
+
+class Permute(Function):
+    # saves: the permutation
+    def forward(self, a, dims):
+        self.dims = dims
+        return np.transpose(a, dims)
+
+    def backward(self, grad):
+        return (np.transpose(grad, np.argsort(self.dims)),)
+
+
+class Expand(Function):
+    # saves: the input shape
+    def forward(self, a, shape):
+        self.shape = a.shape
+        return np.broadcast_to(a, shape)
+
+    def backward(self, grad):
+        return (_unbroadcast(grad, self.shape),)
+
+
+def _is_basic_index(idx):
+    items = idx if isinstance(idx, tuple) else (idx,)
+    return all(isinstance(i, (numbers.Integral, slice)) or i is None or i is Ellipsis
+               for i in items if not isinstance(i, (bool, np.bool_)))
+
+
+class GetItem(Function):
+    # saves: the input shape and the index
+    def forward(self, a, index):
+        self.shape, self.dtype, self.index = a.shape, a.dtype, index
+        return np.asarray(a[index])
+
+    def backward(self, grad):
+        out = np.zeros(self.shape, dtype=self.dtype)
+        if _is_basic_index(self.index):
+            out[self.index] = grad
+        else:
+            np.add.at(out, self.index, grad)
+        return (out,)
+
+
+class Cat(Function):
+    # saves: the axis and the split points
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        self.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis)
+
+    def backward(self, grad):
+        parts = np.split(grad, self.bounds, axis=self.axis)
+        return tuple(p if n else None for p, n in zip(parts, self.needs_input_grad))
+
+
+class Stack(Function):
+    # saves: the axis
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        return np.stack(arrays, axis=axis)
+
+    def backward(self, grad):
+        return tuple(np.take(grad, i, axis=self.axis) if n else None
+                     for i, n in enumerate(self.needs_input_grad))
+
+
+# ---------------------------------------------------------------------------
+# Tensor
+
+
+def _default_dtype_of(value):
+    """What a Python scalar or list becomes: float32 for reals (like torch)."""
+    arr = np.asarray(value)
+    if arr.dtype == np.float64:
+        return arr.astype(np.float32)
+    return arr
+
+
+def _to_array(value, dtype=None):
+    if isinstance(value, Tensor):
+        arr = value.data
+    elif isinstance(value, np.ndarray):
+        arr = value
+    elif isinstance(value, np.generic):
+        arr = np.asarray(value)
+    elif hasattr(value, "__array__") or hasattr(value, "__dlpack__"):
+        arr = np.asarray(value)
+    else:
+        arr = _default_dtype_of(value)
+    if dtype is not None:
+        arr = arr.astype(_dtype(dtype), copy=False)
+    return arr
+
+
+_DTYPE_NAMES = {
+    "float32": np.float32, "float": np.float32, "float64": np.float64, "double": np.float64,
+    "float16": np.float16, "half": np.float16, "int64": np.int64, "long": np.int64,
+    "int32": np.int32, "int": np.int32, "int16": np.int16, "int8": np.int8, "uint8": np.uint8,
+    "bool": np.bool_,
+}
+
+
+def _dtype(dtype):
+    if isinstance(dtype, str):
+        try:
+            return np.dtype(_DTYPE_NAMES[dtype])
+        except KeyError:
+            raise TypeError(f"unknown dtype {dtype!r}") from None
+    return np.dtype(dtype)
+
+
+MaxResult = collections.namedtuple("MaxResult", ["values", "indices"])
+
+
+class Tensor:
+    """An n-dimensional array that can record how it was computed.
+
+    ``Tensor(data, requires_grad=False)`` shares memory with an ndarray ``data``;
+    :func:`tensor` copies. Gradients arrive in ``.grad`` (a Tensor) after
+    :meth:`backward`, accumulating across calls until reset to ``None``.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
+    __array_priority__ = 1000
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        self.data = _to_array(data, dtype)
+        self.grad = None
+        self._ctx = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @staticmethod
+    def _make(data, requires_grad, ctx):
+        t = object.__new__(Tensor)
+        t.data = data
+        t.grad = None
+        t.requires_grad = requires_grad
+        t._ctx = ctx
+        return t
+
+    # --- basic properties ---
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def is_leaf(self):
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        return self._ctx
+
+    @property
+    def T(self):
+        return self.permute(*reversed(range(self.ndim)))
+
+    def dim(self):
+        return self.data.ndim
+
+    def size(self, dim=None):
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def numel(self):
+        return self.data.size
+
+    def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def requires_grad_(self, mode=True):
+        if mode and not np.issubdtype(self.data.dtype, np.floating):
+            raise TypeError(f"only floating-point tensors can require gradients, "
+                            f"got dtype {self.data.dtype}")
+        self.requires_grad = bool(mode)
+        return self
+
+    # --- conversion ---
+    def numpy(self):
+        """The underlying ndarray (no copy)."""
+        return self.data
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.reshape(()).item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def detach(self):
+        """A tensor sharing this one's data, outside the graph."""
+        return Tensor._make(self.data, False, None)
+
+    def clone(self):
+        return Clone.apply(self)
+
+    def to(self, dtype):
+        dtype = _dtype(dtype)
+        if dtype == self.data.dtype:
+            return self
+        if self.requires_grad and np.issubdtype(dtype, np.floating):
+            return Cast.apply(self, dtype=dtype)
+        return Tensor._make(self.data.astype(dtype), False, None)
+
+    astype = to
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    def long(self):
+        return self.to(np.int64)
+
+    def int(self):
+        return self.to(np.int32)
+
+    def bool(self):
+        return self.to(np.bool_)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is not None and np.dtype(dtype) != self.data.dtype:
+            return self.data.astype(dtype)
+        if copy:
+            return self.data.copy()
+        return self.data
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # ndarray (op) Tensor stays in the graph for the arithmetic operators;
+        # any other ufunc sees plain arrays and returns an ndarray.
+        if method == "__call__" and not kwargs and len(inputs) == 2:
+            a, b = inputs
+            op = _UFUNC_OPS.get(ufunc)
+            if op is not None:
+                return op(_wrap(a, b), _wrap(b, a))
+        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        if "out" in kwargs:
+            kwargs["out"] = tuple(x.data if isinstance(x, Tensor) else x for x in kwargs["out"])
+        return getattr(ufunc, method)(*arrays, **kwargs)
+
+    def __dlpack__(self, *args, **kwargs):
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor with {self.data.size} elements is "
+                             f"ambiguous")
+        return bool(self.data.reshape(()))
+
+    def __repr__(self):
+        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4)
+        extra = ""
+        if self.data.dtype not in (np.float32, np.int64, np.bool_):
+            extra += f", dtype={self.data.dtype}"
+        if self._ctx is not None:
+            extra += f", grad_fn=<{type(self._ctx).__name__}>"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    __hash__ = object.__hash__
+
+    # --- autograd ---
+    def backward(self, grad=None):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+
+        ``grad`` (dL/d(self)) may be omitted for a one-element tensor.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward(): this tensor does not require grad and has no "
+                               "graph (were its inputs created with requires_grad=True, "
+                               "outside no_grad()?)")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward(): grad can be implied only for a one-element "
+                                   f"tensor, this one has shape {self.shape}")
+            grad = np.ones_like(self.data)
+        else:
+            grad = np.asarray(_to_array(grad), dtype=self.data.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward(): grad has shape {grad.shape}, expected "
+                                 f"{self.shape}")
+        order = self._topological_order()
+        grads = {id(self): grad}
+        for t in order:
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            ctx = t._ctx
+            if ctx is None:
+                if t.grad is None:
+                    t.grad = Tensor._make(g, False, None)
+                else:
+                    t.grad = Tensor._make(t.grad.data + g, False, None)
+                continue
+            for p, pg, need in zip(ctx.parents, ctx.backward(g), ctx.needs_input_grad):
+                if not need or pg is None:
+                    continue
+                if pg.dtype != p.data.dtype:
+                    pg = pg.astype(p.data.dtype)
+                if pg.shape != p.data.shape:
+                    raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of "
+                                       f"shape {pg.shape} for an input of shape {p.data.shape}")
+                key = id(p)
+                prev = grads.get(key)
+                grads[key] = pg if prev is None else prev + pg
+
+    def _topological_order(self):
+        """Tensors reachable from self that require grad, outputs before inputs."""
+        order, visited = [], set()
+        stack = [(self, False)]
+        while stack:
+            t, done = stack.pop()
+            if done:
+                order.append(t)
+                continue
+            if id(t) in visited:
+                continue
+            visited.add(id(t))
+            stack.append((t, True))
+            if t._ctx is not None:
+                for p in t._ctx.parents:
+                    if p is not None and p.requires_grad and id(p) not in visited:
+                        stack.append((p, False))
+        order.reverse()
+        return order
+
+    # --- arithmetic ---
+    def __add__(self, other):
+        return Add.apply(self, _wrap(other, self))
+
+    def __radd__(self, other):
+        return Add.apply(_wrap(other, self), self)
+
+    def __sub__(self, other):
+        return Sub.apply(self, _wrap(other, self))
+
+    def __rsub__(self, other):
+        return Sub.apply(_wrap(other, self), self)
+
+    def __mul__(self, other):
+        return Mul.apply(self, _wrap(other, self))
+
+    def __rmul__(self, other):
+        return Mul.apply(_wrap(other, self), self)
+
+    def __truediv__(self, other):
+        return Div.apply(self, _wrap(other, self))
+
+    def __rtruediv__(self, other):
+        return Div.apply(_wrap(other, self), self)
+
+    def __neg__(self):
+        return Neg.apply(self)
+
+    def __pos__(self):
+        return self
+
+    def __pow__(self, exponent):
+        if isinstance(exponent, Tensor):
+            return (self.log() * exponent).exp()
+        if not isinstance(exponent, numbers.Real):
+            raise TypeError(f"exponent must be a real number or a Tensor, got "
+                            f"{type(exponent).__name__}")
+        return Pow.apply(self, exponent=exponent)
+
+    def __rpow__(self, base):
+        return (self * float(np.log(base))).exp()
+
+    def __matmul__(self, other):
+        return MatMul.apply(self, _wrap(other, self))
+
+    def __rmatmul__(self, other):
+        return MatMul.apply(_wrap(other, self), self)
+
+    def exp(self):
+        return Exp.apply(self)
+
+    def log(self):
+        return Log.apply(self)
+
+    def sqrt(self):
+        return Sqrt.apply(self)
+
+    def abs(self):
+        return Abs.apply(self)
+
+    __abs__ = abs
+
+    def clamp(self, min=None, max=None):  # noqa: A002 - torch's names
+        return Clamp.apply(self, lo=min, hi=max)
+
+    def maximum(self, other):
+        return Maximum.apply(self, _wrap(other, self))
+
+    # --- comparisons (no gradient) ---
+    def _compare(self, other, fn):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._make(np.asarray(fn(self.data, other)), False, None)
+
+    def __eq__(self, other):
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other):
+        return self._compare(other, np.not_equal)
+
+    def __lt__(self, other):
+        return self._compare(other, np.less)
+
+    def __le__(self, other):
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other):
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other):
+        return self._compare(other, np.greater_equal)
+
+    # --- reductions ---
+    def sum(self, dim=None, keepdim=False):
+        return Sum.apply(self, axes=_axes(dim, self.ndim), keepdim=keepdim)
+
+    def mean(self, dim=None, keepdim=False):
+        return Mean.apply(self, axes=_axes(dim, self.ndim), keepdim=keepdim)
+
+    def max(self, dim=None, keepdim=False):
+        """Largest value; with ``dim``, ``(values, indices)`` along that axis (like torch)."""
+        if dim is None:
+            return Max.apply(self, axes=_axes(None, self.ndim), keepdim=False)
+        values = Max.apply(self, axes=_axes(dim, self.ndim), keepdim=keepdim)
+        return MaxResult(values, self.argmax(dim, keepdim))
+
+    def argmax(self, dim=None, keepdim=False):
+        if dim is None:
+            return Tensor._make(np.asarray(self.data.argmax()), False, None)
+        return Tensor._make(np.asarray(self.data.argmax(axis=dim, keepdims=keepdim)),
+                            False, None)
+
+    # --- shape ---
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return Reshape.apply(self, shape=shape)
+
+    view = reshape
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        nd = self.ndim
+        if nd == 0:
+            return self.reshape(1)
+        s, e = start_dim % nd, end_dim % nd
+        shape = self.shape[:s] + (-1,) + self.shape[e + 1:]
+        if 0 in self.shape:
+            shape = self.shape[:s] + (int(np.prod(self.shape[s:e + 1])),) + self.shape[e + 1:]
+        return Reshape.apply(self, shape=shape)
+
+    def permute(self, *dims):
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        return Permute.apply(self, dims=tuple(d % self.ndim for d in dims))
+
+    def transpose(self, dim0, dim1):
+        dims = list(range(self.ndim))
+        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+        return Permute.apply(self, dims=tuple(dims))
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            shape = tuple(n for n in self.shape if n != 1)
+        else:
+            d = dim % self.ndim
+            shape = self.shape if self.shape[d] != 1 else self.shape[:d] + self.shape[d + 1:]
+        return self.reshape(shape)
+
+    def unsqueeze(self, dim):
+        d = dim % (self.ndim + 1)
+        return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
+
+    def expand(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        shape = tuple(self.shape[i - len(shape) + self.ndim] if n == -1 else n
+                      for i, n in enumerate(shape))
+        return Expand.apply(self, shape=shape)
+
+    def __getitem__(self, index):
+        if isinstance(index, Tensor):
+            index = index.data
+        elif isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return GetItem.apply(self, index=index)
+
+    # --- network ops (C++ kernels; see cnncore.functional) ---
+    def relu(self):
+        from . import functional
+        return functional.relu(self)
+
+    def sigmoid(self):
+        from . import functional
+        return functional.sigmoid(self)
+
+    def tanh(self):
+        from . import functional
+        return functional.tanh(self)
+
+    def softmax(self, dim=-1):
+        from . import functional
+        return functional.softmax(self, dim)
+
+    def log_softmax(self, dim=-1):
+        from . import functional
+        return functional.log_softmax(self, dim)
+
+    # --- in-place helpers for initialisation (no graph) ---
+    def zero_(self):
+        self.data[...] = 0
+        return self
+
+    def fill_(self, value):
+        self.data[...] = value
+        return self
+
+    def copy_(self, src):
+        self.data[...] = _to_array(src)
+        return self
+
+
+_UFUNC_OPS = {
+    np.add: Tensor.__add__,
+    np.subtract: Tensor.__sub__,
+    np.multiply: Tensor.__mul__,
+    np.true_divide: Tensor.__truediv__,
+    np.matmul: Tensor.__matmul__,
+}
+
+
+def _wrap(value, like):
+    """``value`` as a Tensor; Python numbers take ``like``'s floating dtype."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, numbers.Number) and not isinstance(value, np.ndarray):
+        dt = like.data.dtype if isinstance(like, Tensor) else None
+        if dt is not None and np.issubdtype(dt, np.floating):
+            return Tensor._make(np.asarray(value, dtype=dt), False, None)
+        return Tensor._make(np.asarray(value), False, None)
+    return Tensor._make(_to_array(value), False, None)
+
+
+# ---------------------------------------------------------------------------
+# constructors
+
+
+def tensor(data, requires_grad=False, dtype=None):
+    """A new Tensor holding a copy of ``data`` (array, list, scalar or Tensor).
+
+    Python floats become float32 (like torch); NumPy arrays keep their dtype.
+    """
+    arr = np.array(_to_array(data), copy=True)
+    if dtype is not None:
+        arr = arr.astype(_dtype(dtype), copy=False)
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def from_numpy(array):
+    """A Tensor sharing memory with ``array``."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    return Tensor(array)
+
+
+def from_dlpack(obj):
+    """A Tensor from any object with ``__dlpack__`` (zero-copy on CPU)."""
+    return Tensor(np.from_dlpack(obj))
+
+
+def _shape_args(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def zeros(*shape, dtype=np.float32, requires_grad=False):
+    return Tensor(np.zeros(_shape_args(shape), dtype=_dtype(dtype)), requires_grad)
+
+
+def ones(*shape, dtype=np.float32, requires_grad=False):
+    return Tensor(np.ones(_shape_args(shape), dtype=_dtype(dtype)), requires_grad)
+
+
+def randn(*shape, dtype=np.float32, requires_grad=False, generator=None):
+    from . import _random
+    rng = _random.resolve(generator)
+    return Tensor(rng.standard_normal(_shape_args(shape)).astype(_dtype(dtype)), requires_grad)
+
+
+def rand(*shape, dtype=np.float32, requires_grad=False, generator=None):
+    from . import _random
+    rng = _random.resolve(generator)
+    return Tensor(rng.random(_shape_args(shape)).astype(_dtype(dtype)), requires_grad)
+
+
+def arange(*args, dtype=None):
+    return Tensor(np.arange(*args, dtype=None if dtype is None else _dtype(dtype)))
+
+
+def cat(tensors, dim=0):
+    """Concatenate along ``dim`` (differentiable)."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("cat() needs at least one tensor")
+    return Cat.apply(*tensors, axis=dim % tensors[0].ndim)
+
+
+def stack(tensors, dim=0):
+    """Stack along a new axis ``dim`` (differentiable)."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack() needs at least one tensor")
+    return Stack.apply(*tensors, axis=dim % (tensors[0].ndim + 1))
+
+
+# ---------------------------------------------------------------------------
+# finite-difference gradient check
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+    """Compare autograd gradients of ``fn(*inputs)`` with central differences.
+
+    ``inputs`` are float64 Tensors; those with ``requires_grad`` are checked.
+    The scalar compared is ``sum(fn(*inputs) * r)`` for a fixed random ``r``.
+    Returns True, or raises AssertionError naming the worst element.
+    """
+    rng = np.random.default_rng(seed)
+    for t in inputs:
+        if isinstance(t, Tensor) and t.requires_grad and t.dtype != np.float64:
+            raise TypeError("gradcheck needs float64 inputs")
+    out = fn(*inputs)
+    r = rng.standard_normal(out.shape)
+
+    def scalar():
+        with no_grad():
+            return float(np.sum(fn(*inputs).data * r))
+
+    for t in inputs:
+        if isinstance(t, Tensor):
+            t.grad = None
+    out = fn(*inputs)
+    (out * Tensor(r)).sum().backward()
+    for k, t in enumerate(inputs):
+        if not (isinstance(t, Tensor) and t.requires_grad):
+            continue
+        analytic = np.zeros_like(t.data) if t.grad is None else t.grad.data
+        numeric = np.zeros_like(t.data)
+        if not t.data.flags.c_contiguous:
+            t.data = np.ascontiguousarray(t.data)
+        flat = t.data.reshape(-1)
+        for i in range(flat.size):
+            orig = flat[i]
+            flat[i] = orig + eps
+            up = scalar()
+            flat[i] = orig - eps
+            down = scalar()
+            flat[i] = orig
+            numeric.reshape(-1)[i] = (up - down) / (2 * eps)
+        if not np.allclose(analytic, numeric, atol=atol, rtol=rtol):
+            err = np.abs(analytic - numeric) - rtol * np.abs(numeric)
+            j = np.unravel_index(np.argmax(err), t.shape)
+            raise AssertionError(f"gradcheck: input {k} element {j}: autograd "
+                                 f"{analytic[j]!r} vs finite differences {numeric[j]!r}")
+    return True

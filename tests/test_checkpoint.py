@@ -1,0 +1,185 @@
+"""Checkpoints: save/load in the safetensors layout, validation of damaged files,
+atomic writes."""
+import json
+import os
+import struct
+
+import numpy as np
+import pytest
+
+import cnncore as cc
+from cnncore import io, models, nn, optim
+
+
+def small_model():
+    cc.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 3))
+
+
+def test_model_state_dict_round_trip(tmp_path):
+    m = small_model()
+    m(cc.tensor(np.random.default_rng(0).random((2, 1, 4, 4)).astype(np.float32)))
+    path = tmp_path / "m.safetensors"
+    cc.save(m.state_dict(), path)
+    loaded = cc.load(path)
+    assert set(loaded) == set(m.state_dict())
+    for k, v in m.state_dict().items():
+        assert isinstance(loaded[k], cc.Tensor)
+        assert loaded[k].dtype == v.dtype and loaded[k].shape == v.shape
+        np.testing.assert_array_equal(loaded[k].numpy(), v.numpy())
+    assert loaded["1.num_batches_tracked"].dtype == np.int64
+    m2 = small_model()
+    m2[0].weight.data[...] = 0
+    m2.load_state_dict(loaded)
+    np.testing.assert_array_equal(m2[0].weight.numpy(), m[0].weight.numpy())
+    loaded["3.weight"].numpy()[0, 0] = 42.0                # loaded arrays are writable
+
+
+def test_the_file_is_plain_safetensors(tmp_path):
+    # byte layout: u64 header length, JSON header, data; offsets tile the data
+    path = tmp_path / "x.safetensors"
+    cc.save({"b": np.arange(3, dtype=np.float32), "a": np.ones((2, 2), np.float64)}, path,
+            metadata={"note": "hi"})
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    assert header["a"] == {"dtype": "F64", "shape": [2, 2], "data_offsets": [0, 32]}
+    assert header["b"] == {"dtype": "F32", "shape": [3], "data_offsets": [32, 44]}
+    assert header["__metadata__"]["note"] == "hi"
+    assert header["__metadata__"]["cnncore.format_version"] == io.FORMAT_VERSION
+    assert len(raw) == 8 + n + 44 and (8 + n) % 8 == 0
+    np.testing.assert_array_equal(np.frombuffer(raw[8 + n + 32:], "<f4"), [0, 1, 2])
+    assert io.load_metadata(path)["note"] == "hi"
+
+
+def test_safetensors_package_reads_our_files(tmp_path):
+    st = pytest.importorskip("safetensors.numpy")
+    path = tmp_path / "m.safetensors"
+    m = small_model()
+    cc.save(m.state_dict(), path)
+    back = st.load_file(str(path))
+    np.testing.assert_array_equal(back["3.weight"], m[3].weight.numpy())
+    # and we read theirs
+    st.save_file({"w": np.arange(6, dtype=np.float64).reshape(2, 3), "i": np.arange(3)},
+                 str(tmp_path / "theirs.safetensors"))
+    got = cc.load(tmp_path / "theirs.safetensors")
+    np.testing.assert_array_equal(got["w"].numpy(), np.arange(6).reshape(2, 3))
+    assert got["i"].dtype == np.int64
+
+
+def test_torch_state_dict_saves_and_loads(tmp_path):
+    torch = pytest.importorskip("torch")
+    tl = torch.nn.Linear(3, 2)
+    cc.save(tl.state_dict(), tmp_path / "t.safetensors")
+    lin = nn.Linear(3, 2)
+    lin.load_state_dict(cc.load(tmp_path / "t.safetensors"))
+    np.testing.assert_array_equal(lin.weight.numpy(), tl.weight.detach().numpy())
+
+
+def test_nested_training_state_round_trip(tmp_path):
+    m = small_model()
+    opt = optim.Adam(m.parameters(), lr=0.01, betas=(0.8, 0.9))
+    x = cc.tensor(np.random.default_rng(0).random((2, 1, 4, 4)).astype(np.float32))
+    m(x).sum().backward()
+    opt.step()
+    obj = {"model": m.state_dict(), "optimizer": opt.state_dict(), "epoch": 3,
+           "history": [0.5, float("nan")], "name": "tiny", "done": True, "extra": None}
+    cc.save(obj, tmp_path / "ckpt.safetensors")
+    back = cc.load(tmp_path / "ckpt.safetensors")
+    assert back["epoch"] == 3 and back["name"] == "tiny" and back["done"] is True
+    assert back["extra"] is None and np.isnan(back["history"][1])
+    assert set(back["model"]) == set(m.state_dict())
+    opt2 = optim.Adam(small_model().parameters(), lr=0.5)
+    opt2.load_state_dict(back["optimizer"])
+    assert opt2.param_groups[0]["lr"] == 0.01 and list(opt2.param_groups[0]["betas"]) == [0.8,
+                                                                                            0.9]
+    st = opt2.state_dict()["state"]
+    assert st[0]["step"] == 1
+    np.testing.assert_array_equal(st[0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+
+
+def test_no_pickle_for_arbitrary_objects(tmp_path):
+    with pytest.raises(TypeError, match="no pickle"):
+        cc.save({"f": object()}, tmp_path / "x.safetensors")
+    assert not os.path.exists(tmp_path / "x.safetensors")
+
+
+def _saved(tmp_path):
+    path = tmp_path / "m.safetensors"
+    cc.save(small_model().state_dict(), path)
+    return path, path.read_bytes()
+
+
+def _rewrite_header(path, raw, edit):
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    text = edit(header)
+    body = text.encode() if isinstance(text, str) else json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(body)) + body + raw[8 + n:])
+
+
+def test_truncated_files_raise_clearly(tmp_path):
+    path, raw = _saved(tmp_path)
+    for cut in (len(raw) - 3, len(raw) // 2, 20, 5, 0):
+        path.write_bytes(raw[:cut])
+        with pytest.raises(io.CheckpointError, match="truncated"):
+            cc.load(path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda h: h["0.weight"].update(dtype="F17"), "unsupported dtype"),
+    (lambda h: h["0.weight"].update(shape=[2, 1, 3, 4]), "bytes but its data_offsets span"),
+    (lambda h: h["0.weight"].update(data_offsets=[0, 72]) or
+     h["0.bias"].update(data_offsets=[64, 72]), "overlaps|bytes but"),
+    (lambda h: h["0.bias"].update(data_offsets=[10**6, 10**6 + 8]), "truncated|gap"),
+    (lambda h: h["0.bias"].update(shape=[-2]), "invalid shape"),
+    (lambda h: '{"a": 1, "a": 2}', "appears twice"),
+    (lambda h: '{"0.weight": {"dtype": "F32"', "not valid JSON"),
+    (lambda h: h.update(__metadata__={"x": 1}), "strings to strings"),
+])
+def test_corrupted_headers_raise_clearly(tmp_path, edit, message):
+    path, raw = _saved(tmp_path)
+    _rewrite_header(path, raw, edit)
+    with pytest.raises(io.CheckpointError, match=message):
+        cc.load(path)
+
+
+def test_trailing_bytes_and_flipped_data_bits_are_detected(tmp_path):
+    path, raw = _saved(tmp_path)
+    path.write_bytes(raw + b"\0" * 4)
+    with pytest.raises(io.CheckpointError, match="unexpected bytes"):
+        cc.load(path)
+    damaged = bytearray(raw)
+    damaged[-7] ^= 0x10
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(io.CheckpointError, match="checksum"):
+        cc.load(path)
+    path.write_bytes(struct.pack("<Q", 2**40) + raw[8:])
+    with pytest.raises(io.CheckpointError, match="header claims"):
+        cc.load(path)
+
+
+def test_atomic_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    path, raw = _saved(tmp_path)
+
+    def crash(src, dst):
+        raise OSError("simulated crash before rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="simulated"):
+        cc.save({"w": np.zeros(1000)}, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == raw                       # the old checkpoint survives
+    assert sorted(os.listdir(tmp_path)) == ["m.safetensors"]   # no temporary left behind
+    cc.load(path)
+
+
+def test_checkpoint_for_another_architecture(tmp_path):
+    cc.save(models.lenet5().state_dict(), tmp_path / "lenet.safetensors")
+    with nn.init.skip_init():
+        alex = models.alexnet(num_classes=10)
+    with pytest.raises(KeyError, match="Missing key"):
+        alex.load_state_dict(cc.load(tmp_path / "lenet.safetensors"))
+    modern = models.lenet5(num_classes=4)
+    with pytest.raises(ValueError, match="size mismatch for classifier.4.weight"):
+        modern.load_state_dict(cc.load(tmp_path / "lenet.safetensors"))

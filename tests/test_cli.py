@@ -1,0 +1,144 @@
+"""The command line: train / eval / predict / summary / demo."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cnncore import cli
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def fail(capsys, *argv):
+    with pytest.raises(SystemExit) as e:
+        cli.main(list(argv))
+    assert e.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_summary_lenet5_table(capsys):
+    code, out, _ = run(capsys, "summary", "lenet5")
+    assert code == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    # layer, type, shape, params, MACs, RF, jump
+    assert rows["features.0"][2:] == ["(1,6,28,28)", "156", "117,600", "5", "1"]
+    assert rows["features.2"][-2:] == ["6", "2"]
+    assert rows["features.3"][2:] == ["(1,16,10,10)", "2,416", "240,000", "14", "2"]
+    assert rows["features.5"][-2:] == ["16", "4"]
+    assert rows["classifier.4"][2:5] == ["(1,10)", "850", "840"]
+    assert "total parameters: 61,706" in out and "total MACs: 416,520" in out
+
+
+def test_summary_resnet18_receptive_field_and_totals(capsys, tmp_path):
+    code, out, _ = run(capsys, "summary", "resnet18", "--input", "1,3,224,224", "--json",
+                       str(tmp_path / "s.json"))
+    assert code == 0
+    assert "total parameters: 11,689,512" in out
+    assert "total MACs: 1,814,073,344" in out
+    rep = json.loads((tmp_path / "s.json").read_text())
+    layers = {lay["name"]: lay for lay in rep["layers"]}
+    assert layers["layer4.1.bn2"]["rf"] == [435, 435]          # ResNet-18's known field
+    assert layers["layer4.1.bn2"]["jump"] == [32, 32]
+    assert layers["maxpool"]["output_shape"] == [1, 64, 56, 56]
+
+
+def test_unknown_model_and_bad_input_are_clear_errors(capsys):
+    assert "unknown model 'lenet7'" in fail(capsys, "summary", "lenet7")
+    assert "unknown model 'resnet9'" in fail(capsys, "train", "--model", "resnet9")
+    assert "--input must be" in fail(capsys, "summary", "lenet5", "--input", "1,x")
+    assert "cannot take input" in fail(capsys, "summary", "alexnet", "--input", "1,3,16,16")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    import cnncore
+    out = tmp_path_factory.mktemp("run")
+    before = cnncore.get_num_threads()
+    code = cli.main(["train", "--epochs", "2", "--out", str(out), "--json",
+                     str(out / "r.json"), "--no-progress"])
+    assert code == 0
+    assert cnncore.get_num_threads() == before          # in-process calls leave no trace
+    return out
+
+
+def test_train_writes_checkpoint_curves_and_report(trained):
+    rep = json.loads((trained / "r.json").read_text())
+    assert rep["model"] == "lenet5" and rep["epochs"] == 2
+    assert rep["threads"] == 1                        # auto: LeNet runs on one thread
+    assert {"test_accuracy", "seconds", "history", "checkpoint"} <= set(rep)
+    assert 0.0 <= rep["test_accuracy"] <= 1.0 and rep["seconds"] > 0
+    assert len(rep["history"]) == 2
+    assert rep["history"][1]["train_loss"] < rep["history"][0]["train_loss"]
+    assert (trained / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert os.path.getsize(trained / "checkpoint.safetensors") > 61_706 * 4
+
+
+def test_eval_reproduces_the_training_report(trained, capsys):
+    rep = json.loads((trained / "r.json").read_text())
+    code, out, _ = run(capsys, "eval", str(trained / "checkpoint.safetensors"), "--json",
+                       str(trained / "e.json"))
+    assert code == 0 and "accuracy" in out
+    ev = json.loads((trained / "e.json").read_text())
+    assert ev["test_accuracy"] == pytest.approx(rep["test_accuracy"])
+    assert ev["test_loss"] == pytest.approx(rep["test_loss"], rel=1e-5)
+
+
+def test_predict_on_image_files(trained, capsys, tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    from cnncore import data
+    te = data.load_digits("test")
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"digit{i}.png"
+        Image.fromarray((te.images[i, 0] * 255).astype(np.uint8)).save(p)
+        paths.append(str(p))
+    code, out, _ = run(capsys, "predict", str(trained / "checkpoint.safetensors"), *paths,
+                       "--json", str(tmp_path / "p.json"))
+    assert code == 0
+    res = json.loads((tmp_path / "p.json").read_text())
+    assert [r["image"] for r in res] == paths
+    for r in res:
+        assert r["prediction"] in [str(d) for d in range(10)]
+        assert 0 < r["probability"] <= 1 and len(r["top"]) == 3
+    assert "missing.png" in fail(capsys, "predict", str(trained / "checkpoint.safetensors"),
+                                 str(tmp_path / "missing.png"))
+
+
+def test_damaged_or_foreign_checkpoints_are_clear_errors(trained, capsys, tmp_path):
+    raw = (trained / "checkpoint.safetensors").read_bytes()
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(raw[: len(raw) // 2])
+    assert "truncated" in fail(capsys, "eval", str(cut))
+    assert "does not exist" in fail(capsys, "eval", str(tmp_path / "nope.safetensors"))
+    from cnncore import models, save
+    save(models.lenet5().state_dict(), tmp_path / "plain.safetensors")
+    assert "no cnncore.model metadata" in fail(capsys, "eval", str(tmp_path / "plain.safetensors"))
+
+
+def test_train_on_an_npz_file(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 1, 16, 16)).astype(np.float32)
+    y = (x[:, 0, :8].mean((1, 2)) > x[:, 0, 8:].mean((1, 2))).astype(np.int64)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    code, out, _ = run(capsys, "train", "--data", str(tmp_path / "d.npz"), "--model", "lenet5",
+                       "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "o"),
+                       "--no-progress", "--no-plot")
+    assert code == 0 and "npz" in out and "epoch   1/1" in out
+    assert (tmp_path / "o" / "checkpoint.safetensors").exists()
+    np.savez(tmp_path / "small.npz", x=x[:, :, :12, :12], y=y)
+    assert "at least 16" in fail(capsys, "train", "--data", str(tmp_path / "small.npz"),
+                                 "--epochs", "1", "--out", str(tmp_path / "o2"))
+
+
+def test_python_dash_m_demo_still_works():
+    r = subprocess.run([sys.executable, "-m", "cnncore", "demo"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "check: OK" in r.stdout

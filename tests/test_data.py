@@ -1,0 +1,186 @@
+"""cnncore.data: bundled digits, IDX / npz / image-folder loaders on fixtures
+built here, DataLoader, transforms."""
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+import cnncore as cc
+from cnncore import data
+from cnncore.data import transforms as T
+
+
+def write_idx(path, array, code=0x08, compress=False):
+    head = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    dt = {0x08: ">u1", 0x0D: ">f4", 0x0C: ">i4"}[code]
+    body = head + array.astype(dt).tobytes()
+    opener = gzip.open if compress else open
+    with opener(path, "wb") as f:
+        f.write(body)
+
+
+@pytest.fixture
+def mnist_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, n, gz in (("train", 12, True), ("t10k", 5, False)):
+        imgs = rng.integers(0, 256, (n, 6, 5), dtype=np.uint8)
+        labs = rng.integers(0, 10, n, dtype=np.uint8)
+        suffix = ".gz" if gz else ""
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte{suffix}", imgs, compress=gz)
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte{suffix}", labs, compress=gz)
+    return tmp_path
+
+
+def test_bundled_digits():
+    tr = data.load_digits("train")
+    te = data.load_digits("test")
+    assert len(tr) + len(te) == 1797 and len(te) == pytest.approx(0.2 * 1797, abs=6)
+    assert tr.images.shape[1:] == (1, 32, 32) and tr.images.dtype == np.float32
+    assert 0.0 <= tr.images.min() and tr.images.max() <= 1.0
+    assert np.all(tr.images[:, :, :2] == 0)                      # the 2-pixel frame
+    assert sorted(np.unique(te.labels)) == list(range(10))       # stratified
+    # deterministic split, disjoint from the training set
+    again = data.load_digits("test")
+    np.testing.assert_array_equal(again.images, te.images)
+    small = data.load_digits("all", size=8, pad=0)
+    assert small.images.shape == (1797, 1, 8, 8)
+
+
+def test_idx_plain_and_gzip(mnist_dir):
+    tr = data.load_mnist(mnist_dir, "train")
+    te = data.load_mnist(mnist_dir, "test")
+    assert tr.images.shape == (12, 1, 6, 5) and te.images.shape == (5, 1, 6, 5)
+    raw = data.read_idx(mnist_dir / "t10k-images-idx3-ubyte")
+    np.testing.assert_allclose(te.images[:, 0], raw / 255.0)
+    assert tr.labels.dtype == np.int64
+    f = np.arange(6, dtype=np.float32).reshape(2, 3) / 7
+    write_idx(mnist_dir / "f.idx", f, code=0x0D)
+    np.testing.assert_array_equal(data.read_idx(mnist_dir / "f.idx"), f)
+
+
+def test_idx_errors(tmp_path):
+    arr = np.zeros((3, 4, 4), np.uint8)
+    write_idx(tmp_path / "a", arr)
+    raw = (tmp_path / "a").read_bytes()
+    (tmp_path / "short").write_bytes(raw[:-5])
+    with pytest.raises(data.DataError, match="truncated"):
+        data.read_idx(tmp_path / "short")
+    (tmp_path / "magic").write_bytes(b"\x01\x02" + raw[2:])
+    with pytest.raises(data.DataError, match="not an IDX file"):
+        data.read_idx(tmp_path / "magic")
+    (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b" + b"garbage")
+    with pytest.raises(data.DataError, match="decompress"):
+        data.read_idx(tmp_path / "bad.gz")
+    with pytest.raises(data.DataError, match="no train-images"):
+        data.load_mnist(tmp_path, "train")
+
+
+def test_npz_layouts(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)      # NHWC uint8
+    y = rng.integers(0, 4, 10)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x[:3], y_test=y[:3])
+    tr = data.load_npz(tmp_path / "d.npz", "train")
+    te = data.load_npz(tmp_path / "d.npz", "test")
+    assert tr.images.shape == (10, 3, 8, 8) and te.images.shape == (3, 3, 8, 8)
+    np.testing.assert_allclose(tr.images[2, 1], x[2, :, :, 1] / 255.0)
+    np.savez(tmp_path / "e.npz", images=rng.random((4, 1, 5, 5)), labels=np.arange(4))
+    assert data.load_npz(tmp_path / "e.npz").images.shape == (4, 1, 5, 5)
+    np.savez(tmp_path / "f.npz", foo=np.zeros(3))
+    with pytest.raises(data.DataError, match="no image/label arrays"):
+        data.load_npz(tmp_path / "f.npz")
+    np.savez(tmp_path / "g.npz", x=np.zeros((2, 4, 4)), y=np.array([0.5, 1.0]))
+    with pytest.raises(data.DataError, match="must be integers"):
+        data.load_npz(tmp_path / "g.npz")
+
+
+def test_image_folder(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(2)
+    for cls, n in (("cat", 2), ("dog", 3)):
+        (tmp_path / cls).mkdir()
+        for i in range(n):
+            arr = rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(tmp_path / cls / f"{i}.png")
+    (tmp_path / "dog" / "notes.txt").write_text("not an image")
+    ds = data.load_image_folder(tmp_path, channels=3)
+    assert ds.classes == ["cat", "dog"] and ds.images.shape == (5, 3, 6, 7)
+    assert ds.labels.tolist() == [0, 0, 1, 1, 1]
+    first = np.asarray(Image.open(tmp_path / "cat" / "0.png"), np.float32) / 255
+    np.testing.assert_allclose(ds.images[0], first.transpose(2, 0, 1))
+    gray = data.load_image_folder(tmp_path, size=4, channels=1)
+    assert gray.images.shape == (5, 1, 4, 4)
+    with pytest.raises(data.DataError, match="no class sub-folders"):
+        data.load_image_folder(tmp_path / "cat")
+
+
+def test_dataloader_batches_shuffle_and_drop_last():
+    ds = data.ArrayDataset(np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1), np.arange(10))
+    batches = list(data.DataLoader(ds, batch_size=4))
+    assert [b[1].tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert isinstance(batches[0][0], cc.Tensor) and batches[0][0].shape == (4, 1, 1, 1)
+    assert len(data.DataLoader(ds, 4, drop_last=True)) == 2
+    assert [len(b[1]) for b in data.DataLoader(ds, 4, drop_last=True)] == [4, 4]
+    a = [b[1].tolist() for b in data.DataLoader(ds, 3, shuffle=True, seed=5)]
+    loader = data.DataLoader(ds, 3, shuffle=True, seed=5)
+    b = [x[1].tolist() for x in loader]
+    c = [x[1].tolist() for x in loader]                     # next epoch: new order
+    assert a == b and a != c
+    assert sorted(sum(a, [])) == list(range(10))
+    for x, y in data.DataLoader(ds, 3, shuffle=True, seed=1):
+        np.testing.assert_array_equal(x.numpy().reshape(-1), y.numpy())   # pairs kept
+    with pytest.raises(ValueError, match="batch_size"):
+        data.DataLoader(ds, 0)
+
+
+def test_dataloader_over_a_plain_dataset():
+    class Squares(data.Dataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return np.full((1, 2, 2), i * i, np.float32), i
+
+    xs = [x.numpy()[:, 0, 0, 0].tolist() for x, _ in data.DataLoader(Squares(), 2)]
+    assert xs == [[0, 1], [4, 9], [16]]
+
+
+def test_transforms():
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 3, 8, 8)).astype(np.float32)
+    n = T.Normalize([0.5, 0.4, 0.3], [0.2, 0.2, 0.1])(x)
+    np.testing.assert_allclose(n[:, 2], (x[:, 2] - 0.3) / 0.1, rtol=1e-6)
+    f = T.RandomHorizontalFlip(p=1.0, generator=0)(x)
+    np.testing.assert_array_equal(f, x[..., ::-1])
+    c = T.RandomCrop(6, generator=0)(x)
+    assert c.shape == (4, 3, 6, 6)
+    assert any(np.array_equal(c[0], x[0, :, i:i + 6, j:j + 6]) for i in range(3)
+               for j in range(3))
+    p = T.RandomCrop(8, padding=2, generator=1)(x)
+    assert p.shape == x.shape
+    t = T.RandomTranslate(2, generator=3)(x)
+    assert t.shape == x.shape
+    for i in range(4):                        # each image is a shifted copy of its original
+        assert any(np.array_equal(t[i][:, max(dy, 0):8 + min(dy, 0), max(dx, 0):8 + min(dx, 0)],
+                                  x[i][:, max(-dy, 0):8 - max(dy, 0), max(-dx, 0):8 - max(dx, 0)])
+                   for dy in range(-2, 3) for dx in range(-2, 3))
+    j = T.RGBIntensityJitter(0.1, generator=4)(x)
+    shift = (j - x).reshape(4, 3, -1)
+    np.testing.assert_allclose(shift, shift[..., :1] * np.ones_like(shift), atol=1e-6)
+    assert np.abs(shift).max() > 0
+    fitted = T.RGBIntensityJitter.fit(x)
+    assert fitted.eigval[0] >= fitted.eigval[1] >= fitted.eigval[2] >= 0
+    single = T.Compose([T.Pad(1), T.CenterCrop(8)])(x[0])
+    np.testing.assert_array_equal(single, x[0])
+    r = T.resize(np.ones((1, 1, 3, 3)), 7)
+    np.testing.assert_allclose(r, 1.0)
+
+
+def test_dataset_transform_applies_per_batch():
+    ds = data.ArrayDataset(np.ones((6, 1, 2, 2), np.float32), np.zeros(6, np.int64),
+                           transform=T.Normalize([1.0], [2.0]))
+    x, _ = next(iter(data.DataLoader(ds, 6)))
+    np.testing.assert_array_equal(x.numpy(), 0.0)
+    with pytest.raises(data.DataError, match="labels must be"):
+        data.ArrayDataset(np.ones((3, 1, 2, 2)), np.zeros(4, np.int64))

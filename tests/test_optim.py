@@ -1,0 +1,181 @@
+"""cnncore.optim: update rules (by hand and against torch), state dicts, schedulers."""
+import math
+
+import numpy as np
+import pytest
+
+import cnncore as cc
+from cnncore import nn, optim
+
+
+def quadratic_steps(opt_fn, steps=5, dtype=np.float64):
+    """Run ``steps`` updates on L = sum(w * g_t) with known gradients g_t."""
+    w = nn.Parameter(np.array([1.0, -2.0, 0.5], dtype=dtype))
+    opt = opt_fn([w])
+    grads = [np.array([0.5, -1.0, 2.0]) * (t + 1) ** 0.5 for t in range(steps)]
+    for g in grads:
+        opt.zero_grad()
+        (w * cc.tensor(g.astype(dtype))).sum().backward()
+        opt.step()
+    return w.numpy().copy(), grads, opt
+
+
+def test_sgd_plain_and_weight_decay():
+    w, grads, _ = quadratic_steps(lambda p: optim.SGD(p, lr=0.1, weight_decay=0.01), steps=3)
+    ref = np.array([1.0, -2.0, 0.5])
+    for g in grads:
+        ref = ref - 0.1 * (g + 0.01 * ref)
+    np.testing.assert_allclose(w, ref)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum_by_hand(nesterov):
+    w, grads, _ = quadratic_steps(lambda p: optim.SGD(p, lr=0.1, momentum=0.9,
+                                                      nesterov=nesterov))
+    ref, buf = np.array([1.0, -2.0, 0.5]), None
+    for g in grads:
+        buf = g.copy() if buf is None else 0.9 * buf + g
+        ref = ref - 0.1 * (g + 0.9 * buf if nesterov else buf)
+    np.testing.assert_allclose(w, ref)
+
+
+def test_adam_by_hand():
+    w, grads, _ = quadratic_steps(lambda p: optim.Adam(p, lr=0.01))
+    ref = np.array([1.0, -2.0, 0.5])
+    m = v = 0
+    for t, g in enumerate(grads, 1):
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        ref = ref - 0.01 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    np.testing.assert_allclose(w, ref)
+
+
+OPTS = {
+    "sgd": (lambda p: optim.SGD(p, lr=0.05), "SGD", dict(lr=0.05)),
+    "sgd-momentum-wd": (lambda p: optim.SGD(p, lr=0.05, momentum=0.8, weight_decay=0.1,
+                                            dampening=0.1), "SGD",
+                        dict(lr=0.05, momentum=0.8, weight_decay=0.1, dampening=0.1)),
+    "sgd-nesterov": (lambda p: optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True), "SGD",
+                     dict(lr=0.05, momentum=0.9, nesterov=True)),
+    "adam": (lambda p: optim.Adam(p, lr=0.02, betas=(0.8, 0.99)), "Adam",
+             dict(lr=0.02, betas=(0.8, 0.99))),
+    "adam-wd-amsgrad": (lambda p: optim.Adam(p, lr=0.02, weight_decay=0.1, amsgrad=True),
+                        "Adam", dict(lr=0.02, weight_decay=0.1, amsgrad=True)),
+    "adamw": (lambda p: optim.AdamW(p, lr=0.02, weight_decay=0.3), "AdamW",
+              dict(lr=0.02, weight_decay=0.3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTS))
+def test_matches_torch(name):
+    torch = pytest.importorskip("torch")
+    ours, tname, kw = OPTS[name]
+    w, grads, _ = quadratic_steps(ours, steps=6)
+    tw = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64, requires_grad=True)
+    topt = getattr(torch.optim, tname)([tw], **kw)
+    for g in grads:
+        topt.zero_grad()
+        (tw * torch.from_numpy(g)).sum().backward()
+        topt.step()
+    np.testing.assert_allclose(w, tw.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_float32_parameters_stay_float32():
+    w, _, opt = quadratic_steps(lambda p: optim.Adam(p, lr=0.01), dtype=np.float32)
+    assert w.dtype == np.float32
+    assert opt.state_dict()["state"][0]["exp_avg"].dtype == np.float32
+
+
+def test_state_dict_round_trip_continues_identically():
+    def make():
+        cc.manual_seed(0)
+        model = nn.Linear(3, 2)
+        return model, optim.Adam(model.parameters(), lr=0.01)
+
+    x = cc.tensor(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32))
+
+    def step(model, opt):
+        opt.zero_grad()
+        (model(x) ** 2).mean().backward()
+        opt.step()
+
+    m1, o1 = make()
+    for _ in range(3):
+        step(m1, o1)
+    m2, o2 = make()
+    m2.load_state_dict(m1.state_dict())
+    o2.load_state_dict(o1.state_dict())
+    assert o2.state_dict()["state"][0]["step"] == 3
+    for _ in range(2):
+        step(m1, o1)
+        step(m2, o2)
+    np.testing.assert_array_equal(m1.weight.numpy(), m2.weight.numpy())
+
+
+def test_state_dict_layout_and_mismatch_errors():
+    a = nn.Parameter(np.ones(3))
+    b = nn.Parameter(np.ones(2))
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1, momentum=0.9)
+    (a.sum() + b.sum()).backward()
+    opt.step()
+    sd = opt.state_dict()
+    assert [g["params"] for g in sd["param_groups"]] == [[0], [1]]
+    assert [g["lr"] for g in sd["param_groups"]] == [0.1, 0.5]
+    np.testing.assert_array_equal(sd["state"][1]["momentum_buffer"], np.ones(2))
+    other = optim.SGD([nn.Parameter(np.ones(3))], lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="2 parameter groups"):
+        other.load_state_dict(sd)
+
+
+def test_argument_checks():
+    p = [nn.Parameter(np.ones(2))]
+    with pytest.raises(ValueError, match="learning rate"):
+        optim.SGD(p, lr=-1)
+    with pytest.raises(ValueError, match="Nesterov"):
+        optim.SGD(p, lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="betas"):
+        optim.Adam(p, betas=(1.0, 0.9))
+    with pytest.raises(ValueError, match="empty"):
+        optim.Adam([])
+
+
+def test_schedulers():
+    p = [nn.Parameter(np.ones(1))]
+    opt = optim.SGD(p, lr=1.0)
+    s = optim.StepLR(opt, step_size=2, gamma=0.5)
+    lrs = []
+    for _ in range(5):
+        lrs.append(opt.param_groups[0]["lr"])
+        s.step()
+    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.25]
+    opt = optim.SGD(p, lr=0.1)
+    c = optim.CosineAnnealingLR(opt, T_max=4, eta_min=0.01)
+    got = []
+    for _ in range(5):
+        got.append(c.get_last_lr()[0])
+        c.step()
+    expect = [0.01 + 0.09 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(5)]
+    np.testing.assert_allclose(got, expect)
+    opt = optim.SGD(p, lr=1.0)
+    m = optim.lr_scheduler.MultiStepLR(opt, [1, 3], gamma=0.1)
+    for _ in range(3):
+        m.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01)
+
+
+def test_training_reduces_loss():
+    cc.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = cc.tensor(rng.standard_normal((64, 4)).astype(np.float32))
+    y = cc.tensor((x.numpy() @ np.array([1.0, -1.0, 0.5, 0.0]) > 0).astype(np.int64))
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    for opt in (optim.SGD(model.parameters(), lr=0.2, momentum=0.9),
+                optim.AdamW(model.parameters(), lr=0.02)):
+        first = None
+        for _ in range(60):
+            loss = nn.CrossEntropyLoss()(model(x), y)
+            first = first if first is not None else loss.item()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        assert loss.item() < 0.5 * first
