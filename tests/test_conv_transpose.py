@@ -197,3 +197,21 @@ def test_transpose_rejects_bad_arrays():
         ops.conv_transpose2d(x, np.zeros((3, 2, 3, 3), np.float32))
     with pytest.raises(ValueError, match="grad_out must have the forward output's shape"):
         ops.conv_transpose2d_backward(np.zeros((1, 2, 5, 5)), x, np.zeros((3, 2, 3, 3)))
+
+
+def test_backward_skips_unwanted_gradients():
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3))
+    g = rng.standard_normal(ops.conv2d(x, w, padding=1).shape)
+    gx, gw, gb = ops.conv2d_backward(g, x, w, padding=1)
+    only_w = ops.conv2d_backward(g, x, w, padding=1, input_grad=False)
+    assert only_w[0] is None
+    np.testing.assert_array_equal(only_w[1], gw)
+    np.testing.assert_array_equal(only_w[2], gb)
+    only_x = ops.conv2d_backward(g, x, w, padding=1, weight_grad=False, bias=False)
+    np.testing.assert_array_equal(only_x[0], gx)
+    assert only_x[1] is None and only_x[2] is None
+    with pytest.raises(ValueError, match="grad_out must have the forward output's shape"):
+        ops.conv2d_backward(g[:, :, 1:], x, w, padding=1, input_grad=False, weight_grad=False)
+    with pytest.raises(TypeError, match="input_grad must be a bool"):
+        ops.conv2d_backward(g, x, w, padding=1, input_grad=1)

@@ -58,8 +58,12 @@ class Convolution(Function):
         return _op(name)(x, *weights, bias, **kw)
 
     def backward(self, grad):
-        return _op(self.name + "_backward")(grad, self.x, *self.weights, bias=self.has_bias,
-                                             **self.kw)
+        kw = self.kw
+        if self.name in ("conv1d", "conv2d", "conv3d"):
+            # Skip the input gradient where nothing needs it (a network's first layer).
+            kw = dict(kw, input_grad=self.needs_input_grad[0],
+                      weight_grad=self.needs_input_grad[1])
+        return _op(self.name + "_backward")(grad, self.x, *self.weights, bias=self.has_bias, **kw)
 
 
 def _conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, flip,

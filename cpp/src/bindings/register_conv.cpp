@@ -177,9 +177,10 @@ void register_conv(py::module_& m) {
 
   m.def(
       "conv_backward",
-      [](py::handle gy, py::handle x, py::handle w, bool need_bias, const Ints& stride, const Ints& dilation,
-         const Ints& padding, const std::string& preset, const std::string& mode, int64_t groups, bool flip,
-         const std::string& algorithm, const std::string& op, int nd) {
+      [](py::handle gy, py::handle x, py::handle w, bool need_bias, bool need_data, bool need_weight,
+         const Ints& stride, const Ints& dilation, const Ints& padding, const std::string& preset,
+         const std::string& mode, int64_t groups, bool flip, const std::string& algorithm, const std::string& op,
+         int nd) {
         const ConvParams p = make_params(stride, dilation, padding, preset, mode, groups, flip, algorithm);
         Tensor diff_dst = from_numpy(gy, op.c_str(), "grad_out");
         Tensor src = from_numpy(x, op.c_str(), "x"), weights = from_numpy(w, op.c_str(), "weight");
@@ -189,16 +190,23 @@ void register_conv(py::module_& m) {
         if (diff_dst.dtype() != src.dtype())
           throw type_error(detail::str(op, ": grad_out has dtype ", dtype_name(diff_dst.dtype()), " but x has ",
                                        dtype_name(src.dtype()), "; convert one of them so both match"));
+        // Validate everything even when a gradient is not wanted.
+        const Shape want = conv_output_shape(src.shape(), weights.shape(), p, op.c_str(), nd);
+        if (diff_dst.shape() != want)
+          throw value_error(detail::str(op, ": grad_out must have the forward output's shape ", shape_str(want),
+                                        ", got ", shape_str(diff_dst.shape())));
         Tensor dx, dw, db;
         {
           py::gil_scoped_release release;
-          dx = conv_backward_data(diff_dst, weights, src.shape(), p, op.c_str(), nd);
-          dw = conv_backward_weight(diff_dst, src, weights.shape(), p, op.c_str(), nd);
+          if (need_data) dx = conv_backward_data(diff_dst, weights, src.shape(), p, op.c_str(), nd);
+          if (need_weight) dw = conv_backward_weight(diff_dst, src, weights.shape(), p, op.c_str(), nd);
           if (need_bias) db = conv_backward_bias(diff_dst, op.c_str());
         }
-        return py::make_tuple(to_numpy(dx), to_numpy(dw), need_bias ? py::object(to_numpy(db)) : py::none());
+        const auto maybe = [](bool want, const Tensor& t) { return want ? py::object(to_numpy(t)) : py::none(); };
+        return py::make_tuple(maybe(need_data, dx), maybe(need_weight, dw), maybe(need_bias, db));
       },
-      py::arg("grad_out"), py::arg("x"), py::arg("weight"), py::arg("bias"), CNNCORE_CONV_PARAM_ARGS);
+      py::arg("grad_out"), py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("input_grad"),
+      py::arg("weight_grad"), CNNCORE_CONV_PARAM_ARGS);
 
   m.def(
       "conv_output_shape",

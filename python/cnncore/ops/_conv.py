@@ -32,8 +32,14 @@ def _forward(nd, x, weight, bias, stride, padding, dilation, groups, padding_mod
     return _core.conv_forward(x, weight, bias, **params)
 
 
+def _flag(value, op, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
 def _backward(nd, grad_out, x, weight, stride, padding, dilation, groups, padding_mode, flip, bias,
-              algorithm):
+              algorithm, input_grad, weight_grad):
     op = f"conv{nd}d"
     params = _conv_params(op, nd, stride, padding, dilation, groups, padding_mode, flip, algorithm)
     x = _array(x, op, "x", nd + 2, _layout(nd))
@@ -43,7 +49,8 @@ def _backward(nd, grad_out, x, weight, stride, padding, dilation, groups, paddin
     if not isinstance(bias, (bool, np.bool_)):
         raise TypeError(f"{op}: bias must be a bool (whether to return grad_bias), "
                         f"got {type(bias).__name__}")
-    return _core.conv_backward(grad_out, x, weight, bool(bias), **params)
+    return _core.conv_backward(grad_out, x, weight, bool(bias), _flag(input_grad, op, "input_grad"),
+                               _flag(weight_grad, op, "weight_grad"), **params)
 
 
 def _output_shape(nd, input_shape, weight_shape, stride, padding, dilation, groups, padding_mode):
@@ -69,7 +76,9 @@ _FORWARD_DOC = """{nd}-D convolution of ``x`` {layout} with ``weight`` {wlayout}
 _BACKWARD_DOC = """Gradients of :func:`conv{nd}d` given ``grad_out`` = dL/d(output).
 
     Returns ``(grad_x, grad_weight, grad_bias)``; ``grad_bias`` is None when
-    ``bias=False``. The keywords must be those of the forward call.
+    ``bias=False``, and ``grad_x`` / ``grad_weight`` are None (and not computed)
+    when ``input_grad=False`` / ``weight_grad=False``. The other keywords must be
+    those of the forward call.
     """
 
 
@@ -92,21 +101,24 @@ def conv3d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
 
 
 def conv1d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=1, groups=1,
-                    padding_mode="zeros", flip=False, bias=True, algorithm="auto"):
+                    padding_mode="zeros", flip=False, bias=True, algorithm="auto", input_grad=True,
+                    weight_grad=True):
     return _backward(1, grad_out, x, weight, stride, padding, dilation, groups, padding_mode, flip,
-                     bias, algorithm)
+                     bias, algorithm, input_grad, weight_grad)
 
 
 def conv2d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=1, groups=1,
-                    padding_mode="zeros", flip=False, bias=True, algorithm="auto"):
+                    padding_mode="zeros", flip=False, bias=True, algorithm="auto", input_grad=True,
+                    weight_grad=True):
     return _backward(2, grad_out, x, weight, stride, padding, dilation, groups, padding_mode, flip,
-                     bias, algorithm)
+                     bias, algorithm, input_grad, weight_grad)
 
 
 def conv3d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=1, groups=1,
-                    padding_mode="zeros", flip=False, bias=True, algorithm="auto"):
+                    padding_mode="zeros", flip=False, bias=True, algorithm="auto", input_grad=True,
+                    weight_grad=True):
     return _backward(3, grad_out, x, weight, stride, padding, dilation, groups, padding_mode, flip,
-                     bias, algorithm)
+                     bias, algorithm, input_grad, weight_grad)
 
 
 def conv1d_output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
