@@ -47,7 +47,12 @@ std::string conv_direct_why_not(const ConvGeometry& g) {
                      g.groups, " with ", g.C_in, " input channels");
 }
 
-bool conv_direct_preferred(const ConvGeometry& g) { return is_depthwise(g); }
+// The direct kernel reads each input plane once per output channel, im2col
+// once per group: with several outputs per input channel (a channel
+// multiplier; e.g. a single-channel first layer) the GEMM wins. Measured on
+// LeNet's 1->6 5x5 layer: im2col 0.8 ms vs direct 1.7 ms (batch 64); on a
+// 128-channel depthwise 3x3 layer direct is 1.5x faster than im2col.
+bool conv_direct_preferred(const ConvGeometry& g) { return is_depthwise(g) && g.C_out_g <= 2; }
 
 int64_t conv_direct_workspace_bytes(const ConvGeometry& g, int64_t, detail::ConvPass, int) {
   return TapTables::bytes(g);
@@ -76,8 +81,13 @@ void conv_forward_direct(const ConvGeometry& g, const T* src, const T* weights, 
         const int64_t* TW = tt.axis[2].data() + tw * OW;
         const int64_t lo = tt.lo[2][tw], hi = tt.hi[2][tw], off = tt.off[2][tw];
         for (int64_t ow = 0; ow < lo; ++ow) yr[ow] += TW[ow] < 0 ? zero : wv * xr[TW[ow]];
+        if (sw == 1) {  // unit stride: a contiguous run the compiler vectorises
+          const T* xs = xr + off;
 #pragma omp simd
-        for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow * sw + off];
+          for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xs[ow];
+        } else {
+          for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow * sw + off];
+        }
         for (int64_t ow = hi; ow < OW; ++ow) yr[ow] += TW[ow] < 0 ? zero : wv * xr[TW[ow]];
       });
     }
@@ -106,8 +116,13 @@ void conv_backward_data_direct(const ConvGeometry& g, const T* diff_dst, const T
           const int64_t lo = tt.lo[2][tw], hi = tt.hi[2][tw], off = tt.off[2][tw];
           for (int64_t ow = 0; ow < lo; ++ow)
             if (TW[ow] >= 0) xr[TW[ow]] += wv * dyr[ow];
+          if (sw == 1) {
+            T* xs = xr + off;
 #pragma omp simd
-          for (int64_t ow = lo; ow < hi; ++ow) xr[ow * sw + off] += wv * dyr[ow];
+            for (int64_t ow = lo; ow < hi; ++ow) xs[ow] += wv * dyr[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) xr[ow * sw + off] += wv * dyr[ow];
+          }
           for (int64_t ow = hi; ow < OW; ++ow)
             if (TW[ow] >= 0) xr[TW[ow]] += wv * dyr[ow];
         });
@@ -136,8 +151,13 @@ void conv_backward_weight_direct(const ConvGeometry& g, const T* diff_dst, const
           const int64_t* TW = tt.axis[2].data() + tw * OW;
           const int64_t lo = tt.lo[2][tw], hi = tt.hi[2][tw], off = tt.off[2][tw];
           for (int64_t ow = 0; ow < lo; ++ow) acc += dyr[ow] * (TW[ow] < 0 ? T(0) : xr[TW[ow]]);
+          if (sw == 1) {
+            const T* xs = xr + off;
 #pragma omp simd reduction(+ : acc)
-          for (int64_t ow = lo; ow < hi; ++ow) acc += dyr[ow] * xr[ow * sw + off];
+            for (int64_t ow = lo; ow < hi; ++ow) acc += dyr[ow] * xs[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) acc += dyr[ow] * xr[ow * sw + off];
+          }
           for (int64_t ow = hi; ow < OW; ++ow) acc += dyr[ow] * (TW[ow] < 0 ? T(0) : xr[TW[ow]]);
         }
         dw[t] += acc;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "cnncore/runtime.hpp"
@@ -50,8 +51,10 @@ void im2col(const ConvGeometry& g, const TapTables& tt, const T* x, T* col, bool
         }
         const T* xr = xc + (sd * g.in[1] + sh) * g.in[2];
         for (int64_t ow = 0; ow < lo; ++ow) d[ow] = TW[ow] < 0 ? T(0) : xr[TW[ow]];
-        if (sw == 1) {
-          std::copy(xr + lo + off, xr + hi + off, d + lo);
+        if (sw == 1) {  // rows are often short: an inline loop, not a memmove call
+          const T* xs = xr + off;
+#pragma omp simd
+          for (int64_t ow = lo; ow < hi; ++ow) d[ow] = xs[ow];
         } else {
           for (int64_t ow = lo; ow < hi; ++ow) d[ow] = xr[ow * sw + off];
         }
@@ -82,8 +85,13 @@ void col2im(const ConvGeometry& g, const TapTables& tt, const T* col, T* dx, boo
           T* xr = xc + (sd * g.in[1] + sh) * g.in[2];
           for (int64_t ow = 0; ow < lo; ++ow)
             if (TW[ow] >= 0) xr[TW[ow]] += d[ow];
+          if (sw == 1) {
+            T* xs = xr + off;
 #pragma omp simd
-          for (int64_t ow = lo; ow < hi; ++ow) xr[ow * sw + off] += d[ow];
+            for (int64_t ow = lo; ow < hi; ++ow) xs[ow] += d[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) xr[ow * sw + off] += d[ow];
+          }
           for (int64_t ow = hi; ow < g.out[2]; ++ow)
             if (TW[ow] >= 0) xr[TW[ow]] += d[ow];
         }
@@ -91,24 +99,36 @@ void col2im(const ConvGeometry& g, const TapTables& tt, const T* col, T* dx, boo
   }
 }
 
+// Uninitialised scratch memory (every user writes before it reads).
+template <typename T>
+struct Scratch {
+  std::unique_ptr<T[]> buf;
+  T* get(int64_t n) {
+    if (!buf && n > 0) buf.reset(new T[static_cast<std::size_t>(n)]);
+    return buf.get();
+  }
+};
+
 // Runs body(n, workspace, parallel_inside) for every image, either images in
 // parallel with one workspace slice per thread, or one after another with
-// parallel kernels inside.
+// parallel kernels inside. Returns the workspace (per_thread elements per
+// thread used).
 template <typename T, typename F>
-void for_each_image(const ConvGeometry& g, std::vector<T>& ws, int64_t ws_per_thread, F&& body) {
+T* for_each_image(const ConvGeometry& g, Scratch<T>& ws, int64_t ws_per_thread, F&& body) {
   const int nt = get_num_threads();
   if (images_in_parallel(g, nt)) {
-    ws.resize(static_cast<std::size_t>(ws_per_thread * nt));
+    T* all = ws.get(ws_per_thread * nt);
 #pragma omp parallel num_threads(nt)
     {
-      T* mine = ws.data() + ws_per_thread * omp_get_thread_num();
+      T* mine = all + ws_per_thread * omp_get_thread_num();
 #pragma omp for schedule(dynamic)
       for (int64_t n = 0; n < g.N; ++n) body(n, mine, false);
     }
-  } else {
-    ws.resize(static_cast<std::size_t>(ws_per_thread));
-    for (int64_t n = 0; n < g.N; ++n) body(n, ws.data(), nt > 1);
+    return all;
   }
+  T* one = ws.get(ws_per_thread);
+  for (int64_t n = 0; n < g.N; ++n) body(n, one, nt > 1);
+  return one;
 }
 
 }  // namespace
@@ -128,7 +148,7 @@ void conv_forward_im2col(const ConvGeometry& g, const T* src, const T* weights, 
   const TapTables tt(g);
   const bool pointwise = is_pointwise(g);
   const int64_t P = g.out_size(), Kd = g.patch_size(), isz = g.in_size();
-  std::vector<T> ws;
+  Scratch<T> ws;
   for_each_image<T>(g, ws, pointwise ? 0 : Kd * P, [&](int64_t n, T* col, bool par) {
     const int nt = get_num_threads();
     for (int64_t grp = 0; grp < g.groups; ++grp) {
@@ -154,7 +174,7 @@ void conv_backward_data_im2col(const ConvGeometry& g, const T* diff_dst, const T
   const TapTables tt(g);
   const bool pointwise = is_pointwise(g);
   const int64_t P = g.out_size(), Kd = g.patch_size(), isz = g.in_size();
-  std::vector<T> ws;
+  Scratch<T> ws;
   for_each_image<T>(g, ws, pointwise ? 0 : Kd * P, [&](int64_t n, T* col, bool par) {
     const int nt = get_num_threads();
     for (int64_t grp = 0; grp < g.groups; ++grp) {
@@ -186,11 +206,15 @@ void conv_backward_weight_im2col(const ConvGeometry& g, const T* diff_dst, const
   // weight gradient (after its patch buffer); the copies are added at the end.
   const int64_t per_thread = (pointwise ? 0 : Kd * P) + (private_sums ? wsz : 0);
   std::memset(diff_weights, 0, sizeof(T) * static_cast<std::size_t>(wsz));
-  std::vector<T> ws;
-  if (private_sums) ws.assign(static_cast<std::size_t>(per_thread * nt), T(0));
-  for_each_image<T>(g, ws, per_thread, [&](int64_t n, T* buf, bool par) {
+  Scratch<T> ws;
+  const int64_t col_size = pointwise ? 0 : Kd * P;
+  if (private_sums) {
+    T* all = ws.get(per_thread * nt);
+    for (int t = 0; t < nt; ++t) std::fill(all + t * per_thread + col_size, all + (t + 1) * per_thread, T(0));
+  }
+  T* const all = for_each_image<T>(g, ws, per_thread, [&](int64_t n, T* buf, bool par) {
     T* col = buf;
-    T* dw = private_sums ? buf + (pointwise ? 0 : Kd * P) : diff_weights;
+    T* dw = private_sums ? buf + col_size : diff_weights;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const T* x = src + (n * g.C_in + grp * g.C_in_g) * isz;
       if (!pointwise) im2col(g, tt, x, col, par, nt);
@@ -204,7 +228,7 @@ void conv_backward_weight_im2col(const ConvGeometry& g, const T* diff_dst, const
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t i = 0; i < wsz; ++i) {
       T s = 0;
-      for (int t = 0; t < nt; ++t) s += ws[static_cast<std::size_t>(t * per_thread + (pointwise ? 0 : Kd * P) + i)];
+      for (int t = 0; t < nt; ++t) s += all[t * per_thread + col_size + i];
       diff_weights[i] = s;
     }
   }

@@ -1,6 +1,7 @@
 #include "cpu/kernels/gemm.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -38,6 +39,8 @@ template <typename T> constexpr int64_t kKC = 256;
 template <> constexpr int64_t kKC<double> = 128;
 constexpr int64_t kNC = 3072;
 constexpr int64_t kMCSlivers = 16;
+// Below this many outputs, A * B^T runs as dot products (see gemm()).
+constexpr int64_t kDotMaxOutputs = 512;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -106,14 +109,33 @@ void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t
       for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
     return;
   }
+  if (!transA && transB && M * N <= kDotMaxOutputs) {
+    // Both operands run along K contiguously and the output is small (a
+    // weight gradient of a thin layer): plain dot products beat packing.
+    const int nt = parallel ? get_num_threads() : 1;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (parallel && nt > 1 && M * N * K > 65536)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        const T* a = A + i * lda;
+        const T* b = B + j * ldb;
+        T sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t p = 0; p < K; ++p) sum += a[p] * b[p];
+        C[i * ldc + j] = accumulate ? C[i * ldc + j] + sum : sum;
+      }
+    return;
+  }
   const int mr = uk.mr, nr = uk.nr;
   const int64_t KC = kKC<T>;
   const int64_t MC = kMCSlivers * mr;
   const int nt = parallel ? get_num_threads() : 1;
   const bool par = parallel && nt > 1;
   const int64_t nc_max = std::min<int64_t>(kNC, ceil_div(N, nr) * nr);
-  std::vector<T> apack(static_cast<std::size_t>(ceil_div(M, mr) * mr * std::min(K, KC)));
-  std::vector<T> bpack(static_cast<std::size_t>(nc_max * std::min(K, KC)));
+  // Packed panels: uninitialised (the packers write every element they use).
+  const std::unique_ptr<T[]> apack_buf(new T[static_cast<std::size_t>(ceil_div(M, mr) * mr * std::min(K, KC))]);
+  const std::unique_ptr<T[]> bpack_buf(new T[static_cast<std::size_t>(nc_max * std::min(K, KC))]);
+  T* const apack = apack_buf.get();
+  T* const bpack = bpack_buf.get();
 
   for (int64_t jc = 0; jc < N; jc += kNC) {
     const int64_t nc = std::min<int64_t>(kNC, N - jc);
@@ -121,19 +143,19 @@ void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = std::min(KC, K - pc);
       const bool acc = accumulate || pc > 0;
-      pack_b(transB, B, ldb, pc, kc, jc, nc, nr, bpack.data(), par, nt);
-      pack_a(transA, A, lda, 0, M, pc, kc, mr, apack.data(), par, nt);
+      pack_b(transB, B, ldb, pc, kc, jc, nc, nr, bpack, par, nt);
+      pack_a(transA, A, lda, 0, M, pc, kc, mr, apack, par, nt);
       const int64_t m_blocks = ceil_div(M, MC);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (par)
       for (int64_t ib = 0; ib < m_blocks; ++ib)
         for (int64_t js = 0; js < n_slivers; ++js) {
           const int64_t j = js * nr;
           const int64_t n = std::min<int64_t>(nr, nc - j);
-          const T* b = bpack.data() + js * kc * nr;
+          const T* b = bpack + js * kc * nr;
           const int64_t i_end = std::min(M, (ib + 1) * MC);
           for (int64_t i = ib * MC; i < i_end; i += mr) {
             const int64_t m = std::min<int64_t>(mr, M - i);
-            uk.fn(kc, apack.data() + (i / mr) * kc * mr, b, C + i * ldc + jc + j, ldc, m, n, acc);
+            uk.fn(kc, apack + (i / mr) * kc * mr, b, C + i * ldc + jc + j, ldc, m, n, acc);
           }
         }
     }
