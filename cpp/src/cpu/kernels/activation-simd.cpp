@@ -8,73 +8,71 @@
 
 #include "cpu/kernels/activation-simd.hpp"
 
-#include <cmath>
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
 
 #include "cnncore/runtime.hpp"
+#include "cpu/kernels/activation-kernels.hpp"
 
 namespace cnncore::cpu {
 
 namespace {
 
-// Applies f to every element; the loops are short enough to inline per op.
-template <typename T, typename F>
-void map1(int64_t n, const T* x, T* y, F f) {
-#pragma omp parallel for simd schedule(static) num_threads(get_num_threads())
-  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
-}
+#include "cpu/kernels/softmax-exp-body.hpp"
+#include "cpu/kernels/activation-body.hpp"
 
-template <typename T, typename F>
-void map2(int64_t n, const T* g, const T* x, T* dx, F f) {
-#pragma omp parallel for simd schedule(static) num_threads(get_num_threads())
-  for (int64_t i = 0; i < n; ++i) dx[i] = f(g[i], x[i]);
-}
+// Pieces of at least this many elements (a multiple of every vector width),
+// so that small arrays stay on one thread.
+constexpr int64_t kGrain = 4096;
 
-template <typename T>
-inline T sigmoid(T x) {
-  return T(1) / (T(1) + exp_poly(-x));
+// Splits [0, n) into one contiguous piece per thread and calls f(begin, count).
+template <typename F>
+void for_each_piece(int64_t n, F&& f) {
+  const int64_t max_pieces = (n + kGrain - 1) / kGrain;
+  const int threads = static_cast<int>(std::min<int64_t>(get_num_threads(), std::max<int64_t>(1, max_pieces)));
+  if (threads <= 1) {
+    f(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+#pragma omp for schedule(static)
+    for (int t = 0; t < threads; ++t) {
+      // Piece boundaries rounded to 64 elements (aligned vectors for aligned arrays).
+      const int64_t b = (n * t / threads) & ~int64_t{63}, e = t + 1 == threads ? n : (n * (t + 1) / threads) & ~int64_t{63};
+      if (e > b) f(b, e - b);
+    }
+  }
 }
 
 }  // namespace
 
 template <typename T>
 void activation_forward(const ActivationParams& p, int64_t n, const T* src, T* dst) {
-  switch (p.kind) {
-    case Activation::relu:
-      // x <= 0 is false for NaN, which passes through.
-      return map1(n, src, dst, [](T x) { return x <= T(0) ? T(0) : x; });
-    case Activation::leaky_relu: {
-      const T s = static_cast<T>(p.negative_slope);
-      return map1(n, src, dst, [s](T x) {
-        const T neg = x * s;  // both arms computed, so the select becomes a blend
-        return x > T(0) ? x : neg;
-      });
-    }
-    case Activation::sigmoid: return map1(n, src, dst, [](T x) { return sigmoid(x); });
-    case Activation::tanh: return map1(n, src, dst, [](T x) { return tanh_poly(x); });
+  const int kind = static_cast<int>(p.kind);
+  if constexpr (std::is_same_v<T, float>) {
+    const auto fn = f32_elementwise_kernels_for_current_isa().activation_forward;
+    const float s = static_cast<float>(p.negative_slope);
+    for_each_piece(n, [&](int64_t b, int64_t m) { fn(kind, s, m, src + b, dst + b); });
+  } else {
+    const T s = static_cast<T>(p.negative_slope);
+    for_each_piece(n, [&](int64_t b, int64_t m) { activation_forward_body<T>(kind, s, m, src + b, dst + b); });
   }
 }
 
 template <typename T>
 void activation_backward(const ActivationParams& p, int64_t n, const T* diff_dst, const T* src, T* diff_src) {
-  switch (p.kind) {
-    case Activation::relu: return map2(n, diff_dst, src, diff_src, [](T g, T x) { return x <= T(0) ? T(0) : g; });
-    case Activation::leaky_relu: {
-      const T s = static_cast<T>(p.negative_slope);
-      return map2(n, diff_dst, src, diff_src, [s](T g, T x) {
-        const T neg = g * s;
-        return x > T(0) ? g : neg;
-      });
-    }
-    case Activation::sigmoid:
-      return map2(n, diff_dst, src, diff_src, [](T g, T x) {
-        const T y = sigmoid(x);
-        return g * y * (T(1) - y);
-      });
-    case Activation::tanh:
-      return map2(n, diff_dst, src, diff_src, [](T g, T x) {
-        const T y = tanh_poly(x);
-        return g * (T(1) - y * y);
-      });
+  const int kind = static_cast<int>(p.kind);
+  if constexpr (std::is_same_v<T, float>) {
+    const auto fn = f32_elementwise_kernels_for_current_isa().activation_backward;
+    const float s = static_cast<float>(p.negative_slope);
+    for_each_piece(n, [&](int64_t b, int64_t m) { fn(kind, s, m, diff_dst + b, src + b, diff_src + b); });
+  } else {
+    const T s = static_cast<T>(p.negative_slope);
+    for_each_piece(n, [&](int64_t b, int64_t m) {
+      activation_backward_body<T>(kind, s, m, diff_dst + b, src + b, diff_src + b);
+    });
   }
 }
 

@@ -10,11 +10,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
+#include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "cnncore/runtime.hpp"
-#include "cpu/kernels/softmax-exp.hpp"
+#include "cpu/kernels/activation-kernels.hpp"
 
 namespace cnncore::cpu {
 
@@ -22,62 +23,34 @@ using detail::AxisGeometry;
 
 namespace {
 
+#include "cpu/kernels/softmax-exp-body.hpp"
+#include "cpu/kernels/cross-entropy-body.hpp"
+
+// Positions per piece: totals are summed per piece, then in piece order.
 constexpr int64_t kChunk = 256;
 
-// The classes of one position: x[c * stride], stride = 1 when Contig (the
-// (N, C) case, unit-stride loops the compiler vectorises) else `inner`.
-template <typename T, bool Contig>
-struct Classes {
-  const T* x;
-  int64_t stride;
-  T operator[](int64_t c) const { return x[c * (Contig ? 1 : stride)]; }
-};
+}  // namespace
 
-// log sum_c exp(x_c) computed as m + log sum exp(x_c - m).
-template <typename T, bool Contig>
-T log_sum_exp(int64_t C, Classes<T, Contig> x) {
-  T m = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(max : m)
-  for (int64_t c = 0; c < C; ++c) m = x[c] > m ? x[c] : m;  // NaN is skipped here, and poisons the sum
-  T s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t c = 0; c < C; ++c) s += exp_poly(x[c] - m);
-  return m + std::log(s);
-}
-
-// With a_c = (1 - eps) w_t [c == t] + eps / C * w_c:
-//   l = sum_c a_c (lse - x_c) = (1 - eps) w_t (lse - x_t) + eps / C * sum_c w_c (lse - x_c).
-template <typename T, bool Contig>
-double forward_impl(const AxisGeometry& g, const T* src, const T* weights, const CrossEntropyTerms& t, T* loss) {
+// float: the current kernel level's range functions (activation-kernels.hpp);
+// double: the baseline bodies.
+template <typename T>
+double cross_entropy_forward(const AxisGeometry& g, const T* src, const T* weights, const CrossEntropyTerms& t,
+                             T* loss) {
   const int64_t C = g.axis, inner = g.inner, P = g.outer * g.inner;
+  if (P == 0) return 0.0;
   const int64_t chunks = (P + kChunk - 1) / kChunk;
   std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
-  const T keep = static_cast<T>(1.0 - t.smoothing), spread = static_cast<T>(t.smoothing / double(C));
+  const F32ElementwiseKernels& k =
+      inner == 1 ? f32_elementwise_kernels_for_rows(C) : f32_elementwise_kernels_for_current_isa();
+  const auto fn = k.cross_entropy_forward;
 #pragma omp parallel for schedule(static) num_threads(get_num_threads())
   for (int64_t ch = 0; ch < chunks; ++ch) {
-    double sum = 0;
-    for (int64_t p = ch * kChunk; p < std::min(P, (ch + 1) * kChunk); ++p) {
-      const int64_t tp = t.target[p];
-      T l = 0;
-      if (tp != t.ignore_index) {
-        const Classes<T, Contig> x{src + (p / inner) * C * inner + p % inner, inner};
-        const T lse = log_sum_exp(C, x);
-        l = keep * (weights ? weights[tp] : T(1)) * (lse - x[tp]);
-        if (t.smoothing > 0) {
-          T s = 0;
-          if (weights) {
-#pragma omp simd reduction(+ : s)
-            for (int64_t c = 0; c < C; ++c) s += weights[c] * (lse - x[c]);
-          } else {
-#pragma omp simd reduction(+ : s)
-            for (int64_t c = 0; c < C; ++c) s += lse - x[c];
-          }
-          l += spread * s;
-        }
-      }
-      if (loss) loss[p] = l;
-      sum += static_cast<double>(l);
-    }
+    const int64_t p0 = ch * kChunk, p1 = std::min(P, p0 + kChunk);
+    double sum;
+    if constexpr (std::is_same_v<T, float>)
+      sum = fn(C, inner, p0, p1, src, weights, t.target, t.ignore_index, t.smoothing, loss);
+    else
+      sum = ce_forward_range_any<T>(C, inner, p0, p1, src, weights, t.target, t.ignore_index, t.smoothing, loss);
     partial[static_cast<std::size_t>(ch)] = sum;
   }
   double total = 0;
@@ -85,61 +58,30 @@ double forward_impl(const AxisGeometry& g, const T* src, const T* weights, const
   return total;
 }
 
-// dl/dx_c = softmax_c * sum_k a_k - a_c.
-template <typename T, bool Contig>
-void backward_impl(const AxisGeometry& g, const T* diff_dst, int64_t dstride, double factor, const T* src,
-                   const T* weights, const CrossEntropyTerms& t, T* diff_src) {
+template <typename T>
+void cross_entropy_backward(const AxisGeometry& g, const T* diff_dst, int64_t dstride, double factor, const T* src,
+                            const T* weights, const CrossEntropyTerms& t, T* diff_src) {
   const int64_t C = g.axis, inner = g.inner, P = g.outer * g.inner;
-  const int64_t cs = Contig ? 1 : inner;
-  const T keep = static_cast<T>(1.0 - t.smoothing), spread = static_cast<T>(t.smoothing / double(C));
+  if (P == 0) return;
   T wsum = static_cast<T>(C);
   if (weights) {
     wsum = 0;
     for (int64_t c = 0; c < C; ++c) wsum += weights[c];
   }
+  const int64_t chunks = (P + kChunk - 1) / kChunk;
+  const F32ElementwiseKernels& k =
+      inner == 1 ? f32_elementwise_kernels_for_rows(C) : f32_elementwise_kernels_for_current_isa();
+  const auto fn = k.cross_entropy_backward;
 #pragma omp parallel for schedule(static) num_threads(get_num_threads())
-  for (int64_t p = 0; p < P; ++p) {
-    const int64_t off = (p / inner) * C * inner + p % inner;
-    const Classes<T, Contig> x{src + off, inner};
-    T* dx = diff_src + off;
-    const int64_t tp = t.target[p];
-    if (tp == t.ignore_index) {
-      for (int64_t c = 0; c < C; ++c) dx[c * cs] = 0;
-      continue;
-    }
-    const T s = static_cast<T>(static_cast<double>(diff_dst[p * dstride]) * factor);
-    const T wt = keep * (weights ? weights[tp] : T(1));
-    const T A = wt + spread * wsum;
-    const T lse = log_sum_exp(C, x);
-    if (weights) {
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) dx[c * cs] = s * (exp_poly(x[c] - lse) * A - spread * weights[c]);
-    } else {
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) dx[c * cs] = s * (exp_poly(x[c] - lse) * A - spread);
-    }
-    // the target's own term; recomputed from scratch so that it rounds like the others
-    dx[tp * cs] = s * (exp_poly(x[tp] - lse) * A - (spread * (weights ? weights[tp] : T(1)) + wt));
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const int64_t p0 = ch * kChunk, p1 = std::min(P, p0 + kChunk);
+    if constexpr (std::is_same_v<T, float>)
+      fn(C, inner, p0, p1, diff_dst, dstride, factor, src, weights, wsum, t.target, t.ignore_index, t.smoothing,
+         diff_src);
+    else
+      ce_backward_range_any<T>(C, inner, p0, p1, diff_dst, dstride, factor, src, weights, wsum, t.target,
+                               t.ignore_index, t.smoothing, diff_src);
   }
-}
-
-}  // namespace
-
-template <typename T>
-double cross_entropy_forward(const AxisGeometry& g, const T* src, const T* weights, const CrossEntropyTerms& t,
-                             T* loss) {
-  if (g.outer * g.inner == 0) return 0.0;
-  return g.inner == 1 ? forward_impl<T, true>(g, src, weights, t, loss)
-                      : forward_impl<T, false>(g, src, weights, t, loss);
-}
-
-template <typename T>
-void cross_entropy_backward(const AxisGeometry& g, const T* diff_dst, int64_t dstride, double factor, const T* src,
-                            const T* weights, const CrossEntropyTerms& t, T* diff_src) {
-  if (g.inner == 1)
-    backward_impl<T, true>(g, diff_dst, dstride, factor, src, weights, t, diff_src);
-  else
-    backward_impl<T, false>(g, diff_dst, dstride, factor, src, weights, t, diff_src);
 }
 
 template double cross_entropy_forward<float>(const AxisGeometry&, const float*, const float*,

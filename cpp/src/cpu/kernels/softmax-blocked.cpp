@@ -10,10 +10,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
+#include <cstdint>
+#include <type_traits>
 
 #include "cnncore/runtime.hpp"
-#include "cpu/kernels/softmax-exp.hpp"
+#include "cpu/kernels/activation-kernels.hpp"
 
 namespace cnncore::cpu {
 
@@ -21,119 +22,10 @@ using detail::AxisGeometry;
 
 namespace {
 
-constexpr int64_t kBlock = 64;
+#include "cpu/kernels/softmax-exp-body.hpp"
+#include "cpu/kernels/softmax-body.hpp"
 
-// One contiguous row of length L. Without `log`, leaves exp(x - max) / sum in y.
-template <typename T>
-void row_forward(int64_t L, bool log, const T* x, T* y) {
-  T m = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(max : m)
-  for (int64_t a = 0; a < L; ++a) m = x[a] > m ? x[a] : m;  // NaN is skipped here, and poisons the sum
-  T s = 0;
-  if (log) {
-#pragma omp simd reduction(+ : s)
-    for (int64_t a = 0; a < L; ++a) s += exp_poly(x[a] - m);
-    const T ls = std::log(s);
-#pragma omp simd
-    for (int64_t a = 0; a < L; ++a) y[a] = (x[a] - m) - ls;
-  } else {
-#pragma omp simd reduction(+ : s)
-    for (int64_t a = 0; a < L; ++a) {
-      y[a] = exp_poly(x[a] - m);
-      s += y[a];
-    }
-    const T r = T(1) / s;
-#pragma omp simd
-    for (int64_t a = 0; a < L; ++a) y[a] *= r;
-  }
-}
-
-template <typename T>
-void row_backward(int64_t L, bool log, const T* dy, const T* x, T* dx) {
-  row_forward(L, false, x, dx);  // dx = softmax(x) for now
-  T s = 0;
-  if (log) {
-#pragma omp simd reduction(+ : s)
-    for (int64_t a = 0; a < L; ++a) s += dy[a];
-#pragma omp simd
-    for (int64_t a = 0; a < L; ++a) dx[a] = dy[a] - dx[a] * s;
-  } else {
-#pragma omp simd reduction(+ : s)
-    for (int64_t a = 0; a < L; ++a) s += dy[a] * dx[a];
-#pragma omp simd
-    for (int64_t a = 0; a < L; ++a) dx[a] = dx[a] * (dy[a] - s);
-  }
-}
-
-// `w` <= kBlock neighbouring columns of an L x inner plane starting at x.
-template <typename T>
-void block_forward(int64_t L, int64_t inner, int64_t w, bool log, const T* x, T* y) {
-  T m[kBlock], s[kBlock];
-  for (int64_t j = 0; j < w; ++j) {
-    m[j] = -std::numeric_limits<T>::infinity();
-    s[j] = 0;
-  }
-  for (int64_t a = 0; a < L; ++a) {
-    const T* xr = x + a * inner;
-#pragma omp simd
-    for (int64_t j = 0; j < w; ++j) m[j] = xr[j] > m[j] ? xr[j] : m[j];
-  }
-  for (int64_t a = 0; a < L; ++a) {
-    const T* xr = x + a * inner;
-    T* yr = y + a * inner;
-    if (log) {
-#pragma omp simd
-      for (int64_t j = 0; j < w; ++j) s[j] += exp_poly(xr[j] - m[j]);
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < w; ++j) {
-        yr[j] = exp_poly(xr[j] - m[j]);
-        s[j] += yr[j];
-      }
-    }
-  }
-  for (int64_t j = 0; j < w; ++j) s[j] = log ? std::log(s[j]) : T(1) / s[j];
-  for (int64_t a = 0; a < L; ++a) {
-    const T* xr = x + a * inner;
-    T* yr = y + a * inner;
-    if (log) {
-#pragma omp simd
-      for (int64_t j = 0; j < w; ++j) yr[j] = (xr[j] - m[j]) - s[j];
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < w; ++j) yr[j] *= s[j];
-    }
-  }
-}
-
-template <typename T>
-void block_backward(int64_t L, int64_t inner, int64_t w, bool log, const T* dy, const T* x, T* dx) {
-  block_forward(L, inner, w, false, x, dx);
-  T s[kBlock];
-  for (int64_t j = 0; j < w; ++j) s[j] = 0;
-  for (int64_t a = 0; a < L; ++a) {
-    const T* gr = dy + a * inner;
-    const T* yr = dx + a * inner;
-    if (log) {
-#pragma omp simd
-      for (int64_t j = 0; j < w; ++j) s[j] += gr[j];
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < w; ++j) s[j] += gr[j] * yr[j];
-    }
-  }
-  for (int64_t a = 0; a < L; ++a) {
-    const T* gr = dy + a * inner;
-    T* r = dx + a * inner;
-    if (log) {
-#pragma omp simd
-      for (int64_t j = 0; j < w; ++j) r[j] = gr[j] - r[j] * s[j];
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < w; ++j) r[j] = r[j] * (gr[j] - s[j]);
-    }
-  }
-}
+constexpr int64_t kBlock = kSoftmaxBlock;
 
 // Runs f(offset, width) over every row (inner == 1) or column block.
 template <typename F>
@@ -152,26 +44,38 @@ void for_each_task(const AxisGeometry& g, F&& f) {
 
 }  // namespace
 
+// float: the current kernel level's task function (activation-kernels.hpp);
+// double: the baseline body.
 template <typename T>
 void softmax_forward(const AxisGeometry& g, bool log, const T* src, T* dst) {
   if (g.numel() == 0) return;
-  for_each_task(g, [&](int64_t off, int64_t w) {
-    if (g.inner == 1)
-      row_forward(g.axis, log, src + off, dst + off);
-    else
-      block_forward(g.axis, g.inner, w, log, src + off, dst + off);
-  });
+  if constexpr (std::is_same_v<T, float>) {
+    const F32ElementwiseKernels& k =
+        g.inner == 1 ? f32_elementwise_kernels_for_rows(g.axis) : f32_elementwise_kernels_for_current_isa();
+    const auto fn = k.softmax_forward;
+    for_each_task(g, [&](int64_t off, int64_t w) { fn(g.axis, g.inner, w, log, src + off, dst + off); });
+  } else {
+    for_each_task(g, [&](int64_t off, int64_t w) {
+      softmax_task_forward<T>(g.axis, g.inner, w, log, src + off, dst + off);
+    });
+  }
 }
 
 template <typename T>
 void softmax_backward(const AxisGeometry& g, bool log, const T* diff_dst, const T* src, T* diff_src) {
   if (g.numel() == 0) return;
-  for_each_task(g, [&](int64_t off, int64_t w) {
-    if (g.inner == 1)
-      row_backward(g.axis, log, diff_dst + off, src + off, diff_src + off);
-    else
-      block_backward(g.axis, g.inner, w, log, diff_dst + off, src + off, diff_src + off);
-  });
+  if constexpr (std::is_same_v<T, float>) {
+    const F32ElementwiseKernels& k =
+        g.inner == 1 ? f32_elementwise_kernels_for_rows(g.axis) : f32_elementwise_kernels_for_current_isa();
+    const auto fn = k.softmax_backward;
+    for_each_task(g, [&](int64_t off, int64_t w) {
+      fn(g.axis, g.inner, w, log, diff_dst + off, src + off, diff_src + off);
+    });
+  } else {
+    for_each_task(g, [&](int64_t off, int64_t w) {
+      softmax_task_backward<T>(g.axis, g.inner, w, log, diff_dst + off, src + off, diff_src + off);
+    });
+  }
 }
 
 template void softmax_forward<float>(const AxisGeometry&, bool, const float*, float*);

@@ -1,0 +1,65 @@
+// The table of float32 elementwise kernel levels (activation-kernels.inc) and
+// the choice by get_isa().
+#include "cpu/kernels/activation-kernels.hpp"
+
+#include <cstddef>
+
+#include "cnncore/runtime.hpp"
+
+#define CNNCORE_EW_DECLARE2(s)                                                                                      \
+  void f32_exp__##s(int64_t, const float*, float*);                                                                 \
+  void f32_activation_forward__##s(int, float, int64_t, const float*, float*);                                      \
+  void f32_activation_backward__##s(int, float, int64_t, const float*, const float*, float*);                       \
+  void f32_softmax_forward__##s(int64_t, int64_t, int64_t, bool, const float*, float*);                             \
+  void f32_softmax_backward__##s(int64_t, int64_t, int64_t, bool, const float*, const float*, float*);              \
+  double f32_cross_entropy_forward__##s(int64_t, int64_t, int64_t, int64_t, const float*, const float*,              \
+                                        const int64_t*, int64_t, double, float*);                                   \
+  void f32_cross_entropy_backward__##s(int64_t, int64_t, int64_t, int64_t, const float*, int64_t, double,           \
+                                       const float*, const float*, float, const int64_t*, int64_t, double, float*);
+
+namespace cnncore::cpu {
+
+#define CNNCORE_F32_ELEMENTWISE(s, isa) CNNCORE_EW_DECLARE2(s)
+#include "cpu/kernels/activation-kernels.inc"
+#undef CNNCORE_F32_ELEMENTWISE
+
+namespace {
+
+#define CNNCORE_F32_ELEMENTWISE(s, isa)                                                                  \
+  F32ElementwiseKernels{"f32_elementwise__" #s,       isa,                          &f32_exp__##s,       \
+                        &f32_activation_forward__##s, &f32_activation_backward__##s, &f32_softmax_forward__##s, \
+                        &f32_softmax_backward__##s,   &f32_cross_entropy_forward__##s,                     \
+                        &f32_cross_entropy_backward__##s},
+const F32ElementwiseKernels kLevels[] = {
+#include "cpu/kernels/activation-kernels.inc"
+};
+#undef CNNCORE_F32_ELEMENTWISE
+
+}  // namespace
+
+const F32ElementwiseKernels* f32_elementwise_kernels(int* count) {
+  *count = static_cast<int>(sizeof(kLevels) / sizeof(kLevels[0]));
+  return kLevels;
+}
+
+namespace {
+
+const F32ElementwiseKernels& widest_up_to(int level) {
+  const F32ElementwiseKernels* best = &kLevels[0];
+  for (const F32ElementwiseKernels& k : kLevels)
+    if (k.isa <= level && k.isa > best->isa) best = &k;
+  return *best;
+}
+
+}  // namespace
+
+const F32ElementwiseKernels& f32_elementwise_kernels_for_current_isa() {
+  return widest_up_to(static_cast<int>(get_isa()));
+}
+
+const F32ElementwiseKernels& f32_elementwise_kernels_for_rows(int64_t row_length) {
+  const int level = static_cast<int>(get_isa());
+  return widest_up_to(row_length < 16 && level > static_cast<int>(Isa::avx2) ? static_cast<int>(Isa::avx2) : level);
+}
+
+}  // namespace cnncore::cpu

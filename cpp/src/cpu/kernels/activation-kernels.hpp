@@ -1,0 +1,47 @@
+// The float32 elementwise kernels of each kernel level: exp, activations,
+// softmax tasks and cross-entropy ranges. Each level's source file
+// (activation-kernels-generic.cpp, -avx2.cpp, -avx512.cpp) compiles the same
+// bodies (activation-body.hpp, softmax-body.hpp, cross-entropy-body.hpp on top
+// of softmax-exp-body.hpp) with its own flags; activation-kernels.inc lists
+// them; the callers (activation-simd.cpp, softmax-blocked.cpp,
+// cross-entropy-fused.cpp) split the work between threads and call the
+// current level's entry serially per piece. Double stays on the baseline
+// bodies (its exp / tanh are libm calls).
+#pragma once
+
+#include <cstdint>
+
+namespace cnncore::cpu {
+
+struct F32ElementwiseKernels {
+  const char* name;  // e.g. "f32_elementwise__avx2"
+  int isa;           // cnncore::Isa level the kernels need
+  // y[i] = exp(x[i]) (softmax-exp-body.hpp's exp_poly_f32).
+  void (*exp)(int64_t n, const float* x, float* y);
+  // kind: the value of cnncore::Activation; slope: leaky_relu's negative slope.
+  void (*activation_forward)(int kind, float slope, int64_t n, const float* x, float* y);
+  void (*activation_backward)(int kind, float slope, int64_t n, const float* diff_dst, const float* x,
+                              float* diff_src);
+  // One task of softmax-blocked.cpp: a row (inner == 1) or a block of w <= 64 columns.
+  void (*softmax_forward)(int64_t L, int64_t inner, int64_t w, bool log, const float* x, float* y);
+  void (*softmax_backward)(int64_t L, int64_t inner, int64_t w, bool log, const float* diff_dst, const float* x,
+                           float* diff_src);
+  // Positions [p0, p1) of cross-entropy-fused.cpp; forward returns the sum of their losses.
+  double (*cross_entropy_forward)(int64_t C, int64_t inner, int64_t p0, int64_t p1, const float* src,
+                                  const float* weights, const int64_t* target, int64_t ignore_index,
+                                  double smoothing, float* loss);
+  void (*cross_entropy_backward)(int64_t C, int64_t inner, int64_t p0, int64_t p1, const float* diff_dst,
+                                 int64_t dstride, double factor, const float* src, const float* weights, float wsum,
+                                 const int64_t* target, int64_t ignore_index, double smoothing, float* diff_src);
+};
+
+// Every level built into this library, lowest first (generic is always there).
+const F32ElementwiseKernels* f32_elementwise_kernels(int* count);
+// The widest level not above get_isa() (generic for "ref").
+const F32ElementwiseKernels& f32_elementwise_kernels_for_current_isa();
+// The same, for rows of `row_length` contiguous elements (softmax rows, the classes of
+// (N, C) cross-entropy): rows shorter than 16 would leave AVX-512's 16-float vectors
+// unused (the loops then run in their scalar remainder), so they get at most AVX2.
+const F32ElementwiseKernels& f32_elementwise_kernels_for_rows(int64_t row_length);
+
+}  // namespace cnncore::cpu
