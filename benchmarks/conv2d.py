@@ -19,16 +19,14 @@ largest PyTorch value (forward: the output; backward: the worst of the three gra
 """
 import argparse
 import math
-import os
-import platform
-import statistics
 import sys
-import time
 
 import numpy as np
 
 import cnncore
 from cnncore import ops
+from _bench import (MIN_REPEAT, TorchTable, parse_list, parse_only, rel_err, threads_restored,
+                    time_call)
 
 try:
     import torch
@@ -50,51 +48,10 @@ SUITE = [
 ]
 QUICK = ["lenet_c1", "lenet_c3", "resnet3x3_14", "depthwise3x3_56"]
 
-# one timed measurement should not take much longer than this (seconds, all repeats);
-# big problems get fewer repeats (but never fewer than MIN_REPEAT)
-TIME_BUDGET = 1.5
-MIN_REPEAT = 3
-
 
 def problem_string(mb, ic, ih, oc, k, s, p, g):
     gs = f"g{g}" if g > 1 else ""
     return f"mb{mb}{gs}ic{ic}ih{ih}oc{oc}kh{k}sh{s}ph{p}"
-
-
-def time_call(fn, repeat, quick):
-    """Median wall time (ms) of fn() after one warm-up call; returns (ms, last result)."""
-    time.sleep(0.005)  # let the other library's spinning OpenMP workers go to sleep
-    t0 = time.perf_counter()
-    result = fn()
-    warm = time.perf_counter() - t0
-    n = repeat
-    if not quick and warm * repeat > TIME_BUDGET:
-        n = max(MIN_REPEAT, min(repeat, int(TIME_BUDGET / max(warm, 1e-9))))
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times), result
-
-
-def rel_err(ours, ref):
-    ours = np.asarray(ours, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
-    if scale == 0.0:
-        scale = 1.0
-    return float(np.max(np.abs(ours - ref))) / scale if ref.size else 0.0
-
-
-def parse_list(text, name):
-    try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise SystemExit(f"--{name}: expected a comma-separated list of integers, got {text!r}")
-    if not vals or any(v <= 0 for v in vals):
-        raise SystemExit(f"--{name}: expected positive integers, got {text!r}")
-    return vals
 
 
 def main(argv=None):
@@ -126,10 +83,7 @@ def main(argv=None):
         batches = [1]
         repeat = min(repeat, 2)
     if args.only:
-        names = {n.strip() for n in args.only.split(",") if n.strip()}
-        unknown = names - {s[0] for s in SUITE}
-        if unknown:
-            raise SystemExit(f"--only: unknown layer(s) {sorted(unknown)}")
+        names = parse_only(args.only, SUITE, "layer")
         suite = [s for s in suite if s[0] in names]
     use_torch = torch is not None and not args.no_torch
     dtype = np.dtype(args.dtype)
@@ -137,21 +91,10 @@ def main(argv=None):
     if use_torch:
         tdtype = torch.float32 if dtype == np.float32 else torch.float64
 
-    print(f"cnncore {getattr(cnncore, '__version__', '?')}  isa={cnncore.get_isa()}  "
-          f"numpy {np.__version__}  "
-          f"torch {torch.__version__ if use_torch else '(not used)'}  "
-          f"python {platform.python_version()}  cpus={os.cpu_count()}  dtype={dtype}  "
-          f"algorithm={args.algorithm}  repeat={repeat} (median, after 1 warm-up)")
-
-    old_threads = cnncore.get_num_threads()
-    old_torch_threads = torch.get_num_threads() if use_torch else None
-    header = (f"{'problem':<34} {'thr':>3} {'pass':>4} {'cnncore_ms':>11} {'torch_ms':>10} "
-              f"{'ratio':>7} {'err':>8}")
-    print(header)
-    print("-" * len(header))
-    ratios = {}
+    table = TorchTable(pass_width=4)
+    table.start(torch.__version__ if use_torch else None, dtype, args.algorithm, repeat)
     rng = np.random.default_rng(0)
-    try:
+    with threads_restored(torch if use_torch else None):
         for mb in batches:
             for name, ic, ih, oc, k, s, p, g in suite:
                 x = rng.standard_normal((mb, ic, ih, ih)).astype(dtype)
@@ -172,12 +115,10 @@ def main(argv=None):
                     # cnncore first (forward, backward), then torch: the warm-up call
                     # of each measurement absorbs the switch between thread pools
                     c_fwd, y = time_call(
-                        lambda: ops.conv2d(x, w, b, algorithm=args.algorithm, **kw),
-                        repeat, args.quick)
+                        lambda: ops.conv2d(x, w, b, algorithm=args.algorithm, **kw), repeat)
                     c_bwd, grads = time_call(
                         lambda: ops.conv2d_backward(go, x, w, bias=True,
-                                                    algorithm=args.algorithm, **kw),
-                        repeat, args.quick)
+                                                    algorithm=args.algorithm, **kw), repeat)
                     t_fwd = t_bwd = e_fwd = e_bwd = None
                     if use_torch:
                         def torch_fwd():
@@ -191,35 +132,15 @@ def main(argv=None):
                                     got, xt, wt, [oc], [s, s], [p, p], [1, 1], False,
                                     [0, 0], g, [True, True, True])
 
-                        t_fwd, yt = time_call(torch_fwd, repeat, args.quick)
-                        t_bwd, tg = time_call(torch_bwd, repeat, args.quick)
+                        t_fwd, yt = time_call(torch_fwd, repeat)
+                        t_bwd, tg = time_call(torch_bwd, repeat)
                         e_fwd = rel_err(y, yt.numpy())
-                        e_bwd = max(rel_err(a, r.numpy()) for a, r in zip(grads, tg))
-                    report(prob, nt, "fwd", c_fwd, t_fwd, e_fwd, ratios)
-                    report(prob, nt, "bwd", c_bwd, t_bwd, e_bwd, ratios)
+                        e_bwd = rel_err(grads, tuple(r.numpy() for r in tg))
+                    table.row(prob, nt, "fwd", c_fwd, t_fwd, e_fwd)
+                    table.row(prob, nt, "bwd", c_bwd, t_bwd, e_bwd)
                     sys.stdout.flush()
-    finally:
-        cnncore.set_num_threads(old_threads)
-        if use_torch:
-            torch.set_num_threads(old_torch_threads)
-
-    if ratios:
-        print()
-        print("geometric mean of torch_ms / cnncore_ms (above 1: cnncore faster)")
-        for (nt, pas), vals in sorted(ratios.items()):
-            gm = math.exp(sum(math.log(v) for v in vals) / len(vals))
-            print(f"  threads={nt} {pas}: {gm:.3f}  ({len(vals)} problems)")
+    table.summary()
     return 0
-
-
-def report(prob, nt, pas, c_ms, t_ms, err, ratios):
-    if t_ms is not None:
-        ratio = t_ms / c_ms if c_ms > 0 else float("inf")
-        ratios.setdefault((nt, pas), []).append(ratio)
-        print(f"{prob:<34} {nt:>3} {pas:>4} {c_ms:>11.3f} {t_ms:>10.3f} {ratio:>7.2f} "
-              f"{err:>8.1e}")
-    else:
-        print(f"{prob:<34} {nt:>3} {pas:>4} {c_ms:>11.3f} {'-':>10} {'-':>7} {'-':>8}")
 
 
 if __name__ == "__main__":

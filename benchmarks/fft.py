@@ -20,16 +20,14 @@ computes in float64 for both dtypes; SciPy's fftconvolve computes float32 input 
     python3 benchmarks/fft.py --threads 1,2 --dtype float32
 """
 import argparse
-import os
-import platform
-import statistics
 import sys
-import time
 
 import numpy as np
 
 import cnncore
 from cnncore import ops
+from _bench import (MIN_REPEAT, parse_list, print_environment, print_header, rel_err,
+                    threads_restored, time_pair)
 
 try:
     import scipy
@@ -38,49 +36,6 @@ except ImportError:  # pragma: no cover - the benchmark needs SciPy as its rival
     raise SystemExit("benchmarks/fft.py needs scipy (pip install scipy)")
 
 IMAGE = 256
-# one timed measurement should not take much longer than this (seconds, all repeats)
-TIME_BUDGET = 1.5
-MIN_REPEAT = 3
-
-
-def time_pair(ours, rival, repeat):
-    """Median wall times (ms) of ours() and rival(), called alternately after one warm-up
-    call each (so a load change on a shared machine hits both alike); returns
-    (ours_ms, ours_result, rival_ms, rival_result)."""
-    t0 = time.perf_counter()
-    a = ours()
-    b = rival()
-    warm = time.perf_counter() - t0
-    n = repeat
-    if warm * repeat > TIME_BUDGET:
-        n = max(MIN_REPEAT, min(repeat, int(TIME_BUDGET / max(warm, 1e-9))))
-    ta, tb = [], []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        a = ours()
-        t1 = time.perf_counter()
-        b = rival()
-        t2 = time.perf_counter()
-        ta.append(t1 - t0)
-        tb.append(t2 - t1)
-    return 1e3 * statistics.median(ta), a, 1e3 * statistics.median(tb), b
-
-
-def rel_err(ours, ref):
-    ours = np.asarray(ours, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    scale = float(np.max(np.abs(ref))) or 1.0
-    return float(np.max(np.abs(ours - ref))) / scale
-
-
-def parse_list(text, name, conv=int):
-    try:
-        vals = [conv(v.strip()) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise SystemExit(f"--{name}: expected a comma-separated list, got {text!r}")
-    if not vals:
-        raise SystemExit(f"--{name}: expected at least one value, got {text!r}")
-    return vals
 
 
 def main(argv=None):
@@ -95,25 +50,18 @@ def main(argv=None):
     if args.repeat < 1:
         raise SystemExit("--repeat must be at least 1")
     threads = parse_list(args.threads, "threads")
-    if any(t < 1 for t in threads):
-        raise SystemExit("--threads: expected positive integers")
     dtypes = [np.dtype(d) for d in parse_list(args.dtype, "dtype", str)]
     if any(d not in (np.float32, np.float64) for d in dtypes):
         raise SystemExit("--dtype: float32 and/or float64")
     repeat = 3 if args.quick else args.repeat
 
-    print(f"cnncore {getattr(cnncore, '__version__', '?')}  isa={cnncore.get_isa()}  "
-          f"numpy {np.__version__}  scipy {scipy.__version__}  "
-          f"python {platform.python_version()}  cpus={os.cpu_count()}  "
-          f"repeat={repeat} (median, after 1 warm-up)")
-    header = (f"{'problem':<22} {'dtype':>7} {'thr':>3} {'cnncore':>8} {'ms':>9}  "
-              f"{'rival':<20} {'ms':>9} {'ratio':>7} {'err':>8}")
-    print(header)
-    print("-" * len(header))
+    print_environment([f"scipy {scipy.__version__}"],
+                      [f"repeat={repeat} (median, after 1 warm-up)"])
+    print_header(f"{'problem':<22} {'dtype':>7} {'thr':>3} {'cnncore':>8} {'ms':>9}  "
+                 f"{'rival':<20} {'ms':>9} {'ratio':>7} {'err':>8}")
 
     rng = np.random.default_rng(0)
-    old_threads = cnncore.get_num_threads()
-    try:
+    with threads_restored():
         for dtype in dtypes:
             img = rng.standard_normal((IMAGE, IMAGE)).astype(dtype)
             for nt in threads:
@@ -143,8 +91,6 @@ def main(argv=None):
                             ms, y, r_ms, ref = time_pair(ours(algo), scipy_direct, repeat)
                             report(prob, dtype, nt, algo, ms, "scipy.convolve2d", r_ms, rel_err(y, ref))
                     sys.stdout.flush()
-    finally:
-        cnncore.set_num_threads(old_threads)
     return 0
 
 

@@ -23,17 +23,15 @@ largest difference from the NumPy result relative to its largest value. Backward
 """
 import argparse
 import math
-import os
-import platform
-import statistics
 import sys
-import time
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 import cnncore
 from cnncore import ops
+from _bench import (geomean, parse_list, parse_only, print_environment, print_header, rel_err,
+                    threads_restored, time_call)
 
 # name, batch, ic, ih(=iw), oc, k, stride, pad
 SUITE = [
@@ -46,21 +44,6 @@ SUITE = [
 ]
 QUICK = ["lenet_c3", "batch1"]
 TIME_BUDGET = 2.0  # seconds per measurement, all repeats
-MIN_REPEAT = 3
-
-
-def time_call(fn, repeat):
-    """Median wall time (ms) of fn() after one warm-up call; returns (ms, last result)."""
-    t0 = time.perf_counter()
-    result = fn()
-    warm = time.perf_counter() - t0
-    n = repeat if warm * repeat <= TIME_BUDGET else max(MIN_REPEAT, int(TIME_BUDGET / max(warm, 1e-9)))
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times), result
 
 
 # --------------------------------------------------------------------------- NumPy rival
@@ -113,24 +96,6 @@ def np_tiled_backward(g, x, w, k, s, p):
 # --------------------------------------------------------------------------- driver
 
 
-def rel_err(ours, ref):
-    if isinstance(ours, tuple):
-        return max(rel_err(a, r) for a, r in zip(ours, ref))
-    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
-    scale = float(np.abs(ref).max()) or 1.0
-    return float(np.abs(ours - ref).max()) / scale
-
-
-def parse_list(text, name):
-    try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise SystemExit(f"--{name}: expected comma-separated integers, got {text!r}")
-    if not vals or any(v <= 0 for v in vals):
-        raise SystemExit(f"--{name}: expected positive integers, got {text!r}")
-    return vals
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=5)
@@ -151,22 +116,16 @@ def main(argv=None):
         suite = [s for s in SUITE if s[0] in QUICK]
         repeat = min(repeat, 2)
     if args.only:
-        names = {n.strip() for n in args.only.split(",") if n.strip()}
-        unknown = names - {s[0] for s in SUITE}
-        if unknown:
-            raise SystemExit(f"--only: unknown problem(s) {sorted(unknown)}")
+        names = parse_only(args.only, SUITE, "problem")
         suite = [s for s in suite if s[0] in names]
     dtype = np.dtype(args.dtype)
-    print(f"cnncore isa={cnncore.get_isa()}  numpy {np.__version__}  python {platform.python_version()}  "
-          f"cpus={os.cpu_count()}  dtype={dtype}  tile={tile}  repeat={repeat} (median after 1 warm-up)")
-    header = (f"{'problem':<30} {'thr':>3} {'pass':>4} {'op':<6} {'ms':>9} {'/conv2d':>8} "
-              f"{'numpy_ms':>9} {'numpy/':>7} {'err':>8}")
-    print(header)
-    print("-" * len(header))
+    print_environment(settings=[f"dtype={dtype}", f"tile={tile}",
+                                f"repeat={repeat} (median after 1 warm-up)"])
+    print_header(f"{'problem':<30} {'thr':>3} {'pass':>4} {'op':<6} {'ms':>9} {'/conv2d':>8} "
+                 f"{'numpy_ms':>9} {'numpy/':>7} {'err':>8}")
     rng = np.random.default_rng(0)
-    old_threads = cnncore.get_num_threads()
     summary = {}
-    try:
+    with threads_restored():
         for name, mb, ic, ih, oc, k, s, p in suite:
             ho = (ih + 2 * p - k) // s + 1
             x = rng.standard_normal((mb, ic, ih, ih)).astype(dtype)
@@ -196,7 +155,7 @@ def main(argv=None):
                 }
                 conv_ms = {}
                 for (pas, op), (ours, rival) in rows.items():
-                    ms, res = time_call(ours, repeat)
+                    ms, res = time_call(ours, repeat, TIME_BUDGET)
                     if op == "conv2d":
                         conv_ms[pas] = ms
                         print(f"{prob:<30} {nt:>3} {pas:>4} {op:<6} {ms:>9.3f} {1.0:>8.2f} {'-':>9} {'-':>7} "
@@ -206,7 +165,7 @@ def main(argv=None):
                     summary.setdefault((nt, pas, op, "/conv2d"), []).append(vs_conv)
                     if rival is not None and not args.no_numpy:
                         with np.errstate(all="ignore"):
-                            np_ms, ref = time_call(rival, max(1, min(repeat, 3)))
+                            np_ms, ref = time_call(rival, max(1, min(repeat, 3)), TIME_BUDGET)
                         ratio = np_ms / ms
                         summary.setdefault((nt, pas, op, "numpy/"), []).append(ratio)
                         err = rel_err(res, ref)
@@ -216,14 +175,11 @@ def main(argv=None):
                         print(f"{prob:<30} {nt:>3} {pas:>4} {op:<6} {ms:>9.3f} {vs_conv:>8.2f} {'-':>9} {'-':>7} "
                               f"{'-':>8}")
                     sys.stdout.flush()
-    finally:
-        cnncore.set_num_threads(old_threads)
     if summary:
         print()
         print("geometric means (/conv2d: cnncore_ms / conv2d_ms; numpy/: numpy_ms / cnncore_ms)")
         for (nt, pas, op, kind), vals in sorted(summary.items()):
-            gm = math.exp(sum(math.log(v) for v in vals) / len(vals))
-            print(f"  threads={nt} {pas} {op:<6} {kind:<8} {gm:8.2f}  ({len(vals)} problems)")
+            print(f"  threads={nt} {pas} {op:<6} {kind:<8} {geomean(vals):8.2f}  ({len(vals)} problems)")
     return 0
 
 

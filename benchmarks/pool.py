@@ -10,8 +10,8 @@ Passes: ``fwd`` (output only), ``fwd+i`` (max: output and int64 indices), ``bwd`
 max pooling recomputes the argmax from x; torch is handed its indices), ``bwd+i`` (max:
 cnncore is handed the indices too, as an autograd layer would).
 
-Timing, problem strings and ratio follow benchmarks/conv2d.py (whose ``time_call``,
-``rel_err`` and ``parse_list`` are used): the median of several calls after one warm-up;
+Timing, problem strings and ratio follow benchmarks/conv2d.py (both use benchmarks/_bench.py):
+the median of several calls after one warm-up;
 ``ratio`` = torch_ms / cnncore_ms, above 1 means cnncore is faster; ``err`` is the largest
 difference from PyTorch relative to PyTorch's largest value.
 
@@ -20,18 +20,13 @@ difference from PyTorch relative to PyTorch's largest value.
     python3 benchmarks/pool.py --threads 1,2,4 --repeat 9 --batch 16
 """
 import argparse
-import math
-import os
-import platform
 import sys
 
 import numpy as np
 
 import cnncore
 from cnncore import ops
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conv2d import parse_list, rel_err, time_call  # noqa: E402
+from _bench import TorchTable, parse_list, rel_err, threads_restored, time_call
 
 try:
     import torch
@@ -71,21 +66,12 @@ def main(argv=None):
     use_torch = torch is not None and not args.no_torch
     dtype = np.dtype(args.dtype)
 
-    print(f"cnncore {getattr(cnncore, '__version__', '?')}  isa={cnncore.get_isa()}  "
-          f"numpy {np.__version__}  torch {torch.__version__ if use_torch else '(not used)'}  "
-          f"python {platform.python_version()}  cpus={os.cpu_count()}  dtype={dtype}  "
-          f"algorithm={args.algorithm}  repeat={repeat} (median, after 1 warm-up)")
-    header = (f"{'problem':<34} {'thr':>3} {'pass':>5} {'cnncore_ms':>11} {'torch_ms':>10} "
-              f"{'ratio':>7} {'err':>8}")
-    print(header)
-    print("-" * len(header))
+    table = TorchTable(pass_width=5)
+    table.start(torch.__version__ if use_torch else None, dtype, args.algorithm, repeat)
 
-    old_threads = cnncore.get_num_threads()
-    old_torch_threads = torch.get_num_threads() if use_torch else None
-    ratios = {}
     rng = np.random.default_rng(0)
     algo = dict(algorithm=args.algorithm)
-    try:
+    with threads_restored(torch if use_torch else None):
         for mb in batches:
             for name, kind, c, ih, k, s, p in SUITE:
                 x = rng.standard_normal((mb, c, ih, ih)).astype(dtype)
@@ -134,39 +120,20 @@ def main(argv=None):
                     # cnncore first, then torch: each warm-up call absorbs the switch
                     # between thread pools
                     for pas, c_fn, t_fn, compare in rows:
-                        c_ms, ours = time_call(c_fn, repeat, args.quick)
+                        c_ms, ours = time_call(c_fn, repeat)
                         t_ms = err = None
                         if use_torch:
                             def timed_torch(fn=t_fn):
                                 with torch.no_grad():
                                     return fn()
-                            t_ms, theirs = time_call(timed_torch, repeat, args.quick)
+                            t_ms, theirs = time_call(timed_torch, repeat)
                             if isinstance(theirs, torch.Tensor):
                                 theirs = theirs.numpy()
                             err = compare(ours, theirs)
-                        report(prob, nt, pas, c_ms, t_ms, err, ratios)
+                        table.row(prob, nt, pas, c_ms, t_ms, err)
                         sys.stdout.flush()
-    finally:
-        cnncore.set_num_threads(old_threads)
-        if use_torch:
-            torch.set_num_threads(old_torch_threads)
-
-    if ratios:
-        print()
-        print("geometric mean of torch_ms / cnncore_ms (above 1: cnncore faster)")
-        for (nt, pas), vals in sorted(ratios.items()):
-            gm = math.exp(sum(math.log(v) for v in vals) / len(vals))
-            print(f"  threads={nt} {pas:>5}: {gm:.3f}  ({len(vals)} problems)")
+    table.summary()
     return 0
-
-
-def report(prob, nt, pas, c_ms, t_ms, err, ratios):
-    if t_ms is not None:
-        ratio = t_ms / c_ms if c_ms > 0 else float("inf")
-        ratios.setdefault((nt, pas), []).append(ratio)
-        print(f"{prob:<34} {nt:>3} {pas:>5} {c_ms:>11.3f} {t_ms:>10.3f} {ratio:>7.2f} {err:>8.1e}")
-    else:
-        print(f"{prob:<34} {nt:>3} {pas:>5} {c_ms:>11.3f} {'-':>10} {'-':>7} {'-':>8}")
 
 
 if __name__ == "__main__":

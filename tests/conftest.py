@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+# helpers.py holds assertions shared by the test modules: rewrite them as pytest does the
+# modules' own, so that a failure shows the values compared.
+pytest.register_assert_rewrite("helpers")
+
 settings.register_profile(
     "default",
     max_examples=30,

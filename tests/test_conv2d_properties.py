@@ -9,14 +9,10 @@ import pytest
 from hypothesis import assume, given, strategies as st
 
 from cnncore import ops
+from helpers import SEEDS, pair
 
 MODES = ["zeros", "reflect", "replicate", "circular"]
 ALGORITHMS = ["reference", "im2col", "auto"]
-SEEDS = st.integers(0, 2**32 - 1)
-
-
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
 
 
 @st.composite
@@ -169,7 +165,7 @@ def _interior(n_out, n_in, stride, before, span):
 ])
 def test_zero_padding_shift_equivariance_in_interior(rng, algorithm, stride, dilation, k, pad, m):
     """A (non-circular) shift of the input by m*s shifts the output by m away from borders."""
-    (sh, sw), (dh, dw) = _pair(stride), _pair(dilation)
+    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
     h, wd = 13, 14
     big = rng.standard_normal((2, 2, h + abs(m[0]) * sh, wd + abs(m[1]) * sw))
     oh, ow = max(-m[0], 0) * sh, max(-m[1], 0) * sw  # origin of x1 in big

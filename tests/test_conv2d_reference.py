@@ -15,39 +15,13 @@ import pytest
 from hypothesis import given, strategies as st
 
 from cnncore import ops
+from helpers import (GRAD_NAMES, NP_PAD_MODE, SEEDS, int_or_pair, min_input_size,
+                     padded_source_index, paddings, pair, random_arrays, resolve_padding)
 
 MODES = ["zeros", "reflect", "replicate", "circular"]
-NP_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-SEEDS = st.integers(0, 2**32 - 1)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def resolve_padding(padding, in_hw, k_hw, stride, dilation):
-    """Padding as (top, bottom, left, right), following docs/conv2d.md."""
-    if isinstance(padding, int):
-        return (padding,) * 4
-    if isinstance(padding, tuple):
-        if len(padding) == 2:
-            return (padding[0], padding[0], padding[1], padding[1])
-        return padding
-    pads = []
-    for n, k, s, d in zip(in_hw, k_hw, _pair(stride), _pair(dilation)):
-        span = d * (k - 1)
-        if padding == "valid":
-            pads += [0, 0]
-        elif padding == "full":
-            pads += [span, span]
-        else:  # "same"
-            out = -(-n // s)
-            total = max((out - 1) * s + span + 1 - n, 0)
-            pads += [total // 2, total - total // 2]
-    return tuple(pads)
 
 
 @dataclass
@@ -77,7 +51,7 @@ class Config:
 
     def out_hw(self):
         t, b, l, r = self.pads()
-        (sh, sw), (dh, dw) = _pair(self.stride), _pair(self.dilation)
+        (sh, sw), (dh, dw) = pair(self.stride), pair(self.dilation)
         return ((self.h + t + b - dh * (self.kh - 1) - 1) // sh + 1,
                 (self.w + l + r - dw * (self.kw - 1) - 1) // sw + 1)
 
@@ -89,19 +63,9 @@ class Config:
 def conv_configs(draw, max_k=4, max_extra=8):
     """Kernel, stride, dilation, padding, mode, groups and flip first; then a valid input."""
     kh, kw = draw(st.integers(1, max_k)), draw(st.integers(1, max_k))
-    int_or_pair = lambda lo, hi: st.one_of(  # noqa: E731
-        st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi)))
     stride = draw(int_or_pair(1, 3))
     dilation = draw(int_or_pair(1, 3))
-    form = draw(st.sampled_from(["int", "pair", "quad", "valid", "same", "full"]))
-    if form == "int":
-        padding = draw(st.integers(0, 3))
-    elif form == "pair":
-        padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
-    elif form == "quad":
-        padding = tuple(draw(st.integers(0, 3)) for _ in range(4))
-    else:
-        padding = form
+    padding = draw(paddings(3))
     mode = draw(st.sampled_from(MODES))
     flip = draw(st.booleans())
 
@@ -114,23 +78,8 @@ def conv_configs(draw, max_k=4, max_extra=8):
         c_in = groups * draw(st.integers(1, 2))
         c_out = groups * draw(st.integers(1, 3))
 
-    sizes = []
-    fixed = resolve_padding(padding, (1, 1), (kh, kw), stride, dilation) \
-        if not isinstance(padding, str) else None
-    for axis, (k, d) in enumerate(zip((kh, kw), _pair(dilation))):
-        span = d * (k - 1) + 1
-        if fixed is not None:
-            before, after = fixed[2 * axis], fixed[2 * axis + 1]
-            lo = max(1, span - before - after)
-            if mode == "reflect":
-                lo = max(lo, before + 1, after + 1)
-        elif padding == "valid":
-            lo = span
-        elif padding == "full":
-            lo = span if mode == "reflect" else 1
-        else:  # "same": total padding <= span - 1, the larger side <= ceil((span - 1) / 2)
-            lo = span // 2 + 1 if mode == "reflect" else 1
-        sizes.append(draw(st.integers(lo, lo + max_extra)))
+    lows = [min_input_size(padding, axis, (kh, kw), dilation, mode) for axis in (0, 1)]
+    sizes = [draw(st.integers(lo, lo + max_extra)) for lo in lows]
 
     n = draw(st.sampled_from([1, 2, 1, 2, 0]))  # batch 0 in about one case in five
     return Config(n=n, c_in=c_in, c_out=c_out, h=sizes[0], w=sizes[1], kh=kh, kw=kw,
@@ -144,11 +93,7 @@ def make_inputs(cfg, rng, dtype, integer=False):
               (cfg.c_out, cfg.c_in // cfg.groups, cfg.kh, cfg.kw),
               (cfg.c_out,),
               cfg.out_shape()]
-    if integer:
-        arrays = [rng.integers(-8, 9, size=s).astype(dtype) for s in shapes]
-    else:
-        arrays = [rng.standard_normal(s).astype(dtype) for s in shapes]
-    x, w, b, g = arrays
+    x, w, b, g = random_arrays(rng, shapes, dtype, integer)
     return x, w, (b if cfg.bias else None), g
 
 
@@ -225,7 +170,7 @@ def test_float32_small_integers_exact(algorithm, cfg, seed):
     kw = dict(cfg.kwargs(), bias=True)
     ref_b = ops.conv2d_backward(g, x, w, algorithm="reference", **kw)
     got_b = ops.conv2d_backward(g, x, w, algorithm=algorithm, **kw)
-    for name, r_, g_ in zip(["grad_x", "grad_weight", "grad_bias"], ref_b, got_b):
+    for name, r_, g_ in zip(GRAD_NAMES, ref_b, got_b):
         assert g_.dtype == np.float32, name
         np.testing.assert_array_equal(g_, r_, err_msg=name)
 
@@ -245,13 +190,6 @@ def test_batch_zero_gives_empty_results(algorithm):
 # --------------------------------------------------------------------------- NumPy oracle
 
 
-def _source_index(n, before, after, mode):
-    """Which input index feeds each padded position along one axis (-1: a zero)."""
-    if mode == "zeros":
-        return np.pad(np.arange(n), (before, after), mode="constant", constant_values=-1)
-    return np.pad(np.arange(n), (before, after), mode=NP_PAD_MODE[mode])
-
-
 def _fold(a, src, axis):
     """Adjoint of gathering along axis with index map src: out[src[i]] += a[i]."""
     a = np.moveaxis(a, axis, 0)
@@ -263,7 +201,7 @@ def _fold(a, src, axis):
 
 def _tap_slices(cfg, a, b):
     """Slices of the padded input read by kernel tap (a, b) for all output pixels."""
-    (sh, sw), (dh, dw) = _pair(cfg.stride), _pair(cfg.dilation)
+    (sh, sw), (dh, dw) = pair(cfg.stride), pair(cfg.dilation)
     ho, wo = cfg.out_hw()
     return (slice(a * dh, a * dh + (ho - 1) * sh + 1, sh),
             slice(b * dw, b * dw + (wo - 1) * sw + 1, sw))
@@ -305,8 +243,8 @@ def oracle_backward(cfg, g, x, w):
                 gxp[:, xs, rows, cols] += np.einsum("nohw,oc->nchw", g[:, os_], wf[os_, :, a, b])
                 gwf[os_, :, a, b] = np.einsum("nohw,nchw->oc", g[:, os_], xp[:, xs, rows, cols])
     # Transpose of the padding map: every padded position adds into its source pixel.
-    gx = _fold(gxp, _source_index(cfg.h, t, bt, cfg.padding_mode), axis=2)
-    gx = _fold(gx, _source_index(cfg.w, l, r, cfg.padding_mode), axis=3)
+    gx = _fold(gxp, padded_source_index(cfg.h, t, bt, cfg.padding_mode), axis=2)
+    gx = _fold(gx, padded_source_index(cfg.w, l, r, cfg.padding_mode), axis=3)
     gw = _effective_weight(cfg, gwf)  # flipping is its own inverse
     return gx, gw, g.sum(axis=(0, 2, 3))
 
@@ -323,7 +261,7 @@ def test_reference_backward_matches_numpy_oracle(cfg, seed):
     x, w, _, g = make_inputs(cfg, np.random.default_rng(seed), np.float64)
     got = ops.conv2d_backward(g, x, w, algorithm="reference", bias=True, **cfg.kwargs())
     want = oracle_backward(cfg, g, x, w)
-    for name, got_, want_ in zip(["grad_x", "grad_weight", "grad_bias"], got, want):
+    for name, got_, want_ in zip(GRAD_NAMES, got, want):
         np.testing.assert_allclose(got_, want_, rtol=1e-11, atol=1e-10, err_msg=name)
 
 

@@ -4,6 +4,7 @@ import pytest
 from scipy import signal
 
 from cnncore import ops
+from helpers import GRAD_NAMES, pair
 
 ALGORITHMS = ["reference", "im2col", "auto"]
 
@@ -95,7 +96,7 @@ def test_non_contiguous_inputs_match_contiguous_copies(rng, algorithm, dtype):
         got_b = ops.conv2d_backward(g, x, w, **kw)
         want_b = ops.conv2d_backward(np.ascontiguousarray(g), np.ascontiguousarray(x),
                                      np.ascontiguousarray(w), **kw)
-        for name, gb, wb in zip(["grad_x", "grad_weight", "grad_bias"], got_b, want_b):
+        for name, gb, wb in zip(GRAD_NAMES, got_b, want_b):
             np.testing.assert_array_equal(gb, wb, err_msg=f"{name}: x {xname}, weight {wname}")
 
 
@@ -110,10 +111,6 @@ def test_inputs_are_not_modified(rng):
 
 
 # --------------------------------------------------------------------------- NaN / Inf
-
-
-def _pair(v):
-    return (v, v) if isinstance(v, int) else v
 
 
 def _top_left(padding):
@@ -144,7 +141,7 @@ def test_non_finite_input_propagates_exactly_to_covering_windows(
     x[1, 0][pos] = value
     y = ops.conv2d(x, w, stride=stride, dilation=dilation, padding=padding, algorithm=algorithm)
 
-    (sh, sw), (dh, dw) = _pair(stride), _pair(dilation)
+    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
     t, l = _top_left(padding)
     rows = _covered(y.shape[2], sh, t, dh, k[0], pos[0])
     cols = _covered(y.shape[3], sw, l, dw, k[1], pos[1])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cnncore import ops
+from helpers import expect_error
 
 F32, F64 = np.float32, np.float64
 
@@ -26,18 +27,7 @@ def assert_alive():
 def expect(exc, call, op, *patterns):
     """call() raises exactly the kind `exc`; the message starts with `op` and matches
     every regex in `patterns`."""
-    with pytest.raises(exc) as info:
-        call()
-    if exc is ValueError:
-        assert not isinstance(info.value, TypeError), repr(info.value)
-    if exc is TypeError:
-        assert not isinstance(info.value, ValueError), repr(info.value)
-    msg = str(info.value)
-    assert msg.startswith(op + ":"), f"message does not start with {op!r}: {msg!r}"
-    for p in patterns:
-        assert re.search(p, msg), f"{p!r} not found in {msg!r}"
-    assert_alive()
-    return msg
+    return expect_error(exc, call, re.escape(op) + ":", *patterns, alive=assert_alive)
 
 
 def name(n):

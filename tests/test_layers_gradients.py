@@ -11,8 +11,8 @@ import pytest
 
 import cnncore
 from cnncore import ops
+from helpers import assert_gradients_match
 
-EPS = 1e-6
 LEVELS = list(dict.fromkeys(["ref", cnncore._core.best_isa()]))
 
 
@@ -24,19 +24,6 @@ def level(request):
     cnncore.set_isa(saved)
 
 
-def numeric_grad(loss, a):
-    grad = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + EPS
-        plus = loss()
-        a[idx] = old - EPS
-        minus = loss()
-        a[idx] = old
-        grad[idx] = (plus - minus) / (2 * EPS)
-    return grad
-
-
 def check(forward, backward, arrays, rng):
     """forward() -> output from the arrays (mutated in place by the differencing);
     backward(G) -> gradients of the arrays, in order."""
@@ -44,11 +31,7 @@ def check(forward, backward, arrays, rng):
     G = rng.standard_normal(np.shape(out))
     grads = backward(G)
     grads = grads if isinstance(grads, tuple) else (grads,)
-    assert len(grads) == len(arrays)
-    for a, g in zip(arrays, grads):
-        assert g.shape == a.shape and g.dtype == np.float64
-        num = numeric_grad(lambda: float(np.sum(forward() * G)), a)
-        np.testing.assert_allclose(g, num, rtol=1e-3, atol=1e-5)
+    assert_gradients_match(lambda: float(np.sum(forward() * G)), arrays, grads)
 
 
 def away_from_zero(rng, shape):

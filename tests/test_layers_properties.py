@@ -15,8 +15,8 @@ from hypothesis import given, strategies as st
 
 import cnncore
 from cnncore import ops
+from helpers import SEEDS
 
-SEEDS = st.integers(0, 2**32 - 1)
 DTYPES = st.sampled_from([np.float32, np.float64])
 
 

@@ -14,8 +14,8 @@ from hypothesis import given, strategies as st
 
 import cnncore
 from cnncore import ops
+from helpers import SEEDS
 
-SEEDS = st.integers(0, 2**32 - 1)
 BEST = cnncore._core.best_isa()
 # The GEMM micro-kernel changes with the level, the other layer kernels do not.
 GEMM_LEVELS = list(dict.fromkeys(["generic", BEST]))

@@ -14,9 +14,9 @@ from hypothesis import given, strategies as st  # noqa: E402
 
 import cnncore  # noqa: E402
 from cnncore import ops  # noqa: E402
+from helpers import SEEDS  # noqa: E402
 
 torch.set_num_threads(1)
-SEEDS = st.integers(0, 2**32 - 1)
 DTYPES = [np.float32, np.float64]
 LEVELS = list(dict.fromkeys(["ref", cnncore._core.best_isa()]))
 

@@ -11,9 +11,6 @@
 * Every rejected input: exception type, a message naming the argument, and a live process.
 """
 import re
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -21,55 +18,23 @@ from hypothesis import given, strategies as st
 
 import cnncore
 from cnncore import ops
+from helpers import (GRAD_NAMES, SEEDS, assert_adjoint_identities, assert_gradients_match,
+                     at_thread_counts, bad_calls_in_subprocess, conv_geometry, conv_out_hw as out_hw,
+                     expect_error, pair, random_arrays, resolve_padding, window_index_map)
 
 MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
-NP_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap", "symmetric": "symmetric"}
-SEEDS = st.integers(0, 2**32 - 1)
 F32, F64 = np.float32, np.float64
 
 
 # --------------------------------------------------------------------------- oracle
 
 
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def resolve_padding(padding, in_hw, k_hw, stride, dilation):
-    """(top, bottom, left, right), as docs/conv2d.md defines the forms and words."""
-    if isinstance(padding, int):
-        return (padding,) * 4
-    if isinstance(padding, tuple):
-        return padding if len(padding) == 4 else (padding[0], padding[0], padding[1], padding[1])
-    pads = []
-    for n, k, s, d in zip(in_hw, k_hw, _pair(stride), _pair(dilation)):
-        span = d * (k - 1)
-        if padding == "valid":
-            pads += [0, 0]
-        elif padding == "full":
-            pads += [span, span]
-        else:  # same
-            total = max((-(-n // s) - 1) * s + span + 1 - n, 0)
-            pads += [total // 2, total - total // 2]
-    return tuple(pads)
-
-
-def _index_map(n, before, after, k, stride, dilation, mode):
-    """(out, k) input index read by output o at window offset a; -1 reads a zero."""
-    if mode == "zeros":
-        src = np.pad(np.arange(n), (before, after), mode="constant", constant_values=-1)
-    else:
-        src = np.pad(np.arange(n), (before, after), mode=NP_PAD_MODE[mode])
-    out = (n + before + after - dilation * (k - 1) - 1) // stride + 1
-    return src[np.arange(out)[:, None] * stride + np.arange(k)[None, :] * dilation]
-
-
 def windows(x, kh, kw, stride, padding, dilation, mode):
     """win[n, c, i, j, a, b] = xpad[n, c, i*sH + a*dH, j*sW + b*dW], plus the index maps."""
     t, b, l, r = resolve_padding(padding, x.shape[2:], (kh, kw), stride, dilation)
-    (sh, sw), (dh, dw) = _pair(stride), _pair(dilation)
-    hi = _index_map(x.shape[2], t, b, kh, sh, dh, mode)[:, None, :, None]
-    wi = _index_map(x.shape[3], l, r, kw, sw, dw, mode)[None, :, None, :]
+    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
+    hi = window_index_map(x.shape[2], t, b, kh, sh, dh, mode)[:, None, :, None]
+    wi = window_index_map(x.shape[3], l, r, kw, sw, dw, mode)[None, :, None, :]
     hi, wi = np.broadcast_arrays(hi, wi)  # (H_out, W_out, kH, kW)
     inside = (hi >= 0) & (wi >= 0)
     win = np.where(inside, x[:, :, np.maximum(hi, 0), np.maximum(wi, 0)], 0.0)
@@ -125,47 +90,12 @@ def oracle_backward(g, x, w, stride=1, padding=0, dilation=1, padding_mode="zero
 @st.composite
 def local_configs(draw, max_k=3, max_extra=5, channels=(1, 3, 17), batches=(0, 1, 2, 3)):
     """Kernel, stride, dilation, padding and mode first; then an input that suits them."""
-    kh, kw = draw(st.integers(1, max_k)), draw(st.integers(1, max_k))
-    int_or_pair = lambda lo, hi: st.one_of(  # noqa: E731
-        st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi)))
-    stride, dilation = draw(int_or_pair(1, 3)), draw(int_or_pair(1, 2))
-    form = draw(st.sampled_from(["int", "pair", "quad", "valid", "same", "full"]))
-    if form == "int":
-        padding = draw(st.integers(0, 2))
-    elif form == "pair":
-        padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    elif form == "quad":
-        padding = tuple(draw(st.integers(0, 2)) for _ in range(4))
-    else:
-        padding = form
-    mode = draw(st.sampled_from(MODES))
-    sizes = []
-    for axis, (k, d) in enumerate(zip((kh, kw), _pair(dilation))):
-        span = d * (k - 1) + 1
-        if not isinstance(padding, str):
-            before, after = resolve_padding(padding, (1, 1), (kh, kw), 1, 1)[2 * axis:2 * axis + 2]
-            lo = max(1, span - before - after)
-            if mode == "reflect":
-                lo = max(lo, before + 1, after + 1)
-            elif mode == "symmetric":
-                lo = max(lo, before, after)
-        elif padding == "valid":
-            lo = span
-        elif padding == "full":
-            lo = {"reflect": span, "symmetric": max(1, span - 1)}.get(mode, 1)
-        else:  # same: the larger side is at most ceil((span - 1) / 2)
-            lo = {"reflect": span // 2 + 1, "symmetric": max(1, span // 2)}.get(mode, 1)
-        sizes.append(draw(st.integers(lo, lo + max_extra)))
+    (kh, kw), stride, dilation, padding, mode, sizes = draw(conv_geometry(MODES, max_k, max_extra))
     c_in, c_out = draw(st.sampled_from(channels)), draw(st.sampled_from(channels))
     n = draw(st.sampled_from(batches))
     kwargs = dict(stride=stride, padding=padding, dilation=dilation, padding_mode=mode,
                   flip=draw(st.booleans()))
-    return (n, c_in) + tuple(sizes), (c_out, c_in, kh, kw), kwargs, draw(st.booleans())
-
-
-def out_hw(x_shape, kernel, kwargs):
-    kw = {k: v for k, v in kwargs.items() if k != "flip"}
-    return tuple(ops.conv2d_output_shape(x_shape, kernel, **kw)[2:])
+    return (n, c_in) + sizes, (c_out, c_in, kh, kw), kwargs, draw(st.booleans())
 
 
 def make_inputs(cfg, rng, dtype, integer=False):
@@ -173,10 +103,7 @@ def make_inputs(cfg, rng, dtype, integer=False):
     ho, wo = out_hw(x_shape, kernel, kwargs)
     c_out = kernel[0]
     shapes = [x_shape, (ho, wo) + tuple(kernel), (c_out, ho, wo), (x_shape[0], c_out, ho, wo)]
-    if integer:
-        x, w, b, g = (rng.integers(-8, 9, size=s).astype(dtype) for s in shapes)
-    else:
-        x, w, b, g = (rng.standard_normal(s).astype(dtype) for s in shapes)
+    x, w, b, g = random_arrays(rng, shapes, dtype, integer)
     return x, w, (b if with_bias else None), g
 
 
@@ -192,7 +119,7 @@ def test_reference_matches_numpy_oracle(cfg, seed):
     assert y.shape == want.shape == g.shape
     np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
     got = ops.local_conv2d_backward(g, x, w, bias=True, algorithm="reference", **kwargs)
-    for name, a, r in zip(("grad_x", "grad_weight", "grad_bias"), got,
+    for name, a, r in zip(GRAD_NAMES, got,
                           oracle_backward(g, x, w, **kwargs)):
         assert a.shape == r.shape, name
         np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-11, err_msg=name)
@@ -214,7 +141,7 @@ def test_float32_small_integers_exact(algorithm, cfg, seed):
     np.testing.assert_array_equal(got, ref)
     ref_b = ops.local_conv2d_backward(g, x, w, algorithm="reference", **kwargs)
     got_b = ops.local_conv2d_backward(g, x, w, algorithm=algorithm, **kwargs)
-    for name, r, a in zip(("grad_x", "grad_weight", "grad_bias"), ref_b, got_b):
+    for name, r, a in zip(GRAD_NAMES, ref_b, got_b):
         assert a.dtype == F32, name
         np.testing.assert_array_equal(a, r, err_msg=name)
 
@@ -231,7 +158,7 @@ def test_float64_matches_reference(cfg, seed):
     got = ops.local_conv2d_backward(g, x, w, algorithm="im2col", **kwargs)
     if b is None:
         assert got[2] is None and ref[2] is None
-    for name, r, a in zip(("grad_x", "grad_weight", "grad_bias"), ref, got):
+    for name, r, a in zip(GRAD_NAMES, ref, got):
         if r is not None:
             assert a.dtype == F64 and a.shape == r.shape, name
             np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-10, err_msg=name)
@@ -248,7 +175,7 @@ def test_large_batch_exact(n, flip):
     kw = dict(padding=(1, 1, 0, 0), padding_mode="replicate", flip=flip)
     np.testing.assert_array_equal(ops.local_conv2d(x, w, b, algorithm="im2col", **kw),
                                   ops.local_conv2d(x, w, b, algorithm="reference", **kw))
-    for name, a, r in zip(("grad_x", "grad_weight", "grad_bias"),
+    for name, a, r in zip(GRAD_NAMES,
                           ops.local_conv2d_backward(g, x, w, algorithm="im2col", **kw),
                           ops.local_conv2d_backward(g, x, w, algorithm="reference", **kw)):
         np.testing.assert_array_equal(a, r, err_msg=name)
@@ -263,14 +190,8 @@ def test_two_threads_agree_with_one(n):
     b = rng.integers(-8, 9, (5, 9, 8)).astype(F32)
     g = rng.integers(-8, 9, (n, 5, 9, 8)).astype(F32)
     kw = dict(padding="same", padding_mode="circular", algorithm="im2col")
-    old = cnncore.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2):
-            cnncore.set_num_threads(threads)
-            results.append((ops.local_conv2d(x, w, b, **kw),) + ops.local_conv2d_backward(g, x, w, **kw))
-    finally:
-        cnncore.set_num_threads(old)
+    results = at_thread_counts(
+        lambda: (ops.local_conv2d(x, w, b, **kw),) + ops.local_conv2d_backward(g, x, w, **kw))
     for one, two in zip(*results):
         np.testing.assert_array_equal(one, two)
     np.testing.assert_array_equal(results[0][0], ops.local_conv2d(x, w, b, padding="same",
@@ -280,8 +201,6 @@ def test_two_threads_agree_with_one(n):
 
 # --------------------------------------------------------------------------- gradients
 
-EPS = 1e-6
-
 # x shape, (C_out, kH, kW), keyword arguments
 FD_CONFIGS = {
     "plain": ((2, 2, 5, 4), (3, 2, 3), dict(padding=1)),
@@ -290,19 +209,6 @@ FD_CONFIGS = {
     "circular": ((2, 2, 4, 3), (2, 3, 3), dict(padding=(3, 1, 4, 2), padding_mode="circular")),
     "symmetric_full": ((1, 1, 3, 4), (2, 2, 2), dict(padding="full", padding_mode="symmetric")),
 }
-
-
-def _numeric_grad(f, a):
-    grad = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + EPS
-        plus = f()
-        a[idx] = old - EPS
-        minus = f()
-        a[idx] = old
-        grad[idx] = (plus - minus) / (2 * EPS)
-    return grad
 
 
 @pytest.mark.parametrize("algorithm", ["reference", "im2col"])
@@ -321,25 +227,14 @@ def test_backward_matches_finite_differences(algorithm, name):
         return float(np.sum(ops.local_conv2d(x, w, b, **kwargs) * G))
 
     got = ops.local_conv2d_backward(G, x, w, bias=True, **kwargs)
-    for label, analytic, param in zip(("grad_x", "grad_weight", "grad_bias"), got, (x, w, b)):
-        assert analytic.shape == param.shape, label
-        numeric = _numeric_grad(loss, param)
-        assert np.abs(numeric).max() > 1e-3, f"{label}: degenerate configuration"
-        np.testing.assert_allclose(analytic, numeric, rtol=1e-3, atol=1e-5, err_msg=label)
+    assert_gradients_match(loss, (x, w, b), got, GRAD_NAMES, min_abs=1e-3)
 
 
 @given(cfg=local_configs(batches=(1, 2)), seed=SEEDS)
 def test_adjoint_identities(cfg, seed):
     """<f(x), g> = <x, back_data(g)> = <w, back_weight(g)> (f is linear in x and in w)."""
     x, w, _, g = make_inputs(cfg, np.random.default_rng(seed), F64)
-    kwargs = cfg[2]
-    lhs = np.vdot(ops.local_conv2d(x, w, **kwargs), g)
-    gx, gw, gb = ops.local_conv2d_backward(g, x, w, bias=False, **kwargs)
-    assert gb is None
-    # sum of |every product| bounds the rounding error of each side
-    scale = 1e-11 * (1 + np.vdot(ops.local_conv2d(np.abs(x), np.abs(w), **kwargs), np.abs(g)))
-    assert abs(lhs - np.vdot(x, gx)) <= scale
-    assert abs(lhs - np.vdot(w, gw)) <= scale
+    assert_adjoint_identities(ops.local_conv2d, ops.local_conv2d_backward, x, w, g, **cfg[2])
 
 
 # --------------------------------------------------------------------------- properties
@@ -491,16 +386,9 @@ BAD_CALLS = {
 @pytest.mark.parametrize("name", list(BAD_CALLS))
 def test_bad_input(name):
     exc, call, patterns = BAD_CALLS[name]
-    with pytest.raises(exc) as info:
-        call()
-    if exc is ValueError:
-        assert not isinstance(info.value, TypeError)
-    msg = str(info.value)
-    if name != "tile_keyword":  # Python's own message for an unknown keyword
-        assert msg.startswith("local_conv2d"), msg
-    for p in patterns:
-        assert re.search(p, msg), f"{p!r} not in {msg!r}"
-    assert_alive()
+    # tile_keyword: Python's own message for an unknown keyword, without the op name
+    prefix = "" if name == "tile_keyword" else "local_conv2d"
+    expect_error(exc, call, prefix, *patterns, alive=assert_alive)
 
 
 def test_memory_limit_is_checked_before_allocating():
@@ -519,7 +407,7 @@ def test_memory_limit_is_checked_before_allocating():
 
 
 def test_process_survives_a_batch_of_bad_calls():
-    script = textwrap.dedent("""
+    n, alive = bad_calls_in_subprocess("""
         import numpy as np
         from cnncore import ops
         x = np.ones((2, 3, 7, 7)); w = np.ones((5, 5, 4, 3, 3, 3))
@@ -534,15 +422,7 @@ def test_process_survives_a_batch_of_bad_calls():
             lambda: ops.tiled_conv2d(x, w, tile=0),
             lambda: ops.tiled_conv2d(x, w, tile=(2, -1)),
         ]
-        for call in bad:
-            try:
-                call()
-            except (ValueError, TypeError):
-                pass
-            else:
-                raise SystemExit("a bad call was accepted")
-        print(ops.local_conv2d(x, w).sum())
+        alive = lambda: float(ops.local_conv2d(x, w).sum())
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert float(out.stdout) == 2 * 4 * 5 * 5 * 27
+    assert n == 9
+    assert alive == 2 * 4 * 5 * 5 * 27

@@ -5,10 +5,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cnncore import ops
+from helpers import NP_PAD_MODE
 
-NP_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
-           "circular": "wrap", "symmetric": "symmetric"}
-MODES = list(NP_MODE)
+MODES = list(NP_PAD_MODE)
 
 
 @st.composite
@@ -29,7 +28,7 @@ def np_pad(x, pads, mode, value=0.0):
     width = [(0, 0), (0, 0)] + [(pads[2 * i], pads[2 * i + 1]) for i in range(x.ndim - 2)]
     if mode == "zeros":
         return np.pad(x, width, mode="constant", constant_values=value)
-    return np.pad(x, width, mode=NP_MODE[mode])
+    return np.pad(x, width, mode=NP_PAD_MODE[mode])
 
 
 @given(pad_cases())

@@ -6,15 +6,13 @@ After every rejected call the process must still work (checked by a valid call a
 error, and by a subprocess that makes a batch of bad calls and must exit normally).
 """
 import re
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 import cnncore
 from cnncore import ops
+from helpers import bad_calls_in_subprocess, expect_error
 
 X = np.zeros((1, 2, 5, 5))
 G = np.zeros((1, 2, 2, 2))  # output of a 2x2/2 pool of X
@@ -28,16 +26,7 @@ def assert_alive():
 def expect(exc, call, op, *patterns):
     """call() raises exc (not the other kind); the message starts with `op` and matches
     every regex in `patterns`; the process still works afterwards."""
-    with pytest.raises(exc) as info:
-        call()
-    if exc is ValueError:
-        assert not isinstance(info.value, TypeError)
-    msg = str(info.value)
-    assert msg.startswith(op + ":"), f"message does not start with {op!r}: {msg!r}"
-    for p in patterns:
-        assert re.search(p, msg), f"{p!r} not found in {msg!r}"
-    assert_alive()
-    return msg
+    return expect_error(exc, call, re.escape(op) + ":", *patterns, alive=assert_alive)
 
 
 # ------------------------------------------------------------------ kernel, stride, padding
@@ -300,7 +289,7 @@ def test_pool_output_shape_errors():
 
 
 def test_bad_calls_in_a_subprocess_leave_it_running():
-    code = textwrap.dedent("""
+    n, alive = bad_calls_in_subprocess("""
         import numpy as np
         from cnncore import ops
         x = np.zeros((1, 2, 5, 5))
@@ -310,15 +299,6 @@ def test_bad_calls_in_a_subprocess_leave_it_running():
                lambda: ops.max_pool2d_backward(np.zeros((1, 2, 3, 3)), x, 2),
                lambda: ops.max_pool2d_backward(np.zeros((1, 2, 2, 2)), x, 2,
                                                indices=np.full((1, 2, 2, 2), 10**9))]
-        n = 0
-        for f in bad:
-            try:
-                f()
-            except (ValueError, TypeError):
-                n += 1
-        print(n, float(ops.max_pool2d(np.arange(4.0).reshape(1, 1, 2, 2), 2)[0, 0, 0, 0]))
-    """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["8", "3.0"]
+        alive = lambda: float(ops.max_pool2d(np.arange(4.0).reshape(1, 1, 2, 2), 2)[0, 0, 0, 0])
+    """, timeout=60)
+    assert (n, alive) == (8, 3.0)

@@ -20,8 +20,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from cnncore import ops
-
-SEEDS = st.integers(0, 2**32 - 1)
+from helpers import SEEDS
 
 
 def _call(kind, nd, x, k, **kw):

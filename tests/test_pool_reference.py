@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from cnncore import ops
+from helpers import SEEDS
 
-SEEDS = st.integers(0, 2**32 - 1)
 WINDOWED = ["max", "avg", "lp", "weighted_avg"]
 ADAPTIVE = ["adaptive_max", "adaptive_avg"]
 

@@ -18,9 +18,9 @@ import torch.nn.functional as F  # noqa: E402
 from hypothesis import given, strategies as st  # noqa: E402
 
 from cnncore import ops  # noqa: E402
+from helpers import SEEDS  # noqa: E402
 
 torch.set_num_threads(1)
-SEEDS = st.integers(0, 2**32 - 1)
 TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-6)}
 
 

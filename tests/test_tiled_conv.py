@@ -18,49 +18,16 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-import cnncore
 from cnncore import ops
+from helpers import (GRAD_NAMES, SEEDS, assert_adjoint_identities, assert_gradients_match,
+                     at_thread_counts, conv_geometry, conv_out_hw as out_hw, expect_error, pair,
+                     random_arrays, resolve_padding, window_index_map)
 
 MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
-NP_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap", "symmetric": "symmetric"}
-SEEDS = st.integers(0, 2**32 - 1)
 F32, F64 = np.float32, np.float64
 
 
 # --------------------------------------------------------------------------- oracle
-
-
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def resolve_padding(padding, in_hw, k_hw, stride, dilation):
-    """(top, bottom, left, right), as docs/conv2d.md defines the forms and words."""
-    if isinstance(padding, int):
-        return (padding,) * 4
-    if isinstance(padding, tuple):
-        return padding if len(padding) == 4 else (padding[0], padding[0], padding[1], padding[1])
-    pads = []
-    for n, k, s, d in zip(in_hw, k_hw, _pair(stride), _pair(dilation)):
-        span = d * (k - 1)
-        if padding == "valid":
-            pads += [0, 0]
-        elif padding == "full":
-            pads += [span, span]
-        else:  # same
-            total = max((-(-n // s) - 1) * s + span + 1 - n, 0)
-            pads += [total // 2, total - total // 2]
-    return tuple(pads)
-
-
-def _index_map(n, before, after, k, stride, dilation, mode):
-    """(out, k) input index read by output o at window offset a; -1 reads a zero."""
-    if mode == "zeros":
-        src = np.pad(np.arange(n), (before, after), mode="constant", constant_values=-1)
-    else:
-        src = np.pad(np.arange(n), (before, after), mode=NP_PAD_MODE[mode])
-    out = (n + before + after - dilation * (k - 1) - 1) // stride + 1
-    return src[np.arange(out)[:, None] * stride + np.arange(k)[None, :] * dilation]
 
 
 def oracle_forward(x, w, b, stride=1, padding=0, dilation=1, padding_mode="zeros", flip=False):
@@ -68,9 +35,9 @@ def oracle_forward(x, w, b, stride=1, padding=0, dilation=1, padding_mode="zeros
     x = x.astype(F64)
     th, tw, _, _, kh, kw = w.shape
     t, bt, l, r = resolve_padding(padding, x.shape[2:], (kh, kw), stride, dilation)
-    (sh, sw), (dh, dw) = _pair(stride), _pair(dilation)
-    hi = _index_map(x.shape[2], t, bt, kh, sh, dh, padding_mode)
-    wi = _index_map(x.shape[3], l, r, kw, sw, dw, padding_mode)
+    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
+    hi = window_index_map(x.shape[2], t, bt, kh, sh, dh, padding_mode)
+    wi = window_index_map(x.shape[3], l, r, kw, sw, dw, padding_mode)
     ho, wo = hi.shape[0], wi.shape[0]
     y = np.zeros((x.shape[0], w.shape[2], ho, wo))
     for i in range(ho):
@@ -93,49 +60,14 @@ def oracle_forward(x, w, b, stride=1, padding=0, dilation=1, padding_mode="zeros
 @st.composite
 def tiled_configs(draw, max_k=3, max_extra=5, channels=(1, 3, 17), batches=(0, 1, 2, 3), max_tile=5):
     """Kernel, stride, dilation, padding, mode and tile first; then an input that suits them."""
-    kh, kw = draw(st.integers(1, max_k)), draw(st.integers(1, max_k))
-    int_or_pair = lambda lo, hi: st.one_of(  # noqa: E731
-        st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi)))
-    stride, dilation = draw(int_or_pair(1, 3)), draw(int_or_pair(1, 2))
-    form = draw(st.sampled_from(["int", "pair", "quad", "valid", "same", "full"]))
-    if form == "int":
-        padding = draw(st.integers(0, 2))
-    elif form == "pair":
-        padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    elif form == "quad":
-        padding = tuple(draw(st.integers(0, 2)) for _ in range(4))
-    else:
-        padding = form
-    mode = draw(st.sampled_from(MODES))
-    sizes = []
-    for axis, (k, d) in enumerate(zip((kh, kw), _pair(dilation))):
-        span = d * (k - 1) + 1
-        if not isinstance(padding, str):
-            before, after = resolve_padding(padding, (1, 1), (kh, kw), 1, 1)[2 * axis:2 * axis + 2]
-            lo = max(1, span - before - after)
-            if mode == "reflect":
-                lo = max(lo, before + 1, after + 1)
-            elif mode == "symmetric":
-                lo = max(lo, before, after)
-        elif padding == "valid":
-            lo = span
-        elif padding == "full":
-            lo = {"reflect": span, "symmetric": max(1, span - 1)}.get(mode, 1)
-        else:
-            lo = {"reflect": span // 2 + 1, "symmetric": max(1, span // 2)}.get(mode, 1)
-        sizes.append(draw(st.integers(lo, lo + max_extra)))
+    (kh, kw), stride, dilation, padding, mode, sizes = draw(conv_geometry(MODES, max_k, max_extra))
     tile = draw(st.one_of(st.integers(1, max_tile),
                           st.tuples(st.integers(1, max_tile), st.integers(1, max_tile))))
     c_in, c_out = draw(st.sampled_from(channels)), draw(st.sampled_from(channels))
     kwargs = dict(tile=tile, stride=stride, padding=padding, dilation=dilation, padding_mode=mode,
                   flip=draw(st.booleans()))
     n = draw(st.sampled_from(batches))
-    return (n, c_in) + tuple(sizes), (c_out, c_in, kh, kw), kwargs, draw(st.booleans())
-
-
-def out_hw(x_shape, kernel, kwargs):
-    kw = {k: v for k, v in kwargs.items() if k not in ("flip", "tile")}
-    return tuple(ops.conv2d_output_shape(x_shape, kernel, **kw)[2:])
+    return (n, c_in) + sizes, (c_out, c_in, kh, kw), kwargs, draw(st.booleans())
 
 
 def conv_kwargs(kwargs):
@@ -144,13 +76,10 @@ def conv_kwargs(kwargs):
 
 def make_inputs(cfg, rng, dtype, integer=False):
     x_shape, kernel, kwargs, with_bias = cfg
-    th, tw = _pair(kwargs["tile"])
+    th, tw = pair(kwargs["tile"])
     ho, wo = out_hw(x_shape, kernel, kwargs)
     shapes = [x_shape, (th, tw) + tuple(kernel), (kernel[0], th, tw), (x_shape[0], kernel[0], ho, wo)]
-    if integer:
-        x, w, b, g = (rng.integers(-8, 9, size=s).astype(dtype) for s in shapes)
-    else:
-        x, w, b, g = (rng.standard_normal(s).astype(dtype) for s in shapes)
+    x, w, b, g = random_arrays(rng, shapes, dtype, integer)
     return x, w, (b if with_bias else None), g
 
 
@@ -196,7 +125,7 @@ def test_float32_small_integers_exact(algorithm, cfg, seed):
     np.testing.assert_array_equal(got, ref)
     ref_b = ops.tiled_conv2d_backward(g, x, w, algorithm="reference", **kwargs)
     got_b = ops.tiled_conv2d_backward(g, x, w, algorithm=algorithm, **kwargs)
-    for name, r, a in zip(("grad_x", "grad_weight", "grad_bias"), ref_b, got_b):
+    for name, r, a in zip(GRAD_NAMES, ref_b, got_b):
         assert a.dtype == F32 and a.shape == r.shape, name
         np.testing.assert_array_equal(a, r, err_msg=name)
 
@@ -210,7 +139,7 @@ def test_float64_matches_reference(cfg, seed):
                                rtol=1e-12, atol=1e-11)
     ref = ops.tiled_conv2d_backward(g, x, w, algorithm="reference", bias=b is not None, **kwargs)
     got = ops.tiled_conv2d_backward(g, x, w, algorithm="im2col", bias=b is not None, **kwargs)
-    for name, r, a in zip(("grad_x", "grad_weight", "grad_bias"), ref, got):
+    for name, r, a in zip(GRAD_NAMES, ref, got):
         if r is None:
             assert a is None, name
         else:
@@ -225,15 +154,8 @@ def test_two_threads_agree_with_one(tile, n):
     w = rng.integers(-8, 9, tile + (6, 3, 3, 3)).astype(F32)
     b = rng.integers(-8, 9, (6,) + tile).astype(F32)
     g = rng.integers(-8, 9, (n, 6, 9, 8)).astype(F32)
-    old = cnncore.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2):
-            cnncore.set_num_threads(threads)
-            results.append((ops.tiled_conv2d(x, w, b, tile=tile, algorithm="im2col"),)
-                           + ops.tiled_conv2d_backward(g, x, w, tile=tile, algorithm="im2col"))
-    finally:
-        cnncore.set_num_threads(old)
+    results = at_thread_counts(lambda: (ops.tiled_conv2d(x, w, b, tile=tile, algorithm="im2col"),)
+                               + ops.tiled_conv2d_backward(g, x, w, tile=tile, algorithm="im2col"))
     ref = (ops.tiled_conv2d(x, w, b, tile=tile, algorithm="reference"),) + \
         ops.tiled_conv2d_backward(g, x, w, tile=tile, algorithm="reference")
     for one, two, r in zip(*results, ref):
@@ -266,7 +188,7 @@ def test_output_sized_tile_is_local_conv(cfg, seed):
     x, w, b, g = make_inputs((x_shape, kernel, kwargs, True), np.random.default_rng(seed), F32, integer=True)
     lkw = conv_kwargs(kwargs)
     np.testing.assert_array_equal(ops.tiled_conv2d(x, w, b, **kwargs), ops.local_conv2d(x, w, b, **lkw))
-    for name, t, l in zip(("grad_x", "grad_weight", "grad_bias"),
+    for name, t, l in zip(GRAD_NAMES,
                           ops.tiled_conv2d_backward(g, x, w, **kwargs),
                           ops.local_conv2d_backward(g, x, w, **lkw)):
         np.testing.assert_array_equal(t, l, err_msg=name)
@@ -349,27 +271,12 @@ def test_batch_zero(algorithm):
 
 # --------------------------------------------------------------------------- gradients
 
-EPS = 1e-6
-
 FD_CONFIGS = {
     "tile22": ((2, 2, 5, 6), (2, 2), (3, 2, 3), dict(padding=1)),
     "tile31_stride": ((1, 2, 8, 7), (3, 1), (2, 3, 2), dict(stride=(2, 1), dilation=(1, 2), padding=(1, 0, 2, 1))),
     "reflect_flip": ((1, 1, 6, 5), (2, 3), (2, 3, 3), dict(padding="same", padding_mode="reflect", flip=True)),
     "symmetric_big_tile": ((2, 1, 4, 4), (5, 2), (2, 2, 2), dict(padding="full", padding_mode="symmetric")),
 }
-
-
-def _numeric_grad(f, a):
-    grad = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + EPS
-        plus = f()
-        a[idx] = old - EPS
-        minus = f()
-        a[idx] = old
-        grad[idx] = (plus - minus) / (2 * EPS)
-    return grad
 
 
 @pytest.mark.parametrize("algorithm", ["reference", "im2col"])
@@ -387,23 +294,13 @@ def test_backward_matches_finite_differences(algorithm, name):
         return float(np.sum(ops.tiled_conv2d(x, w, b, **kwargs) * G))
 
     got = ops.tiled_conv2d_backward(G, x, w, bias=True, **kwargs)
-    for label, analytic, param in zip(("grad_x", "grad_weight", "grad_bias"), got, (x, w, b)):
-        assert analytic.shape == param.shape, label
-        numeric = _numeric_grad(loss, param)
-        assert np.abs(numeric).max() > 1e-3, f"{label}: degenerate configuration"
-        np.testing.assert_allclose(analytic, numeric, rtol=1e-3, atol=1e-5, err_msg=label)
+    assert_gradients_match(loss, (x, w, b), got, GRAD_NAMES, min_abs=1e-3)
 
 
 @given(cfg=tiled_configs(batches=(1, 2)), seed=SEEDS)
 def test_adjoint_identities(cfg, seed):
     x, w, _, g = make_inputs(cfg, np.random.default_rng(seed), F64)
-    kwargs = cfg[2]
-    lhs = np.vdot(ops.tiled_conv2d(x, w, **kwargs), g)
-    gx, gw, gb = ops.tiled_conv2d_backward(g, x, w, bias=False, **kwargs)
-    assert gb is None
-    scale = 1e-11 * (1 + np.vdot(ops.tiled_conv2d(np.abs(x), np.abs(w), **kwargs), np.abs(g)))
-    assert abs(lhs - np.vdot(x, gx)) <= scale
-    assert abs(lhs - np.vdot(w, gw)) <= scale
+    assert_adjoint_identities(ops.tiled_conv2d, ops.tiled_conv2d_backward, x, w, g, **cfg[2])
 
 
 # --------------------------------------------------------------------------- errors
@@ -459,15 +356,7 @@ BAD_CALLS = {
 @pytest.mark.parametrize("name", list(BAD_CALLS))
 def test_bad_input(name):
     exc, call, patterns = BAD_CALLS[name]
-    with pytest.raises(exc) as info:
-        call()
-    if exc is ValueError:
-        assert not isinstance(info.value, TypeError)
-    msg = str(info.value)
-    assert msg.startswith("tiled_conv2d"), msg
-    for p in patterns:
-        assert re.search(p, msg), f"{p!r} not in {msg!r}"
-    assert_alive()
+    expect_error(exc, call, "tiled_conv2d", *patterns, alive=assert_alive)
 
 
 def test_tile_is_required():

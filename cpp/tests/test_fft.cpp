@@ -16,6 +16,7 @@
 #include "ops/conv_geometry.hpp"
 
 using namespace cnncore;
+using test::filled;
 namespace fft = cnncore::cpu::fft;
 using C = std::complex<double>;
 
@@ -209,13 +210,6 @@ TEST(fft_real_nd_pruned_rows) {
 // ---------------------------------------------------------------- FFT convolution
 
 namespace {
-
-template <typename T>
-Tensor filled(const Shape& s, unsigned seed) {
-  Tensor t = Tensor::empty(s, dtype_of<T>());
-  test::fill_reals(t.data_as<T>(), t.numel(), seed);
-  return t;
-}
 
 template <typename T>
 double max_rel_diff(const Tensor& a, const Tensor& b) {

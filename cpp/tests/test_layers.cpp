@@ -7,34 +7,20 @@
 #include <vector>
 
 #include "cnncore/cnncore.hpp"
+#include "cpu/kernels/activation-kernels.hpp"
 #include "cpu/kernels/activation-simd.hpp"
 #include "cpu/kernels/softmax-exp.hpp"
 #include "harness.hpp"
 
 using namespace cnncore;
+using test::max_abs_diff;
 
 namespace {
 
+// Integer fills in [-4, 4], half the harness's default range.
 template <typename T>
 Tensor filled(const Shape& s, unsigned seed, bool ints) {
-  Tensor t = Tensor::empty(s, dtype_of<T>());
-  if (ints)
-    test::fill_ints(t.data_as<T>(), t.numel(), seed, -4, 4);
-  else
-    test::fill_reals(t.data_as<T>(), t.numel(), seed);
-  return t;
-}
-
-template <typename T>
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape()) return 1e300;
-  double m = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    const double x = a.data_as<T>()[i], y = b.data_as<T>()[i];
-    if (std::isnan(x) != std::isnan(y)) return 1e300;
-    if (!std::isnan(x)) m = std::max(m, std::fabs(x - y));
-  }
-  return m;
+  return test::filled<T>(s, seed, ints, -4, 4);
 }
 
 // Runs f() at kernel level "ref", then at every other level the CPU supports
@@ -371,4 +357,73 @@ TEST(layers_tanh_poly_within_three_ulp_of_libm) {
   CHECK(cpu::tanh_poly(INFINITY) == 1.0f && cpu::tanh_poly(-INFINITY) == -1.0f);
   CHECK(cpu::tanh_poly(0.0f) == 0.0f && std::isnan(cpu::tanh_poly(NAN)));
   CHECK(cpu::tanh_poly(1e-30f) == 1e-30f);
+}
+
+// The same bounds for every float32 kernel level's own copy of exp and tanh
+// (compiled with that level's flags, FMA contraction included), and each
+// level's activations against libm over awkward lengths.
+TEST(layers_f32_elementwise_levels_within_ulp_of_libm) {
+  int count = 0;
+  const cpu::F32ElementwiseKernels* levels = cpu::f32_elementwise_kernels(&count);
+  const int steps = 300000;
+  std::vector<float> x(steps + 1), y(steps + 1), t(2 * (steps + 1)), ty(t.size());
+  for (int i = 0; i <= steps; ++i) {
+    x[i] = -104.0f + 192.8f * static_cast<float>(i) / steps;
+    t[2 * i] = -12.0f + 24.0f * static_cast<float>(i) / steps;
+    t[2 * i + 1] = 1e-3f * static_cast<float>(i) / steps;
+  }
+  for (int l = 0; l < count; ++l) {
+    const cpu::F32ElementwiseKernels& k = levels[l];
+    if (k.isa > static_cast<int>(best_supported_isa())) continue;
+    k.exp(static_cast<int64_t>(x.size()), x.data(), y.data());
+    double worst = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const float want = std::exp(x[i]);
+      if (std::isinf(want)) {
+        CHECK(std::isinf(y[i]) && y[i] > 0);
+        continue;
+      }
+      const float ulp = std::nextafter(want, INFINITY) - want;
+      worst = std::max(worst, std::fabs(double(y[i]) - double(want)) / double(ulp));
+    }
+    CHECK(worst <= 1.0);
+    const float special[] = {-INFINITY, -1e30f, INFINITY, 1e30f, NAN, -NAN, 0.0f, -0.0f};
+    float sy[8];
+    k.exp(8, special, sy);
+    CHECK(sy[0] == 0.0f && sy[1] == 0.0f && std::isinf(sy[2]) && std::isinf(sy[3]));
+    CHECK(std::isnan(sy[4]) && std::isnan(sy[5]) && sy[6] == 1.0f && sy[7] == 1.0f);
+
+    k.activation_forward(3, 0.0f, static_cast<int64_t>(t.size()), t.data(), ty.data());
+    worst = 0;
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      const float want = std::tanh(t[i]);
+      const float ulp = std::nextafter(std::fabs(want), INFINITY) - std::fabs(want);
+      worst = std::max(worst, std::fabs(double(ty[i]) - double(want)) / double(ulp));
+    }
+    CHECK(worst <= 3.0);
+    const float tspecial[] = {INFINITY, -INFINITY, 0.0f, NAN, 1e-30f};
+    float tsy[5];
+    k.activation_forward(3, 0.0f, 5, tspecial, tsy);
+    CHECK(tsy[0] == 1.0f && tsy[1] == -1.0f && tsy[2] == 0.0f && std::isnan(tsy[3]) && tsy[4] == 1e-30f);
+
+    // Every activation, forward and backward, over lengths around the vector widths.
+    for (int64_t n : {0, 1, 7, 8, 15, 16, 17, 33, 100}) {
+      std::vector<float> a(n), g(n), out(n), d(n);
+      for (int64_t i = 0; i < n; ++i) {
+        a[i] = 0.37f * static_cast<float>(i - n / 2);
+        g[i] = 1.0f + 0.25f * static_cast<float>(i % 5);
+      }
+      for (int kind = 0; kind < 4; ++kind) {
+        k.activation_forward(kind, 0.1f, n, a.data(), out.data());
+        k.activation_backward(kind, 0.1f, n, g.data(), a.data(), d.data());
+        for (int64_t i = 0; i < n; ++i) {
+          const double v = a[i], s = 1 / (1 + std::exp(-v)), th = std::tanh(v);
+          const double f[] = {v <= 0 ? 0.0 : v, v > 0 ? v : 0.1f * a[i], s, th};
+          const double df[] = {v <= 0 ? 0.0 : 1.0, v > 0 ? 1.0 : 0.1f, s * (1 - s), 1 - th * th};
+          CHECK(std::fabs(out[i] - f[kind]) <= 1e-6 * (1 + std::fabs(f[kind])));
+          CHECK(std::fabs(d[i] - g[i] * df[kind]) <= 1e-6 * (1 + std::fabs(g[i])));
+        }
+      }
+    }
+  }
 }

@@ -10,34 +10,11 @@
 #include "harness.hpp"
 
 using namespace cnncore;
+using test::dot;
+using test::filled;
+using test::max_abs_diff;
 
 namespace {
-
-template <typename T>
-Tensor filled(const Shape& s, unsigned seed, bool ints) {
-  Tensor t = Tensor::empty(s, dtype_of<T>());
-  if (ints)
-    test::fill_ints(t.data_as<T>(), t.numel(), seed);
-  else
-    test::fill_reals(t.data_as<T>(), t.numel(), seed);
-  return t;
-}
-
-template <typename T>
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape()) return 1e300;
-  double m = 0;
-  for (int64_t i = 0; i < a.numel(); ++i)
-    m = std::max(m, std::fabs(double(a.data_as<T>()[i]) - double(b.data_as<T>()[i])));
-  return m;
-}
-
-template <typename T>
-double dot(const Tensor& a, const Tensor& b) {
-  double s = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) s += double(a.data_as<T>()[i]) * double(b.data_as<T>()[i]);
-  return s;
-}
 
 struct Config {
   Shape src;

@@ -10,18 +10,10 @@
 #include "harness.hpp"
 
 using namespace cnncore;
+using test::dot;
+using test::filled;
 
 namespace {
-
-template <typename T>
-Tensor filled(const Shape& s, unsigned seed, bool ints) {
-  Tensor t = Tensor::empty(s, dtype_of<T>());
-  if (ints)
-    test::fill_ints(t.data_as<T>(), t.numel(), seed);
-  else
-    test::fill_reals(t.data_as<T>(), t.numel(), seed);
-  return t;
-}
 
 // Largest difference, relative to 1 + |reference|; NaN where NaNs disagree.
 template <typename T>
@@ -35,13 +27,6 @@ double max_rel_diff(const Tensor& a, const Tensor& b) {
     m = std::max(m, std::fabs(x - y) / (1 + std::fabs(y)));
   }
   return m;
-}
-
-template <typename T>
-double dot(const Tensor& a, const Tensor& b) {
-  double s = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) s += double(a.data_as<T>()[i]) * double(b.data_as<T>()[i]);
-  return s;
 }
 
 struct Config {
