@@ -142,3 +142,16 @@ def test_python_dash_m_demo_still_works():
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert "check: OK" in r.stdout
+
+
+def test_default_train_reaches_97_percent(tmp_path, capsys):
+    """The README's main job: `cnncore train` with its defaults (LeNet-5 on the
+    bundled digits) must reach at least 97% test accuracy."""
+    report = tmp_path / "report.json"
+    code = cli.main(["train", "--out", str(tmp_path), "--json", str(report), "--no-progress",
+                     "--no-plot"])
+    capsys.readouterr()
+    assert code == 0
+    r = json.loads(report.read_text())
+    assert r["model"] == "lenet5" and r["epochs"] == 60
+    assert r["test_accuracy"] >= 0.97, r["test_accuracy"]

@@ -11,6 +11,10 @@ namespace cnncore {
 
 namespace {
 
+// More threads than this only oversubscribe the machine, and asking the OS
+// for thousands can fail inside OpenMP, which then aborts the process.
+constexpr int kMaxThreads = 1024;
+
 std::atomic<int>& threads_setting() {
   static std::atomic<int> n{omp_get_max_threads()};
   return n;
@@ -32,6 +36,8 @@ std::atomic<int64_t>& memory_limit_setting() {
 
 void set_num_threads(int n) {
   if (n < 1) throw value_error(detail::str("set_num_threads: n must be at least 1, got ", n));
+  if (n > kMaxThreads)
+    throw value_error(detail::str("set_num_threads: n must be at most ", kMaxThreads, ", got ", n));
   threads_setting() = n;
 }
 

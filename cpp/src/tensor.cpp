@@ -23,11 +23,11 @@ std::string shape_str(const Shape& shape) {
   return s + "]";
 }
 
-int64_t shape_numel(const Shape& shape) {
+int64_t shape_numel(const Shape& shape, const char* what) {
   int64_t n = 1;
   for (int64_t d : shape) {
-    if (d < 0) throw value_error(detail::str("tensor: negative extent in shape ", shape_str(shape)));
-    n = detail::checked_mul(n, d, "tensor");
+    if (d < 0) throw value_error(detail::str(what, ": negative extent in shape ", shape_str(shape)));
+    n = detail::checked_mul(n, d, what);
   }
   return n;
 }

@@ -12,9 +12,12 @@ def _as_int(value, name, func):
     if isinstance(value, bool):
         raise TypeError(f"{func}: {name} must be an integer, got bool")
     try:
-        return operator.index(value)
+        v = operator.index(value)
     except TypeError:
         raise TypeError(f"{func}: {name} must be an integer, got {type(value).__name__}") from None
+    if not -(2 ** 63) <= v < 2 ** 63:
+        raise ValueError(f"{func}: {name} must fit in a 64-bit signed integer, got {v}")
+    return v
 
 
 def set_num_threads(n):

@@ -26,6 +26,27 @@ class CLIError(Exception):
 # data
 
 
+
+def _bounded(kind, lo=None, hi=None, lo_open=False, hi_open=False):
+    """argparse type: a number of `kind` within the given bounds."""
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        if v != v or (lo is not None and (v <= lo if lo_open else v < lo)) or \
+                (hi is not None and (v >= hi if hi_open else v > hi)):
+            lo_s = "" if lo is None else f"{'>' if lo_open else '>='} {lo}"
+            hi_s = "" if hi is None else f"{'<' if hi_open else '<='} {hi}"
+            raise argparse.ArgumentTypeError(
+                f"must be {' and '.join(x for x in (lo_s, hi_s) if x)}, got {text}")
+        return v
+    return parse
+
+
+_POSITIVE = _bounded(int, 1)
+_NON_NEGATIVE = _bounded(int, 0)
+
 def _load_data(args, input_size, channels):
     """(train, test, description) ArrayDatasets for --data / --format."""
     from . import data as D
@@ -56,7 +77,7 @@ def _load_data(args, input_size, channels):
                 else:
                     tr, te = _split(D.load_npz(src), args)
             elif fmt == "folder":
-                size = input_size
+                size = input_size or None  # 0: keep the images' own size
                 sub = [os.path.join(src, s) for s in ("train", "test")]
                 if all(os.path.isdir(s) for s in sub):
                     tr = D.load_image_folder(sub[0], size, channels or 1)
@@ -427,24 +448,24 @@ def _parser():
                    help="'digits' (bundled), an IDX folder (MNIST/Fashion-MNIST), a .npz file, "
                         "or a folder of images per class")
     t.add_argument("--format", default="auto", choices=["auto", "digits", "idx", "npz", "folder"])
-    t.add_argument("--epochs", type=int, default=60)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=5e-3)
+    t.add_argument("--epochs", type=_POSITIVE, default=60)
+    t.add_argument("--batch-size", type=_POSITIVE, default=32)
+    t.add_argument("--lr", type=_bounded(float, 0, lo_open=True), default=5e-3)
     t.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"])
-    t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    t.add_argument("--momentum", type=_bounded(float, 0, 1), default=0.9, help="SGD momentum")
     t.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum")
-    t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--weight-decay", type=_bounded(float, 0), default=0.0)
     t.add_argument("--schedule", default="cosine", choices=["cosine", "step", "none"])
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=0, help="kernel threads (0: auto = 1 for lenet5, else all cores)")
+    t.add_argument("--threads", type=_bounded(int, 0, 1024), default=0, help="kernel threads (0: auto = 1 for lenet5, else all cores)")
     t.add_argument("--out", default=_DEFAULT_OUT, help="folder for checkpoint, curves, report")
     t.add_argument("--json", metavar="PATH", help="write the report here (default OUT/report.json)")
-    t.add_argument("--input-size", type=int, default=0, help="resize images to this (0: keep)")
-    t.add_argument("--channels", type=int, default=0, help="image folders: 1 (gray) or 3 (RGB)")
-    t.add_argument("--num-classes", type=int, default=0, help="0: from the data")
-    t.add_argument("--test-fraction", type=float, default=0.2,
+    t.add_argument("--input-size", type=_NON_NEGATIVE, default=0, help="resize images to this (0: keep)")
+    t.add_argument("--channels", type=_bounded(int, 0, 3), default=0, help="image folders: 1 (gray) or 3 (RGB)")
+    t.add_argument("--num-classes", type=_NON_NEGATIVE, default=0, help="0: from the data")
+    t.add_argument("--test-fraction", type=_bounded(float, 0, 1, lo_open=True, hi_open=True), default=0.2,
                    help="held-out share when the data has no test split")
-    t.add_argument("--translate", type=int, default=2, help="random translation (pixels)")
+    t.add_argument("--translate", type=_NON_NEGATIVE, default=2, help="random translation (pixels)")
     t.add_argument("--hflip", action="store_true", help="random horizontal flips")
     t.add_argument("--no-augment", dest="augment", action="store_false")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -454,16 +475,16 @@ def _parser():
     e.add_argument("checkpoint")
     e.add_argument("--data", default="digits")
     e.add_argument("--format", default="auto", choices=["auto", "digits", "idx", "npz", "folder"])
-    e.add_argument("--batch-size", type=int, default=256)
-    e.add_argument("--test-fraction", type=float, default=0.2)
+    e.add_argument("--batch-size", type=_POSITIVE, default=256)
+    e.add_argument("--test-fraction", type=_bounded(float, 0, 1, lo_open=True, hi_open=True), default=0.2)
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--threads", type=int, default=0)
+    e.add_argument("--threads", type=_bounded(int, 0, 1024), default=0)
     e.add_argument("--json", metavar="PATH")
 
     r = sub.add_parser("predict", help="classify image files with a checkpoint")
     r.add_argument("checkpoint")
     r.add_argument("images", nargs="+")
-    r.add_argument("--top", type=int, default=3)
+    r.add_argument("--top", type=_POSITIVE, default=3)
     r.add_argument("--invert", action="store_true",
                    help="invert gray levels (dark digits on a light background)")
     r.add_argument("--json", metavar="PATH")
@@ -472,7 +493,7 @@ def _parser():
     s.add_argument("model", help=f"one of: {', '.join(sorted(MODELS))}")
     s.add_argument("--input", default=None, help="N,C,H,W (default 1,1,32,32 for lenet5, "
                                                 "1,3,224,224 otherwise)")
-    s.add_argument("--num-classes", type=int, default=0)
+    s.add_argument("--num-classes", type=_NON_NEGATIVE, default=0)
     s.add_argument("--json", metavar="PATH")
     return p
 

@@ -7,7 +7,7 @@
 namespace cnncore {
 
 // Number of OpenMP threads every kernel uses (default: OpenMP's maximum).
-void set_num_threads(int n);  // n >= 1, else value_error
+void set_num_threads(int n);  // 1 <= n <= 1024, else value_error
 int get_num_threads();
 
 // Largest number of bytes one operation may allocate for its result and

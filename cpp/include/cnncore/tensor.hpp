@@ -24,8 +24,8 @@ const char* dtype_name(DType dtype);
 std::string shape_str(const Shape& shape);  // "[2, 3, 4]"
 
 // Number of elements of a shape; throws value_error on negative extents or
-// 64-bit overflow.
-int64_t shape_numel(const Shape& shape);
+// 64-bit overflow, naming `what` (e.g. "pad: the padded x").
+int64_t shape_numel(const Shape& shape, const char* what = "tensor");
 
 template <typename T> constexpr DType dtype_of();
 template <> constexpr DType dtype_of<float>() { return DType::f32; }

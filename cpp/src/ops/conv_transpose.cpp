@@ -10,6 +10,7 @@
 // where embed is the adjoint of crop.
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "cnncore/conv.hpp"
 #include "cnncore/error.hpp"
@@ -99,8 +100,9 @@ TransposeGeometry make_geometry(const char* op, int spatial_dims, const Shape& s
     g.crop[3 - nd + a] = before;
   }
   g.planes = detail::checked_mul(g.full_shape[0], g.full_shape[1], op);
-  shape_numel(g.full_shape);
-  shape_numel(g.dst_shape);
+  const std::string sizes = str(op, ": the output size (from x, weight, stride and dilation)");
+  shape_numel(g.full_shape, sizes.c_str());
+  shape_numel(g.dst_shape, sizes.c_str());
   return g;
 }
 

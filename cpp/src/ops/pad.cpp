@@ -55,7 +55,7 @@ PadGeometry make_pad_geometry(const Shape& src, const PadParams& p) {
     g.out[3 - g.nd + a] = out;
     g.before[3 - g.nd + a] = before;
   }
-  shape_numel(g.dst_shape);  // overflow check
+  shape_numel(g.dst_shape, "pad: the padded size of x (from pad)");  // overflow check
   return g;
 }
 
@@ -93,7 +93,7 @@ void for_each_row(const PadGeometry& g, F&& f, G&& fill_row) {
 Tensor pad_forward(const Tensor& src, const PadParams& params) {
   if (!src.defined()) throw value_error("pad: x is missing (an undefined tensor)");
   const PadGeometry g = make_pad_geometry(src.shape(), params);
-  check_memory("pad", detail::checked_mul(shape_numel(g.dst_shape), dtype_size(src.dtype()), "pad"));
+  check_memory("pad", detail::checked_mul(shape_numel(g.dst_shape, "pad"), dtype_size(src.dtype()), "pad"));
   Tensor dst = Tensor::empty(g.dst_shape, src.dtype());
   if (dst.numel() == 0) return dst;
   with_dtype(src.dtype(), [&](auto tag) {

@@ -5,19 +5,27 @@ import operator
 
 import numpy as np
 
+from .. import _core
+
 _PADDING_WORDS = ("valid", "same", "full")
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "symmetric")
 _ALGORITHMS = ("auto", "reference", "im2col", "direct", "fft")
+
+
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 
 def _int(value, op, name):
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{op}: {name} must be an integer, got bool")
     try:
-        return operator.index(value)
+        v = operator.index(value)
     except TypeError:
         raise TypeError(f"{op}: {name} must be an integer or a tuple of integers, "
                         f"got {type(value).__name__} {value!r}") from None
+    if not _INT64_MIN <= v <= _INT64_MAX:
+        raise ValueError(f"{op}: {name} must fit in a 64-bit signed integer, got {v}")
+    return v
 
 
 def _per_axis(value, nd, op, name):
@@ -85,8 +93,16 @@ def _array(value, op, name, ndim=None, layout=""):
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{op}: {name} must have {ndim} dimensions {layout}, got {arr.ndim} "
                          f"with shape {arr.shape}")
-    # np.ascontiguousarray would turn a 0-d array into a 1-d one.
-    return arr if arr.flags.c_contiguous else np.array(arr, order="C")
+    if arr.flags.c_contiguous:
+        return arr
+    # A C-order copy is needed; refuse one larger than the memory limit
+    # before NumPy tries (np.ascontiguousarray would also turn 0-d into 1-d).
+    nbytes = int(np.prod(arr.shape, dtype=object)) * arr.itemsize
+    if nbytes > _core.get_memory_limit():
+        raise ValueError(f"{op}: {name} is not C-contiguous and its C-order copy would need "
+                         f"{nbytes} bytes, more than the memory limit of "
+                         f"{_core.get_memory_limit()} bytes (cnncore.set_memory_limit changes it)")
+    return np.array(arr, order="C")
 
 
 def _same_dtype(op, ref_name, ref, **others):

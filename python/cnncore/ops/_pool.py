@@ -14,12 +14,11 @@ from ._common import _array, _int, _layout, _padding, _per_axis, _same_dtype, _w
 
 _ALGORITHMS = ("auto", "reference", "direct")
 _NAMES = ("max_pool", "avg_pool", "lp_pool", "weighted_avg_pool", "adaptive_avg_pool",
-          "adaptive_max_pool")
+          "adaptive_max_pool", "global_avg_pool", "global_max_pool")
 
 __all__ = [f"{name}{nd}d{suffix}" for name in _NAMES for nd in (1, 2, 3)
            for suffix in ("", "_backward")]
-__all__ += ["global_avg_pool2d", "global_avg_pool2d_backward", "global_max_pool2d",
-            "global_max_pool2d_backward", "pool_output_shape"]
+__all__ += ["pool_output_shape"]
 
 
 # ---------------------------------------------------------------------------
@@ -296,32 +295,35 @@ for _nd in (1, 2, 3):
 del _nd
 
 
-def _global(op, kind, x, grad_out=None):
-    x = _x(x, op, 2)
-    p = _params(op, 2, kind, output_size=[1, 1])
+def _global(nd, kind, x, grad_out=None):
+    op = f"global_{kind}_pool{nd}d"
+    x = _x(x, op, nd)
+    p = _params(op, nd, kind, output_size=[1] * nd)
     if grad_out is None:
         return _core.pool_forward(x, False, **p)
-    return _core.pool_backward(_grad_out(grad_out, x, op, 2), x, None, **p)
+    return _core.pool_backward(_grad_out(grad_out, x, op, nd), x, None, **p)
 
 
-def global_avg_pool2d(x):
-    """Mean over H and W of ``x`` (N, C, H, W) -> (N, C, 1, 1); ``adaptive_avg_pool2d(x, 1)``."""
-    return _global("global_avg_pool2d", "avg", x)
+def _make_global(nd, kind):
+    what = {"avg": "Mean", "max": "Maximum"}[kind]
+
+    def forward(x):
+        return _global(nd, kind, x)
+
+    def backward(grad_out, x):
+        return _global(nd, kind, x, grad_out)
+
+    forward.__doc__ = (f"{what} over every spatial axis of ``x`` (N, C, spatial...) -> "
+                       f"(N, C, 1...); ``adaptive_{kind}_pool{nd}d(x, 1)``.")
+    backward.__doc__ = (f"Gradient of :func:`global_{kind}_pool{nd}d`"
+                        f"{' (to the first maximum)' if kind == 'max' else ''}; returns ``grad_x``.")
+    return forward, backward
 
 
-def global_avg_pool2d_backward(grad_out, x):
-    """Gradient of :func:`global_avg_pool2d`; returns ``grad_x``."""
-    return _global("global_avg_pool2d", "avg", x, grad_out)
-
-
-def global_max_pool2d(x):
-    """Maximum over H and W of ``x`` (N, C, H, W) -> (N, C, 1, 1); ``adaptive_max_pool2d(x, 1)``."""
-    return _global("global_max_pool2d", "max", x)
-
-
-def global_max_pool2d_backward(grad_out, x):
-    """Gradient of :func:`global_max_pool2d` (to the first maximum); returns ``grad_x``."""
-    return _global("global_max_pool2d", "max", x, grad_out)
+for _nd in (1, 2, 3):
+    for _kind in ("avg", "max"):
+        _export(f"global_{_kind}_pool{_nd}d", *_make_global(_nd, _kind))
+del _nd, _kind
 
 
 _KINDS = {"max": "max", "avg": "avg", "lp": "lp", "weighted_avg": "weighted_avg"}
