@@ -83,6 +83,9 @@ SMALL = {
     "googlenet-aux-5x5": (dict(aux_logits=True, true_5x5=True), (2, 3, 32, 32)),
     "resnet18": (dict(), (2, 3, 32, 32)),
     "resnet50": (dict(), (2, 3, 32, 32)),
+    # Every other variant too (issue 4: every model runs forward and backward).
+    **{v: (dict(), (2, 3, 32, 32)) for v in ("vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19",
+                                            "vgg19_bn", "resnet34", "resnet101", "resnet152")},
 }
 
 
