@@ -155,3 +155,11 @@ def test_default_train_reaches_97_percent(tmp_path, capsys):
     r = json.loads(report.read_text())
     assert r["model"] == "lenet5" and r["epochs"] == 60
     assert r["test_accuracy"] >= 0.97, r["test_accuracy"]
+
+
+def test_summary_into_a_closed_pipe_is_quiet():
+    """`cnncore summary ... | head -1`: the reader leaves early; no traceback."""
+    r = subprocess.run(f"{sys.executable} -m cnncore summary resnet18 | head -1", shell=True,
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.startswith("resnet18")
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr

@@ -513,5 +513,10 @@ def main(argv=None):
         parser.exit(2, f"cnncore: error: {exc}\n")
     except KeyboardInterrupt:
         parser.exit(130, "cnncore: interrupted\n")
+    except BrokenPipeError:
+        # The reader went away (`cnncore summary ... | head`): stop quietly, and
+        # point stdout at devnull so the interpreter's final flush stays quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     finally:
         set_num_threads(threads)            # main() may be called in-process (tests, notebooks)
