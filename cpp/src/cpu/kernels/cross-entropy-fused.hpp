@@ -1,7 +1,10 @@
-// Cross-entropy from logits, fused: one pass per position computes the
-// log-sum-exp over the classes and the loss terms without materialising
-// log_softmax. Positions are (n, i) of an (N, C, inner) view; class c of
-// position (n, i) is at (n * C + c) * inner + i. Totals are summed in double
+// Cross-entropy from logits, fused: computes the log-sum-exp over the classes
+// and the loss terms without materialising log_softmax. Positions are (n, i)
+// of an (N, C, inner) view; class c of position (n, i) is at
+// (n * C + c) * inner + i. With inner == 1 each position's classes are one
+// contiguous row; otherwise blocks of up to 64 neighbouring positions are
+// processed together, looping over the classes with the positions vectorised
+// (cross-entropy-body.hpp). Totals are summed in double
 // over fixed chunks of positions, in chunk order, so the result does not
 // depend on the thread count.
 #pragma once
