@@ -104,3 +104,12 @@ def test_cli_rejects_bad_options_with_a_message(args, pattern, tmp_path):
                        timeout=120)
     assert r.returncode == 2, r.stderr
     assert pattern in r.stderr and "Traceback" not in r.stderr
+
+
+def test_dropout_accepts_the_whole_unsigned_seed_range():
+    x = np.ones((3, 4))
+    for seed in (0, 2 ** 63, 2 ** 64 - 1):
+        a = ops.dropout(x, 0.5, seed=seed)
+        np.testing.assert_array_equal(a, ops.dropout(x, 0.5, seed=seed))
+    with pytest.raises(ValueError, match=r"dropout: seed must be in \[0, 18446744073709551615\]"):
+        ops.dropout(x, 0.5, seed=2 ** 64)

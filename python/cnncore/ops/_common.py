@@ -15,7 +15,8 @@ _ALGORITHMS = ("auto", "reference", "im2col", "direct", "fft")
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 
-def _int(value, op, name):
+def _int(value, op, name, lo=_INT64_MIN, hi=_INT64_MAX):
+    """An integer argument (not bool) in [lo, hi]; by default anything int64 holds."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{op}: {name} must be an integer, got bool")
     try:
@@ -23,8 +24,10 @@ def _int(value, op, name):
     except TypeError:
         raise TypeError(f"{op}: {name} must be an integer or a tuple of integers, "
                         f"got {type(value).__name__} {value!r}") from None
-    if not _INT64_MIN <= v <= _INT64_MAX:
-        raise ValueError(f"{op}: {name} must fit in a 64-bit signed integer, got {v}")
+    if not lo <= v <= hi:
+        if (lo, hi) == (_INT64_MIN, _INT64_MAX):
+            raise ValueError(f"{op}: {name} must fit in a 64-bit signed integer, got {v}")
+        raise ValueError(f"{op}: {name} must be in [{lo}, {hi}], got {v}")
     return v
 
 

@@ -198,9 +198,7 @@ def cross_entropy_backward(grad_out, input, target, weight=None, ignore_index=-1
 
 
 def _dropout_args(op, p, training, seed):
-    seed = _int(seed, op, "seed")
-    if not 0 <= seed < 2**64:
-        raise ValueError(f"{op}: seed must be in [0, 2**64), got {seed}")
+    seed = _int(seed, op, "seed", 0, 2**64 - 1)
     return _real(p, op, "p"), _flag(training, op, "training"), seed
 
 
