@@ -44,18 +44,23 @@ class AlexNet(nn.Module):
                 nn.Conv2d(256, 256, 3, padding=1, **dt), nn.ReLU(),
                 nn.MaxPool2d(3, stride=2),
             )
-        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-        self.classifier = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(256 * 6 * 6, 4096, **dt), nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(4096, 4096, **dt), nn.ReLU(),
-            nn.Linear(4096, num_classes, **dt),
-        )
+        self.avgpool, self.classifier = classifier_head(num_classes, dropout, dt)
 
     def forward(self, x):
         x = self.avgpool(self.features(x))
         return self.classifier(x.flatten(1))
+
+
+def classifier_head(num_classes, dropout, dt):
+    """AlexNet's head, shared with ZFNet: pool to 6x6, then three fully connected
+    layers (torchvision's ``classifier.N`` names)."""
+    return nn.AdaptiveAvgPool2d((6, 6)), nn.Sequential(
+        nn.Dropout(dropout),
+        nn.Linear(256 * 6 * 6, 4096, **dt), nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(4096, 4096, **dt), nn.ReLU(),
+        nn.Linear(4096, num_classes, **dt),
+    )
 
 
 def alexnet(num_classes=1000, original=False, dropout=0.5, **kwargs):

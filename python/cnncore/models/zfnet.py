@@ -6,6 +6,7 @@ stride-2 second layer, found by visualising AlexNet's filters. One tower, LRN
 import numpy as np
 
 from .. import nn
+from .alexnet import classifier_head
 
 __all__ = ["ZFNet", "zfnet"]
 
@@ -26,14 +27,7 @@ class ZFNet(nn.Module):
             nn.Conv2d(384, 256, 3, padding=1, **dt), nn.ReLU(),
             nn.MaxPool2d(3, stride=2),
         )
-        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-        self.classifier = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(256 * 6 * 6, 4096, **dt), nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(4096, 4096, **dt), nn.ReLU(),
-            nn.Linear(4096, num_classes, **dt),
-        )
+        self.avgpool, self.classifier = classifier_head(num_classes, dropout, dt)
 
     def forward(self, x):
         x = self.avgpool(self.features(x))
