@@ -157,7 +157,7 @@ TEST(pool_backward_from_indices_equals_recomputed) {
     std::vector<int64_t> idx(static_cast<std::size_t>(shape_numel(out)));
     Tensor y = pool_forward(x, c.p, idx.data());
     Tensor g = filled<double>(out, 4, true);
-    CHECK(max_rel_diff<double>(max_pool_backward_indices(g, idx.data(), c.src, c.p), pool_backward(g, x, c.p)) == 0.0);
+    CHECK(max_rel_diff<double>(max_pool_backward_indices(g, idx.data(), g.shape(), c.src, c.p), pool_backward(g, x, c.p)) == 0.0);
   }
 }
 
@@ -277,7 +277,7 @@ TEST(pool_validation_messages) {
   std::vector<int64_t> bad(8, 0);
   bad[5] = 25;
   CHECK_THROWS(value_error, "indices must lie in [-1, 25)",
-               max_pool_backward_indices(Tensor::zeros({1, 2, 2, 2}, DType::f32), bad.data(), {1, 2, 5, 5}, p));
+               max_pool_backward_indices(Tensor::zeros({1, 2, 2, 2}, DType::f32), bad.data(), {1, 2, 2, 2}, {1, 2, 5, 5}, p));
   p.kind = PoolKind::avg;
   std::vector<int64_t> idx(8);
   CHECK_THROWS(value_error, "indices are only produced by max pooling", pool_forward(x, p, idx.data()));

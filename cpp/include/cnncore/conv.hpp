@@ -78,6 +78,12 @@ Tensor conv_backward_weight(const Tensor& diff_dst, const Tensor& src, const Sha
                             const ConvParams& params, const char* op = "conv", int spatial_dims = 0);
 Tensor conv_backward_bias(const Tensor& diff_dst, const char* op = "conv");
 
+// The whole backward pass of conv_forward(src, weights, bias): validates
+// diff_dst, src and weights together as the forward would, whatever `mask`
+// requests, then computes the requested gradients.
+Gradients conv_backward(const Tensor& diff_dst, const Tensor& src, const Tensor& weights, GradMask mask,
+                        const ConvParams& params, const char* op = "conv", int spatial_dims = 0);
+
 // 2-D convolution: src (N, C_in, H, W), weights (C_out, C_in/groups, kH, kW).
 Tensor conv2d_forward(const Tensor& src, const Tensor& weights, const Tensor& bias,
                       const ConvParams& params);

@@ -147,5 +147,7 @@ Tensor linear_forward(const Tensor& src, const Tensor& weights, const Tensor& bi
 Tensor linear_backward_data(const Tensor& diff_dst, const Tensor& weights, const Shape& src_shape);
 Tensor linear_backward_weight(const Tensor& diff_dst, const Tensor& src, const Shape& weights_shape);
 Tensor linear_backward_bias(const Tensor& diff_dst);
+// The whole backward pass (x and weights checked against each other first).
+Gradients linear_backward(const Tensor& diff_dst, const Tensor& src, const Tensor& weights, GradMask mask);
 
 }  // namespace cnncore

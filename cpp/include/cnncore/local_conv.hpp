@@ -82,4 +82,11 @@ Tensor tiled_conv2d_backward_weight(const Tensor& diff_dst, const Tensor& src, c
 // that share each bias entry.
 Tensor tiled_conv2d_backward_bias(const Tensor& diff_dst, const LocalConvParams& params);
 
+// The whole backward pass: x and weights are checked against each other
+// first, then each requested gradient is computed by the entry points above.
+Gradients local_conv2d_backward(const Tensor& diff_dst, const Tensor& src, const Tensor& weights, GradMask mask,
+                                const LocalConvParams& params);
+Gradients tiled_conv2d_backward(const Tensor& diff_dst, const Tensor& src, const Tensor& weights, GradMask mask,
+                                const LocalConvParams& params);
+
 }  // namespace cnncore

@@ -92,7 +92,8 @@ Tensor pool_backward(const Tensor& diff_dst, const Tensor& src, const PoolParams
 // not needed): diff_src[n, c, indices[i]] += diff_dst[i]; index -1 is skipped.
 // `indices` holds numel(diff_dst) values, each -1 or inside the plane
 // (value_error otherwise).
-Tensor max_pool_backward_indices(const Tensor& diff_dst, const int64_t* indices, const Shape& src_shape,
-                                 const PoolParams& params, const char* op = "pool", int spatial_dims = 0);
+// `indices_shape` must be diff_dst's shape.
+Tensor max_pool_backward_indices(const Tensor& diff_dst, const int64_t* indices, const Shape& indices_shape,
+                                 const Shape& src_shape, const PoolParams& params, const char* op = "pool", int spatial_dims = 0);
 
 }  // namespace cnncore

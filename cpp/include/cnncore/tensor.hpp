@@ -68,4 +68,17 @@ class Tensor {
   Device device_ = Device::cpu;
 };
 
+// Which gradients a weighted op's backward computes (convolution, locally
+// connected and tiled convolution, linear); Python: input_grad, weight_grad, bias.
+struct GradMask {
+  bool diff_src = true;
+  bool diff_weights = true;
+  bool diff_bias = false;
+};
+
+// The gradients of a weighted op; those not requested stay undefined.
+struct Gradients {
+  Tensor diff_src, diff_weights, diff_bias;
+};
+
 }  // namespace cnncore

@@ -15,8 +15,13 @@ namespace py = pybind11;
 // alive. `op` and `name` go into error messages.
 Tensor from_numpy(const py::handle& obj, const char* op, const char* name);
 
+// from_numpy, or an undefined Tensor for None (an optional argument).
+Tensor from_numpy_or_none(const py::handle& obj, const char* op, const char* name);
+
 // Hands the tensor's storage to NumPy (no copy): the array owns a reference.
 py::array to_numpy(const Tensor& t);
+// to_numpy, or None for an undefined tensor (a gradient nobody asked for).
+py::object to_numpy_or_none(const Tensor& t);
 
 Shape shape_from_sequence(const py::handle& seq, const char* op, const char* name);
 

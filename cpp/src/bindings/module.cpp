@@ -31,6 +31,10 @@ Tensor from_numpy(const py::handle& obj, const char* op, const char* name) {
   return Tensor::wrap(const_cast<void*>(arr.data()), shape, dtype, std::move(owner));
 }
 
+Tensor from_numpy_or_none(const py::handle& obj, const char* op, const char* name) {
+  return obj.is_none() ? Tensor() : from_numpy(obj, op, name);
+}
+
 py::array to_numpy(const Tensor& t) {
   auto* keep = new std::shared_ptr<void>(t.storage());
   py::capsule owner(keep, [](void* p) { delete static_cast<std::shared_ptr<void>*>(p); });
@@ -40,6 +44,8 @@ py::array to_numpy(const Tensor& t) {
   for (int64_t s : t.strides()) strides.push_back(static_cast<py::ssize_t>(s * dtype_size(t.dtype())));
   return py::array(dt, shape, strides, t.data(), owner);
 }
+
+py::object to_numpy_or_none(const Tensor& t) { return t.defined() ? py::object(to_numpy(t)) : py::none(); }
 
 Shape shape_from_sequence(const py::handle& seq, const char* op, const char* name) {
   Shape s;

@@ -55,7 +55,7 @@ void register_conv_transpose(py::module_& m) {
          const Ints& output_padding, int64_t groups, const std::string& algorithm, const std::string& op, int nd) {
         const auto p = make_transpose_params(stride, dilation, padding, output_padding, groups, algorithm);
         Tensor src = from_numpy(x, op.c_str(), "x"), weights = from_numpy(w, op.c_str(), "weight");
-        Tensor b = bias.is_none() ? Tensor() : from_numpy(bias, op.c_str(), "bias");
+        Tensor b = from_numpy_or_none(bias, op.c_str(), "bias");
         Tensor dst;
         {
           py::gil_scoped_release release;
@@ -66,7 +66,7 @@ void register_conv_transpose(py::module_& m) {
       py::arg("x"), py::arg("weight"), py::arg("bias"), CNNCORE_CONV_TRANSPOSE_ARGS);
   m.def(
       "conv_transpose_backward",
-      [](py::handle gy, py::handle x, py::handle w, bool need_bias, const Ints& stride, const Ints& dilation,
+      [](py::handle gy, py::handle x, py::handle w, bool bias, const Ints& stride, const Ints& dilation,
          const Ints& padding, const Ints& output_padding, int64_t groups, const std::string& algorithm,
          const std::string& op, int nd) {
         const auto p = make_transpose_params(stride, dilation, padding, output_padding, groups, algorithm);
@@ -77,9 +77,9 @@ void register_conv_transpose(py::module_& m) {
           py::gil_scoped_release release;
           dx = conv_transpose_backward_data(diff_dst, weights, src.shape(), p, op.c_str(), nd);
           dw = conv_transpose_backward_weight(diff_dst, src, weights.shape(), p, op.c_str(), nd);
-          if (need_bias) db = conv_backward_bias(diff_dst, op.c_str());
+          if (bias) db = conv_backward_bias(diff_dst, op.c_str());
         }
-        return py::make_tuple(to_numpy(dx), to_numpy(dw), need_bias ? py::object(to_numpy(db)) : py::none());
+        return py::make_tuple(to_numpy(dx), to_numpy(dw), to_numpy_or_none(db));
       },
       py::arg("grad_out"), py::arg("x"), py::arg("weight"), py::arg("bias"), CNNCORE_CONV_TRANSPOSE_ARGS);
   m.def(
@@ -104,7 +104,7 @@ void register_conv(py::module_& m) {
         const ConvParams p = make_params(stride, dilation, padding, preset, mode, groups, flip, algorithm);
         Tensor src = from_numpy(x, op.c_str(), "x");
         Tensor d = from_numpy(dw, op.c_str(), "depthwise_weight"), q = from_numpy(pw, op.c_str(), "pointwise_weight");
-        Tensor b = bias.is_none() ? Tensor() : from_numpy(bias, op.c_str(), "bias");
+        Tensor b = from_numpy_or_none(bias, op.c_str(), "bias");
         Tensor dst;
         {
           py::gil_scoped_release release;
@@ -115,7 +115,7 @@ void register_conv(py::module_& m) {
       py::arg("x"), py::arg("depthwise_weight"), py::arg("pointwise_weight"), py::arg("bias"), CNNCORE_CONV_PARAM_ARGS);
   m.def(
       "separable_conv_backward",
-      [](py::handle gy, py::handle x, py::handle dw, py::handle pw, bool need_bias, const Ints& stride,
+      [](py::handle gy, py::handle x, py::handle dw, py::handle pw, bool bias, const Ints& stride,
          const Ints& dilation, const Ints& padding, const std::string& preset, const std::string& mode, int64_t groups,
          bool flip, const std::string& algorithm, const std::string& op, int nd) {
         const ConvParams p = make_params(stride, dilation, padding, preset, mode, groups, flip, algorithm);
@@ -124,10 +124,10 @@ void register_conv(py::module_& m) {
         std::vector<Tensor> grads;
         {
           py::gil_scoped_release release;
-          grads = separable_conv_backward(diff_dst, src, d, q, need_bias, p, op.c_str(), nd);
+          grads = separable_conv_backward(diff_dst, src, d, q, bias, p, op.c_str(), nd);
         }
         return py::make_tuple(to_numpy(grads[0]), to_numpy(grads[1]), to_numpy(grads[2]),
-                              need_bias ? py::object(to_numpy(grads[3])) : py::none());
+                              to_numpy_or_none(grads[3]));
       },
       py::arg("grad_out"), py::arg("x"), py::arg("depthwise_weight"), py::arg("pointwise_weight"), py::arg("bias"),
       CNNCORE_CONV_PARAM_ARGS);
@@ -165,7 +165,7 @@ void register_conv(py::module_& m) {
          const std::string& op, int nd) {
         const ConvParams p = make_params(stride, dilation, padding, preset, mode, groups, flip, algorithm);
         Tensor src = from_numpy(x, op.c_str(), "x"), weights = from_numpy(w, op.c_str(), "weight");
-        Tensor b = bias.is_none() ? Tensor() : from_numpy(bias, op.c_str(), "bias");
+        Tensor b = from_numpy_or_none(bias, op.c_str(), "bias");
         Tensor dst;
         {
           py::gil_scoped_release release;
@@ -177,33 +177,19 @@ void register_conv(py::module_& m) {
 
   m.def(
       "conv_backward",
-      [](py::handle gy, py::handle x, py::handle w, bool need_bias, bool need_data, bool need_weight,
-         const Ints& stride, const Ints& dilation, const Ints& padding, const std::string& preset,
-         const std::string& mode, int64_t groups, bool flip, const std::string& algorithm, const std::string& op,
-         int nd) {
+      [](py::handle gy, py::handle x, py::handle w, bool bias, bool input_grad, bool weight_grad, const Ints& stride,
+         const Ints& dilation, const Ints& padding, const std::string& preset, const std::string& mode, int64_t groups,
+         bool flip, const std::string& algorithm, const std::string& op, int nd) {
         const ConvParams p = make_params(stride, dilation, padding, preset, mode, groups, flip, algorithm);
         Tensor diff_dst = from_numpy(gy, op.c_str(), "grad_out");
         Tensor src = from_numpy(x, op.c_str(), "x"), weights = from_numpy(w, op.c_str(), "weight");
-        if (src.dtype() != weights.dtype())
-          throw type_error(detail::str(op, ": weight has dtype ", dtype_name(weights.dtype()), " but x has ",
-                                       dtype_name(src.dtype()), "; convert one of them so both match"));
-        if (diff_dst.dtype() != src.dtype())
-          throw type_error(detail::str(op, ": grad_out has dtype ", dtype_name(diff_dst.dtype()), " but x has ",
-                                       dtype_name(src.dtype()), "; convert one of them so both match"));
-        // Validate everything even when a gradient is not wanted.
-        const Shape want = conv_output_shape(src.shape(), weights.shape(), p, op.c_str(), nd);
-        if (diff_dst.shape() != want)
-          throw value_error(detail::str(op, ": grad_out must have the forward output's shape ", shape_str(want),
-                                        ", got ", shape_str(diff_dst.shape())));
-        Tensor dx, dw, db;
+        Gradients grads;
         {
           py::gil_scoped_release release;
-          if (need_data) dx = conv_backward_data(diff_dst, weights, src.shape(), p, op.c_str(), nd);
-          if (need_weight) dw = conv_backward_weight(diff_dst, src, weights.shape(), p, op.c_str(), nd);
-          if (need_bias) db = conv_backward_bias(diff_dst, op.c_str());
+          grads = conv_backward(diff_dst, src, weights, GradMask{input_grad, weight_grad, bias}, p, op.c_str(), nd);
         }
-        const auto maybe = [](bool want, const Tensor& t) { return want ? py::object(to_numpy(t)) : py::none(); };
-        return py::make_tuple(maybe(need_data, dx), maybe(need_weight, dw), maybe(need_bias, db));
+        return py::make_tuple(to_numpy_or_none(grads.diff_src), to_numpy_or_none(grads.diff_weights),
+                              to_numpy_or_none(grads.diff_bias));
       },
       py::arg("grad_out"), py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("input_grad"),
       py::arg("weight_grad"), CNNCORE_CONV_PARAM_ARGS);

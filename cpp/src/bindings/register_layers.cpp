@@ -12,12 +12,6 @@ namespace {
 
 using Targets = py::array_t<int64_t, py::array::c_style>;
 
-Tensor optional_tensor(const py::handle& obj, const char* op, const char* name) {
-  return obj.is_none() ? Tensor() : from_numpy(obj, op, name);
-}
-
-py::object optional_numpy(const Tensor& t) { return t.defined() ? py::object(to_numpy(t)) : py::none(); }
-
 Labels labels_of(const Targets& t) {
   Labels l;
   l.data = t.data();
@@ -105,7 +99,7 @@ void register_layers(py::module_& m) {
          const std::string& reduction, double label_smoothing) {
         const CrossEntropyParams p = ce_params(ignore_index, reduction, label_smoothing);
         const char* op = "cross_entropy";
-        Tensor src = from_numpy(input, op, "input"), w = optional_tensor(weight, op, "weight"), dst;
+        Tensor src = from_numpy(input, op, "input"), w = from_numpy_or_none(weight, op, "weight"), dst;
         const Labels t = labels_of(target);
         {
           py::gil_scoped_release release;
@@ -122,7 +116,7 @@ void register_layers(py::module_& m) {
         const CrossEntropyParams p = ce_params(ignore_index, reduction, label_smoothing);
         const char* op = "cross_entropy";
         Tensor diff_dst = from_numpy(gy, op, "grad_out"), src = from_numpy(input, op, "input");
-        Tensor w = optional_tensor(weight, op, "weight"), dx;
+        Tensor w = from_numpy_or_none(weight, op, "weight"), dx;
         const Labels t = labels_of(target);
         {
           py::gil_scoped_release release;
@@ -196,8 +190,8 @@ void register_layers(py::module_& m) {
         const BatchNormParams p = bn_params(training, momentum, eps);
         const char* op = "batch_norm";
         Tensor src = from_numpy(x, op, "x");
-        Tensor rm = optional_tensor(running_mean, op, "running_mean"), rv = optional_tensor(running_var, op, "running_var");
-        Tensor w = optional_tensor(weight, op, "weight"), b = optional_tensor(bias, op, "bias"), dst;
+        Tensor rm = from_numpy_or_none(running_mean, op, "running_mean"), rv = from_numpy_or_none(running_var, op, "running_var");
+        Tensor w = from_numpy_or_none(weight, op, "weight"), b = from_numpy_or_none(bias, op, "bias"), dst;
         {
           py::gil_scoped_release release;
           dst = batch_norm_forward(src, rm, rv, w, b, p);
@@ -213,14 +207,14 @@ void register_layers(py::module_& m) {
         const BatchNormParams p = bn_params(training, momentum, eps);
         const char* op = "batch_norm";
         Tensor diff_dst = from_numpy(gy, op, "grad_out"), src = from_numpy(x, op, "x");
-        Tensor rm = optional_tensor(running_mean, op, "running_mean"), rv = optional_tensor(running_var, op, "running_var");
-        Tensor w = optional_tensor(weight, op, "weight"), b = optional_tensor(bias, op, "bias");
+        Tensor rm = from_numpy_or_none(running_mean, op, "running_mean"), rv = from_numpy_or_none(running_var, op, "running_var");
+        Tensor w = from_numpy_or_none(weight, op, "weight"), b = from_numpy_or_none(bias, op, "bias");
         BatchNormGrads g;
         {
           py::gil_scoped_release release;
           g = batch_norm_backward(diff_dst, src, rm, rv, w, b, p);
         }
-        return py::make_tuple(to_numpy(g.diff_src), optional_numpy(g.diff_weights), optional_numpy(g.diff_bias));
+        return py::make_tuple(to_numpy(g.diff_src), to_numpy_or_none(g.diff_weights), to_numpy_or_none(g.diff_bias));
       },
       py::arg("grad_out"), py::arg("x"), py::arg("running_mean"), py::arg("running_var"), py::arg("weight"),
       py::arg("bias"), py::arg("training"), py::arg("momentum"), py::arg("eps"));
@@ -231,7 +225,7 @@ void register_layers(py::module_& m) {
       [](py::handle x, py::handle weight, py::handle bias) {
         const char* op = "linear";
         Tensor src = from_numpy(x, op, "x"), w = from_numpy(weight, op, "weight");
-        Tensor b = optional_tensor(bias, op, "bias"), dst;
+        Tensor b = from_numpy_or_none(bias, op, "bias"), dst;
         {
           py::gil_scoped_release release;
           dst = linear_forward(src, w, b);
@@ -241,21 +235,16 @@ void register_layers(py::module_& m) {
       py::arg("x"), py::arg("weight"), py::arg("bias"));
   m.def(
       "linear_backward",
-      [](py::handle gy, py::handle x, py::handle weight, bool need_bias) {
+      [](py::handle gy, py::handle x, py::handle weight, bool bias) {
         const char* op = "linear";
         Tensor diff_dst = from_numpy(gy, op, "grad_out"), src = from_numpy(x, op, "x");
         Tensor w = from_numpy(weight, op, "weight");
-        if (w.dtype() != src.dtype())
-          throw type_error(detail::str(op, ": weight has dtype ", dtype_name(w.dtype()), " but x has ",
-                                       dtype_name(src.dtype()), "; convert one of them so both match"));
-        Tensor dx, dw, db;
+        Gradients grads;
         {
           py::gil_scoped_release release;
-          dx = linear_backward_data(diff_dst, w, src.shape());
-          dw = linear_backward_weight(diff_dst, src, w.shape());
-          if (need_bias) db = linear_backward_bias(diff_dst);
+          grads = linear_backward(diff_dst, src, w, GradMask{true, true, bias});
         }
-        return py::make_tuple(to_numpy(dx), to_numpy(dw), optional_numpy(db));
+        return py::make_tuple(to_numpy(grads.diff_src), to_numpy(grads.diff_weights), to_numpy_or_none(grads.diff_bias));
       },
       py::arg("grad_out"), py::arg("x"), py::arg("weight"), py::arg("bias"));
 }

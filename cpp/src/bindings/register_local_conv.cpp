@@ -42,7 +42,7 @@ void register_local_conv(py::module_& m) {
         const LocalConvParams p = make_params(tile, stride, dilation, padding, preset, mode, flip, algorithm);
         const char* op = tile.empty() ? "local_conv2d" : "tiled_conv2d";
         Tensor src = from_numpy(x, op, "x"), weights = from_numpy(w, op, "weight");
-        Tensor b = bias.is_none() ? Tensor() : from_numpy(bias, op, "bias");
+        Tensor b = from_numpy_or_none(bias, op, "bias");
         Tensor dst;
         {
           py::gil_scoped_release release;
@@ -54,7 +54,7 @@ void register_local_conv(py::module_& m) {
 
   m.def(
       "local_conv_backward",
-      [](py::handle gy, py::handle x, py::handle w, bool need_bias, const Ints& tile, const Ints& stride,
+      [](py::handle gy, py::handle x, py::handle w, bool bias, const Ints& tile, const Ints& stride,
          const Ints& dilation, const Ints& padding, const std::string& preset, const std::string& mode, bool flip,
          const std::string& algorithm) {
         const LocalConvParams p = make_params(tile, stride, dilation, padding, preset, mode, flip, algorithm);
@@ -62,23 +62,14 @@ void register_local_conv(py::module_& m) {
         const char* op = local ? "local_conv2d" : "tiled_conv2d";
         Tensor diff_dst = from_numpy(gy, op, "grad_out");
         Tensor src = from_numpy(x, op, "x"), weights = from_numpy(w, op, "weight");
-        if (weights.dtype() != src.dtype())
-          throw type_error(detail::str(op, ": weight has dtype ", dtype_name(weights.dtype()), " but x has ",
-                                       dtype_name(src.dtype()), "; convert one of them so both match"));
-        Tensor dx, dw, db;
+        Gradients grads;
         {
           py::gil_scoped_release release;
-          if (local) {
-            dx = local_conv2d_backward_data(diff_dst, weights, src.shape(), p);
-            dw = local_conv2d_backward_weight(diff_dst, src, weights.shape(), p);
-            if (need_bias) db = local_conv2d_backward_bias(diff_dst);
-          } else {
-            dx = tiled_conv2d_backward_data(diff_dst, weights, src.shape(), p);
-            dw = tiled_conv2d_backward_weight(diff_dst, src, weights.shape(), p);
-            if (need_bias) db = tiled_conv2d_backward_bias(diff_dst, p);
-          }
+          const GradMask mask{true, true, bias};
+          grads = local ? local_conv2d_backward(diff_dst, src, weights, mask, p)
+                        : tiled_conv2d_backward(diff_dst, src, weights, mask, p);
         }
-        return py::make_tuple(to_numpy(dx), to_numpy(dw), need_bias ? py::object(to_numpy(db)) : py::none());
+        return py::make_tuple(to_numpy(grads.diff_src), to_numpy(grads.diff_weights), to_numpy_or_none(grads.diff_bias));
       },
       py::arg("grad_out"), py::arg("x"), py::arg("weight"), py::arg("bias"), CNNCORE_LOCAL_PARAM_ARGS);
 

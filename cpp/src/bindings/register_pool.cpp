@@ -64,8 +64,6 @@ void register_pool(py::module_& m) {
           return to_numpy(dst);
         }
         // The indices array is made (and the problem validated) first, with the GIL.
-        if (p.kind != PoolKind::max)
-          throw value_error(detail::str(op, ": return_indices is only supported for max pooling"));
         const Shape shape = pool_output_shape(src.shape(), p, op.c_str(), nd);
         check_memory(op.c_str(), detail::checked_mul(shape_numel(shape), 8, op.c_str()));
         py::array_t<int64_t> indices(std::vector<py::ssize_t>(shape.begin(), shape.end()));
@@ -85,26 +83,18 @@ void register_pool(py::module_& m) {
         const PoolParams p = CNNCORE_MAKE_POOL_PARAMS;
         Tensor diff_dst = from_numpy(gy, op.c_str(), "grad_out");
         Tensor src = from_numpy(x, op.c_str(), "x");
-        if (diff_dst.dtype() != src.dtype())
-          throw type_error(detail::str(op, ": grad_out has dtype ", dtype_name(diff_dst.dtype()), " but x has ",
-                                       dtype_name(src.dtype()), "; convert one of them so both match"));
         Tensor dx;
         if (indices.is_none()) {
           py::gil_scoped_release release;
           dx = pool_backward(diff_dst, src, p, op.c_str(), nd);
         } else {
-          if (!py::isinstance<py::array>(indices) ||
-              !py::reinterpret_borrow<py::array>(indices).dtype().is(py::dtype::of<int64_t>()))
-            throw type_error(
-                detail::str(op, ": indices must be an int64 array (as returned with return_indices=True)"));
+          // The Python layer has checked that indices is an int64 array.
           auto ix = py::array_t<int64_t, py::array::c_style>::ensure(indices);
+          if (!ix) throw py::error_already_set();
           const Shape ishape(ix.shape(), ix.shape() + ix.ndim());
-          if (ishape != diff_dst.shape())
-            throw value_error(detail::str(op, ": indices must have grad_out's shape ", shape_str(diff_dst.shape()),
-                                          ", got ", shape_str(ishape)));
           const int64_t* ip = ix.data();
           py::gil_scoped_release release;
-          dx = max_pool_backward_indices(diff_dst, ip, src.shape(), p, op.c_str(), nd);
+          dx = max_pool_backward_indices(diff_dst, ip, ishape, src.shape(), p, op.c_str(), nd);
         }
         return to_numpy(dx);
       },

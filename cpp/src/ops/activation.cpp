@@ -6,7 +6,7 @@
 #include "cnncore/runtime.hpp"
 #include "cpu/kernels/activation-simd.hpp"
 #include "cpu/kernels/dropout-counter.hpp"
-#include "ops/layers_common.hpp"
+#include "ops/axis_geometry.hpp"
 #include "util/checked.hpp"
 
 namespace cnncore {

@@ -10,26 +10,18 @@
 #include "cpu/kernels/conv-im2col.hpp"
 #include "cpu/ref/conv-ref.hpp"
 #include "ops/conv_geometry.hpp"
+#include "ops/checks.hpp"
 #include "util/checked.hpp"
 
 namespace cnncore {
 
 using detail::ConvGeometry;
 using detail::str;
+using detail::check_tensor;
+using detail::check_same_dtype;
+using detail::with_dtype;
 
 namespace {
-
-void check_tensor(const char* op, const char* name, const Tensor& t) {
-  if (!t.defined()) throw value_error(str(op, ": ", name, " is missing (an undefined tensor)"));
-  if (t.device() != Device::cpu)
-    throw value_error(str(op, ": ", name, " is on a device this build cannot run on; expected a CPU tensor"));
-}
-
-void check_same_dtype(const char* op, const char* name, const Tensor& t, const char* ref_name, DType ref) {
-  if (t.dtype() != ref)
-    throw type_error(str(op, ": ", name, " has dtype ", dtype_name(t.dtype()), " but ", ref_name, " has ",
-                         dtype_name(ref), "; convert one of them so both match"));
-}
 
 using detail::ConvPass;
 
@@ -107,14 +99,6 @@ void run_backward_weight(ConvAlgorithm algo, const ConvGeometry& g, const T* dy,
   }
 }
 
-template <typename F>
-void with_dtype(DType dtype, F&& f) {
-  if (dtype == DType::f32)
-    f(float{});
-  else
-    f(double{});
-}
-
 Tensor forward_nd(const char* op, int nd, const Tensor& src, const Tensor& weights, const Tensor& bias,
                   const ConvParams& params) {
   check_tensor(op, "x", src);
@@ -144,7 +128,7 @@ Tensor backward_data_nd(const char* op, int nd, const Tensor& diff_dst, const Te
   check_tensor(op, "grad_out", diff_dst);
   check_tensor(op, "weight", weights);
   const ConvGeometry g = detail::make_conv_geometry(op, nd, src_shape, weights.shape(), params);
-  detail::check_diff_dst_shape(op, diff_dst.shape(), g);
+  detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape());
   check_same_dtype(op, "weight", weights, "grad_out", diff_dst.dtype());
   const ConvAlgorithm algo = choose(op, params.algorithm, g);
   check_budget(op, g, algo, ConvPass::backward_data, diff_dst.dtype(), shape_numel(src_shape));
@@ -162,7 +146,7 @@ Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const 
   check_tensor(op, "grad_out", diff_dst);
   check_tensor(op, "x", src);
   const ConvGeometry g = detail::make_conv_geometry(op, nd, src.shape(), weights_shape, params);
-  detail::check_diff_dst_shape(op, diff_dst.shape(), g);
+  detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape());
   check_same_dtype(op, "grad_out", diff_dst, "x", src.dtype());
   const ConvAlgorithm algo = choose(op, params.algorithm, g);
   check_budget(op, g, algo, ConvPass::backward_weight, src.dtype(), shape_numel(weights_shape));
@@ -190,6 +174,21 @@ Tensor conv_backward_weight(const Tensor& diff_dst, const Tensor& src, const Sha
                             const ConvParams& params, const char* op, int spatial_dims) {
   return backward_weight_nd(op, detail::resolve_spatial_rank(op, spatial_dims, src.shape()), diff_dst, src, weights_shape,
                             params);
+}
+
+Gradients conv_backward(const Tensor& diff_dst, const Tensor& src, const Tensor& weights, GradMask mask,
+                        const ConvParams& params, const char* op, int spatial_dims) {
+  detail::check_pair(op, "x", src, "weight", weights);
+  check_tensor(op, "grad_out", diff_dst);
+  check_same_dtype(op, "grad_out", diff_dst, "x", src.dtype());
+  const int nd = detail::resolve_spatial_rank(op, spatial_dims, src.shape());
+  const ConvGeometry g = detail::make_conv_geometry(op, nd, src.shape(), weights.shape(), params);
+  detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape());
+  Gradients grads;
+  if (mask.diff_src) grads.diff_src = backward_data_nd(op, nd, diff_dst, weights, src.shape(), params);
+  if (mask.diff_weights) grads.diff_weights = backward_weight_nd(op, nd, diff_dst, src, weights.shape(), params);
+  if (mask.diff_bias) grads.diff_bias = conv_backward_bias(diff_dst, op);
+  return grads;
 }
 
 // grad_bias[c] = sum over images and positions of grad_out[:, c, ...].

@@ -268,13 +268,6 @@ void check_bias_shape(const char* op, const Shape& bias, int64_t C_out) {
                           shape_str(bias)));
 }
 
-void check_diff_dst_shape(const char* op, const Shape& diff_dst, const ConvGeometry& g) {
-  const Shape want = g.dst_shape();
-  if (diff_dst != want)
-    throw value_error(str(op, ": grad_out must have the forward output's shape ", shape_str(want), ", got ",
-                          shape_str(diff_dst)));
-}
-
 }  // namespace detail
 
 Shape conv_output_shape(const Shape& src, const Shape& weights, const ConvParams& params, const char* op,

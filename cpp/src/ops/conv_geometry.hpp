@@ -51,7 +51,6 @@ int conv_spatial_rank(const char* op, const char* arg, const Shape& shape);
 int resolve_spatial_rank(const char* op, int spatial_dims, const Shape& src);
 
 void check_bias_shape(const char* op, const Shape& bias, int64_t C_out);
-void check_diff_dst_shape(const char* op, const Shape& diff_dst, const ConvGeometry& g);
 
 // Index into an axis of `n` elements for padded coordinate `i` (which may lie
 // outside [0, n)), following `mode`; -1 means "a zero" (zeros mode only).

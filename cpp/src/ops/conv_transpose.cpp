@@ -16,6 +16,7 @@
 #include "cnncore/error.hpp"
 #include "cnncore/runtime.hpp"
 #include "ops/conv_geometry.hpp"
+#include "ops/checks.hpp"
 #include "util/checked.hpp"
 
 namespace cnncore {
@@ -152,13 +153,6 @@ Tensor embed(const TransposeGeometry& g, const Tensor& out) {
   return full;
 }
 
-void check_arrays(const char* op, const Tensor& a, const char* an, const Tensor& b, const char* bn) {
-  if (!a.defined() || !b.defined()) throw value_error(str(op, ": ", !a.defined() ? an : bn, " is missing"));
-  if (a.dtype() != b.dtype())
-    throw type_error(str(op, ": ", bn, " has dtype ", dtype_name(b.dtype()), " but ", an, " has ",
-                         dtype_name(a.dtype()), "; convert one of them so both match"));
-}
-
 }  // namespace
 
 Shape conv_transpose_output_shape(const Shape& src, const Shape& weights, const ConvTransposeParams& params,
@@ -168,11 +162,11 @@ Shape conv_transpose_output_shape(const Shape& src, const Shape& weights, const 
 
 Tensor conv_transpose_forward(const Tensor& src, const Tensor& weights, const Tensor& bias,
                               const ConvTransposeParams& params, const char* op, int spatial_dims) {
-  check_arrays(op, src, "x", weights, "weight");
+  detail::check_pair(op, "x", src, "weight", weights);
   const TransposeGeometry g = make_geometry(op, spatial_dims, src.shape(), weights.shape(), params);
   if (bias.defined()) {
     detail::check_bias_shape(op, bias.shape(), g.dst_shape[1]);
-    check_arrays(op, src, "x", bias, "bias");
+    detail::check_pair(op, "x", src, "bias", bias);
   }
   check_memory(op, detail::checked_mul(detail::checked_add(shape_numel(g.full_shape), shape_numel(g.dst_shape), op),
                                        static_cast<int64_t>(dtype_size(src.dtype())), op));
@@ -194,21 +188,17 @@ Tensor conv_transpose_forward(const Tensor& src, const Tensor& weights, const Te
 
 Tensor conv_transpose_backward_data(const Tensor& diff_dst, const Tensor& weights, const Shape& src_shape,
                                     const ConvTransposeParams& params, const char* op, int spatial_dims) {
-  check_arrays(op, diff_dst, "grad_out", weights, "weight");
+  detail::check_pair(op, "grad_out", diff_dst, "weight", weights);
   const TransposeGeometry g = make_geometry(op, spatial_dims, src_shape, weights.shape(), params);
-  if (diff_dst.shape() != g.dst_shape)
-    throw value_error(str(op, ": grad_out must have the forward output's shape ", shape_str(g.dst_shape), ", got ",
-                          shape_str(diff_dst.shape())));
+  detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape);
   return conv_forward(embed(g, diff_dst), weights, Tensor(), g.conv, op, g.nd);
 }
 
 Tensor conv_transpose_backward_weight(const Tensor& diff_dst, const Tensor& src, const Shape& weights_shape,
                                       const ConvTransposeParams& params, const char* op, int spatial_dims) {
-  check_arrays(op, src, "x", diff_dst, "grad_out");
+  detail::check_pair(op, "x", src, "grad_out", diff_dst);
   const TransposeGeometry g = make_geometry(op, spatial_dims, src.shape(), weights_shape, params);
-  if (diff_dst.shape() != g.dst_shape)
-    throw value_error(str(op, ": grad_out must have the forward output's shape ", shape_str(g.dst_shape), ", got ",
-                          shape_str(diff_dst.shape())));
+  detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape);
   return conv_backward_weight(src, embed(g, diff_dst), weights_shape, g.conv, op, g.nd);
 }
 

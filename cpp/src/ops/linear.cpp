@@ -7,7 +7,7 @@
 #include "cnncore/runtime.hpp"
 #include "cpu/kernels/linear-gemm.hpp"
 #include "cpu/ref/layers-ref.hpp"
-#include "ops/layers_common.hpp"
+#include "ops/axis_geometry.hpp"
 #include "util/checked.hpp"
 
 namespace cnncore {
@@ -141,6 +141,15 @@ Tensor linear_backward_bias(const Tensor& diff_dst) {
       cpu::linear_backward_bias<T>(d, diff_dst.data_as<T>(), diff_b.data_as<T>());
   });
   return diff_b;
+}
+
+Gradients linear_backward(const Tensor& diff_dst, const Tensor& src, const Tensor& weights, GradMask mask) {
+  detail::check_pair(kOp, "x", src, "weight", weights);
+  Gradients grads;
+  if (mask.diff_src) grads.diff_src = linear_backward_data(diff_dst, weights, src.shape());
+  if (mask.diff_weights) grads.diff_weights = linear_backward_weight(diff_dst, src, weights.shape());
+  if (mask.diff_bias) grads.diff_bias = linear_backward_bias(diff_dst);
+  return grads;
 }
 
 }  // namespace cnncore

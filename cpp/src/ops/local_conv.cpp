@@ -10,6 +10,7 @@
 #include "cpu/kernels/local-conv-im2col.hpp"
 #include "cpu/ref/local-conv-ref.hpp"
 #include "ops/conv_geometry.hpp"
+#include "ops/checks.hpp"
 #include "util/checked.hpp"
 
 namespace cnncore {
@@ -17,6 +18,10 @@ namespace cnncore {
 using detail::ConvPass;
 using detail::LocalConvGeometry;
 using detail::str;
+using detail::check_tensor;
+using detail::check_same_dtype;
+using detail::with_dtype;
+using detail::tuple_str;
 
 LocalConvAlgorithm parse_local_conv_algorithm(const std::string& name) {
   if (name == "auto") return LocalConvAlgorithm::auto_;
@@ -39,13 +44,6 @@ namespace {
 enum class Kind { local, tiled };
 
 const char* op_name(Kind kind) { return kind == Kind::local ? "local_conv2d" : "tiled_conv2d"; }
-
-// "(2, 3, 4)"
-std::string tuple_str(const Shape& s) {
-  std::string out = "(";
-  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + (s.size() == 1 ? ",)" : ")");
-}
 
 const char* weights_layout(Kind kind) {
   return kind == Kind::local ? "(H_out, W_out, C_out, C_in, kH, kW)" : "(tH, tW, C_out, C_in, kH, kW)";
@@ -127,18 +125,6 @@ LocalConvGeometry make_geometry(Kind kind, const Shape& src, const Shape& weight
   return g;
 }
 
-void check_tensor(const char* op, const char* name, const Tensor& t) {
-  if (!t.defined()) throw value_error(str(op, ": ", name, " is missing (an undefined tensor)"));
-  if (t.device() != Device::cpu)
-    throw value_error(str(op, ": ", name, " is on a device this build cannot run on; expected a CPU tensor"));
-}
-
-void check_same_dtype(const char* op, const char* name, const Tensor& t, const char* ref_name, DType ref) {
-  if (t.dtype() != ref)
-    throw type_error(str(op, ": ", name, " has dtype ", dtype_name(t.dtype()), " but ", ref_name, " has ",
-                         dtype_name(ref), "; convert one of them so both match"));
-}
-
 void check_diff_dst(const char* op, const Tensor& diff_dst, const LocalConvGeometry& g) {
   if (diff_dst.shape() != g.dst_shape())
     throw value_error(str(op, ": grad_out must have the forward output's shape (N, C_out, H_out, W_out) = ",
@@ -159,14 +145,6 @@ void check_budget(const char* op, const LocalConvGeometry& g, LocalConvAlgorithm
   const int64_t ws =
       algo == LocalConvAlgorithm::im2col ? cpu::local_conv_im2col_workspace_bytes(g, es, pass, get_num_threads()) : 0;
   check_memory(op, detail::checked_add(detail::checked_mul(result_elems, es, op), ws, op));
-}
-
-template <typename F>
-void with_dtype(DType dtype, F&& f) {
-  if (dtype == DType::f32)
-    f(float{});
-  else
-    f(double{});
 }
 
 Tensor forward(Kind kind, const Tensor& src, const Tensor& weights, const Tensor& bias, const LocalConvParams& p) {
@@ -316,6 +294,26 @@ Tensor tiled_conv2d_backward_weight(const Tensor& diff_dst, const Tensor& src, c
 }
 Tensor tiled_conv2d_backward_bias(const Tensor& diff_dst, const LocalConvParams& params) {
   return backward_bias(Kind::tiled, diff_dst, params);
+}
+
+Gradients local_conv2d_backward(const Tensor& diff_dst, const Tensor& src, const Tensor& weights, GradMask mask,
+                                const LocalConvParams& params) {
+  detail::check_pair("local_conv2d", "x", src, "weight", weights);
+  Gradients grads;
+  if (mask.diff_src) grads.diff_src = local_conv2d_backward_data(diff_dst, weights, src.shape(), params);
+  if (mask.diff_weights) grads.diff_weights = local_conv2d_backward_weight(diff_dst, src, weights.shape(), params);
+  if (mask.diff_bias) grads.diff_bias = local_conv2d_backward_bias(diff_dst);
+  return grads;
+}
+
+Gradients tiled_conv2d_backward(const Tensor& diff_dst, const Tensor& src, const Tensor& weights, GradMask mask,
+                                const LocalConvParams& params) {
+  detail::check_pair("tiled_conv2d", "x", src, "weight", weights);
+  Gradients grads;
+  if (mask.diff_src) grads.diff_src = tiled_conv2d_backward_data(diff_dst, weights, src.shape(), params);
+  if (mask.diff_weights) grads.diff_weights = tiled_conv2d_backward_weight(diff_dst, src, weights.shape(), params);
+  if (mask.diff_bias) grads.diff_bias = tiled_conv2d_backward_bias(diff_dst, params);
+  return grads;
 }
 
 }  // namespace cnncore

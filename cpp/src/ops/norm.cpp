@@ -9,7 +9,7 @@
 #include "cpu/kernels/batch-norm-partials.hpp"
 #include "cpu/kernels/lrn-tiled.hpp"
 #include "cpu/ref/layers-ref.hpp"
-#include "ops/layers_common.hpp"
+#include "ops/axis_geometry.hpp"
 #include "util/checked.hpp"
 
 namespace cnncore {

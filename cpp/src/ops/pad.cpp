@@ -5,11 +5,14 @@
 #include "cnncore/error.hpp"
 #include "cnncore/runtime.hpp"
 #include "ops/conv_geometry.hpp"
+#include "ops/checks.hpp"
 #include "util/checked.hpp"
 
 namespace cnncore {
 
 using detail::str;
+using detail::check_tensor;
+using detail::with_dtype;
 
 namespace {
 
@@ -59,14 +62,6 @@ PadGeometry make_pad_geometry(const Shape& src, const PadParams& p) {
   return g;
 }
 
-template <typename F>
-void with_dtype(DType dtype, F&& f) {
-  if (dtype == DType::f32)
-    f(float{});
-  else
-    f(double{});
-}
-
 // Visits each destination row (plane, od, oh) whose source row exists:
 // f(plane, dst_row_offset, src_row_offset); rows that come from the constant
 // fill get g(dst_row_offset).
@@ -91,7 +86,7 @@ void for_each_row(const PadGeometry& g, F&& f, G&& fill_row) {
 }  // namespace
 
 Tensor pad_forward(const Tensor& src, const PadParams& params) {
-  if (!src.defined()) throw value_error("pad: x is missing (an undefined tensor)");
+  check_tensor("pad", "x", src);
   const PadGeometry g = make_pad_geometry(src.shape(), params);
   check_memory("pad", detail::checked_mul(shape_numel(g.dst_shape, "pad"), dtype_size(src.dtype()), "pad"));
   Tensor dst = Tensor::empty(g.dst_shape, src.dtype());
@@ -121,11 +116,9 @@ Tensor pad_forward(const Tensor& src, const PadParams& params) {
 }
 
 Tensor pad_backward(const Tensor& diff_dst, const Shape& src_shape, const PadParams& params) {
-  if (!diff_dst.defined()) throw value_error("pad: grad_out is missing (an undefined tensor)");
+  check_tensor("pad", "grad_out", diff_dst);
   const PadGeometry g = make_pad_geometry(src_shape, params);
-  if (diff_dst.shape() != g.dst_shape)
-    throw value_error(str("pad: grad_out must have the forward output's shape ", shape_str(g.dst_shape), ", got ",
-                          shape_str(diff_dst.shape())));
+  detail::check_grad_out_shape("pad", diff_dst.shape(), g.dst_shape);
   Tensor diff_src = Tensor::zeros(src_shape, diff_dst.dtype());
   if (diff_src.numel() == 0 || diff_dst.numel() == 0) return diff_src;
   // Several destination rows can map to one source row (replicate, circular,

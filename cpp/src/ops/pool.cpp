@@ -6,20 +6,18 @@
 #include "cpu/kernels/pool-direct.hpp"
 #include "cpu/ref/pool-ref.hpp"
 #include "ops/pool_geometry.hpp"
+#include "ops/checks.hpp"
 #include "util/checked.hpp"
 
 namespace cnncore {
 
 using detail::PoolGeometry;
 using detail::str;
+using detail::check_tensor;
+using detail::check_same_dtype;
+using detail::with_dtype;
 
 namespace {
-
-void check_tensor(const char* op, const char* name, const Tensor& t) {
-  if (!t.defined()) throw value_error(str(op, ": ", name, " is missing (an undefined tensor)"));
-  if (t.device() != Device::cpu)
-    throw value_error(str(op, ": ", name, " is on a device this build cannot run on; expected a CPU tensor"));
-}
 
 // The implementation list: the direct path serves every problem; the
 // reference is the oracle and the Isa::ref choice.
@@ -37,14 +35,6 @@ void check_budget(const char* op, const PoolGeometry& g, PoolAlgorithm algo, DTy
   const int64_t bytes =
       detail::checked_add(detail::checked_add(detail::checked_mul(result_elems, es, op), ws, op), extra, op);
   check_memory(op, bytes);
-}
-
-template <typename F>
-void with_dtype(DType dtype, F&& f) {
-  if (dtype == DType::f32)
-    f(float{});
-  else
-    f(double{});
 }
 
 }  // namespace
@@ -74,12 +64,10 @@ Tensor pool_backward(const Tensor& diff_dst, const Tensor& src, const PoolParams
                      int spatial_dims) {
   check_tensor(op, "grad_out", diff_dst);
   check_tensor(op, "x", src);
+  check_same_dtype(op, "grad_out", diff_dst, "x", src.dtype());
   const int nd = detail::pool_spatial_rank(op, spatial_dims, src.shape());
   const PoolGeometry g = detail::make_pool_geometry(op, nd, src.shape(), params);
-  detail::check_pool_diff_dst_shape(op, diff_dst.shape(), g);
-  if (diff_dst.dtype() != src.dtype())
-    throw type_error(str(op, ": grad_out has dtype ", dtype_name(diff_dst.dtype()), " but x has ",
-                         dtype_name(src.dtype()), "; convert one of them so both match"));
+  detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape());
   const PoolAlgorithm algo = choose(params.algorithm);
   check_budget(op, g, algo, src.dtype(), src.numel());
   Tensor diff_src = Tensor::empty(src.shape(), src.dtype());
@@ -94,14 +82,17 @@ Tensor pool_backward(const Tensor& diff_dst, const Tensor& src, const PoolParams
   return diff_src;
 }
 
-Tensor max_pool_backward_indices(const Tensor& diff_dst, const int64_t* indices, const Shape& src_shape,
-                                 const PoolParams& params, const char* op, int spatial_dims) {
+Tensor max_pool_backward_indices(const Tensor& diff_dst, const int64_t* indices, const Shape& indices_shape,
+                                 const Shape& src_shape, const PoolParams& params, const char* op, int spatial_dims) {
   check_tensor(op, "grad_out", diff_dst);
   const int nd = detail::pool_spatial_rank(op, spatial_dims, src_shape);
   const PoolGeometry g = detail::make_pool_geometry(op, nd, src_shape, params);
   if (g.kind != PoolKind::max)
     throw value_error(str(op, ": a gradient from indices needs max pooling, not ", pool_kind_name(g.kind)));
-  detail::check_pool_diff_dst_shape(op, diff_dst.shape(), g);
+  detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape());
+  if (indices_shape != diff_dst.shape())
+    throw value_error(str(op, ": indices must have grad_out's shape ", shape_str(diff_dst.shape()), ", got ",
+                          shape_str(indices_shape)));
   const int64_t n = diff_dst.numel(), plane = g.in_size();
   if (n > 0 && !indices) throw value_error(str(op, ": indices is missing"));
   for (int64_t i = 0; i < n; ++i)

@@ -244,13 +244,6 @@ PoolGeometry make_pool_geometry(const char* op, int nd, const Shape& src, const 
   return g;
 }
 
-void check_pool_diff_dst_shape(const char* op, const Shape& diff_dst, const PoolGeometry& g) {
-  const Shape want = g.dst_shape();
-  if (diff_dst != want)
-    throw value_error(str(op, ": grad_out must have the forward output's shape ", shape_str(want), ", got ",
-                          shape_str(diff_dst)));
-}
-
 }  // namespace detail
 
 Shape pool_output_shape(const Shape& src, const PoolParams& params, const char* op, int spatial_dims) {

@@ -63,6 +63,5 @@ PoolGeometry make_pool_geometry(const char* op, int nd, const Shape& src, const 
 // spatial_dims 1..3 as given, or 0: from the rank of src (3..5 dims).
 int pool_spatial_rank(const char* op, int spatial_dims, const Shape& src);
 
-void check_pool_diff_dst_shape(const char* op, const Shape& diff_dst, const PoolGeometry& g);
 
 }  // namespace cnncore::detail

@@ -9,7 +9,7 @@
 #include "cpu/kernels/cross-entropy-fused.hpp"
 #include "cpu/kernels/softmax-blocked.hpp"
 #include "cpu/ref/layers-ref.hpp"
-#include "ops/layers_common.hpp"
+#include "ops/axis_geometry.hpp"
 #include "util/checked.hpp"
 
 namespace cnncore {

@@ -11,7 +11,7 @@
 
 #include <cstdint>
 
-#include "ops/layers_common.hpp"
+#include "ops/axis_geometry.hpp"
 
 namespace cnncore::cpu {
 

@@ -9,7 +9,7 @@
 #include <cstdint>
 
 #include "cnncore/layers.hpp"
-#include "ops/layers_common.hpp"
+#include "ops/axis_geometry.hpp"
 
 namespace cnncore::cpu {
 

@@ -5,7 +5,7 @@
 // stride-`inner` gather.
 #pragma once
 
-#include "ops/layers_common.hpp"
+#include "ops/axis_geometry.hpp"
 
 namespace cnncore::cpu {
 

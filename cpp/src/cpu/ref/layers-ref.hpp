@@ -8,7 +8,7 @@
 #include "cnncore/layers.hpp"
 #include "cpu/kernels/cross-entropy-fused.hpp"
 #include "cpu/kernels/linear-gemm.hpp"
-#include "ops/layers_common.hpp"
+#include "ops/axis_geometry.hpp"
 
 namespace cnncore::cpu::ref {
 

@@ -1,35 +1,8 @@
-#include "ops/layers_common.hpp"
+#include "ops/checks.hpp"
 
 #include <cmath>
 
-#include "util/checked.hpp"
-
 namespace cnncore::detail {
-
-AxisGeometry axis_geometry(const Shape& shape, int64_t dim) {
-  AxisGeometry g;
-  const int64_t rank = static_cast<int64_t>(shape.size());
-  for (int64_t a = 0; a < rank; ++a) {
-    const int64_t n = shape[static_cast<std::size_t>(a)];
-    if (a < dim)
-      g.outer = checked_mul(g.outer, n, "tensor");
-    else if (a == dim)
-      g.axis = n;
-    else
-      g.inner = checked_mul(g.inner, n, "tensor");
-  }
-  return g;
-}
-
-int64_t resolve_dim(const char* op, int64_t dim, const Shape& shape) {
-  const int64_t rank = static_cast<int64_t>(shape.size());
-  if (rank == 0)
-    throw value_error(str(op, ": x must have at least 1 dimension to take dim=", dim, " of, got a 0-d array"));
-  if (dim < -rank || dim >= rank)
-    throw value_error(str(op, ": dim must be in [", -rank, ", ", rank - 1, "] for x with ", rank, " dimension",
-                          rank == 1 ? "" : "s", ", got ", dim));
-  return dim < 0 ? dim + rank : dim;
-}
 
 void check_tensor(const char* op, const char* name, const Tensor& t) {
   if (!t.defined()) throw value_error(str(op, ": ", name, " is missing (an undefined tensor)"));
@@ -43,10 +16,22 @@ void check_same_dtype(const char* op, const char* name, const Tensor& t, const c
                          dtype_name(ref), "; convert one of them so both match"));
 }
 
+void check_pair(const char* op, const char* a_name, const Tensor& a, const char* b_name, const Tensor& b) {
+  check_tensor(op, a_name, a);
+  check_tensor(op, b_name, b);
+  check_same_dtype(op, b_name, b, a_name, a.dtype());
+}
+
 void check_shape(const char* op, const char* name, const Tensor& t, const Shape& expected, const char* what) {
   if (t.shape() != expected)
     throw value_error(str(op, ": ", name, " must have shape ", shape_str(expected), " (", what, "), got ",
                           shape_str(t.shape())));
+}
+
+void check_grad_out_shape(const char* op, const Shape& grad_out, const Shape& expected) {
+  if (grad_out != expected)
+    throw value_error(str(op, ": grad_out must have the forward output's shape ", shape_str(expected), ", got ",
+                          shape_str(grad_out)));
 }
 
 void check_per_channel(const char* op, const char* name, const Tensor& t, int64_t C, const char* ref_name,
@@ -61,6 +46,12 @@ void check_per_channel(const char* op, const char* name, const Tensor& t, int64_
 
 void check_finite(const char* op, const char* name, double v) {
   if (!std::isfinite(v)) throw value_error(str(op, ": ", name, " must be a finite number, got ", v));
+}
+
+std::string tuple_str(const Shape& s) {
+  std::string out = "(";
+  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + (s.size() == 1 ? ",)" : ")");
 }
 
 }  // namespace cnncore::detail

@@ -1,35 +1,28 @@
-// Validation shared by the layer ops (activation, softmax, norm, linear): the
-// tensor checks every entry point makes and the (outer, axis, inner) view of a
-// tensor around one axis that the softmax, cross-entropy, LRN and batch-norm
-// kernels take.
+// The argument checks every op entry point shares, written once: a defined
+// CPU tensor, dtype agreement, an exact shape, one value per channel, a finite
+// scalar; plus the dtype switch and shape printing used by the messages.
+// Only the op layer (cpp/src/ops/) calls these; kernels below it assert.
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "cnncore/error.hpp"
 #include "cnncore/tensor.hpp"
 
 namespace cnncore::detail {
 
-// x viewed as (outer, axis, inner): element (o, a, i) at (o * axis + a) * inner + i.
-struct AxisGeometry {
-  int64_t outer = 1, axis = 1, inner = 1;
-  int64_t numel() const { return outer * axis * inner; }
-};
-
-// Around axis `dim` of `shape` (already resolved to [0, rank)).
-AxisGeometry axis_geometry(const Shape& shape, int64_t dim);
-
-// `dim` in [-rank, rank) resolved to [0, rank), or value_error naming `dim`.
-int64_t resolve_dim(const char* op, int64_t dim, const Shape& shape);
-
 // Defined CPU tensor, or value_error naming `name`.
 void check_tensor(const char* op, const char* name, const Tensor& t);
 // t has dtype `ref`, or type_error naming both arguments.
 void check_same_dtype(const char* op, const char* name, const Tensor& t, const char* ref_name, DType ref);
+// check_tensor on both, then b has a's dtype.
+void check_pair(const char* op, const char* a_name, const Tensor& a, const char* b_name, const Tensor& b);
 // A defined `t` of shape `expected`, or value_error naming `name` and `what`
 // (e.g. "the shape of x").
 void check_shape(const char* op, const char* name, const Tensor& t, const Shape& expected, const char* what);
+// grad_out has the forward output's shape `expected`, or value_error.
+void check_grad_out_shape(const char* op, const Shape& grad_out, const Shape& expected);
 // check_tensor + check_same_dtype + a 1-D shape (C); undefined is allowed
 // when `optional`.
 void check_per_channel(const char* op, const char* name, const Tensor& t, int64_t C, const char* ref_name,
@@ -37,6 +30,10 @@ void check_per_channel(const char* op, const char* name, const Tensor& t, int64_
 // A finite double, or value_error naming `name`.
 void check_finite(const char* op, const char* name, double v);
 
+// "(2, 3, 4)" / "(5,)": a shape as Python prints a tuple.
+std::string tuple_str(const Shape& s);
+
+// Calls f(float{}) or f(double{}) for the tensor dtype.
 template <typename F>
 void with_dtype(DType dtype, F&& f) {
   if (dtype == DType::f32)
