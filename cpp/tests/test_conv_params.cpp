@@ -15,7 +15,7 @@ TEST(output_size_formula) {
             if (span > in + 2 * p) continue;
             CHECK(conv_output_size(in, k, s, d, p, p) == (in + 2 * p - span) / s + 1);
           }
-  CHECK_THROWS(value_error, "larger than the padded", conv_output_size(3, 5, 1, 1, 0, 0));
+  CHECK_THROWS(value_error, "larger than the padded input", conv_output_size(3, 5, 1, 1, 0, 0));
 }
 
 TEST(named_paddings) {

@@ -17,7 +17,7 @@ static void check_all_kernels(bool exact) {
   const int sizes[][3] = {{1, 1, 1}, {3, 17, 5}, {7, 23, 300}, {13, 1, 9}, {17, 33, 1}, {64, 70, 257}, {5, 3100, 4}};
   for (int ki = 0; ki < count; ++ki) {
     const auto& k = kernels[ki];
-    if (k.isa > static_cast<int>(best_supported_isa())) continue;
+    if (k.isa > best_supported_isa()) continue;
     for (const auto& s : sizes)
       for (int ta = 0; ta < 2; ++ta)
         for (int tb = 0; tb < 2; ++tb)
@@ -45,5 +45,5 @@ TEST(gemm_f64_kernels_match_reference) { check_all_kernels<double>(true); }
 
 TEST(gemm_kernel_selection_follows_isa) {
   const auto& k = cpu::gemm_ukernel_for_current_isa<float>();
-  CHECK(k.isa <= std::max(1, static_cast<int>(get_isa())));
+  CHECK(k.isa <= std::max(Isa::generic, get_isa()));
 }

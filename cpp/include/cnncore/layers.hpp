@@ -77,6 +77,18 @@ Tensor cross_entropy_forward(const Tensor& src, const Labels& target, const Tens
 Tensor cross_entropy_backward(const Tensor& diff_dst, const Tensor& src, const Labels& target,
                               const Tensor& weights, const CrossEntropyParams& params);
 
+// Negative log-likelihood of log-probabilities `src` (N, C[, d...]): the loss at
+// position n is -w[t_n] * src[n, t_n] (0 where t_n == ignore_index), reduced
+// as cross_entropy reduces (mean divides by the total weight of the
+// non-ignored targets). Target and weight rules as for cross_entropy.
+struct NllLossParams {
+  int64_t ignore_index = -100;
+  Reduction reduction = Reduction::mean;
+};
+Tensor nll_loss_forward(const Tensor& src, const Labels& target, const Tensor& weights, const NllLossParams& params);
+Tensor nll_loss_backward(const Tensor& diff_dst, const Tensor& src, const Labels& target, const Tensor& weights,
+                         const NllLossParams& params);
+
 // ---- dropout ------------------------------------------------------------------------
 // Element i (row-major flat index) is kept iff
 //   (mix64(mix64(seed) + (i + 1) * 0x9E3779B97F4A7C15) >> 11) >= ceil(p * 2^53)

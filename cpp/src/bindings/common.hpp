@@ -29,7 +29,14 @@ void register_runtime(py::module_& m);
 void register_conv(py::module_& m);
 void register_local_conv(py::module_& m);
 void register_pool(py::module_& m);
-void register_layers(py::module_& m);
+void register_conv_transpose(py::module_& m);
+void register_pad(py::module_& m);
+void register_activation(py::module_& m);
+void register_softmax(py::module_& m);
+void register_cross_entropy(py::module_& m);
+void register_dropout(py::module_& m);
+void register_norm(py::module_& m);
+void register_linear(py::module_& m);
 void register_fft(py::module_& m);
 
 }  // namespace cnncore::bindings

@@ -74,8 +74,15 @@ PYBIND11_MODULE(_core, m) {
   });
   b::register_runtime(m);
   b::register_conv(m);
+  b::register_conv_transpose(m);
   b::register_local_conv(m);
+  b::register_pad(m);
   b::register_pool(m);
-  b::register_layers(m);
+  b::register_activation(m);
+  b::register_softmax(m);
+  b::register_cross_entropy(m);
+  b::register_dropout(m);
+  b::register_norm(m);
+  b::register_linear(m);
   b::register_fft(m);
 }

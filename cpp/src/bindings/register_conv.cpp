@@ -1,3 +1,6 @@
+// Bindings of convolution and separable convolution (cnncore/conv.hpp):
+// convert the arguments the Python layer (cnncore/ops/_conv.py) has
+// normalised and forward them; every check is in cpp/src/ops/conv.cpp.
 #include <string>
 #include <vector>
 
@@ -6,6 +9,8 @@
 namespace cnncore::bindings {
 
 namespace {
+
+using Ints = std::vector<int64_t>;
 
 // The Python layer has already turned every argument form into lists of
 // integers and names; this builds the C++ parameter struct from them.
@@ -28,74 +33,10 @@ ConvParams make_params(const std::vector<int64_t>& stride, const std::vector<int
   py::arg("stride"), py::arg("dilation"), py::arg("padding"), py::arg("preset"), py::arg("padding_mode"), \
       py::arg("groups"), py::arg("flip"), py::arg("algorithm"), py::arg("op"), py::arg("spatial_dims")
 
-using Ints = std::vector<int64_t>;
 
 }  // namespace
 
-ConvTransposeParams make_transpose_params(const Ints& stride, const Ints& dilation, const Ints& padding,
-                                          const Ints& output_padding, int64_t groups, const std::string& algorithm) {
-  ConvTransposeParams p;
-  p.stride = stride;
-  p.dilation = dilation;
-  p.padding = padding;
-  p.output_padding = output_padding;
-  p.groups = groups;
-  p.algorithm = parse_conv_algorithm(algorithm);
-  return p;
-}
-
-#define CNNCORE_CONV_TRANSPOSE_ARGS                                                                  \
-  py::arg("stride"), py::arg("dilation"), py::arg("padding"), py::arg("output_padding"), py::arg("groups"), \
-      py::arg("algorithm"), py::arg("op"), py::arg("spatial_dims")
-
-void register_conv_transpose(py::module_& m) {
-  m.def(
-      "conv_transpose_forward",
-      [](py::handle x, py::handle w, py::handle bias, const Ints& stride, const Ints& dilation, const Ints& padding,
-         const Ints& output_padding, int64_t groups, const std::string& algorithm, const std::string& op, int nd) {
-        const auto p = make_transpose_params(stride, dilation, padding, output_padding, groups, algorithm);
-        Tensor src = from_numpy(x, op.c_str(), "x"), weights = from_numpy(w, op.c_str(), "weight");
-        Tensor b = from_numpy_or_none(bias, op.c_str(), "bias");
-        Tensor dst;
-        {
-          py::gil_scoped_release release;
-          dst = conv_transpose_forward(src, weights, b, p, op.c_str(), nd);
-        }
-        return to_numpy(dst);
-      },
-      py::arg("x"), py::arg("weight"), py::arg("bias"), CNNCORE_CONV_TRANSPOSE_ARGS);
-  m.def(
-      "conv_transpose_backward",
-      [](py::handle gy, py::handle x, py::handle w, bool bias, const Ints& stride, const Ints& dilation,
-         const Ints& padding, const Ints& output_padding, int64_t groups, const std::string& algorithm,
-         const std::string& op, int nd) {
-        const auto p = make_transpose_params(stride, dilation, padding, output_padding, groups, algorithm);
-        Tensor diff_dst = from_numpy(gy, op.c_str(), "grad_out");
-        Tensor src = from_numpy(x, op.c_str(), "x"), weights = from_numpy(w, op.c_str(), "weight");
-        Tensor dx, dw, db;
-        {
-          py::gil_scoped_release release;
-          dx = conv_transpose_backward_data(diff_dst, weights, src.shape(), p, op.c_str(), nd);
-          dw = conv_transpose_backward_weight(diff_dst, src, weights.shape(), p, op.c_str(), nd);
-          if (bias) db = conv_backward_bias(diff_dst, op.c_str());
-        }
-        return py::make_tuple(to_numpy(dx), to_numpy(dw), to_numpy_or_none(db));
-      },
-      py::arg("grad_out"), py::arg("x"), py::arg("weight"), py::arg("bias"), CNNCORE_CONV_TRANSPOSE_ARGS);
-  m.def(
-      "conv_transpose_output_shape",
-      [](py::handle src_shape, py::handle w_shape, const Ints& stride, const Ints& dilation, const Ints& padding,
-         const Ints& output_padding, int64_t groups, const std::string& algorithm, const std::string& op, int nd) {
-        const auto p = make_transpose_params(stride, dilation, padding, output_padding, groups, algorithm);
-        return py::tuple(py::cast(conv_transpose_output_shape(shape_from_sequence(src_shape, op.c_str(), "input_shape"),
-                                                              shape_from_sequence(w_shape, op.c_str(), "weight_shape"),
-                                                              p, op.c_str(), nd)));
-      },
-      py::arg("input_shape"), py::arg("weight_shape"), CNNCORE_CONV_TRANSPOSE_ARGS);
-}
-
 void register_conv(py::module_& m) {
-  register_conv_transpose(m);
   m.def(
       "separable_conv_forward",
       [](py::handle x, py::handle dw, py::handle pw, py::handle bias, const Ints& stride, const Ints& dilation,
@@ -131,33 +72,6 @@ void register_conv(py::module_& m) {
       },
       py::arg("grad_out"), py::arg("x"), py::arg("depthwise_weight"), py::arg("pointwise_weight"), py::arg("bias"),
       CNNCORE_CONV_PARAM_ARGS);
-  m.def(
-      "pad_forward",
-      [](py::handle x, const Ints& padding, const std::string& mode, double value) {
-        PadParams p{padding, parse_padding_mode(mode), value};
-        Tensor src = from_numpy(x, "pad", "x");
-        Tensor dst;
-        {
-          py::gil_scoped_release release;
-          dst = pad_forward(src, p);
-        }
-        return to_numpy(dst);
-      },
-      py::arg("x"), py::arg("padding"), py::arg("mode"), py::arg("value"));
-  m.def(
-      "pad_backward",
-      [](py::handle gy, const Ints& src_shape, const Ints& padding, const std::string& mode) {
-        PadParams p{padding, parse_padding_mode(mode), 0.0};
-        Tensor diff_dst = from_numpy(gy, "pad", "grad_out");
-        Tensor diff_src;
-        {
-          py::gil_scoped_release release;
-          diff_src = pad_backward(diff_dst, src_shape, p);
-        }
-        return to_numpy(diff_src);
-      },
-      py::arg("grad_out"), py::arg("src_shape"), py::arg("padding"), py::arg("mode"));
-
   m.def(
       "conv_forward",
       [](py::handle x, py::handle w, py::handle bias, const Ints& stride, const Ints& dilation, const Ints& padding,

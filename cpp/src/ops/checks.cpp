@@ -2,6 +2,9 @@
 
 #include <cmath>
 
+#include "cnncore/runtime.hpp"
+#include "util/checked.hpp"
+
 namespace cnncore::detail {
 
 void check_tensor(const char* op, const char* name, const Tensor& t) {
@@ -46,6 +49,13 @@ void check_per_channel(const char* op, const char* name, const Tensor& t, int64_
 
 void check_finite(const char* op, const char* name, double v) {
   if (!std::isfinite(v)) throw value_error(str(op, ": ", name, " must be a finite number, got ", v));
+}
+
+Tensor allocate_checked(const char* op, const Shape& shape, DType dtype, int64_t workspace_bytes) {
+  const int64_t bytes =
+      checked_add(checked_mul(shape_numel(shape), static_cast<int64_t>(dtype_size(dtype)), op), workspace_bytes, op);
+  check_memory(op, bytes);
+  return Tensor::empty(shape, dtype);
 }
 
 std::string tuple_str(const Shape& s) {

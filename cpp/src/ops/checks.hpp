@@ -30,6 +30,10 @@ void check_per_channel(const char* op, const char* name, const Tensor& t, int64_
 // A finite double, or value_error naming `name`.
 void check_finite(const char* op, const char* name, double v);
 
+// An uninitialised result of `shape` once it plus `workspace_bytes` fits
+// the memory limit (check_memory), else value_error naming `op`.
+Tensor allocate_checked(const char* op, const Shape& shape, DType dtype, int64_t workspace_bytes);
+
 // "(2, 3, 4)" / "(5,)": a shape as Python prints a tuple.
 std::string tuple_str(const Shape& s);
 

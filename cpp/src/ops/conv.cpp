@@ -25,12 +25,11 @@ namespace {
 
 using detail::ConvPass;
 
-// The implementation list: the reference serves everything; im2col serves
-// everything; direct and fft serve what their why_not functions accept.
+// The implementation list: the reference, im2col and fft serve everything;
+// direct serves what its why_not accepts.
 std::string why_not(ConvAlgorithm algo, const ConvGeometry& g) {
   switch (algo) {
     case ConvAlgorithm::direct: return cpu::conv_direct_why_not(g);
-    case ConvAlgorithm::fft: return cpu::conv_fft_why_not(g);
     default: return {};
   }
 }
@@ -39,7 +38,7 @@ ConvAlgorithm choose(const char* op, ConvAlgorithm requested, const ConvGeometry
   if (requested == ConvAlgorithm::auto_) {
     if (get_isa() == Isa::ref) return ConvAlgorithm::reference;
     // FFT first: it is preferred only for large kernels where its estimate beats direct (depthwise) and im2col.
-    if (cpu::conv_fft_why_not(g).empty() && cpu::conv_fft_preferred(g)) return ConvAlgorithm::fft;
+    if (cpu::conv_fft_preferred(g)) return ConvAlgorithm::fft;
     if (cpu::conv_direct_why_not(g).empty() && cpu::conv_direct_preferred(g)) return ConvAlgorithm::direct;
     return ConvAlgorithm::im2col;
   }

@@ -100,15 +100,22 @@ int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t dil
     throw value_error(str(op, ": expects in, kernel, stride, dilation >= 1 and paddings >= 0, got in=", in,
                           " kernel=", kernel, " stride=", stride, " dilation=", dilation,
                           " padding=(", pad_before, ", ", pad_after, ")"));
-  const int64_t padded = checked_add(checked_add(in, pad_before, op), pad_after, op);
-  const int64_t span = checked_add(checked_mul(dilation, kernel - 1, op), 1, op);
-  if (span > padded)
-    throw value_error(str(op, ": kernel extent ", span, " (dilation*(kernel-1)+1) is larger than the padded ",
-                          "input ", padded));
-  return (padded - span) / stride + 1;
+  return detail::window_output_size(op, "L", in, pad_before, pad_after, kernel, stride, dilation);
 }
 
 namespace detail {
+
+int64_t window_output_size(const char* op, const char* axis, int64_t in, int64_t pad_before, int64_t pad_after,
+                           int64_t k, int64_t stride, int64_t dilation) {
+  const std::string pad_ctx = str(op, ": padding"), dil_ctx = str(op, ": dilation");
+  const int64_t padded = checked_add(checked_add(in, pad_before, pad_ctx.c_str()), pad_after, pad_ctx.c_str());
+  const int64_t span = checked_add(checked_mul(dilation, k - 1, dil_ctx.c_str()), 1, dil_ctx.c_str());
+  if (span > padded)
+    throw value_error(str(op, ": kernel is larger than the padded input on axis ", axis, ": dilation*(k", axis,
+                          "-1)+1 = ", span, " but the padded input has ", axis, "=", padded,
+                          " (output size would be < 1)"));
+  return (padded - span) / stride + 1;
+}
 
 bool ConvGeometry::has_padding() const {
   for (int a = 0; a < 3; ++a)
@@ -228,7 +235,6 @@ ConvGeometry make_conv_geometry(const char* op, int nd, const Shape& src, const 
     }
   }
 
-  const std::string pad_ctx = str(op, ": padding"), dil_ctx = str(op, ": dilation");
   for (int a = 3 - nd; a < 3; ++a) {
     const char* axis = names[a - (3 - nd)];
     if (g.mode == PaddingMode::reflect && (g.pad_before[a] >= g.in[a] || g.pad_after[a] >= g.in[a]))
@@ -237,14 +243,8 @@ ConvGeometry make_conv_geometry(const char* op, int nd, const Shape& src, const 
     if (g.mode == PaddingMode::symmetric && (g.pad_before[a] > g.in[a] || g.pad_after[a] > g.in[a]))
       throw value_error(str(op, ": symmetric padding must be at most the input size on that axis: padding ",
                             std::max(g.pad_before[a], g.pad_after[a]), " on ", axis, ", x has ", axis, "=", g.in[a]));
-    const int64_t padded =
-        checked_add(checked_add(g.in[a], g.pad_before[a], pad_ctx.c_str()), g.pad_after[a], pad_ctx.c_str());
-    const int64_t span = checked_add(checked_mul(g.dilation[a], g.k[a] - 1, dil_ctx.c_str()), 1, dil_ctx.c_str());
-    if (span > padded)
-      throw value_error(str(op, ": kernel is larger than the padded input on axis ", axis, ": dilation*(k", axis,
-                            "-1)+1 = ", span, " but the padded input has ", axis, "=", padded,
-                            " (output size would be < 1)"));
-    g.out[a] = (padded - span) / g.stride[a] + 1;
+    g.out[a] = window_output_size(op, axis, g.in[a], g.pad_before[a], g.pad_after[a], g.k[a], g.stride[a],
+                                  g.dilation[a]);
   }
 
   // Every element count the kernels form, checked once here.

@@ -39,6 +39,14 @@ struct ConvGeometry {
   Shape dst_shape() const;
 };
 
+// The one output-size formula of convolution (conv_output_size, the
+// geometry and so every conv op; pooling's, with ceil_mode, is in
+// pool_geometry.cpp): floor((in + before + after - dilation*(k-1) - 1)
+// / stride) + 1, in checked 64-bit arithmetic; value_error naming `axis` when
+// the window does not fit the padded input. Arguments already validated.
+int64_t window_output_size(const char* op, const char* axis, int64_t in, int64_t pad_before, int64_t pad_after,
+                           int64_t k, int64_t stride, int64_t dilation);
+
 // Validates src/weights shapes and the parameters for an `nd`-dimensional
 // convolution and resolves named padding. All products that the kernels will
 // form (tensor sizes, patch matrices) are checked for 64-bit overflow here.

@@ -1,8 +1,8 @@
 // Elementwise activation bodies, forward and backward, over one contiguous
 // range (serial; the caller splits the array between threads). Included
 // inside an anonymous namespace by each kernel level's source file
-// (activation-kernels-<isa>.cpp; T = float) and by activation-simd.cpp
-// (T = double), after softmax-exp-body.hpp. Only builtins: nothing here may
+// (f32-elementwise-level.inc, compiled once per level; T = float) and by activation-parallel.cpp
+// (T = double), after exp-tanh-body.hpp. Only builtins: nothing here may
 // leak out of a file compiled with wider ISA flags. `kind` is the value of
 // cnncore::Activation (relu 0, leaky_relu 1, sigmoid 2, tanh 3).
 

@@ -309,13 +309,6 @@ void transform_planes(int64_t count, const fft::RealPlanNd& plan, Workspace& tb,
 
 }  // namespace
 
-std::string conv_fft_why_not(const ConvGeometry&) {
-  // Every rank, padding mode, stride, dilation, group count and flip is
-  // served; the only limit is memory, which the op layer checks against
-  // conv_fft_workspace_bytes before running.
-  return {};
-}
-
 int64_t conv_fft_workspace_bytes(const ConvGeometry& g, int64_t, ConvPass pass, int threads) {
   const Shape3 sh(g);
   // Saturates well below INT64_MAX so the op layer's sum with the result size

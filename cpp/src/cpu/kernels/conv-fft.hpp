@@ -13,8 +13,9 @@
 
 namespace cnncore::cpu {
 
-// Empty when the FFT path serves `g`, otherwise why not (for the error message).
-std::string conv_fft_why_not(const detail::ConvGeometry& g);
+// The FFT path serves every problem (every rank, padding mode, stride,
+// dilation, group count and flip); its only limit is memory, which the op
+// layer checks against conv_fft_workspace_bytes before running.
 // Whether algorithm="auto" should pick FFT for `g`: large kernels where a
 // flop/time estimate says FFT is clearly cheaper than direct or im2col.
 bool conv_fft_preferred(const detail::ConvGeometry& g);

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "cnncore/runtime.hpp"
-#include "cpu/kernels/activation-kernels.hpp"
+#include "cpu/kernels/f32-elementwise.hpp"
 
 namespace cnncore::cpu {
 
@@ -23,7 +23,7 @@ using detail::AxisGeometry;
 
 namespace {
 
-#include "cpu/kernels/softmax-exp-body.hpp"
+#include "cpu/kernels/exp-tanh-body.hpp"
 #include "cpu/kernels/cross-entropy-body.hpp"
 
 // Positions per piece: totals are summed per piece, then in piece order.
@@ -31,7 +31,7 @@ constexpr int64_t kChunk = 256;
 
 }  // namespace
 
-// float: the current kernel level's range functions (activation-kernels.hpp);
+// float: the current kernel level's range functions (f32-elementwise.hpp);
 // double: the baseline bodies.
 template <typename T>
 double cross_entropy_forward(const AxisGeometry& g, const T* src, const T* weights, const CrossEntropyTerms& t,

@@ -93,7 +93,7 @@ const GemmUkernel<T>* gemm_ukernels(int* count) {
 
 template <typename T>
 const GemmUkernel<T>& gemm_ukernel_for_current_isa() {
-  const int level = std::max(1, static_cast<int>(get_isa()));
+  const Isa level = std::max(Isa::generic, get_isa());
   const GemmUkernel<T>* best = nullptr;
   for (const auto& k : registry<T>())
     if (k.isa <= level && (!best || k.isa > best->isa)) best = &k;

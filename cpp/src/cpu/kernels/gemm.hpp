@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "cnncore/runtime.hpp"
+
 namespace cnncore::cpu {
 
 // Micro-kernel contract: `a` holds kc steps of MR values (a[p*MR + i]), `b`
@@ -20,7 +22,7 @@ template <typename T>
 struct GemmUkernel {
   const char* name;  // e.g. "f32_gemm_6x16__avx2_fma"
   int mr, nr;
-  int isa;  // cnncore::Isa level the kernel needs
+  Isa isa;  // the kernel level it needs
   GemmUkernelFn<T> fn;
 };
 

@@ -59,12 +59,12 @@ std::vector<LocalConvUkernels<T>> collect() {
   else                                                                                               \
     v.push_back({"f64_local_conv__" #isa_name, level, (f32_lanes) / 2, &f64_local_dot_nt__##isa_name, \
                  &f64_local_gemm_bcast__##isa_name});
-  CNNCORE_ADD(generic, static_cast<int>(Isa::generic), 4)
+  CNNCORE_ADD(generic, Isa::generic, 4)
 #if defined(CNNCORE_HAVE_AVX2_KERNELS)
-  CNNCORE_ADD(avx2, static_cast<int>(Isa::avx2), 8)
+  CNNCORE_ADD(avx2, Isa::avx2, 8)
 #endif
 #if defined(CNNCORE_HAVE_AVX512_KERNELS)
-  CNNCORE_ADD(avx512, static_cast<int>(Isa::avx512), 16)
+  CNNCORE_ADD(avx512, Isa::avx512, 16)
 #endif
 #undef CNNCORE_ADD
   return v;
@@ -86,7 +86,7 @@ const LocalConvUkernels<T>* local_conv_ukernels(int* count) {
 
 template <typename T>
 const LocalConvUkernels<T>& local_conv_ukernels_for_current_isa() {
-  const int level = static_cast<int>(get_isa());
+  const Isa level = get_isa();
   const LocalConvUkernels<T>* best = &registry<T>().front();
   for (const auto& k : registry<T>())
     if (k.isa <= level && k.isa > best->isa) best = &k;

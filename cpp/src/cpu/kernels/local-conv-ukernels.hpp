@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "cnncore/runtime.hpp"
+
 namespace cnncore::cpu {
 
 // The widest vector any level uses, in elements of float (16 x 32 bits).
@@ -12,7 +14,7 @@ constexpr int64_t kLocalConvMaxLanes = 16;
 template <typename T>
 struct LocalConvUkernels {
   const char* name;  // e.g. "f32_local_conv__avx2"
-  int isa;           // cnncore::Isa level the kernels need
+  Isa isa;           // the kernel level they need
   int lanes;         // V: elements of T in one vector register (divides kMaxLanes)
   // Y (M x O, row stride ldy) = P (M x K, row stride ldp) * W^T with W (O x K)
   // row-major. When K % V != 0 the rows of P must be zero-padded to a

@@ -14,7 +14,7 @@
 #include <type_traits>
 
 #include "cnncore/runtime.hpp"
-#include "cpu/kernels/activation-kernels.hpp"
+#include "cpu/kernels/f32-elementwise.hpp"
 
 namespace cnncore::cpu {
 
@@ -22,7 +22,7 @@ using detail::AxisGeometry;
 
 namespace {
 
-#include "cpu/kernels/softmax-exp-body.hpp"
+#include "cpu/kernels/exp-tanh-body.hpp"
 #include "cpu/kernels/softmax-body.hpp"
 
 constexpr int64_t kBlock = kSoftmaxBlock;
@@ -44,7 +44,7 @@ void for_each_task(const AxisGeometry& g, F&& f) {
 
 }  // namespace
 
-// float: the current kernel level's task function (activation-kernels.hpp);
+// float: the current kernel level's task function (f32-elementwise.hpp);
 // double: the baseline body.
 template <typename T>
 void softmax_forward(const AxisGeometry& g, bool log, const T* src, T* dst) {

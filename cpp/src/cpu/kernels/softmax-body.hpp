@@ -1,9 +1,9 @@
 // Softmax / log-softmax bodies for one task of softmax-blocked.hpp's scheme:
 // one contiguous row (inner == 1) or a block of w <= kSoftmaxBlock
 // neighbouring columns of an L x inner plane. Included inside an anonymous
-// namespace by each kernel level's source file (activation-kernels-<isa>.cpp;
+// namespace by each kernel level's source file (f32-elementwise-level.inc, compiled once per level;
 // T = float) and by softmax-blocked.cpp (T = double), after
-// softmax-exp-body.hpp. Only builtins: nothing here may leak out of a file
+// exp-tanh-body.hpp. Only builtins: nothing here may leak out of a file
 // compiled with wider ISA flags.
 
 constexpr int64_t kSoftmaxBlock = 64;

@@ -83,6 +83,34 @@ double cross_entropy_forward(const AxisGeometry& g, const T* src, const T* weigh
 
 // dl/dx_c = (1 - eps) w_t (p_c - [c == t]) + eps / C * (p_c sum_k w_k - w_c).
 template <typename T>
+double nll_loss_forward(const AxisGeometry& g, const T* src, const T* weights, const int64_t* target, int64_t ignore,
+                        T* loss) {
+  double total = 0;
+  for (int64_t o = 0; o < g.outer; ++o)
+    for (int64_t i = 0; i < g.inner; ++i) {
+      const int64_t p = o * g.inner + i, t = target[p];
+      double l = 0;
+      if (t != ignore) l = -(weights ? double(weights[t]) : 1.0) * double(src[(o * g.axis + t) * g.inner + i]);
+      if (loss) loss[p] = static_cast<T>(l);
+      total += l;
+    }
+  return total;
+}
+
+template <typename T>
+void nll_loss_backward(const AxisGeometry& g, const T* diff_dst, int64_t dstride, double factor, const T* weights,
+                       const int64_t* target, int64_t ignore, T* diff_src) {
+  for (int64_t k = 0; k < g.numel(); ++k) diff_src[k] = T(0);
+  for (int64_t o = 0; o < g.outer; ++o)
+    for (int64_t i = 0; i < g.inner; ++i) {
+      const int64_t p = o * g.inner + i, t = target[p];
+      if (t == ignore) continue;
+      const double w = weights ? double(weights[t]) : 1.0;
+      diff_src[(o * g.axis + t) * g.inner + i] = static_cast<T>(-w * factor * double(diff_dst[p * dstride]));
+    }
+}
+
+template <typename T>
 void cross_entropy_backward(const AxisGeometry& g, const T* diff_dst, int64_t dstride, double factor, const T* src,
                             const T* weights, const CrossEntropyTerms& t, T* diff_src) {
   std::vector<T> prob(static_cast<std::size_t>(g.numel()));
@@ -250,6 +278,9 @@ void linear_backward_bias(const LinearDims& d, const T* diff_dst, T* diff_bias) 
   template void softmax_backward<T>(const AxisGeometry&, bool, const T*, const T*, T*);                         \
   template double cross_entropy_forward<T>(const AxisGeometry&, const T*, const T*, const CrossEntropyTerms&,   \
                                            T*);                                                                 \
+  template double nll_loss_forward<T>(const AxisGeometry&, const T*, const T*, const int64_t*, int64_t, T*);   \
+  template void nll_loss_backward<T>(const AxisGeometry&, const T*, int64_t, double, const T*, const int64_t*,  \
+                                     int64_t, T*);                                                              \
   template void cross_entropy_backward<T>(const AxisGeometry&, const T*, int64_t, double, const T*, const T*,   \
                                           const CrossEntropyTerms&, T*);                                        \
   template void lrn_forward<T>(const AxisGeometry&, const LrnParams&, const T*, T*);                            \

@@ -27,6 +27,16 @@ template <typename T>
 void cross_entropy_backward(const detail::AxisGeometry& g, const T* diff_dst, int64_t dstride, double factor,
                             const T* src, const T* weights, const CrossEntropyTerms& t, T* diff_src);
 
+// loss[p] = -w[t_p] * src[o, t_p, i] at position p = o * inner + i (0 where
+// t_p == ignore); returns the sum of the losses. loss may be null.
+template <typename T>
+double nll_loss_forward(const detail::AxisGeometry& g, const T* src, const T* weights, const int64_t* target,
+                        int64_t ignore, T* loss);
+// diff_src = 0 except diff_src[o, t_p, i] = -w[t_p] * factor * diff_dst[p * dstride].
+template <typename T>
+void nll_loss_backward(const detail::AxisGeometry& g, const T* diff_dst, int64_t dstride, double factor,
+                       const T* weights, const int64_t* target, int64_t ignore, T* diff_src);
+
 template <typename T>
 void lrn_forward(const detail::AxisGeometry& g, const LrnParams& p, const T* src, T* dst);
 template <typename T>

@@ -1,6 +1,6 @@
-// The table of float32 elementwise kernel levels (activation-kernels.inc) and
+// The table of float32 elementwise kernel levels (f32-elementwise-levels.inc) and
 // the choice by get_isa().
-#include "cpu/kernels/activation-kernels.hpp"
+#include "cpu/kernels/f32-elementwise.hpp"
 
 #include <cstddef>
 
@@ -20,7 +20,7 @@
 namespace cnncore::cpu {
 
 #define CNNCORE_F32_ELEMENTWISE(s, isa) CNNCORE_EW_DECLARE2(s)
-#include "cpu/kernels/activation-kernels.inc"
+#include "cpu/kernels/f32-elementwise-levels.inc"
 #undef CNNCORE_F32_ELEMENTWISE
 
 namespace {
@@ -31,7 +31,7 @@ namespace {
                         &f32_softmax_backward__##s,   &f32_cross_entropy_forward__##s,                     \
                         &f32_cross_entropy_backward__##s},
 const F32ElementwiseKernels kLevels[] = {
-#include "cpu/kernels/activation-kernels.inc"
+#include "cpu/kernels/f32-elementwise-levels.inc"
 };
 #undef CNNCORE_F32_ELEMENTWISE
 
@@ -44,7 +44,7 @@ const F32ElementwiseKernels* f32_elementwise_kernels(int* count) {
 
 namespace {
 
-const F32ElementwiseKernels& widest_up_to(int level) {
+const F32ElementwiseKernels& widest_up_to(Isa level) {
   const F32ElementwiseKernels* best = &kLevels[0];
   for (const F32ElementwiseKernels& k : kLevels)
     if (k.isa <= level && k.isa > best->isa) best = &k;
@@ -54,12 +54,12 @@ const F32ElementwiseKernels& widest_up_to(int level) {
 }  // namespace
 
 const F32ElementwiseKernels& f32_elementwise_kernels_for_current_isa() {
-  return widest_up_to(static_cast<int>(get_isa()));
+  return widest_up_to(get_isa());
 }
 
 const F32ElementwiseKernels& f32_elementwise_kernels_for_rows(int64_t row_length) {
-  const int level = static_cast<int>(get_isa());
-  return widest_up_to(row_length < 16 && level > static_cast<int>(Isa::avx2) ? static_cast<int>(Isa::avx2) : level);
+  const Isa level = get_isa();
+  return widest_up_to(row_length < 16 && level > Isa::avx2 ? Isa::avx2 : level);
 }
 
 }  // namespace cnncore::cpu

@@ -6,20 +6,20 @@
 #pragma GCC optimize("no-trapping-math")
 #endif
 
-#include "cpu/kernels/activation-simd.hpp"
+#include "cpu/kernels/activation-parallel.hpp"
 
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
 #include "cnncore/runtime.hpp"
-#include "cpu/kernels/activation-kernels.hpp"
+#include "cpu/kernels/f32-elementwise.hpp"
 
 namespace cnncore::cpu {
 
 namespace {
 
-#include "cpu/kernels/softmax-exp-body.hpp"
+#include "cpu/kernels/exp-tanh-body.hpp"
 #include "cpu/kernels/activation-body.hpp"
 
 // Pieces of at least this many elements (a multiple of every vector width),

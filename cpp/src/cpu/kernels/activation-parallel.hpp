@@ -1,6 +1,6 @@
 // Elementwise activations, forward and backward: the array is split between
 // threads, and each piece goes to the current kernel level's float32 kernel
-// (activation-kernels.hpp) or, for double, to the baseline body
+// (f32-elementwise.hpp) or, for double, to the baseline body
 // (activation-body.hpp).
 #pragma once
 
@@ -8,11 +8,11 @@
 #include <cstdint>
 
 #include "cnncore/layers.hpp"
-#include "cpu/kernels/softmax-exp.hpp"
+#include "cpu/kernels/exp-tanh.hpp"
 
 namespace cnncore::cpu {
 
-// tanh that vectorises (float; double uses libm): softmax-exp-body.hpp's
+// tanh that vectorises (float; double uses libm): exp-tanh-body.hpp's
 // tanh_poly_f32, within 3 ulp of libm's tanhf.
 inline float tanh_poly(float x) { return detail_exp::tanh_poly_f32(x); }
 inline double tanh_poly(double x) { return std::tanh(x); }

@@ -1,8 +1,8 @@
 // exp(x) for float written so that compilers vectorise it inside `omp simd`
 // loops (libm's expf is an opaque call that keeps those loops scalar). Used by
 // baseline code and the C++ tests; the references use std::exp. The algorithm
-// and its error bounds are in softmax-exp-body.hpp, which every kernel level
-// (activation-kernels-<isa>.cpp) also compiles for itself.
+// and its error bounds are in exp-tanh-body.hpp, which every kernel level
+// (f32-elementwise-level.inc, compiled once per level) also compiles for itself.
 #pragma once
 
 #include <cmath>
@@ -15,7 +15,7 @@ inline T exp_poly(T x);
 
 // Baseline copies of the bodies (external linkage; only baseline code includes this file).
 namespace detail_exp {
-#include "cpu/kernels/softmax-exp-body.hpp"
+#include "cpu/kernels/exp-tanh-body.hpp"
 }  // namespace detail_exp
 
 template <>

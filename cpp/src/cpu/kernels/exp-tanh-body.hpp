@@ -1,8 +1,8 @@
 // The vectorisable float exp and tanh (and the scalar helpers the fast
 // softmax / cross-entropy / activation bodies use), as a body to be included
-// inside a namespace: softmax-exp.hpp includes it in cnncore::cpu::detail_exp
+// inside a namespace: exp-tanh.hpp includes it in cnncore::cpu::detail_exp
 // for baseline code, and each kernel level's source file
-// (activation-kernels-<isa>.cpp) includes it inside an anonymous namespace,
+// (f32-elementwise-level.inc, compiled once per level) includes it inside an anonymous namespace,
 // so that copies compiled with different ISA flags never merge at link time.
 // No #pragma once (each includer wants its own copy); the includer provides
 // <cstdint>. Only compiler builtins, no library templates: nothing compiled

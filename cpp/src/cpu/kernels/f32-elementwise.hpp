@@ -1,9 +1,9 @@
 // The float32 elementwise kernels of each kernel level: exp, activations,
-// softmax tasks and cross-entropy ranges. Each level's source file
-// (activation-kernels-generic.cpp, -avx2.cpp, -avx512.cpp) compiles the same
+// softmax tasks and cross-entropy ranges. CMake compiles one source,
+// f32-elementwise-level.inc, once per level (generic, avx2_fma, avx512): the same
 // bodies (activation-body.hpp, softmax-body.hpp, cross-entropy-body.hpp on top
-// of softmax-exp-body.hpp) with its own flags; activation-kernels.inc lists
-// them; the callers (activation-simd.cpp, softmax-blocked.cpp,
+// of exp-tanh-body.hpp) with its own flags; f32-elementwise-levels.inc lists
+// them; the callers (activation-parallel.cpp, softmax-blocked.cpp,
 // cross-entropy-fused.cpp) split the work between threads and call the
 // current level's entry serially per piece. Double stays on the baseline
 // bodies (its exp / tanh are libm calls).
@@ -11,12 +11,14 @@
 
 #include <cstdint>
 
+#include "cnncore/runtime.hpp"
+
 namespace cnncore::cpu {
 
 struct F32ElementwiseKernels {
   const char* name;  // e.g. "f32_elementwise__avx2"
-  int isa;           // cnncore::Isa level the kernels need
-  // y[i] = exp(x[i]) (softmax-exp-body.hpp's exp_poly_f32).
+  Isa isa;           // the kernel level they need
+  // y[i] = exp(x[i]) (exp-tanh-body.hpp's exp_poly_f32).
   void (*exp)(int64_t n, const float* x, float* y);
   // kind: the value of cnncore::Activation; slope: leaky_relu's negative slope.
   void (*activation_forward)(int kind, float slope, int64_t n, const float* x, float* y);
