@@ -100,6 +100,15 @@ void cross_entropy_case() {
                               });
           ref_vs_fast<Tensor>([&] { return cross_entropy_backward(g, x, labels, wt, p); },
                               [&](const Tensor& r, const Tensor& f) { CHECK(max_abs_diff<T>(r, f) <= tol<T>(1e-14, 1e-6)); });
+          if (eps == 0.0) {
+            // nll_loss of log_softmax is cross-entropy, forward and (chained through
+            // log_softmax's backward) backward.
+            const Tensor logp = softmax_forward(x, SoftmaxParams{1, true});
+            const NllLossParams q{-100, red};
+            CHECK(max_abs_diff<T>(nll_loss_forward(logp, labels, wt, q), y) <= tol<T>(1e-12, 1e-4) * (1 + shape_numel(ts)));
+            const Tensor chained = softmax_backward(nll_loss_backward(g, logp, labels, wt, q), x, SoftmaxParams{1, true});
+            CHECK(max_abs_diff<T>(chained, cross_entropy_backward(g, x, labels, wt, p)) <= tol<T>(1e-12, 1e-5));
+          }
         }
   }
 }
