@@ -69,32 +69,33 @@ void check_budget(const char* op, const ConvGeometry& g, ConvAlgorithm algo, Con
 }
 
 template <typename T>
-void run_forward(ConvAlgorithm algo, const ConvGeometry& g, const T* src, const T* w, const T* b, T* dst) {
+void run_forward(ConvAlgorithm algo, const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
   switch (algo) {
-    case ConvAlgorithm::reference: return cpu::ref::conv_forward(g, src, w, b, dst);
-    case ConvAlgorithm::direct: return cpu::conv_forward_direct(g, src, w, b, dst);
-    case ConvAlgorithm::fft: return cpu::conv_forward_fft(g, src, w, b, dst);
-    default: return cpu::conv_forward_im2col(g, src, w, b, dst);
+    case ConvAlgorithm::reference: return cpu::ref::conv_forward(g, src, weights, bias, dst);
+    case ConvAlgorithm::direct: return cpu::conv_forward_direct(g, src, weights, bias, dst);
+    case ConvAlgorithm::fft: return cpu::conv_forward_fft(g, src, weights, bias, dst);
+    default: return cpu::conv_forward_im2col(g, src, weights, bias, dst);
   }
 }
 
 template <typename T>
-void run_backward_data(ConvAlgorithm algo, const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+void run_backward_data(ConvAlgorithm algo, const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src) {
   switch (algo) {
-    case ConvAlgorithm::reference: return cpu::ref::conv_backward_data(g, dy, w, dx);
-    case ConvAlgorithm::direct: return cpu::conv_backward_data_direct(g, dy, w, dx);
-    case ConvAlgorithm::fft: return cpu::conv_backward_data_fft(g, dy, w, dx);
-    default: return cpu::conv_backward_data_im2col(g, dy, w, dx);
+    case ConvAlgorithm::reference: return cpu::ref::conv_backward_data(g, diff_dst, weights, diff_src);
+    case ConvAlgorithm::direct: return cpu::conv_backward_data_direct(g, diff_dst, weights, diff_src);
+    case ConvAlgorithm::fft: return cpu::conv_backward_data_fft(g, diff_dst, weights, diff_src);
+    default: return cpu::conv_backward_data_im2col(g, diff_dst, weights, diff_src);
   }
 }
 
 template <typename T>
-void run_backward_weight(ConvAlgorithm algo, const ConvGeometry& g, const T* dy, const T* x, T* dw) {
+void run_backward_weight(ConvAlgorithm algo, const ConvGeometry& g, const T* diff_dst, const T* src,
+                         T* diff_weights) {
   switch (algo) {
-    case ConvAlgorithm::reference: return cpu::ref::conv_backward_weight(g, dy, x, dw);
-    case ConvAlgorithm::direct: return cpu::conv_backward_weight_direct(g, dy, x, dw);
-    case ConvAlgorithm::fft: return cpu::conv_backward_weight_fft(g, dy, x, dw);
-    default: return cpu::conv_backward_weight_im2col(g, dy, x, dw);
+    case ConvAlgorithm::reference: return cpu::ref::conv_backward_weight(g, diff_dst, src, diff_weights);
+    case ConvAlgorithm::direct: return cpu::conv_backward_weight_direct(g, diff_dst, src, diff_weights);
+    case ConvAlgorithm::fft: return cpu::conv_backward_weight_fft(g, diff_dst, src, diff_weights);
+    default: return cpu::conv_backward_weight_im2col(g, diff_dst, src, diff_weights);
   }
 }
 
@@ -149,12 +150,12 @@ Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const 
   check_same_dtype(op, "grad_out", diff_dst, "x", src.dtype());
   const ConvAlgorithm algo = choose(op, params.algorithm, g);
   check_budget(op, g, algo, ConvPass::backward_weight, src.dtype(), shape_numel(weights_shape));
-  Tensor diff_w = Tensor::zeros(weights_shape, src.dtype());
+  Tensor diff_weights = Tensor::zeros(weights_shape, src.dtype());
   with_dtype(src.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    run_backward_weight<T>(algo, g, diff_dst.data_as<T>(), src.data_as<T>(), diff_w.data_as<T>());
+    run_backward_weight<T>(algo, g, diff_dst.data_as<T>(), src.data_as<T>(), diff_weights.data_as<T>());
   });
-  return diff_w;
+  return diff_weights;
 }
 
 }  // namespace
