@@ -1,9 +1,13 @@
 """Differentiable network operations on :class:`cnncore.Tensor`, named and
 argued like ``torch.nn.functional`` where torch has the op.
 
-Each op is one :class:`~cnncore.tensor.Function`: its forward calls
-``cnncore.ops.<name>`` and its backward ``cnncore.ops.<name>_backward`` (the
-C++ kernels), side by side, with what it saves stated. Our own extras:
+Each public op is a plain ``def`` that applies one :class:`~cnncore.tensor.Function`
+(the rule of its family: ``Convolution``, ``Pool``, ``MaxPool``, ``Activation``,
+``Dropout``, ``BatchNorm``, ``ArrayOp``, ``CrossEntropy``, ``NLLLoss``) and names
+its C++ kernels explicitly: ``max_pool2d`` runs ``ops.max_pool2d`` forward and
+``ops.max_pool2d_backward`` backward. Each rule's forward and backward sit side
+by side, with what it saves stated. This module also attaches the network-op
+methods of :class:`~cnncore.Tensor` (``x.relu()``, ``x.softmax(dim)``, ...). Our own extras:
 ``local_conv2d``, ``tiled_conv2d``, ``separable_conv2d``,
 ``weighted_avg_pool{1,2,3}d``, ``global_{avg,max}_pool2d`` and the ``flip``,
 ``padding_mode`` and ``algorithm`` keywords on convolution.
@@ -27,14 +31,6 @@ __all__ = [
 ]
 
 
-def _op(name):
-    """``cnncore.ops.<name>``, or a clear error while that op has not been built."""
-    fn = getattr(ops, name, None)
-    if fn is None:
-        raise NotImplementedError(f"cnncore.ops.{name} is not available in this build")
-    return fn
-
-
 def _t(x):
     return x if isinstance(x, Tensor) else Tensor(x)
 
@@ -48,29 +44,39 @@ def _opt(x):
 
 
 class Convolution(Function):
-    # saves: x, the weight array(s), whether there is a bias, the op name and its
-    # keywords; ops.<name>_backward(grad, x, *weights, bias=<bool>, **keywords)
-    # returns (grad_x, *grad_weights, grad_bias)
-    def forward(self, x, *weights_and_bias, name, kw):
+    # Every convolution-like op: forward(x, *weights, bias, **kw) and its
+    # backward(grad, x, *weights, bias=<bool>, **kw) -> (grad_x, *grad_weights, grad_bias),
+    # both named by the caller (ops.conv2d / ops.conv2d_backward, ...).
+    # saves: x, the weight array(s), whether there is a bias, the keywords
+    def forward(self, x, *weights_and_bias, op, op_backward, kw, masks=False):
         weights, bias = weights_and_bias[:-1], weights_and_bias[-1]
-        self.x, self.weights, self.has_bias, self.name, self.kw = x, weights, \
-            bias is not None, name, kw
-        return _op(name)(x, *weights, bias, **kw)
+        self.x, self.weights, self.has_bias = x, weights, bias is not None
+        self.op_backward, self.kw, self.masks = op_backward, kw, masks
+        return op(x, *weights, bias, **kw)
 
     def backward(self, grad):
         kw = self.kw
-        if self.name in ("conv1d", "conv2d", "conv3d"):
-            # Skip the input gradient where nothing needs it (a network's first layer).
+        if self.masks:
+            # Skip the gradients nothing needs (a network's first layer needs no grad_x).
             kw = dict(kw, input_grad=self.needs_input_grad[0],
                       weight_grad=self.needs_input_grad[1])
-        return _op(self.name + "_backward")(grad, self.x, *self.weights, bias=self.has_bias, **kw)
+        return self.op_backward(grad, self.x, *self.weights, bias=self.has_bias, **kw)
+
+
+_CONV = {1: (ops.conv1d, ops.conv1d_backward), 2: (ops.conv2d, ops.conv2d_backward),
+         3: (ops.conv3d, ops.conv3d_backward)}
+_CONV_TRANSPOSE = {1: (ops.conv_transpose1d, ops.conv_transpose1d_backward),
+                   2: (ops.conv_transpose2d, ops.conv_transpose2d_backward),
+                   3: (ops.conv_transpose3d, ops.conv_transpose3d_backward)}
 
 
 def _conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, flip,
           algorithm):
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
               padding_mode=padding_mode, flip=flip, algorithm=algorithm)
-    return Convolution.apply(_t(input), _t(weight), _opt(bias), name=f"conv{nd}d", kw=kw)
+    op, op_backward = _CONV[nd]
+    return Convolution.apply(_t(input), _t(weight), _opt(bias), op=op, op_backward=op_backward,
+                             kw=kw, masks=True)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
@@ -102,7 +108,8 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation):
     kw = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
               dilation=dilation)
-    return Convolution.apply(_t(input), _t(weight), _opt(bias), name=f"conv_transpose{nd}d",
+    op, op_backward = _CONV_TRANSPOSE[nd]
+    return Convolution.apply(_t(input), _t(weight), _opt(bias), op=op, op_backward=op_backward,
                              kw=kw)
 
 
@@ -137,22 +144,22 @@ def _backward_tuple(result, n):
 
 
 class ArrayOp(Function):
-    # saves: the array inputs and the keywords; backward is ops.<name>_backward(grad,
-    # *inputs, **keywords), returning one gradient per array input
-    def forward(self, *arrays, name, kw):
-        self.arrays, self.name, self.kw = arrays, name, kw
-        return _op(name)(*arrays, **kw)
+    # An op of array inputs: forward op(*inputs, **kw), backward op_backward(grad, *inputs,
+    # **kw) returning one gradient per array input (pad, linear).
+    # saves: the array inputs and the keywords
+    def forward(self, *arrays, op, op_backward, kw):
+        self.arrays, self.op_backward, self.kw = arrays, op_backward, kw
+        return op(*arrays, **kw)
 
     def backward(self, grad):
-        return _backward_tuple(_op(self.name + "_backward")(grad, *self.arrays, **self.kw),
-                               len(self.arrays))
+        return _backward_tuple(self.op_backward(grad, *self.arrays, **self.kw), len(self.arrays))
 
 
 def separable_conv2d(input, depthwise_weight, pointwise_weight, bias=None, stride=1, padding=0,
                      dilation=1, *, padding_mode="zeros", flip=False, algorithm="auto"):
     """Depthwise (C_in*m, 1, kH, kW) then pointwise (C_out, C_in*m, 1, 1) convolution."""
     return Convolution.apply(_t(input), _t(depthwise_weight), _t(pointwise_weight), _opt(bias),
-                             name="separable_conv2d",
+                             op=ops.separable_conv2d, op_backward=ops.separable_conv2d_backward,
                              kw=dict(stride=stride, padding=padding, dilation=dilation,
                                      padding_mode=padding_mode, flip=flip, algorithm=algorithm))
 
@@ -163,7 +170,7 @@ def local_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, *,
 
     ``weight`` (H_out, W_out, C_out, C_in, kH, kW), ``bias`` (C_out, H_out, W_out).
     """
-    return Convolution.apply(_t(input), _t(weight), _opt(bias), name="local_conv2d",
+    return Convolution.apply(_t(input), _t(weight), _opt(bias), op=ops.local_conv2d, op_backward=ops.local_conv2d_backward,
                              kw=dict(stride=stride, padding=padding, dilation=dilation,
                                      padding_mode=padding_mode, flip=flip, algorithm=algorithm))
 
@@ -172,7 +179,7 @@ def tiled_conv2d(input, weight, bias=None, tile=1, stride=1, padding=0, dilation
                  padding_mode="zeros", flip=False, algorithm="auto"):
     """Tiled convolution: output (i, j) uses kernel ``weight[i % tH, j % tW]`` of
     ``weight`` (tH, tW, C_out, C_in, kH, kW); ``bias`` (C_out, tH, tW)."""
-    return Convolution.apply(_t(input), _t(weight), _opt(bias), name="tiled_conv2d",
+    return Convolution.apply(_t(input), _t(weight), _opt(bias), op=ops.tiled_conv2d, op_backward=ops.tiled_conv2d_backward,
                              kw=dict(tile=tile, stride=stride, padding=padding,
                                      dilation=dilation, padding_mode=padding_mode, flip=flip,
                                      algorithm=algorithm))
@@ -190,7 +197,7 @@ def pad(input, pad, mode="constant", value=0.0):
                          f"axes of input (last axis first), got {pad!r}")
     pairs = [pad[i:i + 2] for i in range(0, len(pad), 2)][::-1]
     per_axis = [0, 0] * (nd - len(pairs)) + [p for pair in pairs for p in pair]
-    return ArrayOp.apply(x, name="pad", kw=dict(pad=per_axis, mode=mode, value=value))
+    return ArrayOp.apply(x, op=ops.pad, op_backward=ops.pad_backward, kw=dict(pad=per_axis, mode=mode, value=value))
 
 
 # ---------------------------------------------------------------------------
@@ -198,42 +205,70 @@ def pad(input, pad, mode="constant", value=0.0):
 
 
 class Pool(Function):
+    # Average, Lp, weighted and adaptive-average pooling: op(x, **kw) and
+    # op_backward(grad, x, **kw) -> grad_x.
     # saves: x and the keywords (the backward recomputes the windows)
-    def forward(self, x, name, kw):
-        self.x, self.name, self.kw = x, name, kw
-        return _op(name)(x, **kw)
+    def forward(self, x, op, op_backward, kw):
+        self.x, self.op_backward, self.kw = x, op_backward, kw
+        return op(x, **kw)
 
     def backward(self, grad):
-        return (_op(self.name + "_backward")(grad, self.x, **self.kw),)
+        return (self.op_backward(grad, self.x, **self.kw),)
 
 
 class MaxPool(Function):
+    # Max and adaptive-max pooling: op(x, return_indices=True, **kw) -> (y, indices) and
+    # op_backward(grad, x, indices=indices, **kw) -> grad_x.
     # saves: x, the keywords and the argmax indices (so the backward only scatters)
-    def forward(self, x, name, kw, indices_out=None):
-        self.x, self.name, self.kw = x, name, kw
-        out, self.indices = _op(name)(x, return_indices=True, **kw)
+    def forward(self, x, op, op_backward, kw, indices_out=None):
+        self.x, self.op_backward, self.kw = x, op_backward, kw
+        out, self.indices = op(x, return_indices=True, **kw)
         if indices_out is not None:
             indices_out.append(self.indices)
         return out
 
     def backward(self, grad):
-        return (_op(self.name + "_backward")(grad, self.x, indices=self.indices, **self.kw),)
+        return (self.op_backward(grad, self.x, indices=self.indices, **self.kw),)
 
 
-def _pool(name, input, kw):
-    return Pool.apply(_t(input), name=name, kw=kw)
+# (forward, backward) of each pooling op by rank
+_MAX_POOL = {1: (ops.max_pool1d, ops.max_pool1d_backward),
+             2: (ops.max_pool2d, ops.max_pool2d_backward),
+             3: (ops.max_pool3d, ops.max_pool3d_backward)}
+_AVG_POOL = {1: (ops.avg_pool1d, ops.avg_pool1d_backward),
+             2: (ops.avg_pool2d, ops.avg_pool2d_backward),
+             3: (ops.avg_pool3d, ops.avg_pool3d_backward)}
+_LP_POOL = {1: (ops.lp_pool1d, ops.lp_pool1d_backward),
+            2: (ops.lp_pool2d, ops.lp_pool2d_backward),
+            3: (ops.lp_pool3d, ops.lp_pool3d_backward)}
+_WEIGHTED_AVG_POOL = {1: (ops.weighted_avg_pool1d, ops.weighted_avg_pool1d_backward),
+                      2: (ops.weighted_avg_pool2d, ops.weighted_avg_pool2d_backward),
+                      3: (ops.weighted_avg_pool3d, ops.weighted_avg_pool3d_backward)}
+_ADAPTIVE_AVG_POOL = {1: (ops.adaptive_avg_pool1d, ops.adaptive_avg_pool1d_backward),
+                      2: (ops.adaptive_avg_pool2d, ops.adaptive_avg_pool2d_backward),
+                      3: (ops.adaptive_avg_pool3d, ops.adaptive_avg_pool3d_backward)}
+_ADAPTIVE_MAX_POOL = {1: (ops.adaptive_max_pool1d, ops.adaptive_max_pool1d_backward),
+                      2: (ops.adaptive_max_pool2d, ops.adaptive_max_pool2d_backward),
+                      3: (ops.adaptive_max_pool3d, ops.adaptive_max_pool3d_backward)}
 
 
-def _max(name, input, kw, return_indices):
+def _pool(pair, input, kw):
+    op, op_backward = pair
+    return Pool.apply(_t(input), op=op, op_backward=op_backward, kw=kw)
+
+
+def _max(pair, input, kw, return_indices):
+    op, op_backward = pair
     if return_indices:
         holder = []
-        out = MaxPool.apply(_t(input), name=name, kw=kw, indices_out=holder)
+        out = MaxPool.apply(_t(input), op=op, op_backward=op_backward, kw=kw,
+                            indices_out=holder)
         return out, Tensor(holder[0])
-    return MaxPool.apply(_t(input), name=name, kw=kw)
+    return MaxPool.apply(_t(input), op=op, op_backward=op_backward, kw=kw)
 
 
 def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
-    return _max(f"max_pool{nd}d", input,
+    return _max(_MAX_POOL[nd], input,
                 dict(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
                      ceil_mode=ceil_mode), return_indices)
 
@@ -260,7 +295,7 @@ def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_
               count_include_pad=count_include_pad)
     if divisor_override is not None:
         kw["divisor_override"] = divisor_override
-    return _pool(f"avg_pool{nd}d", input, kw)
+    return _pool(_AVG_POOL[nd], input, kw)
 
 
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -283,7 +318,7 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 
 
 def _lp_pool(nd, input, norm_type, kernel_size, stride, ceil_mode, padding):
-    return _pool(f"lp_pool{nd}d", input,
+    return _pool(_LP_POOL[nd], input,
                  dict(norm_type=norm_type, kernel_size=kernel_size, stride=stride,
                       padding=padding, ceil_mode=ceil_mode))
 
@@ -302,7 +337,7 @@ def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False, *, pa
 
 
 def _weighted(nd, input, kernel_size, stride, padding, ceil_mode, sigma):
-    return _pool(f"weighted_avg_pool{nd}d", input,
+    return _pool(_WEIGHTED_AVG_POOL[nd], input,
                  dict(kernel_size=kernel_size, stride=stride, padding=padding,
                       ceil_mode=ceil_mode, sigma=sigma))
 
@@ -321,38 +356,38 @@ def weighted_avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=Fa
 
 
 def adaptive_avg_pool1d(input, output_size):
-    return _pool("adaptive_avg_pool1d", input, dict(output_size=output_size))
+    return _pool(_ADAPTIVE_AVG_POOL[1], input, dict(output_size=output_size))
 
 
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed ``output_size`` whatever the input size."""
-    return _pool("adaptive_avg_pool2d", input, dict(output_size=output_size))
+    return _pool(_ADAPTIVE_AVG_POOL[2], input, dict(output_size=output_size))
 
 
 def adaptive_avg_pool3d(input, output_size):
-    return _pool("adaptive_avg_pool3d", input, dict(output_size=output_size))
+    return _pool(_ADAPTIVE_AVG_POOL[3], input, dict(output_size=output_size))
 
 
 def adaptive_max_pool1d(input, output_size, return_indices=False):
-    return _max("adaptive_max_pool1d", input, dict(output_size=output_size), return_indices)
+    return _max(_ADAPTIVE_MAX_POOL[1], input, dict(output_size=output_size), return_indices)
 
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):
-    return _max("adaptive_max_pool2d", input, dict(output_size=output_size), return_indices)
+    return _max(_ADAPTIVE_MAX_POOL[2], input, dict(output_size=output_size), return_indices)
 
 
 def adaptive_max_pool3d(input, output_size, return_indices=False):
-    return _max("adaptive_max_pool3d", input, dict(output_size=output_size), return_indices)
+    return _max(_ADAPTIVE_MAX_POOL[3], input, dict(output_size=output_size), return_indices)
 
 
 def global_avg_pool2d(input):
     """Mean over H and W: (N, C, 1, 1)."""
-    return _pool("global_avg_pool2d", input, {})
+    return _pool((ops.global_avg_pool2d, ops.global_avg_pool2d_backward), input, {})
 
 
 def global_max_pool2d(input):
     """Max over H and W: (N, C, 1, 1)."""
-    return _max("adaptive_max_pool2d", input, dict(output_size=1), False)
+    return _max(_ADAPTIVE_MAX_POOL[2], input, dict(output_size=1), False)
 
 
 # ---------------------------------------------------------------------------
@@ -360,13 +395,15 @@ def global_max_pool2d(input):
 
 
 class Activation(Function):
+    # Elementwise and per-position ops of one input: op(x, **kw) and
+    # op_backward(grad, x, **kw) -> grad_x (activations, softmax, LRN).
     # saves: x and the keywords (the backward takes the forward input)
-    def forward(self, x, name, kw):
-        self.x, self.name, self.kw = x, name, kw
-        return _op(name)(x, **kw)
+    def forward(self, x, op, op_backward, kw):
+        self.x, self.op_backward, self.kw = x, op_backward, kw
+        return op(x, **kw)
 
     def backward(self, grad):
-        return (_op(self.name + "_backward")(grad, self.x, **self.kw),)
+        return (self.op_backward(grad, self.x, **self.kw),)
 
 
 _NO_KW = {}
@@ -374,34 +411,34 @@ _NO_KW = {}
 
 def relu(input, inplace=False):
     """max(x, 0)."""
-    return Activation.apply(_t(input), name="relu", kw=_NO_KW)
+    return Activation.apply(_t(input), op=ops.relu, op_backward=ops.relu_backward, kw=_NO_KW)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return Activation.apply(_t(input), name="leaky_relu", kw=dict(negative_slope=negative_slope))
+    return Activation.apply(_t(input), op=ops.leaky_relu, op_backward=ops.leaky_relu_backward, kw=dict(negative_slope=negative_slope))
 
 
 def sigmoid(input):
     """1 / (1 + exp(-x))."""
-    return Activation.apply(_t(input), name="sigmoid", kw=_NO_KW)
+    return Activation.apply(_t(input), op=ops.sigmoid, op_backward=ops.sigmoid_backward, kw=_NO_KW)
 
 
 def tanh(input):
-    return Activation.apply(_t(input), name="tanh", kw=_NO_KW)
+    return Activation.apply(_t(input), op=ops.tanh, op_backward=ops.tanh_backward, kw=_NO_KW)
 
 
 def softmax(input, dim=-1):
     """exp(x) / sum(exp(x)) along ``dim``."""
-    return Activation.apply(_t(input), name="softmax", kw=dict(dim=dim))
+    return Activation.apply(_t(input), op=ops.softmax, op_backward=ops.softmax_backward, kw=dict(dim=dim))
 
 
 def log_softmax(input, dim=-1):
-    return Activation.apply(_t(input), name="log_softmax", kw=dict(dim=dim))
+    return Activation.apply(_t(input), op=ops.log_softmax, op_backward=ops.log_softmax_backward, kw=dict(dim=dim))
 
 
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     """Across-channel local response normalisation (AlexNet)."""
-    return Activation.apply(_t(input), name="local_response_norm",
+    return Activation.apply(_t(input), op=ops.local_response_norm, op_backward=ops.local_response_norm_backward,
                             kw=dict(size=size, alpha=alpha, beta=beta, k=k))
 
 
@@ -410,10 +447,10 @@ class Dropout(Function):
     # backward regenerates it instead of saving it
     def forward(self, x, kw):
         self.x, self.kw = x, kw
-        return _op("dropout")(x, **kw)
+        return ops.dropout(x, **kw)
 
     def backward(self, grad):
-        return (_op("dropout_backward")(grad, self.x, **self.kw),)
+        return (ops.dropout_backward(grad, self.x, **self.kw),)
 
 
 def dropout(input, p=0.5, training=True, inplace=False, *, seed=None, generator=None):
@@ -437,10 +474,10 @@ class BatchNorm(Function):
     def forward(self, x, running_mean, running_var, weight, bias, kw):
         self.x, self.weight, self.bias, self.kw = x, weight, bias, kw
         self.mean, self.var = running_mean, running_var
-        return _op("batch_norm")(x, running_mean, running_var, weight, bias, **kw)
+        return ops.batch_norm(x, running_mean, running_var, weight, bias, **kw)
 
     def backward(self, grad):
-        gx, gw, gb = _backward_tuple(_op("batch_norm_backward")(
+        gx, gw, gb = _backward_tuple(ops.batch_norm_backward(
             grad, self.x, self.mean, self.var, self.weight, self.bias, **self.kw), 3)
         return gx, None, None, gw, gb
 
@@ -469,7 +506,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias``; ``weight`` (out_features, in_features)."""
-    return ArrayOp.apply(_t(input), _t(weight), _opt(bias), name="linear", kw=_NO_KW)
+    return ArrayOp.apply(_t(input), _t(weight), _opt(bias), op=ops.linear,
+                         op_backward=ops.linear_backward, kw=_NO_KW)
 
 
 def flatten(input, start_dim=0, end_dim=-1):
@@ -484,10 +522,10 @@ class CrossEntropy(Function):
     # saves: the logits, the (integer) target, the class weights and the keywords
     def forward(self, logits, target, weight, kw):
         self.logits, self.target, self.weight, self.kw = logits, target, weight, kw
-        return _op("cross_entropy")(logits, target, weight, **kw)
+        return ops.cross_entropy(logits, target, weight, **kw)
 
     def backward(self, grad):
-        g = _op("cross_entropy_backward")(grad, self.logits, self.target, self.weight, **self.kw)
+        g = ops.cross_entropy_backward(grad, self.logits, self.target, self.weight, **self.kw)
         return g, None, None
 
 
@@ -510,46 +548,19 @@ def _reduce(loss, reduction):
 
 
 class NLLLoss(Function):
-    # saves: the input shape, the target, the per-sample weights and the normaliser
-    def forward(self, logp, target, weight, ignore_index, reduction):
-        if logp.ndim < 2:
-            raise ValueError(f"nll_loss: input must be (N, C) or (N, C, d...), got shape "
-                             f"{logp.shape}")
-        if target.shape != logp.shape[:1] + logp.shape[2:]:
-            raise ValueError(f"nll_loss: target shape {target.shape} does not match input "
-                             f"shape {logp.shape} (expected {logp.shape[:1] + logp.shape[2:]})")
-        if not np.issubdtype(target.dtype, np.integer):
-            raise TypeError(f"nll_loss: target must hold integer class indices, got dtype "
-                            f"{target.dtype}")
-        c = logp.shape[1]
-        valid = target != ignore_index
-        safe = np.where(valid, target, 0)
-        if np.any((safe < 0) | (safe >= c)):
-            raise ValueError(f"nll_loss: target values must be in [0, {c}), got "
-                             f"{safe.min()}..{safe.max()}")
-        lp = np.moveaxis(logp, 1, -1)
-        picked = np.take_along_axis(lp, safe[..., None], axis=-1)[..., 0]
-        w = (np.ones(c, logp.dtype) if weight is None else weight)[safe] * valid
-        w = w.astype(logp.dtype, copy=False)
-        self.shape, self.safe, self.w, self.reduction = logp.shape, safe, w, reduction
-        losses = -picked * w
-        if reduction == "none":
-            self.norm = None
-            return losses
-        self.norm = w.sum() if reduction == "mean" else 1.0
-        return np.asarray(losses.sum() / self.norm, dtype=logp.dtype)
+    # saves: the log-probabilities, the (integer) target, the class weights and the keywords
+    def forward(self, logp, target, weight, kw):
+        self.logp, self.target, self.weight, self.kw = logp, target, weight, kw
+        return ops.nll_loss(logp, target, weight, **kw)
 
     def backward(self, grad):
-        g = -self.w * (grad if self.norm is None else grad / self.norm)
-        out = np.zeros(self.shape[:1] + self.shape[2:] + self.shape[1:2], dtype=g.dtype)
-        np.put_along_axis(out, self.safe[..., None], g[..., None], axis=-1)
-        return np.moveaxis(out, -1, 1), None, None
+        return ops.nll_loss_backward(grad, self.logp, self.target, self.weight, **self.kw), None, None
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of log-probabilities ``input`` (N, C[, d...])."""
-    return NLLLoss.apply(_t(input), _t(target), _opt(weight), ignore_index=ignore_index,
-                         reduction=reduction)
+    return NLLLoss.apply(_t(input), _t(target), _opt(weight),
+                         kw=dict(ignore_index=ignore_index, reduction=reduction))
 
 
 def mse_loss(input, target, reduction="mean"):
@@ -562,3 +573,12 @@ def mse_loss(input, target, reduction="mean"):
 def l1_loss(input, target, reduction="mean"):
     x = _t(input)
     return _reduce((x - _wrap(target, x)).abs(), reduction)
+
+
+# Tensor methods for the network ops, attached here, where the ops are defined (so
+# tensor.py never imports this module): x.relu() is relu(x), x.softmax(dim) softmax(x, dim).
+Tensor.relu = relu
+Tensor.sigmoid = sigmoid
+Tensor.tanh = tanh
+Tensor.softmax = softmax
+Tensor.log_softmax = log_softmax

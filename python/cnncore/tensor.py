@@ -886,26 +886,8 @@ class Tensor:
             index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
         return GetItem.apply(self, index=index)
 
-    # --- network ops (C++ kernels; see cnncore.functional) ---
-    def relu(self):
-        from . import functional
-        return functional.relu(self)
-
-    def sigmoid(self):
-        from . import functional
-        return functional.sigmoid(self)
-
-    def tanh(self):
-        from . import functional
-        return functional.tanh(self)
-
-    def softmax(self, dim=-1):
-        from . import functional
-        return functional.softmax(self, dim)
-
-    def log_softmax(self, dim=-1):
-        from . import functional
-        return functional.log_softmax(self, dim)
+    # The network-op methods (relu, sigmoid, tanh, softmax, log_softmax) are attached by
+    # cnncore.functional, which defines them: this module imports nothing of it.
 
     # --- in-place helpers for initialisation (no graph) ---
     def zero_(self):

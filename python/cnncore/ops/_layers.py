@@ -22,6 +22,7 @@ __all__ = [
     "softmax", "softmax_backward",
     "log_softmax", "log_softmax_backward",
     "cross_entropy", "cross_entropy_backward",
+    "nll_loss", "nll_loss_backward",
     "dropout", "dropout_backward",
     "local_response_norm", "local_response_norm_backward",
     "batch_norm", "batch_norm_backward",
@@ -191,6 +192,35 @@ def cross_entropy_backward(grad_out, input, target, weight=None, ignore_index=-1
     grad_out = _array(grad_out, op, "grad_out")
     _same_dtype(op, "input", input, grad_out=grad_out)
     return _core.cross_entropy_backward(grad_out, input, target, weight, **kw)
+
+
+def _nll_args(op, input, target, weight, ignore_index, reduction):
+    input = _array(input, op, "input")
+    target = _targets(target, op)
+    if weight is not None:
+        weight = _array(weight, op, "weight")
+    return input, target, weight, dict(ignore_index=_int(ignore_index, op, "ignore_index"),
+                                       reduction=_word(reduction, _REDUCTIONS, op, "reduction"))
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of log-probabilities ``input`` (N, C) or (N, C, d...) at class
+    indices ``target`` (N) or (N, d...), like ``torch.nn.functional.nll_loss``: position n
+    contributes ``-weight[t_n] * input[n, t_n]`` (0 where ``t_n == ignore_index``); "mean"
+    divides by the total ``weight`` of the non-ignored targets."""
+    input, target, weight, kw = _nll_args("nll_loss", input, target, weight, ignore_index,
+                                          reduction)
+    return _core.nll_loss_forward(input, target, weight, **kw)
+
+
+def nll_loss_backward(grad_out, input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Gradient of :func:`nll_loss` with respect to ``input`` (``grad_out`` has the loss's
+    shape; a Python number is taken in the dtype of ``input``)."""
+    op = "nll_loss"
+    input, target, weight, kw = _nll_args(op, input, target, weight, ignore_index, reduction)
+    if isinstance(grad_out, numbers.Real) and not isinstance(grad_out, (bool, np.bool_, np.ndarray)):
+        grad_out = np.asarray(grad_out, dtype=input.dtype)
+    return _core.nll_loss_backward(_array(grad_out, op, "grad_out"), input, target, weight, **kw)
 
 
 # ---------------------------------------------------------------------------
