@@ -170,7 +170,8 @@ def local_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, *,
 
     ``weight`` (H_out, W_out, C_out, C_in, kH, kW), ``bias`` (C_out, H_out, W_out).
     """
-    return Convolution.apply(_t(input), _t(weight), _opt(bias), op=ops.local_conv2d, op_backward=ops.local_conv2d_backward,
+    return Convolution.apply(_t(input), _t(weight), _opt(bias), op=ops.local_conv2d,
+                             op_backward=ops.local_conv2d_backward,
                              kw=dict(stride=stride, padding=padding, dilation=dilation,
                                      padding_mode=padding_mode, flip=flip, algorithm=algorithm))
 
@@ -179,7 +180,8 @@ def tiled_conv2d(input, weight, bias=None, tile=1, stride=1, padding=0, dilation
                  padding_mode="zeros", flip=False, algorithm="auto"):
     """Tiled convolution: output (i, j) uses kernel ``weight[i % tH, j % tW]`` of
     ``weight`` (tH, tW, C_out, C_in, kH, kW); ``bias`` (C_out, tH, tW)."""
-    return Convolution.apply(_t(input), _t(weight), _opt(bias), op=ops.tiled_conv2d, op_backward=ops.tiled_conv2d_backward,
+    return Convolution.apply(_t(input), _t(weight), _opt(bias), op=ops.tiled_conv2d,
+                             op_backward=ops.tiled_conv2d_backward,
                              kw=dict(tile=tile, stride=stride, padding=padding,
                                      dilation=dilation, padding_mode=padding_mode, flip=flip,
                                      algorithm=algorithm))
@@ -197,7 +199,9 @@ def pad(input, pad, mode="constant", value=0.0):
                          f"axes of input (last axis first), got {pad!r}")
     pairs = [pad[i:i + 2] for i in range(0, len(pad), 2)][::-1]
     per_axis = [0, 0] * (nd - len(pairs)) + [p for pair in pairs for p in pair]
-    return ArrayOp.apply(x, op=ops.pad, op_backward=ops.pad_backward, kw=dict(pad=per_axis, mode=mode, value=value))
+    return ArrayOp.apply(x, op=ops.pad,
+                         op_backward=ops.pad_backward,
+                         kw=dict(pad=per_axis, mode=mode, value=value))
 
 
 # ---------------------------------------------------------------------------
@@ -415,7 +419,9 @@ def relu(input, inplace=False):
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return Activation.apply(_t(input), op=ops.leaky_relu, op_backward=ops.leaky_relu_backward, kw=dict(negative_slope=negative_slope))
+    return Activation.apply(_t(input), op=ops.leaky_relu,
+                            op_backward=ops.leaky_relu_backward,
+                            kw=dict(negative_slope=negative_slope))
 
 
 def sigmoid(input):
@@ -429,16 +435,19 @@ def tanh(input):
 
 def softmax(input, dim=-1):
     """exp(x) / sum(exp(x)) along ``dim``."""
-    return Activation.apply(_t(input), op=ops.softmax, op_backward=ops.softmax_backward, kw=dict(dim=dim))
+    return Activation.apply(_t(input), op=ops.softmax,
+                            op_backward=ops.softmax_backward, kw=dict(dim=dim))
 
 
 def log_softmax(input, dim=-1):
-    return Activation.apply(_t(input), op=ops.log_softmax, op_backward=ops.log_softmax_backward, kw=dict(dim=dim))
+    return Activation.apply(_t(input), op=ops.log_softmax,
+                            op_backward=ops.log_softmax_backward, kw=dict(dim=dim))
 
 
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     """Across-channel local response normalisation (AlexNet)."""
-    return Activation.apply(_t(input), op=ops.local_response_norm, op_backward=ops.local_response_norm_backward,
+    return Activation.apply(_t(input), op=ops.local_response_norm,
+                            op_backward=ops.local_response_norm_backward,
                             kw=dict(size=size, alpha=alpha, beta=beta, k=k))
 
 
@@ -554,7 +563,8 @@ class NLLLoss(Function):
         return ops.nll_loss(logp, target, weight, **kw)
 
     def backward(self, grad):
-        return ops.nll_loss_backward(grad, self.logp, self.target, self.weight, **self.kw), None, None
+        g = ops.nll_loss_backward(grad, self.logp, self.target, self.weight, **self.kw)
+        return g, None, None
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):

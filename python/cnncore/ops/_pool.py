@@ -141,18 +141,6 @@ def _make_max_pool(nd):
         x = _x(x, op, nd)
         return _core.pool_backward(_grad_out(grad_out, x, op, nd), x, _indices(indices, op), **p)
 
-    max_pool.__doc__ = f"""{nd}-D max pooling of ``x`` {_layout(nd, "C")}.
-
-    ``stride=None`` means ``stride = kernel_size``; ``padding`` (implicit -inf) is an int, one
-    per axis or before/after per axis, each at most half the dilated kernel. ``ceil_mode``
-    rounds the output size up (the last window must start inside the input or the left
-    padding). With ``return_indices=True`` returns ``(y, indices)``: int64 flat positions of
-    each maximum within its (n, c) input plane. The first maximum in scan order wins; NaN
-    beats every number.
-    """
-    max_pool_backward.__doc__ = f"""Gradient of :func:`max_pool{nd}d`: ``grad_out`` goes to the
-    position of each window's maximum (recomputed from ``x``, or taken from ``indices`` as
-    returned with ``return_indices=True``). Returns ``grad_x``."""
     return max_pool, max_pool_backward
 
 
@@ -174,12 +162,6 @@ def _make_avg_pool(nd):
         x = _x(x, op, nd)
         return _core.pool_backward(_grad_out(grad_out, x, op, nd), x, None, **p)
 
-    avg_pool.__doc__ = f"""{nd}-D average pooling of ``x`` {_layout(nd, "C")} (as torch).
-
-    The divisor is the window clipped to the padded input (``count_include_pad=True``), the
-    number of taps inside the input (``False``), or ``divisor_override``.
-    """
-    avg_pool_backward.__doc__ = f"Gradient of :func:`avg_pool{nd}d`; returns ``grad_x``."
     return avg_pool, avg_pool_backward
 
 
@@ -199,14 +181,6 @@ def _make_lp_pool(nd):
         x = _x(x, op, nd)
         return _core.pool_backward(_grad_out(grad_out, x, op, nd), x, None, **p)
 
-    lp_pool.__doc__ = f"""{nd}-D Lp pooling: ``(sum |x|^p)^(1/p)`` over each window (p = norm_type).
-
-    ``norm_type`` >= 1 or ``inf`` (max of ``|x|``); 2 is L2 pooling. Padding (and the part
-    of a ceil-mode window past the input) adds zeros. Unlike torch, ``|x|`` is used for every
-    p and partial windows are not rescaled.
-    """
-    lp_pool_backward.__doc__ = f"""Gradient of :func:`lp_pool{nd}d`: ``sign(x) (|x|/y)^(p-1)``
-    per tap, and 0 for a window of zeros (y = 0), where torch gives NaN. Returns ``grad_x``."""
     return lp_pool, lp_pool_backward
 
 
@@ -226,16 +200,6 @@ def _make_weighted_avg_pool(nd):
         x = _x(x, op, nd)
         return _core.pool_backward(_grad_out(grad_out, x, op, nd), x, None, **p)
 
-    weighted_avg_pool.__doc__ = f"""{nd}-D distance-weighted average pooling.
-
-    Tap t of a window gets weight ``exp(-sum_a (t_a - (k_a-1)/2)^2 / (2 sigma_a^2))``, the
-    weights normalised to sum to 1 over all taps of the kernel. ``sigma``: a number or one
-    per axis, > 0; ``None`` means ``kernel_size / 4`` per axis. Padding taps (and taps of a
-    ceil-mode window past the input) read zeros and keep their weight: the op is a fixed
-    linear filter, a depthwise convolution with the normalised Gaussian.
-    """
-    weighted_avg_pool_backward.__doc__ = (f"Gradient of :func:`weighted_avg_pool{nd}d`; "
-                                          "returns ``grad_x``.")
     return weighted_avg_pool, weighted_avg_pool_backward
 
 
@@ -268,31 +232,7 @@ def _make_adaptive(nd, kind):
             x, p = params(x, output_size, algorithm)
             return _core.pool_backward(_grad_out(grad_out, x, op, nd), x, None, **p)
 
-    adaptive.__doc__ = f"""{nd}-D adaptive {kind} pooling of ``x`` {_layout(nd, "C")}.
-
-    ``output_size``: an int or one per axis (``None`` keeps that input size). Output i on an
-    axis of n inputs and m outputs pools ``[floor(i*n/m), ceil((i+1)*n/m))``, as torch.
-    """
-    adaptive_backward.__doc__ = (f"Gradient of :func:`adaptive_{kind}_pool{nd}d`; "
-                                 "returns ``grad_x``.")
     return adaptive, adaptive_backward
-
-
-def _export(name, fwd, bwd):
-    for fn, full in ((fwd, name), (bwd, name + "_backward")):
-        fn.__name__ = fn.__qualname__ = full
-        fn.__module__ = "cnncore.ops"
-        globals()[full] = fn
-
-
-for _nd in (1, 2, 3):
-    _export(f"max_pool{_nd}d", *_make_max_pool(_nd))
-    _export(f"avg_pool{_nd}d", *_make_avg_pool(_nd))
-    _export(f"lp_pool{_nd}d", *_make_lp_pool(_nd))
-    _export(f"weighted_avg_pool{_nd}d", *_make_weighted_avg_pool(_nd))
-    _export(f"adaptive_avg_pool{_nd}d", *_make_adaptive(_nd, "avg"))
-    _export(f"adaptive_max_pool{_nd}d", *_make_adaptive(_nd, "max"))
-del _nd
 
 
 def _global(nd, kind, x, grad_out=None):
@@ -305,25 +245,367 @@ def _global(nd, kind, x, grad_out=None):
 
 
 def _make_global(nd, kind):
-    what = {"avg": "Mean", "max": "Maximum"}[kind]
-
     def forward(x):
         return _global(nd, kind, x)
 
     def backward(grad_out, x):
         return _global(nd, kind, x, grad_out)
 
-    forward.__doc__ = (f"{what} over every spatial axis of ``x`` (N, C, spatial...) -> "
-                       f"(N, C, 1...); ``adaptive_{kind}_pool{nd}d(x, 1)``.")
-    backward.__doc__ = (f"Gradient of :func:`global_{kind}_pool{nd}d`"
-                        f"{' (to the first maximum)' if kind == 'max' else ''}; returns ``grad_x``.")
     return forward, backward
 
 
-for _nd in (1, 2, 3):
-    for _kind in ("avg", "max"):
-        _export(f"global_{_kind}_pool{_nd}d", *_make_global(_nd, _kind))
-del _nd, _kind
+# ---------------------------------------------------------------------------
+# the public ops: plain definitions over the rank-generic implementations above
+
+
+_IMPL = {nd: {"max_pool": _make_max_pool(nd), "avg_pool": _make_avg_pool(nd),
+              "lp_pool": _make_lp_pool(nd), "weighted_avg_pool": _make_weighted_avg_pool(nd),
+              "adaptive_avg_pool": _make_adaptive(nd, "avg"),
+              "adaptive_max_pool": _make_adaptive(nd, "max"),
+              "global_avg_pool": _make_global(nd, "avg"),
+              "global_max_pool": _make_global(nd, "max")}
+         for nd in (1, 2, 3)}
+
+
+def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, *, algorithm="auto"):
+    """1-D max pooling of ``x`` (N, C, L): the maximum of each window (contract in the 2-D
+    docstring and docs/ops.md)."""
+    return _IMPL[1]["max_pool"][0](x, kernel_size, stride, padding, dilation, ceil_mode,
+                                   return_indices, algorithm=algorithm)
+
+
+def max_pool1d_backward(grad_out, x, kernel_size, stride=None, padding=0, dilation=1,
+                        ceil_mode=False, return_indices=False, *, indices=None, algorithm="auto"):
+    """Gradient of :func:`max_pool1d`; returns ``grad_x``."""
+    return _IMPL[1]["max_pool"][1](grad_out, x, kernel_size, stride, padding, dilation, ceil_mode,
+                                   return_indices, indices=indices, algorithm=algorithm)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, *, algorithm="auto"):
+    """2-D max pooling of ``x`` (N, C, H, W).
+
+    ``stride=None`` means ``stride = kernel_size``; ``padding`` (implicit -inf) is an int, one
+    per axis or before/after per axis, each at most half the dilated kernel. ``ceil_mode``
+    rounds the output size up (the last window must start inside the input or the left
+    padding). With ``return_indices=True`` returns ``(y, indices)``: int64 flat positions of
+    each maximum within its (n, c) input plane. The first maximum in scan order wins; NaN
+    beats every number.
+    """
+    return _IMPL[2]["max_pool"][0](x, kernel_size, stride, padding, dilation, ceil_mode,
+                                   return_indices, algorithm=algorithm)
+
+
+def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, dilation=1,
+                        ceil_mode=False, return_indices=False, *, indices=None, algorithm="auto"):
+    """Gradient of :func:`max_pool2d`: ``grad_out`` goes to the
+    position of each window's maximum (recomputed from ``x``, or taken from ``indices`` as
+    returned with ``return_indices=True``). Returns ``grad_x``.
+    """
+    return _IMPL[2]["max_pool"][1](grad_out, x, kernel_size, stride, padding, dilation, ceil_mode,
+                                   return_indices, indices=indices, algorithm=algorithm)
+
+
+def max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, *, algorithm="auto"):
+    """3-D max pooling of ``x`` (N, C, D, H, W): the maximum of each window (contract in the 2-D
+    docstring and docs/ops.md)."""
+    return _IMPL[3]["max_pool"][0](x, kernel_size, stride, padding, dilation, ceil_mode,
+                                   return_indices, algorithm=algorithm)
+
+
+def max_pool3d_backward(grad_out, x, kernel_size, stride=None, padding=0, dilation=1,
+                        ceil_mode=False, return_indices=False, *, indices=None, algorithm="auto"):
+    """Gradient of :func:`max_pool3d`; returns ``grad_x``."""
+    return _IMPL[3]["max_pool"][1](grad_out, x, kernel_size, stride, padding, dilation, ceil_mode,
+                                   return_indices, indices=indices, algorithm=algorithm)
+
+
+def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None, *, algorithm="auto"):
+    """1-D average pooling of ``x`` (N, C, L), as torch."""
+    return _IMPL[1]["avg_pool"][0](x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                   divisor_override, algorithm=algorithm)
+
+
+def avg_pool1d_backward(grad_out, x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, divisor_override=None, *, algorithm="auto"):
+    """Gradient of :func:`avg_pool1d`; returns ``grad_x``."""
+    return _IMPL[1]["avg_pool"][1](grad_out, x, kernel_size, stride, padding, ceil_mode,
+                                   count_include_pad, divisor_override, algorithm=algorithm)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None, *, algorithm="auto"):
+    """2-D average pooling of ``x`` (N, C, H, W) (as torch).
+
+    The divisor is the window clipped to the padded input (``count_include_pad=True``), the
+    number of taps inside the input (``False``), or ``divisor_override``.
+    """
+    return _IMPL[2]["avg_pool"][0](x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                   divisor_override, algorithm=algorithm)
+
+
+def avg_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, divisor_override=None, *, algorithm="auto"):
+    """Gradient of :func:`avg_pool2d`; returns ``grad_x``."""
+    return _IMPL[2]["avg_pool"][1](grad_out, x, kernel_size, stride, padding, ceil_mode,
+                                   count_include_pad, divisor_override, algorithm=algorithm)
+
+
+def avg_pool3d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None, *, algorithm="auto"):
+    """3-D average pooling of ``x`` (N, C, D, H, W), as torch."""
+    return _IMPL[3]["avg_pool"][0](x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                   divisor_override, algorithm=algorithm)
+
+
+def avg_pool3d_backward(grad_out, x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, divisor_override=None, *, algorithm="auto"):
+    """Gradient of :func:`avg_pool3d`; returns ``grad_x``."""
+    return _IMPL[3]["avg_pool"][1](grad_out, x, kernel_size, stride, padding, ceil_mode,
+                                   count_include_pad, divisor_override, algorithm=algorithm)
+
+
+def lp_pool1d(x, norm_type, kernel_size, stride=None, padding=0, ceil_mode=False, *,
+              algorithm="auto"):
+    """1-D Lp pooling of ``x`` (N, C, L): ``(sum |x|^p)^(1/p)`` over each window (p =
+    ``norm_type``)."""
+    return _IMPL[1]["lp_pool"][0](x, norm_type, kernel_size, stride, padding, ceil_mode,
+                                  algorithm=algorithm)
+
+
+def lp_pool1d_backward(grad_out, x, norm_type, kernel_size, stride=None, padding=0,
+                       ceil_mode=False, *, algorithm="auto"):
+    """Gradient of :func:`lp_pool1d`; returns ``grad_x``."""
+    return _IMPL[1]["lp_pool"][1](grad_out, x, norm_type, kernel_size, stride, padding, ceil_mode,
+                                  algorithm=algorithm)
+
+
+def lp_pool2d(x, norm_type, kernel_size, stride=None, padding=0, ceil_mode=False, *,
+              algorithm="auto"):
+    """2-D Lp pooling: ``(sum |x|^p)^(1/p)`` over each window (p = norm_type).
+
+    ``norm_type`` >= 1 or ``inf`` (max of ``|x|``); 2 is L2 pooling. Padding (and the part
+    of a ceil-mode window past the input) adds zeros. Unlike torch, ``|x|`` is used for every
+    p and partial windows are not rescaled.
+    """
+    return _IMPL[2]["lp_pool"][0](x, norm_type, kernel_size, stride, padding, ceil_mode,
+                                  algorithm=algorithm)
+
+
+def lp_pool2d_backward(grad_out, x, norm_type, kernel_size, stride=None, padding=0,
+                       ceil_mode=False, *, algorithm="auto"):
+    """Gradient of :func:`lp_pool2d`: ``sign(x) (|x|/y)^(p-1)``
+    per tap, and 0 for a window of zeros (y = 0), where torch gives NaN. Returns ``grad_x``.
+    """
+    return _IMPL[2]["lp_pool"][1](grad_out, x, norm_type, kernel_size, stride, padding, ceil_mode,
+                                  algorithm=algorithm)
+
+
+def lp_pool3d(x, norm_type, kernel_size, stride=None, padding=0, ceil_mode=False, *,
+              algorithm="auto"):
+    """3-D Lp pooling of ``x`` (N, C, D, H, W): ``(sum |x|^p)^(1/p)`` over each window (p =
+    ``norm_type``)."""
+    return _IMPL[3]["lp_pool"][0](x, norm_type, kernel_size, stride, padding, ceil_mode,
+                                  algorithm=algorithm)
+
+
+def lp_pool3d_backward(grad_out, x, norm_type, kernel_size, stride=None, padding=0,
+                       ceil_mode=False, *, algorithm="auto"):
+    """Gradient of :func:`lp_pool3d`; returns ``grad_x``."""
+    return _IMPL[3]["lp_pool"][1](grad_out, x, norm_type, kernel_size, stride, padding, ceil_mode,
+                                  algorithm=algorithm)
+
+
+def weighted_avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode=False, sigma=None, *,
+                        algorithm="auto"):
+    """1-D distance-weighted (Gaussian) average pooling of ``x`` (N, C, L)."""
+    return _IMPL[1]["weighted_avg_pool"][0](x, kernel_size, stride, padding, ceil_mode, sigma,
+                                            algorithm=algorithm)
+
+
+def weighted_avg_pool1d_backward(grad_out, x, kernel_size, stride=None, padding=0,
+                                 ceil_mode=False, sigma=None, *, algorithm="auto"):
+    """Gradient of :func:`weighted_avg_pool1d`; returns ``grad_x``."""
+    return _IMPL[1]["weighted_avg_pool"][1](grad_out, x, kernel_size, stride, padding, ceil_mode,
+                                            sigma, algorithm=algorithm)
+
+
+def weighted_avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, sigma=None, *,
+                        algorithm="auto"):
+    """2-D distance-weighted average pooling.
+
+    Tap t of a window gets weight ``exp(-sum_a (t_a - (k_a-1)/2)^2 / (2 sigma_a^2))``, the
+    weights normalised to sum to 1 over all taps of the kernel. ``sigma``: a number or one
+    per axis, > 0; ``None`` means ``kernel_size / 4`` per axis. Padding taps (and taps of a
+    ceil-mode window past the input) read zeros and keep their weight: the op is a fixed
+    linear filter, a depthwise convolution with the normalised Gaussian.
+    """
+    return _IMPL[2]["weighted_avg_pool"][0](x, kernel_size, stride, padding, ceil_mode, sigma,
+                                            algorithm=algorithm)
+
+
+def weighted_avg_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0,
+                                 ceil_mode=False, sigma=None, *, algorithm="auto"):
+    """Gradient of :func:`weighted_avg_pool2d`; returns ``grad_x``."""
+    return _IMPL[2]["weighted_avg_pool"][1](grad_out, x, kernel_size, stride, padding, ceil_mode,
+                                            sigma, algorithm=algorithm)
+
+
+def weighted_avg_pool3d(x, kernel_size, stride=None, padding=0, ceil_mode=False, sigma=None, *,
+                        algorithm="auto"):
+    """3-D distance-weighted (Gaussian) average pooling of ``x`` (N, C, D, H, W)."""
+    return _IMPL[3]["weighted_avg_pool"][0](x, kernel_size, stride, padding, ceil_mode, sigma,
+                                            algorithm=algorithm)
+
+
+def weighted_avg_pool3d_backward(grad_out, x, kernel_size, stride=None, padding=0,
+                                 ceil_mode=False, sigma=None, *, algorithm="auto"):
+    """Gradient of :func:`weighted_avg_pool3d`; returns ``grad_x``."""
+    return _IMPL[3]["weighted_avg_pool"][1](grad_out, x, kernel_size, stride, padding, ceil_mode,
+                                            sigma, algorithm=algorithm)
+
+
+def adaptive_avg_pool1d(x, output_size, *, algorithm="auto"):
+    """1-D adaptive average pooling of ``x`` (N, C, L) to ``output_size``."""
+    return _IMPL[1]["adaptive_avg_pool"][0](x, output_size, algorithm=algorithm)
+
+
+def adaptive_avg_pool1d_backward(grad_out, x, output_size, *, algorithm="auto"):
+    """Gradient of :func:`adaptive_avg_pool1d`; returns ``grad_x``."""
+    return _IMPL[1]["adaptive_avg_pool"][1](grad_out, x, output_size, algorithm=algorithm)
+
+
+def adaptive_avg_pool2d(x, output_size, *, algorithm="auto"):
+    """2-D adaptive avg pooling of ``x`` (N, C, H, W).
+
+    ``output_size``: an int or one per axis (``None`` keeps that input size). Output i on an
+    axis of n inputs and m outputs pools ``[floor(i*n/m), ceil((i+1)*n/m))``, as torch.
+    """
+    return _IMPL[2]["adaptive_avg_pool"][0](x, output_size, algorithm=algorithm)
+
+
+def adaptive_avg_pool2d_backward(grad_out, x, output_size, *, algorithm="auto"):
+    """Gradient of :func:`adaptive_avg_pool2d`; returns ``grad_x``."""
+    return _IMPL[2]["adaptive_avg_pool"][1](grad_out, x, output_size, algorithm=algorithm)
+
+
+def adaptive_avg_pool3d(x, output_size, *, algorithm="auto"):
+    """3-D adaptive average pooling of ``x`` (N, C, D, H, W) to ``output_size``."""
+    return _IMPL[3]["adaptive_avg_pool"][0](x, output_size, algorithm=algorithm)
+
+
+def adaptive_avg_pool3d_backward(grad_out, x, output_size, *, algorithm="auto"):
+    """Gradient of :func:`adaptive_avg_pool3d`; returns ``grad_x``."""
+    return _IMPL[3]["adaptive_avg_pool"][1](grad_out, x, output_size, algorithm=algorithm)
+
+
+def adaptive_max_pool1d(x, output_size, return_indices=False, *, algorithm="auto"):
+    """1-D adaptive max pooling of ``x`` (N, C, L) to ``output_size``."""
+    return _IMPL[1]["adaptive_max_pool"][0](x, output_size, return_indices, algorithm=algorithm)
+
+
+def adaptive_max_pool1d_backward(grad_out, x, output_size, return_indices=False, *, indices=None,
+                                 algorithm="auto"):
+    """Gradient of :func:`adaptive_max_pool1d`; returns ``grad_x``."""
+    return _IMPL[1]["adaptive_max_pool"][1](grad_out, x, output_size, return_indices,
+                                            indices=indices, algorithm=algorithm)
+
+
+def adaptive_max_pool2d(x, output_size, return_indices=False, *, algorithm="auto"):
+    """2-D adaptive max pooling of ``x`` (N, C, H, W).
+
+    ``output_size``: an int or one per axis (``None`` keeps that input size). Output i on an
+    axis of n inputs and m outputs pools ``[floor(i*n/m), ceil((i+1)*n/m))``, as torch.
+    """
+    return _IMPL[2]["adaptive_max_pool"][0](x, output_size, return_indices, algorithm=algorithm)
+
+
+def adaptive_max_pool2d_backward(grad_out, x, output_size, return_indices=False, *, indices=None,
+                                 algorithm="auto"):
+    """Gradient of :func:`adaptive_max_pool2d`; returns ``grad_x``."""
+    return _IMPL[2]["adaptive_max_pool"][1](grad_out, x, output_size, return_indices,
+                                            indices=indices, algorithm=algorithm)
+
+
+def adaptive_max_pool3d(x, output_size, return_indices=False, *, algorithm="auto"):
+    """3-D adaptive max pooling of ``x`` (N, C, D, H, W) to ``output_size``."""
+    return _IMPL[3]["adaptive_max_pool"][0](x, output_size, return_indices, algorithm=algorithm)
+
+
+def adaptive_max_pool3d_backward(grad_out, x, output_size, return_indices=False, *, indices=None,
+                                 algorithm="auto"):
+    """Gradient of :func:`adaptive_max_pool3d`; returns ``grad_x``."""
+    return _IMPL[3]["adaptive_max_pool"][1](grad_out, x, output_size, return_indices,
+                                            indices=indices, algorithm=algorithm)
+
+
+def global_avg_pool1d(x):
+    """Mean over every spatial axis of ``x`` (N, C, L) -> (N, C, 1...); ``adaptive_avg_pool1d(x,
+    1)``."""
+    return _IMPL[1]["global_avg_pool"][0](x)
+
+
+def global_avg_pool1d_backward(grad_out, x):
+    """Gradient of :func:`global_avg_pool1d`; returns ``grad_x``."""
+    return _IMPL[1]["global_avg_pool"][1](grad_out, x)
+
+
+def global_avg_pool2d(x):
+    """Mean over every spatial axis of ``x`` (N, C, H, W) -> (N, C, 1...);
+    ``adaptive_avg_pool2d(x, 1)``."""
+    return _IMPL[2]["global_avg_pool"][0](x)
+
+
+def global_avg_pool2d_backward(grad_out, x):
+    """Gradient of :func:`global_avg_pool2d`; returns ``grad_x``."""
+    return _IMPL[2]["global_avg_pool"][1](grad_out, x)
+
+
+def global_avg_pool3d(x):
+    """Mean over every spatial axis of ``x`` (N, C, D, H, W) -> (N, C, 1...);
+    ``adaptive_avg_pool3d(x, 1)``."""
+    return _IMPL[3]["global_avg_pool"][0](x)
+
+
+def global_avg_pool3d_backward(grad_out, x):
+    """Gradient of :func:`global_avg_pool3d`; returns ``grad_x``."""
+    return _IMPL[3]["global_avg_pool"][1](grad_out, x)
+
+
+def global_max_pool1d(x):
+    """Maximum over every spatial axis of ``x`` (N, C, L) -> (N, C, 1...);
+    ``adaptive_max_pool1d(x, 1)``."""
+    return _IMPL[1]["global_max_pool"][0](x)
+
+
+def global_max_pool1d_backward(grad_out, x):
+    """Gradient of :func:`global_max_pool1d` (to the first maximum); returns ``grad_x``."""
+    return _IMPL[1]["global_max_pool"][1](grad_out, x)
+
+
+def global_max_pool2d(x):
+    """Maximum over every spatial axis of ``x`` (N, C, H, W) -> (N, C, 1...);
+    ``adaptive_max_pool2d(x, 1)``."""
+    return _IMPL[2]["global_max_pool"][0](x)
+
+
+def global_max_pool2d_backward(grad_out, x):
+    """Gradient of :func:`global_max_pool2d` (to the first maximum); returns ``grad_x``."""
+    return _IMPL[2]["global_max_pool"][1](grad_out, x)
+
+
+def global_max_pool3d(x):
+    """Maximum over every spatial axis of ``x`` (N, C, D, H, W) -> (N, C, 1...);
+    ``adaptive_max_pool3d(x, 1)``."""
+    return _IMPL[3]["global_max_pool"][0](x)
+
+
+def global_max_pool3d_backward(grad_out, x):
+    """Gradient of :func:`global_max_pool3d` (to the first maximum); returns ``grad_x``."""
+    return _IMPL[3]["global_max_pool"][1](grad_out, x)
 
 
 _KINDS = {"max": "max", "avg": "avg", "lp": "lp", "weighted_avg": "weighted_avg"}
