@@ -2,16 +2,24 @@
 
 Every array result has the dtype of the inputs (float32 or float64); every
 op ``name`` has a twin ``name_backward`` returning the gradients of its array
-inputs. Layout is NCHW (see ``docs/conv2d.md``).
+inputs. Layout is NCHW (see ``docs/conv2d.md``). One module per op family,
+named as the family's C++ op file and binding (``_pool.py`` ↔
+``cpp/src/ops/pool.cpp`` ↔ ``cpp/src/bindings/register_pool.cpp``).
 """
+from . import (_activation, _conv, _conv_transpose, _cross_entropy, _dropout, _linear,
+               _local_conv, _norm, _pad, _pool, _softmax)
+from ._activation import *  # noqa: F401,F403
 from ._conv import *  # noqa: F401,F403
-from ._conv import __all__ as _conv_all
-from ._layers import *  # noqa: F401,F403
-from ._layers import __all__ as _layers_all
-from ._local import *  # noqa: F401,F403
-from ._local import __all__ as _local_all
+from ._conv_transpose import *  # noqa: F401,F403
+from ._cross_entropy import *  # noqa: F401,F403
+from ._dropout import *  # noqa: F401,F403
+from ._linear import *  # noqa: F401,F403
+from ._local_conv import *  # noqa: F401,F403
+from ._norm import *  # noqa: F401,F403
 from ._pad import pad, pad_backward
 from ._pool import *  # noqa: F401,F403
-from ._pool import __all__ as _pool_all
+from ._softmax import *  # noqa: F401,F403
 
-__all__ = [*_conv_all, *_local_all, "pad", "pad_backward", *_pool_all, *_layers_all]
+__all__ = [name for family in (_conv, _conv_transpose, _local_conv, _pool, _activation, _softmax,
+                               _cross_entropy, _dropout, _norm, _linear)
+           for name in family.__all__] + ["pad", "pad_backward"]

@@ -1,6 +1,7 @@
 """Argument normalisation shared by every op: the one place where Python
 argument forms (ints, tuples, words) become what the C++ core takes, and
 where dtype and rank problems become TypeError / ValueError."""
+import numbers
 import operator
 
 import numpy as np
@@ -29,6 +30,20 @@ def _int(value, op, name, lo=_INT64_MIN, hi=_INT64_MAX):
             raise ValueError(f"{op}: {name} must fit in a 64-bit signed integer, got {v}")
         raise ValueError(f"{op}: {name} must be in [{lo}, {hi}], got {v}")
     return v
+
+
+def _bool(value, op, name):
+    """A bool argument (numpy bools too), or TypeError naming `name`."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def _real(value, op, name):
+    """A real-number argument (not bool) as float, or TypeError naming `name`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{op}: {name} must be a real number, got {type(value).__name__} {value!r}")
+    return float(value)
 
 
 def _per_axis(value, nd, op, name):
@@ -139,3 +154,9 @@ def _shape_arg(shape, op, name, n, layout):
     return shape
 
 
+def _grad_pair(op, grad_out, x, x_name="x"):
+    """(grad_out, x) as float arrays of one dtype."""
+    x = _array(x, op, x_name)
+    grad_out = _array(grad_out, op, "grad_out")
+    _same_dtype(op, x_name, x, grad_out=grad_out)
+    return grad_out, x

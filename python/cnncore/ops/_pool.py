@@ -10,7 +10,8 @@ import numbers
 import numpy as np
 
 from .. import _core
-from ._common import _array, _int, _layout, _padding, _per_axis, _same_dtype, _word
+from ._common import (_array, _bool, _int, _layout, _padding, _per_axis, _real, _same_dtype,
+                      _word)
 
 _ALGORITHMS = ("auto", "reference", "direct")
 _NAMES = ("max_pool", "avg_pool", "lp_pool", "weighted_avg_pool", "adaptive_avg_pool",
@@ -23,18 +24,6 @@ __all__ += ["pool_output_shape"]
 
 # ---------------------------------------------------------------------------
 # argument normalisation
-
-
-def _bool(value, op, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op}: {name} must be a bool, got {type(value).__name__}")
-    return bool(value)
-
-
-def _real(value, op, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{op}: {name} must be a real number, got {type(value).__name__} {value!r}")
-    return float(value)
 
 
 def _params(op, nd, kind, kernel_size=None, stride=None, padding=0, dilation=1, ceil_mode=False,

@@ -1,0 +1,146 @@
+"""Transposed convolution ops (NumPy in, NumPy out): the adjoint of convolution
+with the same weights, 1-3 spatial axes on one C++ implementation; see docs/ops.md.
+"""
+import numpy as np
+
+from .. import _core
+from ._common import (_ALGORITHMS, _array, _int, _layout, _padding, _per_axis, _same_dtype,
+                      _shape_arg, _weight_layout, _word)
+
+__all__ = [
+    "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "conv_transpose1d_backward", "conv_transpose2d_backward", "conv_transpose3d_backward",
+    "conv_transpose1d_output_shape", "conv_transpose2d_output_shape",
+    "conv_transpose3d_output_shape",
+]
+
+_TWEIGHT = "C_in", "C_out/groups"
+
+
+def _transpose_params(op, nd, stride, padding, output_padding, groups, dilation, algorithm):
+    if isinstance(padding, str):
+        raise ValueError(f"{op}: padding must be an integer or a tuple of integers "
+                         f"(the amount cropped from the full output), got {padding!r}")
+    pad, _ = _padding(padding, nd, op)
+    return dict(
+        stride=_per_axis(stride, nd, op, "stride"),
+        dilation=_per_axis(dilation, nd, op, "dilation"),
+        padding=pad,
+        output_padding=_per_axis(output_padding, nd, op, "output_padding"),
+        groups=_int(groups, op, "groups"),
+        algorithm=_word(algorithm, _ALGORITHMS, op, "algorithm"),
+        op=op,
+        spatial_dims=nd,
+    )
+
+
+def _transpose_forward(nd, x, weight, bias, stride, padding, output_padding, groups, dilation,
+                       algorithm):
+    op = f"conv_transpose{nd}d"
+    params = _transpose_params(op, nd, stride, padding, output_padding, groups, dilation, algorithm)
+    x = _array(x, op, "x", nd + 2, _layout(nd))
+    weight = _array(weight, op, "weight", nd + 2, _weight_layout(nd, *_TWEIGHT))
+    if bias is not None:
+        bias = _array(bias, op, "bias")
+    _same_dtype(op, "x", x, weight=weight, bias=bias)
+    return _core.conv_transpose_forward(x, weight, bias, **params)
+
+
+def _transpose_backward(nd, grad_out, x, weight, stride, padding, output_padding, groups, dilation,
+                        bias, algorithm):
+    op = f"conv_transpose{nd}d"
+    params = _transpose_params(op, nd, stride, padding, output_padding, groups, dilation, algorithm)
+    x = _array(x, op, "x", nd + 2, _layout(nd))
+    weight = _array(weight, op, "weight", nd + 2, _weight_layout(nd, *_TWEIGHT))
+    grad_out = _array(grad_out, op, "grad_out", nd + 2, _layout(nd, "C_out"))
+    _same_dtype(op, "x", x, weight=weight, grad_out=grad_out)
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"{op}: bias must be a bool (whether to return grad_bias), "
+                        f"got {type(bias).__name__}")
+    return _core.conv_transpose_backward(grad_out, x, weight, bool(bias), **params)
+
+
+def _transpose_output_shape(nd, input_shape, weight_shape, stride, padding, output_padding, groups,
+                            dilation):
+    op = f"conv_transpose{nd}d"
+    params = _transpose_params(op, nd, stride, padding, output_padding, groups, dilation, "auto")
+    src = _shape_arg(input_shape, op, "input_shape", nd + 2, _layout(nd))
+    w = _shape_arg(weight_shape, op, "weight_shape", nd + 2, _weight_layout(nd, *_TWEIGHT))
+    return tuple(_core.conv_transpose_output_shape(src, w, **params))
+
+
+def conv_transpose1d(x, weight, bias=None, *, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, algorithm="auto"):
+    """1-D transposed convolution of ``x`` (N, C_in, L) with ``weight`` (C_in, C_out/groups, kL),
+    the adjoint of :func:`conv1d`; the keywords as for :func:`conv_transpose2d`."""
+    return _transpose_forward(1, x, weight, bias, stride, padding, output_padding, groups,
+                              dilation, algorithm)
+
+
+def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, algorithm="auto"):
+    """2-D transposed convolution of ``x`` (N, C_in, H, W) with ``weight`` (C_in, C_out/groups, kH,
+    kW).
+
+    The adjoint of :func:`conv2d` with the same weights (PyTorch's
+    convention): output size per axis
+    ``(in-1)*stride - pad_before - pad_after + dilation*(k-1) + output_padding + 1``.
+    ``padding`` crops the full result (int, one per axis, or before/after per
+    axis); ``output_padding`` (smaller than stride or dilation) adds positions
+    at the end of each axis.
+    """
+    return _transpose_forward(2, x, weight, bias, stride, padding, output_padding, groups,
+                              dilation, algorithm)
+
+
+def conv_transpose3d(x, weight, bias=None, *, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, algorithm="auto"):
+    """3-D transposed convolution of ``x`` (N, C_in, D, H, W) with ``weight`` (C_in, C_out/groups,
+    kD, kH, kW), the adjoint of :func:`conv3d`; the keywords as for :func:`conv_transpose2d`."""
+    return _transpose_forward(3, x, weight, bias, stride, padding, output_padding, groups,
+                              dilation, algorithm)
+
+
+def conv_transpose1d_backward(grad_out, x, weight, *, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1, bias=True, algorithm="auto"):
+    """Gradients of :func:`conv_transpose1d`: ``(grad_x, grad_weight, grad_bias)``;
+    ``grad_bias`` is None when ``bias=False``."""
+    return _transpose_backward(1, grad_out, x, weight, stride, padding, output_padding, groups,
+                               dilation, bias, algorithm)
+
+
+def conv_transpose2d_backward(grad_out, x, weight, *, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1, bias=True, algorithm="auto"):
+    """Gradients of :func:`conv_transpose2d`: ``(grad_x, grad_weight, grad_bias)``;
+    ``grad_bias`` is None when ``bias=False``."""
+    return _transpose_backward(2, grad_out, x, weight, stride, padding, output_padding, groups,
+                               dilation, bias, algorithm)
+
+
+def conv_transpose3d_backward(grad_out, x, weight, *, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1, bias=True, algorithm="auto"):
+    """Gradients of :func:`conv_transpose3d`: ``(grad_x, grad_weight, grad_bias)``;
+    ``grad_bias`` is None when ``bias=False``."""
+    return _transpose_backward(3, grad_out, x, weight, stride, padding, output_padding, groups,
+                               dilation, bias, algorithm)
+
+
+def conv_transpose1d_output_shape(input_shape, weight_shape, *, stride=1, padding=0,
+                                  output_padding=0, groups=1, dilation=1):
+    """Output shape of :func:`conv_transpose1d`, validating everything."""
+    return _transpose_output_shape(1, input_shape, weight_shape, stride, padding, output_padding,
+                                   groups, dilation)
+
+
+def conv_transpose2d_output_shape(input_shape, weight_shape, *, stride=1, padding=0,
+                                  output_padding=0, groups=1, dilation=1):
+    """Output shape of :func:`conv_transpose2d`, validating everything."""
+    return _transpose_output_shape(2, input_shape, weight_shape, stride, padding, output_padding,
+                                   groups, dilation)
+
+
+def conv_transpose3d_output_shape(input_shape, weight_shape, *, stride=1, padding=0,
+                                  output_padding=0, groups=1, dilation=1):
+    """Output shape of :func:`conv_transpose3d`, validating everything."""
+    return _transpose_output_shape(3, input_shape, weight_shape, stride, padding, output_padding,
+                                   groups, dilation)
