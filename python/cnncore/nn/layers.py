@@ -7,7 +7,7 @@ package-wide generator.
 """
 import numpy as np
 
-from .. import _random
+from .. import _random, ops
 from .. import functional as F
 from ..tensor import _dtype
 from . import init
@@ -204,18 +204,6 @@ class ConvTranspose3d(_ConvTransposeNd):
     _nd = 3
 
 
-def _conv_out(size, k, s, p, d):
-    return (size + p[0] + p[1] - d * (k - 1) - 1) // s + 1
-
-
-def _pad_pairs(padding, name):
-    p = padding
-    if isinstance(p, (tuple, list)) and len(p) == 4:
-        return (p[0], p[1]), (p[2], p[3])
-    ph, pw = _tuple(p, 2, name)
-    return (ph, ph), (pw, pw)
-
-
 class LocallyConnected2d(Module):
     """Unshared convolution: a separate kernel at each output position.
 
@@ -233,13 +221,15 @@ class LocallyConnected2d(Module):
         self.stride = _tuple(stride, 2, "stride")
         self.dilation = _tuple(dilation, 2, "dilation")
         self.padding = padding
-        ph, pw = _pad_pairs(padding, "padding")
         kh, kw = self.kernel_size
-        ho = _conv_out(self.input_size[0], kh, self.stride[0], ph, self.dilation[0])
-        wo = _conv_out(self.input_size[1], kw, self.stride[1], pw, self.dilation[1])
-        if ho <= 0 or wo <= 0:
-            raise ValueError(f"LocallyConnected2d: kernel {self.kernel_size} does not fit input "
-                             f"size {self.input_size} with padding {padding}")
+        # The one output-size rule, the op's own (it validates padding, stride and dilation).
+        try:
+            ho, wo = ops.conv2d_output_shape((1, in_channels) + self.input_size,
+                                             (out_channels, in_channels, kh, kw),
+                                             stride=self.stride, padding=padding,
+                                             dilation=self.dilation)[2:]
+        except ValueError as e:
+            raise ValueError(f"LocallyConnected2d: {str(e).removeprefix('conv2d: ')}") from None
         self.output_size = (ho, wo)
         dt = _dtype(dtype)
         self.weight = Parameter(np.empty((ho, wo, out_channels, in_channels, kh, kw), dtype=dt))
