@@ -223,28 +223,22 @@ def _progress(iterable, total, desc, enabled):
                 dynamic_ncols=True)
 
 
-def _train(args):
-    from . import _random, io, optim
-    from . import functional as F
-    from .data import DataLoader, transforms as T
-    from .tensor import Tensor
-    from ._runtime import get_num_threads, set_num_threads
-
+def _train_threads(args):
+    from ._runtime import set_num_threads
     if args.threads:
         set_num_threads(args.threads)
     elif args.model == "lenet5":
         # LeNet's kernels are too small to gain from a second thread, and on a
         # busy machine OpenMP threads waiting for a shared core cost far more.
         set_num_threads(1)
-    _random.manual_seed(args.seed)
-    t_start = time.perf_counter()
-    name = args.model
-    from .models import MODELS
-    if name not in MODELS:
-        raise CLIError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}")
+
+
+def _train_data(args):
+    """(train set with its augmentation and normalisation, test set, description, info):
+    info holds the normalisation, the class names and the input shape, for the checkpoint."""
+    from .data import transforms as T
     tr, te, desc = _load_data(args, args.input_size, args.channels)
     channels, size = tr.images.shape[1], tr.images.shape[2]
-    num_classes = args.num_classes or max(tr.num_classes, int(te.labels.max()) + 1)
     mean = tr.images.mean(axis=(0, 2, 3)).tolist()
     std = [max(s, 1e-6) for s in tr.images.std(axis=(0, 2, 3)).tolist()]
     info = dict(mean=mean, std=std, classes=tr.classes, input_shape=[channels, size,
@@ -256,61 +250,64 @@ def _train(args):
         transforms.append(T.RandomHorizontalFlip())
     transforms.append(T.Normalize(mean, std))
     tr.transform = T.Compose(transforms)
+    return tr, te, desc, info
 
+
+def _train_model(name, num_classes, input_shape):
+    """The model and its constructor keywords; a clear error when it cannot take the input."""
+    from .tensor import Tensor, no_grad
+    channels, size, width = input_shape
     kwargs = _model_kwargs(name, num_classes, channels, size)
     model = _build(name, kwargs)
     try:                                    # fail early, clearly, on a size the model can't take
-        from .tensor import no_grad
         with no_grad():
             model.eval()
-            model(Tensor(np.zeros((1, channels, size, tr.images.shape[3]), np.float32)))
+            model(Tensor(np.zeros((1, channels, size, width), np.float32)))
     except ValueError as exc:
         raise CLIError(f"model {name} cannot take inputs of shape {(channels, size, size)}: "
                        f"{exc}; try --input-size") from None
-    opt = _optimizer(args, model.parameters())
-    sched = None
+    return model, kwargs
+
+
+def _scheduler(args, opt):
+    from . import optim
     if args.schedule == "cosine":
-        sched = optim.CosineAnnealingLR(opt, args.epochs)
-    elif args.schedule == "step":
-        sched = optim.StepLR(opt, max(args.epochs // 3, 1), 0.1)
-    loader = DataLoader(tr, args.batch_size, shuffle=True, seed=args.seed)
-    os.makedirs(args.out, exist_ok=True)
+        return optim.CosineAnnealingLR(opt, args.epochs)
+    if args.schedule == "step":
+        return optim.StepLR(opt, max(args.epochs // 3, 1), 0.1)
+    return None
+
+
+def _train_epoch(model, loader, opt, desc, show):
+    """One pass over the loader; returns (images seen, summed loss, correct predictions)."""
+    from . import functional as F
+    model.train()
+    seen, loss_sum, correct = 0, 0.0, 0
+    bar = _progress(loader, len(loader), desc, show)
+    for x, y in bar:
+        out = model(x)
+        loss = F.cross_entropy(out, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        n = y.data.shape[0]
+        loss_val = float(loss.data)
+        seen += n
+        loss_sum += loss_val * n
+        correct += int((out.data.argmax(1) == y.data).sum())
+        if show and hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{loss_val:.4f}", refresh=False)
+    return seen, loss_sum, correct
+
+
+def _save_run(args, model, opt, kwargs, info, history, seconds):
+    """The checkpoint (model, optimiser, metadata to rebuild and evaluate it), the PNG of the
+    curves and the JSON report, then the closing line."""
+    from . import io
+    from ._runtime import get_num_threads
+    name = args.model
     ckpt = os.path.join(args.out, "checkpoint.safetensors")
     png = os.path.join(args.out, "curves.png")
-    print(f"cnncore train: {name} ({model.num_parameters():,} parameters) on {desc}; "
-          f"{args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
-          f"{get_num_threads()} threads", flush=True)
-    history = []
-    show = not args.no_progress
-    for epoch in range(1, args.epochs + 1):
-        model.train()
-        t0 = time.perf_counter()
-        seen, loss_sum, correct = 0, 0.0, 0
-        bar = _progress(loader, len(loader), f"epoch {epoch}/{args.epochs}", show)
-        for x, y in bar:
-            out = model(x)
-            loss = F.cross_entropy(out, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            n = y.data.shape[0]
-            loss_val = float(loss.data)
-            seen += n
-            loss_sum += loss_val * n
-            correct += int((out.data.argmax(1) == y.data).sum())
-            if show and hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{loss_val:.4f}", refresh=False)
-        if sched is not None:
-            sched.step()
-        test_loss, test_acc, _ = _evaluate(model, te.images, te.labels, info)
-        rec = dict(epoch=epoch, train_loss=loss_sum / max(seen, 1),
-                   train_accuracy=correct / max(seen, 1), test_loss=test_loss,
-                   test_accuracy=test_acc, seconds=time.perf_counter() - t0)
-        history.append(rec)
-        print(f"epoch {epoch:3d}/{args.epochs}  train loss {rec['train_loss']:.4f}  "
-              f"acc {100 * rec['train_accuracy']:6.2f}%  |  test loss {test_loss:.4f}  "
-              f"acc {100 * test_acc:6.2f}%  ({rec['seconds']:.1f}s)", flush=True)
-    seconds = time.perf_counter() - t_start
     final = history[-1] if history else dict(test_accuracy=float("nan"), test_loss=float("nan"))
     meta = {"cnncore.model": json.dumps({"name": name, "kwargs": kwargs}),
             "cnncore.data": json.dumps(info),
@@ -333,6 +330,47 @@ def _train(args):
     print(f"test accuracy {100 * final['test_accuracy']:.2f}% after {args.epochs} epochs in "
           f"{seconds:.1f} s; checkpoint {ckpt}" +
           (f", curves {png}" if report["curves"] else "") + f", report {json_path}")
+
+
+def _train(args):
+    from . import _random
+    from .data import DataLoader
+    from ._runtime import get_num_threads
+
+    _train_threads(args)
+    _random.manual_seed(args.seed)
+    t_start = time.perf_counter()
+    name = args.model
+    from .models import MODELS
+    if name not in MODELS:
+        raise CLIError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}")
+    tr, te, desc, info = _train_data(args)
+    num_classes = args.num_classes or max(tr.num_classes, int(te.labels.max()) + 1)
+    model, kwargs = _train_model(name, num_classes, info["input_shape"])
+    opt = _optimizer(args, model.parameters())
+    sched = _scheduler(args, opt)
+    loader = DataLoader(tr, args.batch_size, shuffle=True, seed=args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    print(f"cnncore train: {name} ({model.num_parameters():,} parameters) on {desc}; "
+          f"{args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
+          f"{get_num_threads()} threads", flush=True)
+    history = []
+    show = not args.no_progress
+    for epoch in range(1, args.epochs + 1):
+        t0 = time.perf_counter()
+        seen, loss_sum, correct = _train_epoch(model, loader, opt,
+                                               f"epoch {epoch}/{args.epochs}", show)
+        if sched is not None:
+            sched.step()
+        test_loss, test_acc, _ = _evaluate(model, te.images, te.labels, info)
+        rec = dict(epoch=epoch, train_loss=loss_sum / max(seen, 1),
+                   train_accuracy=correct / max(seen, 1), test_loss=test_loss,
+                   test_accuracy=test_acc, seconds=time.perf_counter() - t0)
+        history.append(rec)
+        print(f"epoch {epoch:3d}/{args.epochs}  train loss {rec['train_loss']:.4f}  "
+              f"acc {100 * rec['train_accuracy']:6.2f}%  |  test loss {test_loss:.4f}  "
+              f"acc {100 * test_acc:6.2f}%  ({rec['seconds']:.1f}s)", flush=True)
+    _save_run(args, model, opt, kwargs, info, history, time.perf_counter() - t_start)
     return 0
 
 
