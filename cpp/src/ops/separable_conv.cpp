@@ -2,6 +2,7 @@
 // the backward recomputes the depthwise output instead of keeping it.
 #include "cnncore/conv.hpp"
 #include "cnncore/error.hpp"
+#include "ops/checks.hpp"
 #include "ops/conv_geometry.hpp"
 
 namespace cnncore {
@@ -10,9 +11,16 @@ using detail::str;
 
 namespace {
 
+// Every array is defined and has x's dtype (bias and grad_out when given).
+void check_arrays(const char* op, const Tensor& src, const Tensor& depthwise, const Tensor& pointwise,
+                  const Tensor& bias, const Tensor& diff_dst) {
+  detail::check_pair(op, "x", src, "depthwise_weight", depthwise);
+  detail::check_pair(op, "x", src, "pointwise_weight", pointwise);
+  if (bias.defined()) detail::check_pair(op, "x", src, "bias", bias);
+  if (diff_dst.defined()) detail::check_pair(op, "x", src, "grad_out", diff_dst);
+}
+
 ConvParams depthwise_params(const char* op, const Tensor& src, const Tensor& depthwise, const ConvParams& params) {
-  if (!src.defined() || !depthwise.defined())
-    throw value_error(str(op, ": ", !src.defined() ? "x" : "depthwise_weight", " is missing"));
   if (src.dim() < 3 || depthwise.dim() != src.dim())
     throw value_error(str(op, ": depthwise_weight must have the rank of x (", src.dim(),
                           "): (C_in*multiplier, 1, k...), got shape ", shape_str(depthwise.shape())));
@@ -26,7 +34,6 @@ ConvParams depthwise_params(const char* op, const Tensor& src, const Tensor& dep
 }
 
 ConvParams pointwise_params(const char* op, const Tensor& depthwise, const Tensor& pointwise) {
-  if (!pointwise.defined()) throw value_error(str(op, ": pointwise_weight is missing"));
   bool ok = pointwise.dim() == depthwise.dim() && pointwise.size(1) == depthwise.size(0);
   for (int64_t a = 2; ok && a < pointwise.dim(); ++a) ok = pointwise.size(a) == 1;
   if (!ok)
@@ -41,6 +48,7 @@ ConvParams pointwise_params(const char* op, const Tensor& depthwise, const Tenso
 
 Tensor separable_conv_forward(const Tensor& src, const Tensor& depthwise, const Tensor& pointwise,
                               const Tensor& bias, const ConvParams& params, const char* op, int spatial_dims) {
+  check_arrays(op, src, depthwise, pointwise, bias, Tensor());
   const ConvParams dp = depthwise_params(op, src, depthwise, params);
   const ConvParams pp = pointwise_params(op, depthwise, pointwise);
   const Tensor mid = conv_forward(src, depthwise, Tensor(), dp, op, spatial_dims);
@@ -50,6 +58,8 @@ Tensor separable_conv_forward(const Tensor& src, const Tensor& depthwise, const 
 std::vector<Tensor> separable_conv_backward(const Tensor& diff_dst, const Tensor& src, const Tensor& depthwise,
                                             const Tensor& pointwise, bool need_bias, const ConvParams& params,
                                             const char* op, int spatial_dims) {
+  detail::check_tensor(op, "grad_out", diff_dst);
+  check_arrays(op, src, depthwise, pointwise, Tensor(), diff_dst);
   const ConvParams dp = depthwise_params(op, src, depthwise, params);
   const ConvParams pp = pointwise_params(op, depthwise, pointwise);
   const Tensor mid = conv_forward(src, depthwise, Tensor(), dp, op, spatial_dims);

@@ -7,7 +7,7 @@ named as the family's C++ op file and binding (``_pool.py`` ↔
 ``cpp/src/ops/pool.cpp`` ↔ ``cpp/src/bindings/register_pool.cpp``).
 """
 from . import (_activation, _conv, _conv_transpose, _cross_entropy, _dropout, _linear,
-               _local_conv, _norm, _pad, _pool, _softmax)
+               _local_conv, _norm, _pool, _softmax)
 from ._activation import *  # noqa: F401,F403
 from ._conv import *  # noqa: F401,F403
 from ._conv_transpose import *  # noqa: F401,F403

@@ -123,13 +123,6 @@ def _array(value, op, name, ndim=None, layout=""):
     return np.array(arr, order="C")
 
 
-def _same_dtype(op, ref_name, ref, **others):
-    for name, arr in others.items():
-        if arr is not None and arr.dtype != ref.dtype:
-            raise TypeError(f"{op}: {name} has dtype {arr.dtype} but {ref_name} has {ref.dtype}; "
-                            f"convert one of them so both match")
-
-
 _AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
 
@@ -154,9 +147,14 @@ def _shape_arg(shape, op, name, n, layout):
     return shape
 
 
+def _same_dtype(op, ref_name, ref, **others):
+    """For the arguments only Python sees (the C++ op layer checks the rest)."""
+    for name, arr in others.items():
+        if arr is not None and arr.dtype != ref.dtype:
+            raise TypeError(f"{op}: {name} has dtype {arr.dtype} but {ref_name} has {ref.dtype}; "
+                            f"convert one of them so both match")
+
+
 def _grad_pair(op, grad_out, x, x_name="x"):
-    """(grad_out, x) as float arrays of one dtype."""
-    x = _array(x, op, x_name)
-    grad_out = _array(grad_out, op, "grad_out")
-    _same_dtype(op, x_name, x, grad_out=grad_out)
-    return grad_out, x
+    """(grad_out, x) as float arrays (their dtype agreement is checked in C++)."""
+    return _array(grad_out, op, "grad_out"), _array(x, op, x_name)

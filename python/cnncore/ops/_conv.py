@@ -6,7 +6,7 @@ from one geometry, so each public function only fixes the rank.
 import numpy as np
 
 from .. import _core
-from ._common import _array, _bool, _conv_params, _int, _layout, _same_dtype, _shape_arg, _weight_layout
+from ._common import _array, _bool, _conv_params, _int, _layout, _shape_arg, _weight_layout
 
 __all__ = [
     "conv1d", "conv2d", "conv3d",
@@ -23,7 +23,6 @@ def _forward(nd, x, weight, bias, stride, padding, dilation, groups, padding_mod
     weight = _array(weight, op, "weight", nd + 2, _weight_layout(nd))
     if bias is not None:
         bias = _array(bias, op, "bias")
-    _same_dtype(op, "x", x, weight=weight, bias=bias)
     return _core.conv_forward(x, weight, bias, **params)
 
 
@@ -34,7 +33,6 @@ def _backward(nd, grad_out, x, weight, stride, padding, dilation, groups, paddin
     x = _array(x, op, "x", nd + 2, _layout(nd))
     weight = _array(weight, op, "weight", nd + 2, _weight_layout(nd))
     grad_out = _array(grad_out, op, "grad_out", nd + 2, _layout(nd, "C_out"))
-    _same_dtype(op, "x", x, weight=weight, grad_out=grad_out)
     if not isinstance(bias, (bool, np.bool_)):
         raise TypeError(f"{op}: bias must be a bool (whether to return grad_bias), "
                         f"got {type(bias).__name__}")
@@ -159,7 +157,6 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, *, stride
     x, dw, pw = _separable_arrays(op, x, depthwise_weight, pointwise_weight)
     if bias is not None:
         bias = _array(bias, op, "bias")
-    _same_dtype(op, "x", x, depthwise_weight=dw, pointwise_weight=pw, bias=bias)
     return _core.separable_conv_forward(x, dw, pw, bias, **params)
 
 
@@ -172,7 +169,6 @@ def separable_conv2d_backward(grad_out, x, depthwise_weight, pointwise_weight, *
     params = _conv_params(op, 2, stride, padding, dilation, 1, padding_mode, flip, algorithm)
     x, dw, pw = _separable_arrays(op, x, depthwise_weight, pointwise_weight)
     grad_out = _array(grad_out, op, "grad_out", 4, _layout(2, "C_out"))
-    _same_dtype(op, "x", x, depthwise_weight=dw, pointwise_weight=pw, grad_out=grad_out)
     if not isinstance(bias, (bool, np.bool_)):
         raise TypeError(f"{op}: bias must be a bool (whether to return grad_bias), "
                         f"got {type(bias).__name__}")

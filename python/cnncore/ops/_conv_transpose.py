@@ -4,7 +4,7 @@ with the same weights, 1-3 spatial axes on one C++ implementation; see docs/ops.
 import numpy as np
 
 from .. import _core
-from ._common import (_ALGORITHMS, _array, _int, _layout, _padding, _per_axis, _same_dtype,
+from ._common import (_ALGORITHMS, _array, _int, _layout, _padding, _per_axis,
                       _shape_arg, _weight_layout, _word)
 
 __all__ = [
@@ -42,7 +42,6 @@ def _transpose_forward(nd, x, weight, bias, stride, padding, output_padding, gro
     weight = _array(weight, op, "weight", nd + 2, _weight_layout(nd, *_TWEIGHT))
     if bias is not None:
         bias = _array(bias, op, "bias")
-    _same_dtype(op, "x", x, weight=weight, bias=bias)
     return _core.conv_transpose_forward(x, weight, bias, **params)
 
 
@@ -53,7 +52,6 @@ def _transpose_backward(nd, grad_out, x, weight, stride, padding, output_padding
     x = _array(x, op, "x", nd + 2, _layout(nd))
     weight = _array(weight, op, "weight", nd + 2, _weight_layout(nd, *_TWEIGHT))
     grad_out = _array(grad_out, op, "grad_out", nd + 2, _layout(nd, "C_out"))
-    _same_dtype(op, "x", x, weight=weight, grad_out=grad_out)
     if not isinstance(bias, (bool, np.bool_)):
         raise TypeError(f"{op}: bias must be a bool (whether to return grad_bias), "
                         f"got {type(bias).__name__}")

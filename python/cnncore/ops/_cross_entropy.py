@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 
 from .. import _core
-from ._common import _array, _int, _real, _same_dtype, _word
+from ._common import _array, _int, _real, _word
 
 __all__ = ["cross_entropy", "cross_entropy_backward", "nll_loss", "nll_loss_backward"]
 
@@ -30,7 +30,6 @@ def _ce_args(op, input, target, weight, ignore_index, reduction, label_smoothing
     target = _targets(target, op)
     if weight is not None:
         weight = _array(weight, op, "weight")
-    _same_dtype(op, "input", input, weight=weight)
     return input, target, weight, dict(
         ignore_index=_int(ignore_index, op, "ignore_index"),
         reduction=_word(reduction, _REDUCTIONS, op, "reduction"),
@@ -66,7 +65,6 @@ def cross_entropy_backward(grad_out, input, target, weight=None, ignore_index=-1
     if isinstance(grad_out, numbers.Real) and not isinstance(grad_out, (bool, np.bool_, np.ndarray)):
         grad_out = np.asarray(grad_out, dtype=input.dtype)
     grad_out = _array(grad_out, op, "grad_out")
-    _same_dtype(op, "input", input, grad_out=grad_out)
     return _core.cross_entropy_backward(grad_out, input, target, weight, **kw)
 
 

@@ -5,7 +5,7 @@ Shapes and values are validated in C++ (``cnncore/layers.hpp``); this module
 turns Python argument forms into what the core takes.
 """
 from .. import _core
-from ._common import _array, _bool, _grad_pair, _int, _real
+from ._common import _array, _bool, _grad_pair, _int, _real, _same_dtype
 
 __all__ = ["dropout", "dropout_backward"]
 
@@ -31,6 +31,8 @@ def dropout_backward(grad_out, x, p=0.5, training=True, *, seed):
     op = "dropout"
     p, training, seed = _dropout_args(op, p, training, seed)
     grad_out, x = _grad_pair(op, grad_out, x)
+    # The core's dropout_backward takes grad_out alone: x's dtype and shape are checked here.
+    _same_dtype(op, "x", x, grad_out=grad_out)
     if grad_out.shape != x.shape:
         raise ValueError(f"{op}: grad_out must have the shape of x {x.shape}, got {grad_out.shape}")
     return _core.dropout_backward(grad_out, p, training, seed)

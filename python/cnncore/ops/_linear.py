@@ -4,7 +4,7 @@ Shapes and values are validated in C++ (``cnncore/layers.hpp``); this module
 turns Python argument forms into what the core takes.
 """
 from .. import _core
-from ._common import _array, _same_dtype
+from ._common import _array
 
 __all__ = ["linear", "linear_backward"]
 
@@ -16,7 +16,6 @@ def linear(x, weight, bias=None):
     weight = _array(weight, op, "weight")
     if bias is not None:
         bias = _array(bias, op, "bias")
-    _same_dtype(op, "x", x, weight=weight, bias=bias)
     return _core.linear_forward(x, weight, bias)
 
 
@@ -32,5 +31,4 @@ def linear_backward(grad_out, x, weight, bias=None):
         if weight.ndim == 2 and bias.shape != (weight.shape[0],):
             raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},) (out_features, "
                              f"weight.shape[0]), got {bias.shape}")
-    _same_dtype(op, "x", x, weight=weight, grad_out=grad_out, bias=bias)
     return _core.linear_backward(grad_out, x, weight, bias is not None)

@@ -14,7 +14,7 @@ stride, dilation, ``padding_mode`` and ``flip`` mean what they mean for ``conv2d
 import numpy as np
 
 from .. import _core
-from ._common import _PADDING_MODES, _array, _padding, _per_axis, _same_dtype, _word
+from ._common import _PADDING_MODES, _array, _padding, _per_axis, _word
 
 __all__ = ["local_conv2d", "local_conv2d_backward", "tiled_conv2d", "tiled_conv2d_backward"]
 
@@ -53,7 +53,6 @@ def _forward(op, layout, x, weight, bias, params):
     weight = _array(weight, op, "weight", 6, layout)
     if bias is not None:
         bias = _array(bias, op, "bias")
-    _same_dtype(op, "x", x, weight=weight, bias=bias)
     return _core.local_conv_forward(x, weight, bias, **params)
 
 
@@ -61,7 +60,6 @@ def _backward(op, layout, grad_out, x, weight, bias, params):
     x = _array(x, op, "x", 4, _X_LAYOUT)
     weight = _array(weight, op, "weight", 6, layout)
     grad_out = _array(grad_out, op, "grad_out", 4, "(N, C_out, H_out, W_out)")
-    _same_dtype(op, "x", x, weight=weight, grad_out=grad_out)
     if not isinstance(bias, (bool, np.bool_)):
         raise TypeError(f"{op}: bias must be a bool (whether to return grad_bias), "
                         f"got {type(bias).__name__}")

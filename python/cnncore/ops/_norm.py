@@ -7,7 +7,7 @@ turns Python argument forms into what the core takes.
 import numpy as np
 
 from .. import _core
-from ._common import _array, _bool, _grad_pair, _int, _real, _same_dtype
+from ._common import _array, _bool, _grad_pair, _int, _real
 
 __all__ = ["local_response_norm", "local_response_norm_backward", "batch_norm", "batch_norm_backward"]
 
@@ -62,8 +62,6 @@ def _bn_args(op, x, running_mean, running_var, weight, bias, training, momentum,
     running_var = _running_stat(running_var, op, "running_var", training)
     weight = None if weight is None else _array(weight, op, "weight")
     bias = None if bias is None else _array(bias, op, "bias")
-    _same_dtype(op, "x", x, running_mean=running_mean, running_var=running_var, weight=weight,
-                bias=bias)
     return x, running_mean, running_var, weight, bias, dict(
         training=training, momentum=_real(momentum, op, "momentum"), eps=_real(eps, op, "eps"))
 
@@ -94,5 +92,4 @@ def batch_norm_backward(grad_out, x, running_mean, running_var, weight=None, bia
                                    momentum, eps)
     kw["training"] = _bool(training, op, "training")
     grad_out = _array(grad_out, op, "grad_out")
-    _same_dtype(op, "x", x, grad_out=grad_out)
     return _core.batch_norm_backward(grad_out, x, rm, rv, w, b, **kw)

@@ -5,12 +5,10 @@ axes, adaptive average/max pooling and global pooling. Every op ``name`` has a
 twin ``name_backward(grad_out, x, <same keywords>)`` returning ``grad_x``.
 All of them run on one C++ implementation (``PoolParams``) for every rank.
 """
-import numbers
-
 import numpy as np
 
 from .. import _core
-from ._common import (_array, _bool, _int, _layout, _padding, _per_axis, _real, _same_dtype,
+from ._common import (_array, _bool, _int, _layout, _padding, _per_axis, _real,
                       _word)
 
 _ALGORITHMS = ("auto", "reference", "direct")
@@ -79,7 +77,6 @@ def _x(x, op, nd):
 
 def _grad_out(grad_out, x, op, nd):
     grad_out = _array(grad_out, op, "grad_out", nd + 2, _layout(nd, "C") + " like the output")
-    _same_dtype(op, "x", x, grad_out=grad_out)
     return grad_out
 
 
