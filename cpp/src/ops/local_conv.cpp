@@ -126,6 +126,9 @@ LocalConvGeometry make_geometry(Kind kind, const Shape& src, const Shape& weight
 }
 
 void check_diff_dst(const char* op, const Tensor& diff_dst, const LocalConvGeometry& g) {
+  if (diff_dst.dim() != 4)
+    throw value_error(str(op, ": grad_out must have 4 dimensions (N, C_out, H_out, W_out), got ", diff_dst.dim(),
+                          " with shape ", tuple_str(diff_dst.shape())));
   if (diff_dst.shape() != g.dst_shape())
     throw value_error(str(op, ": grad_out must have the forward output's shape (N, C_out, H_out, W_out) = ",
                           tuple_str(g.dst_shape()), ", got ", tuple_str(diff_dst.shape())));

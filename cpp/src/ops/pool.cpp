@@ -37,6 +37,15 @@ void check_budget(const char* op, const PoolGeometry& g, PoolAlgorithm algo, DTy
   check_memory(op, bytes);
 }
 
+// grad_out has the output's rank, then its shape.
+void check_grad_out(const char* op, const Shape& diff_dst, const PoolGeometry& g) {
+  const Shape want = g.dst_shape();
+  if (diff_dst.size() != want.size())
+    throw value_error(str(op, ": grad_out must have ", want.size(), " dimensions like the output ",
+                          shape_str(want), ", got ", diff_dst.size(), " with shape ", detail::tuple_str(diff_dst)));
+  detail::check_grad_out_shape(op, diff_dst, want);
+}
+
 }  // namespace
 
 Tensor pool_forward(const Tensor& src, const PoolParams& params, int64_t* indices, const char* op, int spatial_dims) {
@@ -67,7 +76,7 @@ Tensor pool_backward(const Tensor& diff_dst, const Tensor& src, const PoolParams
   check_same_dtype(op, "grad_out", diff_dst, "x", src.dtype());
   const int nd = detail::pool_spatial_rank(op, spatial_dims, src.shape());
   const PoolGeometry g = detail::make_pool_geometry(op, nd, src.shape(), params);
-  detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape());
+  check_grad_out(op, diff_dst.shape(), g);
   const PoolAlgorithm algo = choose(params.algorithm);
   check_budget(op, g, algo, src.dtype(), src.numel());
   Tensor diff_src = Tensor::empty(src.shape(), src.dtype());
@@ -89,7 +98,7 @@ Tensor max_pool_backward_indices(const Tensor& diff_dst, const int64_t* indices,
   const PoolGeometry g = detail::make_pool_geometry(op, nd, src_shape, params);
   if (g.kind != PoolKind::max)
     throw value_error(str(op, ": a gradient from indices needs max pooling, not ", pool_kind_name(g.kind)));
-  detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape());
+  check_grad_out(op, diff_dst.shape(), g);
   if (indices_shape != diff_dst.shape())
     throw value_error(str(op, ": indices must have grad_out's shape ", shape_str(diff_dst.shape()), ", got ",
                           shape_str(indices_shape)));

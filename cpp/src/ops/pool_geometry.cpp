@@ -4,9 +4,12 @@
 #include <string>
 
 #include "cnncore/error.hpp"
+#include "ops/checks.hpp"
 #include "util/checked.hpp"
 
 namespace cnncore {
+
+using detail::tuple_str;
 
 using detail::checked_add;
 using detail::checked_mul;
@@ -137,7 +140,7 @@ PoolGeometry make_pool_geometry(const char* op, int nd, const Shape& src, const 
   const std::size_t rank = static_cast<std::size_t>(nd) + 2;
   if (src.size() != rank)
     throw value_error(str(op, ": x must have ", rank, " dimensions ", layout_name(nd), ", got ", src.size(),
-                          " with shape ", shape_str(src)));
+                          " with shape ", tuple_str(src)));
   g.N = src[0];
   g.C = src[1];
   if (g.N < 0) throw value_error(str(op, ": x has a negative batch size in shape ", shape_str(src)));

@@ -7,7 +7,8 @@ turns Python argument forms into what the core takes.
 from .. import _core
 from ._common import _array, _grad_pair, _real
 
-__all__ = ["relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward"]
+__all__ = ["relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid",
+           "sigmoid_backward", "tanh", "tanh_backward"]
 
 
 def _act_forward(op, x, slope=0.0):

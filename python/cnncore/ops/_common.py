@@ -39,6 +39,14 @@ def _bool(value, op, name):
     return bool(value)
 
 
+def _want_bias(bias, op):
+    """A backward's ``bias`` flag (whether to return grad_bias), or TypeError."""
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"{op}: bias must be a bool (whether to return grad_bias), "
+                        f"got {type(bias).__name__}")
+    return bool(bias)
+
+
 def _real(value, op, name):
     """A real-number argument (not bool) as float, or TypeError naming `name`."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):

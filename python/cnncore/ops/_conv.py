@@ -6,7 +6,8 @@ from one geometry, so each public function only fixes the rank.
 import numpy as np
 
 from .. import _core
-from ._common import _array, _bool, _conv_params, _int, _layout, _shape_arg, _weight_layout
+from ._common import (_array, _bool, _conv_params, _int, _layout, _shape_arg, _want_bias,
+                      _weight_layout)
 
 __all__ = [
     "conv1d", "conv2d", "conv3d",
@@ -19,8 +20,8 @@ __all__ = [
 def _forward(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode, flip, algorithm):
     op = f"conv{nd}d"
     params = _conv_params(op, nd, stride, padding, dilation, groups, padding_mode, flip, algorithm)
-    x = _array(x, op, "x", nd + 2, _layout(nd))
-    weight = _array(weight, op, "weight", nd + 2, _weight_layout(nd))
+    x = _array(x, op, "x")
+    weight = _array(weight, op, "weight")
     if bias is not None:
         bias = _array(bias, op, "bias")
     return _core.conv_forward(x, weight, bias, **params)
@@ -30,13 +31,11 @@ def _backward(nd, grad_out, x, weight, stride, padding, dilation, groups, paddin
               algorithm, input_grad, weight_grad):
     op = f"conv{nd}d"
     params = _conv_params(op, nd, stride, padding, dilation, groups, padding_mode, flip, algorithm)
-    x = _array(x, op, "x", nd + 2, _layout(nd))
-    weight = _array(weight, op, "weight", nd + 2, _weight_layout(nd))
-    grad_out = _array(grad_out, op, "grad_out", nd + 2, _layout(nd, "C_out"))
-    if not isinstance(bias, (bool, np.bool_)):
-        raise TypeError(f"{op}: bias must be a bool (whether to return grad_bias), "
-                        f"got {type(bias).__name__}")
-    return _core.conv_backward(grad_out, x, weight, bool(bias), _bool(input_grad, op, "input_grad"),
+    x = _array(x, op, "x")
+    weight = _array(weight, op, "weight")
+    grad_out = _array(grad_out, op, "grad_out")
+    return _core.conv_backward(grad_out, x, weight, _want_bias(bias, op),
+                               _bool(input_grad, op, "input_grad"),
                                _bool(weight_grad, op, "weight_grad"), **params)
 
 
@@ -139,9 +138,9 @@ def conv3d_output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilat
 
 
 def _separable_arrays(op, x, depthwise_weight, pointwise_weight):
-    x = _array(x, op, "x", 4, _layout(2))
-    dw = _array(depthwise_weight, op, "depthwise_weight", 4, "(C_in*multiplier, 1, kH, kW)")
-    pw = _array(pointwise_weight, op, "pointwise_weight", 4, "(C_out, C_in*multiplier, 1, 1)")
+    x = _array(x, op, "x")
+    dw = _array(depthwise_weight, op, "depthwise_weight")
+    pw = _array(pointwise_weight, op, "pointwise_weight")
     return x, dw, pw
 
 
@@ -168,11 +167,8 @@ def separable_conv2d_backward(grad_out, x, depthwise_weight, pointwise_weight, *
     op = "separable_conv2d"
     params = _conv_params(op, 2, stride, padding, dilation, 1, padding_mode, flip, algorithm)
     x, dw, pw = _separable_arrays(op, x, depthwise_weight, pointwise_weight)
-    grad_out = _array(grad_out, op, "grad_out", 4, _layout(2, "C_out"))
-    if not isinstance(bias, (bool, np.bool_)):
-        raise TypeError(f"{op}: bias must be a bool (whether to return grad_bias), "
-                        f"got {type(bias).__name__}")
-    return _core.separable_conv_backward(grad_out, x, dw, pw, bool(bias), **params)
+    grad_out = _array(grad_out, op, "grad_out")
+    return _core.separable_conv_backward(grad_out, x, dw, pw, _want_bias(bias, op), **params)
 
 
 def conv_param_count(in_channels, out_channels, kernel_size, *, groups=1, bias=False,

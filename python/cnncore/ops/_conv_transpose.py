@@ -1,10 +1,8 @@
 """Transposed convolution ops (NumPy in, NumPy out): the adjoint of convolution
 with the same weights, 1-3 spatial axes on one C++ implementation; see docs/ops.md.
 """
-import numpy as np
-
 from .. import _core
-from ._common import (_ALGORITHMS, _array, _int, _layout, _padding, _per_axis,
+from ._common import (_ALGORITHMS, _array, _int, _layout, _padding, _per_axis, _want_bias,
                       _shape_arg, _weight_layout, _word)
 
 __all__ = [
@@ -38,8 +36,8 @@ def _transpose_forward(nd, x, weight, bias, stride, padding, output_padding, gro
                        algorithm):
     op = f"conv_transpose{nd}d"
     params = _transpose_params(op, nd, stride, padding, output_padding, groups, dilation, algorithm)
-    x = _array(x, op, "x", nd + 2, _layout(nd))
-    weight = _array(weight, op, "weight", nd + 2, _weight_layout(nd, *_TWEIGHT))
+    x = _array(x, op, "x")
+    weight = _array(weight, op, "weight")
     if bias is not None:
         bias = _array(bias, op, "bias")
     return _core.conv_transpose_forward(x, weight, bias, **params)
@@ -49,13 +47,10 @@ def _transpose_backward(nd, grad_out, x, weight, stride, padding, output_padding
                         bias, algorithm):
     op = f"conv_transpose{nd}d"
     params = _transpose_params(op, nd, stride, padding, output_padding, groups, dilation, algorithm)
-    x = _array(x, op, "x", nd + 2, _layout(nd))
-    weight = _array(weight, op, "weight", nd + 2, _weight_layout(nd, *_TWEIGHT))
-    grad_out = _array(grad_out, op, "grad_out", nd + 2, _layout(nd, "C_out"))
-    if not isinstance(bias, (bool, np.bool_)):
-        raise TypeError(f"{op}: bias must be a bool (whether to return grad_bias), "
-                        f"got {type(bias).__name__}")
-    return _core.conv_transpose_backward(grad_out, x, weight, bool(bias), **params)
+    x = _array(x, op, "x")
+    weight = _array(weight, op, "weight")
+    grad_out = _array(grad_out, op, "grad_out")
+    return _core.conv_transpose_backward(grad_out, x, weight, _want_bias(bias, op), **params)
 
 
 def _transpose_output_shape(nd, input_shape, weight_shape, stride, padding, output_padding, groups,

@@ -25,6 +25,13 @@ def _targets(target, op):
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
+def _loss_grad(grad_out, input, op):
+    """grad_out as an array; a Python number is taken in the dtype of ``input``."""
+    if isinstance(grad_out, numbers.Real) and not isinstance(grad_out, (bool, np.bool_, np.ndarray)):
+        grad_out = np.asarray(grad_out, dtype=input.dtype)
+    return _array(grad_out, op, "grad_out")
+
+
 def _ce_args(op, input, target, weight, ignore_index, reduction, label_smoothing):
     input = _array(input, op, "input")
     target = _targets(target, op)
@@ -62,10 +69,8 @@ def cross_entropy_backward(grad_out, input, target, weight=None, ignore_index=-1
     op = "cross_entropy"
     input, target, weight, kw = _ce_args(op, input, target, weight, ignore_index, reduction,
                                          label_smoothing)
-    if isinstance(grad_out, numbers.Real) and not isinstance(grad_out, (bool, np.bool_, np.ndarray)):
-        grad_out = np.asarray(grad_out, dtype=input.dtype)
-    grad_out = _array(grad_out, op, "grad_out")
-    return _core.cross_entropy_backward(grad_out, input, target, weight, **kw)
+    return _core.cross_entropy_backward(_loss_grad(grad_out, input, op), input, target, weight,
+                                        **kw)
 
 
 def _nll_args(op, input, target, weight, ignore_index, reduction):
@@ -92,6 +97,4 @@ def nll_loss_backward(grad_out, input, target, weight=None, ignore_index=-100, r
     shape; a Python number is taken in the dtype of ``input``)."""
     op = "nll_loss"
     input, target, weight, kw = _nll_args(op, input, target, weight, ignore_index, reduction)
-    if isinstance(grad_out, numbers.Real) and not isinstance(grad_out, (bool, np.bool_, np.ndarray)):
-        grad_out = np.asarray(grad_out, dtype=input.dtype)
-    return _core.nll_loss_backward(_array(grad_out, op, "grad_out"), input, target, weight, **kw)
+    return _core.nll_loss_backward(_loss_grad(grad_out, input, op), input, target, weight, **kw)

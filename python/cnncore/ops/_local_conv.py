@@ -14,14 +14,11 @@ stride, dilation, ``padding_mode`` and ``flip`` mean what they mean for ``conv2d
 import numpy as np
 
 from .. import _core
-from ._common import _PADDING_MODES, _array, _padding, _per_axis, _word
+from ._common import _PADDING_MODES, _array, _padding, _per_axis, _want_bias, _word
 
 __all__ = ["local_conv2d", "local_conv2d_backward", "tiled_conv2d", "tiled_conv2d_backward"]
 
 _ALGORITHMS = ("auto", "reference", "im2col")
-_X_LAYOUT = "(N, C_in, H, W)"
-_LOCAL_WEIGHT = "(H_out, W_out, C_out, C_in, kH, kW)"
-_TILED_WEIGHT = "(tH, tW, C_out, C_in, kH, kW)"
 
 
 def _tile(tile, op):
@@ -48,22 +45,19 @@ def _params(op, tile, stride, padding, dilation, padding_mode, flip, algorithm):
     )
 
 
-def _forward(op, layout, x, weight, bias, params):
-    x = _array(x, op, "x", 4, _X_LAYOUT)
-    weight = _array(weight, op, "weight", 6, layout)
+def _forward(op, x, weight, bias, params):
+    x = _array(x, op, "x")
+    weight = _array(weight, op, "weight")
     if bias is not None:
         bias = _array(bias, op, "bias")
     return _core.local_conv_forward(x, weight, bias, **params)
 
 
-def _backward(op, layout, grad_out, x, weight, bias, params):
-    x = _array(x, op, "x", 4, _X_LAYOUT)
-    weight = _array(weight, op, "weight", 6, layout)
-    grad_out = _array(grad_out, op, "grad_out", 4, "(N, C_out, H_out, W_out)")
-    if not isinstance(bias, (bool, np.bool_)):
-        raise TypeError(f"{op}: bias must be a bool (whether to return grad_bias), "
-                        f"got {type(bias).__name__}")
-    return _core.local_conv_backward(grad_out, x, weight, bool(bias), **params)
+def _backward(op, grad_out, x, weight, bias, params):
+    x = _array(x, op, "x")
+    weight = _array(weight, op, "weight")
+    grad_out = _array(grad_out, op, "grad_out")
+    return _core.local_conv_backward(grad_out, x, weight, _want_bias(bias, op), **params)
 
 
 # ---------------------------------------------------------------------------
@@ -80,7 +74,7 @@ def local_conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1,
     """
     op = "local_conv2d"
     params = _params(op, [], stride, padding, dilation, padding_mode, flip, algorithm)
-    return _forward(op, _LOCAL_WEIGHT, x, weight, bias, params)
+    return _forward(op, x, weight, bias, params)
 
 
 def local_conv2d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=1,
@@ -92,7 +86,7 @@ def local_conv2d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=
     """
     op = "local_conv2d"
     params = _params(op, [], stride, padding, dilation, padding_mode, flip, algorithm)
-    return _backward(op, _LOCAL_WEIGHT, grad_out, x, weight, bias, params)
+    return _backward(op, grad_out, x, weight, bias, params)
 
 
 # ---------------------------------------------------------------------------
@@ -111,7 +105,7 @@ def tiled_conv2d(x, weight, bias=None, *, tile, stride=1, padding=0, dilation=1,
     """
     op = "tiled_conv2d"
     params = _params(op, _tile(tile, op), stride, padding, dilation, padding_mode, flip, algorithm)
-    return _forward(op, _TILED_WEIGHT, x, weight, bias, params)
+    return _forward(op, x, weight, bias, params)
 
 
 def tiled_conv2d_backward(grad_out, x, weight, *, tile, stride=1, padding=0, dilation=1,
@@ -123,4 +117,4 @@ def tiled_conv2d_backward(grad_out, x, weight, *, tile, stride=1, padding=0, dil
     """
     op = "tiled_conv2d"
     params = _params(op, _tile(tile, op), stride, padding, dilation, padding_mode, flip, algorithm)
-    return _backward(op, _TILED_WEIGHT, grad_out, x, weight, bias, params)
+    return _backward(op, grad_out, x, weight, bias, params)

@@ -9,7 +9,8 @@ import numpy as np
 from .. import _core
 from ._common import _array, _bool, _grad_pair, _int, _real
 
-__all__ = ["local_response_norm", "local_response_norm_backward", "batch_norm", "batch_norm_backward"]
+__all__ = ["local_response_norm", "local_response_norm_backward", "batch_norm",
+           "batch_norm_backward"]
 
 
 def _lrn_args(op, size, alpha, beta, k):

@@ -8,7 +8,7 @@ All of them run on one C++ implementation (``PoolParams``) for every rank.
 import numpy as np
 
 from .. import _core
-from ._common import (_array, _bool, _int, _layout, _padding, _per_axis, _real,
+from ._common import (_array, _bool, _int, _padding, _per_axis, _real,
                       _word)
 
 _ALGORITHMS = ("auto", "reference", "direct")
@@ -72,11 +72,11 @@ def _params(op, nd, kind, kernel_size=None, stride=None, padding=0, dilation=1, 
 
 
 def _x(x, op, nd):
-    return _array(x, op, "x", nd + 2, _layout(nd, "C"))
+    return _array(x, op, "x")
 
 
 def _grad_out(grad_out, x, op, nd):
-    grad_out = _array(grad_out, op, "grad_out", nd + 2, _layout(nd, "C") + " like the output")
+    grad_out = _array(grad_out, op, "grad_out")
     return grad_out
 
 
