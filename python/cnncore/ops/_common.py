@@ -111,15 +111,12 @@ def _conv_params(op, nd, stride, padding, dilation, groups, padding_mode, flip, 
     )
 
 
-def _array(value, op, name, ndim=None, layout=""):
-    """A float32/float64 ndarray (C order), or TypeError/ValueError naming `name`."""
+def _array(value, op, name):
+    """`value` as a C-order ndarray for the core. Its dtype and shape are the core's to
+    check (the binding names `name` for a dtype other than float32/float64); only a
+    C-order copy of a non-contiguous float array is made here, within the memory limit."""
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-    if arr.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{op}: {name} must be a float32 or float64 array, got dtype {arr.dtype}")
-    if ndim is not None and arr.ndim != ndim:
-        raise ValueError(f"{op}: {name} must have {ndim} dimensions {layout}, got {arr.ndim} "
-                         f"with shape {arr.shape}")
-    if arr.flags.c_contiguous:
+    if arr.flags.c_contiguous or arr.dtype not in (np.float32, np.float64):
         return arr
     # A C-order copy is needed; refuse one larger than the memory limit
     # before NumPy tries (np.ascontiguousarray would also turn 0-d into 1-d).

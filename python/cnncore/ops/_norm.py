@@ -47,8 +47,6 @@ def _running_stat(value, op, name, training):
         if not isinstance(value, np.ndarray):
             raise TypeError(f"{op}: {name} must be a NumPy array (it is updated in place when "
                             f"training), got {type(value).__name__}")
-        if value.dtype not in (np.float32, np.float64):
-            raise TypeError(f"{op}: {name} must be a float32 or float64 array, got dtype {value.dtype}")
         if not value.flags.c_contiguous or not value.flags.writeable:
             raise ValueError(f"{op}: {name} must be a writeable C-contiguous array to be updated "
                              f"in place when training")
