@@ -184,3 +184,73 @@ def test_dataset_transform_applies_per_batch():
     np.testing.assert_array_equal(x.numpy(), 0.0)
     with pytest.raises(data.DataError, match="labels must be"):
         data.ArrayDataset(np.ones((3, 1, 2, 2)), np.zeros(4, np.int64))
+
+
+# --- the transforms on non-constant images, and their randomness ---
+
+
+def _ramp_image(n=1, c=2, h=8, w=8):
+    """Distinct values everywhere, so any shift, crop or flip is visible."""
+    return (np.arange(n * c * h * w, dtype=np.float32).reshape(n, c, h, w) + 1) / (n * c * h * w)
+
+
+def test_digits_splits_are_disjoint_and_cover_everything():
+    tr, te, full = data.load_digits("train"), data.load_digits("test"), data.load_digits("all")
+    rows = lambda ds: {r.tobytes() for r in ds.images.reshape(len(ds), -1)}  # noqa: E731
+    assert len(rows(full)) == len(full)                  # every digit image is distinct
+    assert not rows(tr) & rows(te)
+    assert rows(tr) | rows(te) == rows(full)
+
+
+def test_resize_uses_half_pixel_centres():
+    ramp = np.arange(4, dtype=np.float64).reshape(1, 1, 1, 4).repeat(2, axis=2)
+    # align_corners=False: output i samples input (i + 0.5) * in/out - 0.5, clamped
+    up = T.resize(ramp, (2, 8))[0, 0, 0]
+    np.testing.assert_allclose(up, [0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3])
+    down = T.resize(ramp, (2, 2))[0, 0, 0]
+    np.testing.assert_allclose(down, [0.5, 2.5])
+
+
+def test_random_translate_shifts_and_is_seeded():
+    x = _ramp_image(n=16)
+    t = T.RandomTranslate(2, generator=5)(x)
+    moved = [not np.array_equal(t[i], x[i]) for i in range(16)]
+    assert sum(moved) >= 12                # 1 in 25 draws is (0, 0)
+    np.testing.assert_array_equal(T.RandomTranslate(2, generator=5)(x), t)
+    assert not np.array_equal(T.RandomTranslate(2, generator=6)(x), t)
+    # every shift in [-2, 2]^2 turns up over many draws
+    big = _ramp_image(n=400, c=1)
+    out = T.RandomTranslate(2, generator=7)(big)
+    seen = set()
+    for i in range(400):
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                ys, xs = slice(max(dy, 0), 8 + min(dy, 0)), slice(max(dx, 0), 8 + min(dx, 0))
+                yo, xo = slice(max(-dy, 0), 8 - max(dy, 0)), slice(max(-dx, 0), 8 - max(dx, 0))
+                if np.array_equal(out[i][:, ys, xs], big[i][:, yo, xo]):
+                    seen.add((dy, dx))
+    assert seen == {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)}
+
+
+def test_random_crop_pads_every_side():
+    x = _ramp_image(n=300, c=1)
+    padded = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)))
+    out = T.RandomCrop(8, padding=2, generator=3)(x)
+    offsets = set()
+    for i in range(300):
+        hits = [(a, b) for a in range(5) for b in range(5)
+                if np.array_equal(out[i], padded[i, :, a:a + 8, b:b + 8])]
+        assert len(hits) == 1
+        offsets.add(hits[0])
+    # offsets 0 and 4 on each axis: zeros can come in on the top/left and on the bottom/right
+    assert {a for a, _ in offsets} == set(range(5)) and {b for _, b in offsets} == set(range(5))
+    np.testing.assert_array_equal(T.RandomCrop(8, padding=2, generator=3)(x), out)
+
+
+def test_horizontal_flip_is_random_with_p():
+    x = _ramp_image(n=200, c=1)
+    f = T.RandomHorizontalFlip(p=0.5, generator=2)(x)
+    flipped = [np.array_equal(f[i], x[i, :, :, ::-1]) for i in range(200)]
+    kept = [np.array_equal(f[i], x[i]) for i in range(200)]
+    assert all(a != b for a, b in zip(flipped, kept))
+    assert 60 < sum(flipped) < 140

@@ -179,3 +179,56 @@ def test_training_reduces_loss():
             loss.backward()
             opt.step()
         assert loss.item() < 0.5 * first
+
+
+# --- hand-computed sequences, no torch (guards lines the torch comparison alone would miss) ---
+
+
+def test_sgd_dampening_by_hand():
+    w, grads, _ = quadratic_steps(lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.5))
+    ref, buf = np.array([1.0, -2.0, 0.5]), None
+    for g in grads:
+        # the first step stores g undamped (torch's rule); later ones add (1 - dampening) * g
+        buf = g.copy() if buf is None else 0.9 * buf + 0.5 * g
+        ref = ref - 0.1 * buf
+    np.testing.assert_allclose(w, ref)
+
+
+def test_adamw_decoupled_decay_by_hand():
+    w, grads, _ = quadratic_steps(lambda p: optim.AdamW(p, lr=0.01, weight_decay=0.1))
+    ref = np.array([1.0, -2.0, 0.5])
+    m = v = 0
+    for t, g in enumerate(grads, 1):
+        ref = ref * (1 - 0.01 * 0.1)                 # decay first, not through the gradient
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        ref = ref - 0.01 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    np.testing.assert_allclose(w, ref)
+    # and it differs from Adam's L2 decay with the same coefficient
+    w_l2, _, _ = quadratic_steps(lambda p: optim.Adam(p, lr=0.01, weight_decay=0.1))
+    assert np.abs(w_l2 - w).max() > 1e-6
+
+
+def _lrs(make, n, lr=1.0):
+    opt = optim.SGD([nn.Parameter(np.ones(1))], lr=lr)
+    s = make(opt)
+    out = []
+    for _ in range(n):
+        out.append(opt.param_groups[0]["lr"])
+        s.step()
+    return out
+
+
+def test_exponential_lr_sequence():
+    np.testing.assert_allclose(_lrs(lambda o: optim.lr_scheduler.ExponentialLR(o, gamma=0.5), 4),
+                               [1.0, 0.5, 0.25, 0.125])
+
+
+def test_linear_warmup_sequence():
+    got = _lrs(lambda o: optim.lr_scheduler.LinearWarmup(o, warmup=4, start_factor=0.2), 7)
+    np.testing.assert_allclose(got, [0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 1.0])
+
+
+def test_cosine_stays_at_eta_min_after_t_max():
+    got = _lrs(lambda o: optim.CosineAnnealingLR(o, T_max=2, eta_min=0.1), 6)
+    np.testing.assert_allclose(got, [1.0, 0.55, 0.1, 0.1, 0.1, 0.1])

@@ -47,11 +47,12 @@ class Convolution(Function):
     # Every convolution-like op: forward(x, *weights, bias, **kw) and its
     # backward(grad, x, *weights, bias=<bool>, **kw) -> (grad_x, *grad_weights, grad_bias),
     # both named by the caller (ops.conv2d / ops.conv2d_backward, ...).
-    # saves: x, the weight array(s), whether there is a bias, the keywords
+    # saves: x, the weight array(s), whether there is a bias, the keywords (and the forward
+    # op, which cnncore.summary reads)
     def forward(self, x, *weights_and_bias, op, op_backward, kw, masks=False):
         weights, bias = weights_and_bias[:-1], weights_and_bias[-1]
         self.x, self.weights, self.has_bias = x, weights, bias is not None
-        self.op_backward, self.kw, self.masks = op_backward, kw, masks
+        self.op, self.op_backward, self.kw, self.masks = op, op_backward, kw, masks
         return op(x, *weights, bias, **kw)
 
     def backward(self, grad):

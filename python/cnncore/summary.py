@@ -59,7 +59,7 @@ def _macs(module, inputs, out):
 def _window(ctx, in_sizes):
     """(kernel extents, strides) per spatial axis of a window op, or None."""
     kw = getattr(ctx, "kw", None)
-    name = getattr(ctx, "name", "")
+    name = getattr(getattr(ctx, "op", None), "__name__", "")   # e.g. "conv_transpose2d"
     if isinstance(ctx, F.Convolution):
         nd = ctx.x.ndim - 2
         w = ctx.weights[0].shape
