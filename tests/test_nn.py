@@ -293,3 +293,138 @@ def test_initialisation_is_seedable():
     np.testing.assert_array_equal(d.weight.numpy(), e.weight.numpy())
     bound = 1 / math.sqrt(3 * 9)                          # torch's default bounds
     assert np.abs(a.weight.numpy()).max() <= bound and np.abs(a.bias.numpy()).max() <= bound
+
+
+# --- forward values against independent NumPy / closed forms (gradcheck alone cannot see
+# a layer that computes the wrong function consistently) ---
+
+from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
+
+from cnncore import functional as F  # noqa: E402
+
+
+def _np_corr2d(x, w, b, stride=(1, 1), dilation=(1, 1)):
+    """Cross-correlation of an already padded x (N, C, H, W) with w (O, C, kh, kw)."""
+    kh, kw = w.shape[2:]
+    dh, dw = dilation
+    win = sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
+    win = win[:, :, ::stride[0], ::stride[1], ::dh, ::dw]
+    y = np.einsum("nchwij,ocij->nohw", win, w)
+    return y if b is None else y + b[None, :, None, None]
+
+
+def test_linear_and_conv_forward_values(rng):
+    lin = nn.Linear(5, 3).double()
+    x = rng.standard_normal((4, 5))
+    np.testing.assert_allclose(lin(cc.tensor(x)).numpy(),
+                               x @ lin.weight.numpy().T + lin.bias.numpy(), rtol=1e-12)
+    for mode, np_mode in (("zeros", "constant"), ("circular", "wrap"), ("reflect", "reflect"),
+                          ("replicate", "edge")):
+        conv = nn.Conv2d(2, 3, 3, stride=(1, 2), padding=(1, 2), dilation=(1, 2),
+                         padding_mode=mode).double()
+        x = rng.standard_normal((2, 2, 6, 7))
+        xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (2, 2)), mode=np_mode)
+        want = _np_corr2d(xp, conv.weight.numpy(), conv.bias.numpy(), (1, 2), (1, 2))
+        np.testing.assert_allclose(conv(cc.tensor(x)).numpy(), want, rtol=1e-10, atol=1e-12)
+    flip = nn.Conv2d(1, 1, 2, flip=True, bias=False).double()
+    x = rng.standard_normal((1, 1, 4, 4))
+    want = _np_corr2d(x, flip.weight.numpy()[:, :, ::-1, ::-1], None)
+    np.testing.assert_allclose(flip(cc.tensor(x)).numpy(), want, rtol=1e-12)
+
+
+def test_conv_transpose_forward_is_the_scatter(rng):
+    ct = nn.ConvTranspose2d(2, 3, 3, stride=2).double()
+    x = rng.standard_normal((1, 2, 3, 4))
+    w, b = ct.weight.numpy(), ct.bias.numpy()
+    want = np.zeros((1, 3, (3 - 1) * 2 + 3, (4 - 1) * 2 + 3))
+    for i in range(3):
+        for j in range(4):
+            want[0, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3] += np.einsum("c,cokl->okl", x[0, :, i, j], w)
+    np.testing.assert_allclose(ct(cc.tensor(x)).numpy(), want + b[None, :, None, None],
+                               rtol=1e-12)
+
+
+def test_pooling_and_activation_forward_values(rng):
+    x = rng.standard_normal((2, 3, 6, 6))
+    win = sliding_window_view(x, (2, 2), axis=(2, 3))[:, :, ::2, ::2]
+    np.testing.assert_allclose(nn.MaxPool2d(2)(cc.tensor(x)).numpy(), win.max(axis=(-1, -2)))
+    np.testing.assert_allclose(nn.AvgPool2d(2)(cc.tensor(x)).numpy(), win.mean(axis=(-1, -2)),
+                               rtol=1e-12)
+    t = cc.tensor(x)
+    np.testing.assert_allclose(nn.ReLU()(t).numpy(), np.maximum(x, 0))
+    np.testing.assert_allclose(nn.LeakyReLU(0.2)(t).numpy(), np.where(x > 0, x, 0.2 * x))
+    np.testing.assert_allclose(nn.Sigmoid()(t).numpy(), 1 / (1 + np.exp(-x)), rtol=1e-12)
+    np.testing.assert_allclose(nn.Tanh()(t).numpy(), np.tanh(x), rtol=1e-12)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(nn.Softmax(1)(t).numpy(), e / e.sum(axis=1, keepdims=True),
+                               rtol=1e-12)
+    np.testing.assert_allclose(nn.Flatten()(t).numpy(), x.reshape(2, -1))
+
+
+def test_norm_layers_forward_values(rng):
+    x = rng.standard_normal((4, 3, 2, 5)) * 2 + 1
+    bn = nn.BatchNorm2d(3, momentum=0.1).double()
+    bn.weight.data[...] = [1.0, 2.0, -0.5]
+    bn.bias.data[...] = [0.0, 1.0, 3.0]
+    y = bn(cc.tensor(x)).numpy()
+    mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+    want = (x - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 1e-5)
+    want = want * bn.weight.numpy()[None, :, None, None] + bn.bias.numpy()[None, :, None, None]
+    np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12)
+    n = x.size // 3
+    np.testing.assert_allclose(bn.running_mean, 0.1 * mean, rtol=1e-12)
+    np.testing.assert_allclose(bn.running_var, 0.9 + 0.1 * var * n / (n - 1), rtol=1e-12)
+    bn.eval()
+    y = bn(cc.tensor(x)).numpy()
+    want = (x - bn.running_mean[None, :, None, None]) / np.sqrt(
+        bn.running_var[None, :, None, None] + 1e-5)
+    want = want * bn.weight.numpy()[None, :, None, None] + bn.bias.numpy()[None, :, None, None]
+    np.testing.assert_allclose(y, want, rtol=1e-10)
+    lrn = nn.LocalResponseNorm(3, alpha=0.3, beta=0.75, k=2.0)
+    x = rng.standard_normal((2, 5, 3, 3))
+    sq = np.pad(x * x, ((0, 0), (1, 1), (0, 0), (0, 0)))
+    s = sq[:, :-2] + sq[:, 1:-1] + sq[:, 2:]
+    np.testing.assert_allclose(lrn(cc.tensor(x)).numpy(), x / (2.0 + 0.3 / 3 * s) ** 0.75,
+                               rtol=1e-12)
+
+
+def test_dropout_forward_values():
+    x = np.ones((200, 50))
+    d = nn.Dropout(0.3)
+    y = d(cc.tensor(x)).numpy()
+    assert set(np.unique(y)) <= {0.0, 1 / 0.7}
+    assert 0.25 < np.mean(y == 0) < 0.35
+    d.eval()
+    np.testing.assert_array_equal(d(cc.tensor(x)).numpy(), x)
+
+
+def test_losses_forward_values(rng):
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    assert F.mse_loss(cc.tensor(a), cc.tensor(b)).item() == pytest.approx(np.mean((a - b) ** 2))
+    assert F.mse_loss(cc.tensor(a), cc.tensor(b), reduction="sum").item() == pytest.approx(
+        np.sum((a - b) ** 2))
+    assert nn.MSELoss()(cc.tensor(a), cc.tensor(b)).item() == pytest.approx(np.mean((a - b) ** 2))
+    assert F.l1_loss(cc.tensor(a), cc.tensor(b)).item() == pytest.approx(np.mean(np.abs(a - b)))
+    np.testing.assert_allclose(nn.L1Loss(reduction="none")(cc.tensor(a), cc.tensor(b)).numpy(),
+                               np.abs(a - b))
+    t = np.array([0, 2, 1, 2])
+    logp = a - np.log(np.exp(a).sum(axis=1, keepdims=True))
+    assert nn.CrossEntropyLoss()(cc.tensor(a), cc.tensor(t)).item() == pytest.approx(
+        -logp[np.arange(4), t].mean())
+
+
+def test_gradcheck_rejects_a_wrong_backward():
+    from cnncore.tensor import Function
+
+    class Twice(Function):
+        def forward(self, a):
+            return a * 2.0
+
+        def backward(self, grad):
+            return (grad * 3.0,)                      # wrong: d(2a)/da is 2
+
+    x = cc.tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    with pytest.raises(AssertionError, match="gradcheck: input 0"):
+        gradcheck(lambda t: Twice.apply(t), [x])
+    # and a right one passes
+    assert gradcheck(lambda t: t * 2.0, [x])
