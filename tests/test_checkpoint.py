@@ -53,7 +53,7 @@ def test_the_file_is_plain_safetensors(tmp_path):
 
 
 def test_safetensors_package_reads_our_files(tmp_path):
-    st = pytest.importorskip("safetensors.numpy")
+    import safetensors.numpy as st  # a test dependency (pyproject: the test extra)
     path = tmp_path / "m.safetensors"
     m = small_model()
     cc.save(m.state_dict(), path)

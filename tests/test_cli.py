@@ -91,7 +91,7 @@ def test_eval_reproduces_the_training_report(trained, capsys):
 
 
 def test_predict_on_image_files(trained, capsys, tmp_path):
-    Image = pytest.importorskip("PIL.Image")
+    from PIL import Image  # a runtime dependency of cnncore
     from cnncore import data
     te = data.load_digits("test")
     paths = []

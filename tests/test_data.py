@@ -96,7 +96,7 @@ def test_npz_layouts(tmp_path):
 
 
 def test_image_folder(tmp_path):
-    Image = pytest.importorskip("PIL.Image")
+    from PIL import Image  # a runtime dependency of cnncore
     rng = np.random.default_rng(2)
     for cls, n in (("cat", 2), ("dog", 3)):
         (tmp_path / cls).mkdir()
