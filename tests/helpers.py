@@ -211,15 +211,22 @@ def expect_error(exc, call, prefix, *patterns, alive, flags=0):
 
 
 _BAD_CALLS_RUNNER = """
-import json
+import json, re
 wrong = []
 for i, entry in enumerate(bad):
-    exc, call = entry if isinstance(entry, tuple) else ((ValueError, TypeError), entry)
+    if not isinstance(entry, tuple):
+        entry = ((ValueError, TypeError), entry)
+    exc, call, pattern = entry if len(entry) == 3 else (*entry, None)
     try:
         call()
     except exc as e:
+        msg = str(e)
         if exc is ValueError and isinstance(e, TypeError):
             wrong.append((i, repr(e)))
+        elif not re.match(r"[A-Za-z_][\\w.]*: \\S", msg):
+            wrong.append((i, "message does not name the op: " + repr(e)))
+        elif pattern is not None and not re.search(pattern, msg):
+            wrong.append((i, f"{pattern!r} not in {msg!r}"))
     except BaseException as e:
         wrong.append((i, repr(e)))
     else:
@@ -231,8 +238,10 @@ print(json.dumps({"checked": len(bad), "wrong": wrong, "alive": alive()}))
 def bad_calls_in_subprocess(setup, env=None, timeout=120):
     """Runs setup (code that defines ``bad``, a list of calls, and ``alive()``, a valid call
     returning something JSON can carry) in a fresh interpreter, then every bad call and
-    alive(). Each bad call is a callable that must raise ValueError or TypeError, or an
-    (exception type, callable) pair. Asserts that the interpreter exits normally and that
+    alive(). Each bad call is a callable that must raise ValueError or TypeError, an
+    (exception type, callable) pair, or an (exception type, callable, regex) triple whose
+    regex the message must contain. Every message must start with the op's name ("conv2d:
+    ..."), so a stray NumPy or pybind11 error does not count as a clean rejection. Asserts that the interpreter exits normally and that
     every call raised as it should; returns (number of bad calls, alive())."""
     script = textwrap.dedent(setup) + _BAD_CALLS_RUNNER
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
