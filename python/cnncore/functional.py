@@ -1,9 +1,11 @@
 """Differentiable network operations on :class:`cnncore.Tensor`, named and
 argued like ``torch.nn.functional`` where torch has the op.
 
+Sections follow the op families of :mod:`cnncore.ops` (conv, conv_transpose,
+local_conv, pad, pool, activation, softmax, dropout, norm, linear, cross_entropy).
 Each public op is a plain ``def`` that applies one :class:`~cnncore.tensor.Function`
-(the rule of its family: ``Convolution``, ``Pool``, ``MaxPool``, ``Activation``,
-``Dropout``, ``BatchNorm``, ``ArrayOp``, ``CrossEntropy``, ``NLLLoss``) and names
+(the rule of its family: ``Convolution``, ``Pool``, ``MaxPool``, ``Dropout``,
+``BatchNorm``, ``CrossEntropy``, ``NLLLoss``, or the shared ``ArrayOp``) and names
 its C++ kernels explicitly: ``max_pool2d`` runs ``ops.max_pool2d`` forward and
 ``ops.max_pool2d_backward`` backward. Each rule's forward and backward sit side
 by side, with what it saves stated. This module also attaches the network-op
@@ -40,24 +42,50 @@ def _opt(x):
 
 
 # ---------------------------------------------------------------------------
-# convolution family
+# rule shared by several families
+
+
+def _backward_tuple(result, n):
+    """An op's backward result as an n-tuple (a bare array is the first input's gradient)."""
+    if isinstance(result, np.ndarray):
+        return (result,) + (None,) * (n - 1)
+    result = tuple(result)
+    return result + (None,) * (n - len(result))
+
+
+class ArrayOp(Function):
+    # An op of array inputs: forward op(*inputs, **kw), backward op_backward(grad, *inputs,
+    # **kw) returning one gradient per array input (pad, activations, softmax, local
+    # response norm, linear).
+    # saves: the array inputs and the keywords
+    def forward(self, *arrays, op, op_backward, kw):
+        self.arrays, self.op_backward, self.kw = arrays, op_backward, kw
+        return op(*arrays, **kw)
+
+    def backward(self, grad):
+        return _backward_tuple(self.op_backward(grad, *self.arrays, **self.kw), len(self.arrays))
+
+
+# ---------------------------------------------------------------------------
+# conv (ops/_conv.py): conv1d/2d/3d, separable_conv2d
 
 
 class Convolution(Function):
-    # Every convolution-like op: forward(x, *weights, bias, **kw) and its
-    # backward(grad, x, *weights, bias=<bool>, **kw) -> (grad_x, *grad_weights, grad_bias),
-    # both named by the caller (ops.conv2d / ops.conv2d_backward, ...).
+    # Every convolution-like op (conv, separable_conv2d, conv_transpose, local_conv):
+    # forward(x, *weights, bias, **kw) and its backward(grad, x, *weights, bias=<bool>, **kw)
+    # -> (grad_x, *grad_weights, grad_bias), both named by the caller (ops.conv2d /
+    # ops.conv2d_backward, ...); grad_flags: the backward takes input_grad/weight_grad.
     # saves: x, the weight array(s), whether there is a bias, the keywords (and the forward
     # op, which cnncore.summary reads)
-    def forward(self, x, *weights_and_bias, op, op_backward, kw, masks=False):
+    def forward(self, x, *weights_and_bias, op, op_backward, kw, grad_flags=False):
         weights, bias = weights_and_bias[:-1], weights_and_bias[-1]
         self.x, self.weights, self.has_bias = x, weights, bias is not None
-        self.op, self.op_backward, self.kw, self.masks = op, op_backward, kw, masks
+        self.op, self.op_backward, self.kw, self.grad_flags = op, op_backward, kw, grad_flags
         return op(x, *weights, bias, **kw)
 
     def backward(self, grad):
         kw = self.kw
-        if self.masks:
+        if self.grad_flags:
             # Skip the gradients nothing needs (a network's first layer needs no grad_x).
             kw = dict(kw, input_grad=self.needs_input_grad[0],
                       weight_grad=self.needs_input_grad[1])
@@ -66,9 +94,6 @@ class Convolution(Function):
 
 _CONV = {1: (ops.conv1d, ops.conv1d_backward), 2: (ops.conv2d, ops.conv2d_backward),
          3: (ops.conv3d, ops.conv3d_backward)}
-_CONV_TRANSPOSE = {1: (ops.conv_transpose1d, ops.conv_transpose1d_backward),
-                   2: (ops.conv_transpose2d, ops.conv_transpose2d_backward),
-                   3: (ops.conv_transpose3d, ops.conv_transpose3d_backward)}
 
 
 def _conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, flip,
@@ -77,7 +102,7 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mo
               padding_mode=padding_mode, flip=flip, algorithm=algorithm)
     op, op_backward = _CONV[nd]
     return Convolution.apply(_t(input), _t(weight), _opt(bias), op=op, op_backward=op_backward,
-                             kw=kw, masks=True)
+                             kw=kw, grad_flags=True)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
@@ -104,6 +129,24 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     """3-D convolution, ``input`` (N, C_in, D, H, W)."""
     return _conv(3, input, weight, bias, stride, padding, dilation, groups, padding_mode, flip,
                  algorithm)
+
+
+def separable_conv2d(input, depthwise_weight, pointwise_weight, bias=None, stride=1, padding=0,
+                     dilation=1, *, padding_mode="zeros", flip=False, algorithm="auto"):
+    """Depthwise (C_in*m, 1, kH, kW) then pointwise (C_out, C_in*m, 1, 1) convolution."""
+    return Convolution.apply(_t(input), _t(depthwise_weight), _t(pointwise_weight), _opt(bias),
+                             op=ops.separable_conv2d, op_backward=ops.separable_conv2d_backward,
+                             kw=dict(stride=stride, padding=padding, dilation=dilation,
+                                     padding_mode=padding_mode, flip=flip, algorithm=algorithm))
+
+
+# ---------------------------------------------------------------------------
+# conv_transpose (ops/_conv_transpose.py)
+
+
+_CONV_TRANSPOSE = {1: (ops.conv_transpose1d, ops.conv_transpose1d_backward),
+                   2: (ops.conv_transpose2d, ops.conv_transpose2d_backward),
+                   3: (ops.conv_transpose3d, ops.conv_transpose3d_backward)}
 
 
 def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation):
@@ -136,33 +179,8 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
                            dilation)
 
 
-def _backward_tuple(result, n):
-    """An op's backward result as an n-tuple (a bare array is the first input's gradient)."""
-    if isinstance(result, np.ndarray):
-        return (result,) + (None,) * (n - 1)
-    result = tuple(result)
-    return result + (None,) * (n - len(result))
-
-
-class ArrayOp(Function):
-    # An op of array inputs: forward op(*inputs, **kw), backward op_backward(grad, *inputs,
-    # **kw) returning one gradient per array input (pad, linear).
-    # saves: the array inputs and the keywords
-    def forward(self, *arrays, op, op_backward, kw):
-        self.arrays, self.op_backward, self.kw = arrays, op_backward, kw
-        return op(*arrays, **kw)
-
-    def backward(self, grad):
-        return _backward_tuple(self.op_backward(grad, *self.arrays, **self.kw), len(self.arrays))
-
-
-def separable_conv2d(input, depthwise_weight, pointwise_weight, bias=None, stride=1, padding=0,
-                     dilation=1, *, padding_mode="zeros", flip=False, algorithm="auto"):
-    """Depthwise (C_in*m, 1, kH, kW) then pointwise (C_out, C_in*m, 1, 1) convolution."""
-    return Convolution.apply(_t(input), _t(depthwise_weight), _t(pointwise_weight), _opt(bias),
-                             op=ops.separable_conv2d, op_backward=ops.separable_conv2d_backward,
-                             kw=dict(stride=stride, padding=padding, dilation=dilation,
-                                     padding_mode=padding_mode, flip=flip, algorithm=algorithm))
+# ---------------------------------------------------------------------------
+# local_conv (ops/_local_conv.py): local_conv2d, tiled_conv2d
 
 
 def local_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, *,
@@ -188,6 +206,10 @@ def tiled_conv2d(input, weight, bias=None, tile=1, stride=1, padding=0, dilation
                                      algorithm=algorithm))
 
 
+# ---------------------------------------------------------------------------
+# pad (ops/_pad.py)
+
+
 def pad(input, pad, mode="constant", value=0.0):
     """Pad the spatial axes; ``pad`` lists the LAST axis first, like ``torch.nn.functional.pad``:
     ``(left, right)``, ``(left, right, top, bottom)``, ... Modes: ``constant`` (``zeros``),
@@ -206,7 +228,7 @@ def pad(input, pad, mode="constant", value=0.0):
 
 
 # ---------------------------------------------------------------------------
-# pooling
+# pool (ops/_pool.py)
 
 
 class Pool(Function):
@@ -396,19 +418,7 @@ def global_max_pool2d(input):
 
 
 # ---------------------------------------------------------------------------
-# activations
-
-
-class Activation(Function):
-    # Elementwise and per-position ops of one input: op(x, **kw) and
-    # op_backward(grad, x, **kw) -> grad_x (activations, softmax, LRN).
-    # saves: x and the keywords (the backward takes the forward input)
-    def forward(self, x, op, op_backward, kw):
-        self.x, self.op_backward, self.kw = x, op_backward, kw
-        return op(x, **kw)
-
-    def backward(self, grad):
-        return (self.op_backward(grad, self.x, **self.kw),)
+# activation (ops/_activation.py)
 
 
 _NO_KW = {}
@@ -416,40 +426,41 @@ _NO_KW = {}
 
 def relu(input, inplace=False):
     """max(x, 0)."""
-    return Activation.apply(_t(input), op=ops.relu, op_backward=ops.relu_backward, kw=_NO_KW)
+    return ArrayOp.apply(_t(input), op=ops.relu, op_backward=ops.relu_backward, kw=_NO_KW)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return Activation.apply(_t(input), op=ops.leaky_relu,
-                            op_backward=ops.leaky_relu_backward,
-                            kw=dict(negative_slope=negative_slope))
+    return ArrayOp.apply(_t(input), op=ops.leaky_relu,
+                         op_backward=ops.leaky_relu_backward,
+                         kw=dict(negative_slope=negative_slope))
 
 
 def sigmoid(input):
     """1 / (1 + exp(-x))."""
-    return Activation.apply(_t(input), op=ops.sigmoid, op_backward=ops.sigmoid_backward, kw=_NO_KW)
+    return ArrayOp.apply(_t(input), op=ops.sigmoid, op_backward=ops.sigmoid_backward, kw=_NO_KW)
 
 
 def tanh(input):
-    return Activation.apply(_t(input), op=ops.tanh, op_backward=ops.tanh_backward, kw=_NO_KW)
+    return ArrayOp.apply(_t(input), op=ops.tanh, op_backward=ops.tanh_backward, kw=_NO_KW)
+
+
+# ---------------------------------------------------------------------------
+# softmax (ops/_softmax.py)
 
 
 def softmax(input, dim=-1):
     """exp(x) / sum(exp(x)) along ``dim``."""
-    return Activation.apply(_t(input), op=ops.softmax,
-                            op_backward=ops.softmax_backward, kw=dict(dim=dim))
+    return ArrayOp.apply(_t(input), op=ops.softmax,
+                         op_backward=ops.softmax_backward, kw=dict(dim=dim))
 
 
 def log_softmax(input, dim=-1):
-    return Activation.apply(_t(input), op=ops.log_softmax,
-                            op_backward=ops.log_softmax_backward, kw=dict(dim=dim))
+    return ArrayOp.apply(_t(input), op=ops.log_softmax,
+                         op_backward=ops.log_softmax_backward, kw=dict(dim=dim))
 
 
-def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
-    """Across-channel local response normalisation (AlexNet)."""
-    return Activation.apply(_t(input), op=ops.local_response_norm,
-                            op_backward=ops.local_response_norm_backward,
-                            kw=dict(size=size, alpha=alpha, beta=beta, k=k))
+# ---------------------------------------------------------------------------
+# dropout (ops/_dropout.py)
 
 
 class Dropout(Function):
@@ -475,6 +486,17 @@ def dropout(input, p=0.5, training=True, inplace=False, *, seed=None, generator=
     if seed is None:
         seed = int(_random.resolve(generator).integers(0, 2**63 - 1))
     return Dropout.apply(x, kw=dict(p=p, training=True, seed=seed))
+
+
+# ---------------------------------------------------------------------------
+# norm (ops/_norm.py): local response and batch normalisation
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """Across-channel local response normalisation (AlexNet)."""
+    return ArrayOp.apply(_t(input), op=ops.local_response_norm,
+                         op_backward=ops.local_response_norm_backward,
+                         kw=dict(size=size, alpha=alpha, beta=beta, k=k))
 
 
 class BatchNorm(Function):
@@ -514,6 +536,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                            kw=dict(training=training, momentum=momentum, eps=eps))
 
 
+# ---------------------------------------------------------------------------
+# linear (ops/_linear.py)
+
+
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias``; ``weight`` (out_features, in_features)."""
     return ArrayOp.apply(_t(input), _t(weight), _opt(bias), op=ops.linear,
@@ -525,7 +551,7 @@ def flatten(input, start_dim=0, end_dim=-1):
 
 
 # ---------------------------------------------------------------------------
-# losses
+# cross_entropy (ops/_cross_entropy.py): cross_entropy, nll_loss
 
 
 class CrossEntropy(Function):
@@ -547,16 +573,6 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                                       label_smoothing=label_smoothing))
 
 
-def _reduce(loss, reduction):
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-
-
 class NLLLoss(Function):
     # saves: the log-probabilities, the (integer) target, the class weights and the keywords
     def forward(self, logp, target, weight, kw):
@@ -572,6 +588,20 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of log-probabilities ``input`` (N, C[, d...])."""
     return NLLLoss.apply(_t(input), _t(target), _opt(weight),
                          kw=dict(ignore_index=ignore_index, reduction=reduction))
+
+
+# ---------------------------------------------------------------------------
+# losses on Tensor arithmetic
+
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
 def mse_loss(input, target, reduction="mean"):
