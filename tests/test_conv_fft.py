@@ -148,7 +148,7 @@ def fft_cases(draw):
             lo = sp if kind == "valid" or mode in ("reflect", "symmetric") else 1
             sizes.append(draw(st.integers(lo, max(lo, max_in))))
     return dict(
-        nd=nd, n=draw(st.integers(0, 2)), c_in=c_in, c_out=c_out, k=k, sizes=sizes,
+        nd=nd, n=draw(st.integers(1, 2)), c_in=c_in, c_out=c_out, k=k, sizes=sizes,
         dtype=draw(st.sampled_from([np.float32, np.float64])), bias=draw(st.booleans()),
         seed=draw(SEEDS),
         kw=dict(stride=stride if nd > 1 else stride[0], dilation=tuple(dilation), padding=padding,

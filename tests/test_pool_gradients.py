@@ -91,7 +91,7 @@ def test_global_backward_matches_finite_differences(rng, name):
 def linear_pools(draw):
     nd = draw(st.integers(1, 3))
     kind = draw(st.sampled_from(["avg", "weighted_avg", "adaptive_avg"]))
-    n, c = draw(st.integers(0, 2)), draw(st.sampled_from([1, 3, 17]))
+    n, c = draw(st.integers(1, 2)), draw(st.sampled_from([1, 3, 17]))
     if kind == "adaptive_avg":
         sizes = [draw(st.integers(1, 7)) for _ in range(nd)]
         out = tuple(draw(st.integers(1, 8)) for _ in range(nd))

@@ -49,7 +49,7 @@ def equivariance_cases(draw):
         kw["dilation"] = tuple(d)
     if kind == "lp":
         kw["p"] = draw(st.sampled_from([1.0, 2.0, 3.0, math.inf]))
-    return nd, kind, tuple(k), spans, (draw(st.integers(0, 2)), draw(st.sampled_from([1, 3])),
+    return nd, kind, tuple(k), spans, (draw(st.integers(1, 2)), draw(st.sampled_from([1, 3])),
                                        *sizes), shift, kw
 
 

@@ -39,7 +39,7 @@ def windowed(draw, kinds=("max", "avg", "lp")):
     # torch's avg_pool3d wants the input at least as large as the kernel, padding or not
     low = [sp if (kind, nd) == ("avg", 3) else max(1, sp - 2 * p) for sp, p in zip(spans, pad)]
     sizes = [draw(st.integers(lo, sp + top)) for lo, sp in zip(low, spans)]
-    shape = (draw(st.integers(0, 2)), draw(st.sampled_from([1, 3])), *sizes)
+    shape = (draw(st.integers(1, 2)), draw(st.sampled_from([1, 3])), *sizes)
     kw = dict(kernel_size=tuple(k), stride=tuple(s))
     if kind == "max":
         kw.update(padding=tuple(pad), dilation=tuple(d), ceil_mode=draw(st.booleans()))
@@ -110,7 +110,7 @@ def adaptive(draw):
     top = 5 if nd == 3 else 10
     sizes = [draw(st.integers(1, top)) for _ in range(nd)]
     out = tuple(draw(st.integers(1, top + 2)) for _ in range(nd))
-    return kind, nd, dtype, (draw(st.integers(0, 2)), draw(st.sampled_from([1, 3])), *sizes), out
+    return kind, nd, dtype, (draw(st.integers(1, 2)), draw(st.sampled_from([1, 3])), *sizes), out
 
 
 @given(case=adaptive(), seed=SEEDS)
