@@ -12,10 +12,10 @@ __all__ = [
     "conv_transpose3d_output_shape",
 ]
 
-_TWEIGHT = "C_in", "C_out/groups"
+_WEIGHT = "C_in", "C_out/groups"
 
 
-def _transpose_params(op, nd, stride, padding, output_padding, groups, dilation, algorithm):
+def _params(op, nd, stride, padding, output_padding, groups, dilation, algorithm):
     if isinstance(padding, str):
         raise ValueError(f"{op}: padding must be an integer or a tuple of integers "
                          f"(the amount cropped from the full output), got {padding!r}")
@@ -32,10 +32,9 @@ def _transpose_params(op, nd, stride, padding, output_padding, groups, dilation,
     )
 
 
-def _transpose_forward(nd, x, weight, bias, stride, padding, output_padding, groups, dilation,
-                       algorithm):
+def _forward(nd, x, weight, bias, stride, padding, output_padding, groups, dilation, algorithm):
     op = f"conv_transpose{nd}d"
-    params = _transpose_params(op, nd, stride, padding, output_padding, groups, dilation, algorithm)
+    params = _params(op, nd, stride, padding, output_padding, groups, dilation, algorithm)
     x = _array(x, op, "x")
     weight = _array(weight, op, "weight")
     if bias is not None:
@@ -43,22 +42,21 @@ def _transpose_forward(nd, x, weight, bias, stride, padding, output_padding, gro
     return _core.conv_transpose_forward(x, weight, bias, **params)
 
 
-def _transpose_backward(nd, grad_out, x, weight, stride, padding, output_padding, groups, dilation,
-                        bias, algorithm):
+def _backward(nd, grad_out, x, weight, stride, padding, output_padding, groups, dilation,
+              bias, algorithm):
     op = f"conv_transpose{nd}d"
-    params = _transpose_params(op, nd, stride, padding, output_padding, groups, dilation, algorithm)
+    params = _params(op, nd, stride, padding, output_padding, groups, dilation, algorithm)
     x = _array(x, op, "x")
     weight = _array(weight, op, "weight")
     grad_out = _array(grad_out, op, "grad_out")
     return _core.conv_transpose_backward(grad_out, x, weight, _want_bias(bias, op), **params)
 
 
-def _transpose_output_shape(nd, input_shape, weight_shape, stride, padding, output_padding, groups,
-                            dilation):
+def _output_shape(nd, input_shape, weight_shape, stride, padding, output_padding, groups, dilation):
     op = f"conv_transpose{nd}d"
-    params = _transpose_params(op, nd, stride, padding, output_padding, groups, dilation, "auto")
+    params = _params(op, nd, stride, padding, output_padding, groups, dilation, "auto")
     src = _shape_arg(input_shape, op, "input_shape", nd + 2, _layout(nd))
-    w = _shape_arg(weight_shape, op, "weight_shape", nd + 2, _weight_layout(nd, *_TWEIGHT))
+    w = _shape_arg(weight_shape, op, "weight_shape", nd + 2, _weight_layout(nd, *_WEIGHT))
     return tuple(_core.conv_transpose_output_shape(src, w, **params))
 
 
@@ -66,8 +64,8 @@ def conv_transpose1d(x, weight, bias=None, *, stride=1, padding=0, output_paddin
                      dilation=1, algorithm="auto"):
     """1-D transposed convolution of ``x`` (N, C_in, L) with ``weight`` (C_in, C_out/groups, kL),
     the adjoint of :func:`conv1d`; the keywords as for :func:`conv_transpose2d`."""
-    return _transpose_forward(1, x, weight, bias, stride, padding, output_padding, groups,
-                              dilation, algorithm)
+    return _forward(1, x, weight, bias, stride, padding, output_padding, groups,
+                    dilation, algorithm)
 
 
 def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_padding=0, groups=1,
@@ -82,58 +80,58 @@ def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_paddin
     axis); ``output_padding`` (smaller than stride or dilation) adds positions
     at the end of each axis.
     """
-    return _transpose_forward(2, x, weight, bias, stride, padding, output_padding, groups,
-                              dilation, algorithm)
+    return _forward(2, x, weight, bias, stride, padding, output_padding, groups,
+                    dilation, algorithm)
 
 
 def conv_transpose3d(x, weight, bias=None, *, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1, algorithm="auto"):
     """3-D transposed convolution of ``x`` (N, C_in, D, H, W) with ``weight`` (C_in, C_out/groups,
     kD, kH, kW), the adjoint of :func:`conv3d`; the keywords as for :func:`conv_transpose2d`."""
-    return _transpose_forward(3, x, weight, bias, stride, padding, output_padding, groups,
-                              dilation, algorithm)
+    return _forward(3, x, weight, bias, stride, padding, output_padding, groups,
+                    dilation, algorithm)
 
 
 def conv_transpose1d_backward(grad_out, x, weight, *, stride=1, padding=0, output_padding=0,
                               groups=1, dilation=1, bias=True, algorithm="auto"):
     """Gradients of :func:`conv_transpose1d`: ``(grad_x, grad_weight, grad_bias)``;
     ``grad_bias`` is None when ``bias=False``."""
-    return _transpose_backward(1, grad_out, x, weight, stride, padding, output_padding, groups,
-                               dilation, bias, algorithm)
+    return _backward(1, grad_out, x, weight, stride, padding, output_padding, groups,
+                     dilation, bias, algorithm)
 
 
 def conv_transpose2d_backward(grad_out, x, weight, *, stride=1, padding=0, output_padding=0,
                               groups=1, dilation=1, bias=True, algorithm="auto"):
     """Gradients of :func:`conv_transpose2d`: ``(grad_x, grad_weight, grad_bias)``;
     ``grad_bias`` is None when ``bias=False``."""
-    return _transpose_backward(2, grad_out, x, weight, stride, padding, output_padding, groups,
-                               dilation, bias, algorithm)
+    return _backward(2, grad_out, x, weight, stride, padding, output_padding, groups,
+                     dilation, bias, algorithm)
 
 
 def conv_transpose3d_backward(grad_out, x, weight, *, stride=1, padding=0, output_padding=0,
                               groups=1, dilation=1, bias=True, algorithm="auto"):
     """Gradients of :func:`conv_transpose3d`: ``(grad_x, grad_weight, grad_bias)``;
     ``grad_bias`` is None when ``bias=False``."""
-    return _transpose_backward(3, grad_out, x, weight, stride, padding, output_padding, groups,
-                               dilation, bias, algorithm)
+    return _backward(3, grad_out, x, weight, stride, padding, output_padding, groups,
+                     dilation, bias, algorithm)
 
 
 def conv_transpose1d_output_shape(input_shape, weight_shape, *, stride=1, padding=0,
                                   output_padding=0, groups=1, dilation=1):
     """Output shape of :func:`conv_transpose1d`, validating everything."""
-    return _transpose_output_shape(1, input_shape, weight_shape, stride, padding, output_padding,
-                                   groups, dilation)
+    return _output_shape(1, input_shape, weight_shape, stride, padding, output_padding,
+                         groups, dilation)
 
 
 def conv_transpose2d_output_shape(input_shape, weight_shape, *, stride=1, padding=0,
                                   output_padding=0, groups=1, dilation=1):
     """Output shape of :func:`conv_transpose2d`, validating everything."""
-    return _transpose_output_shape(2, input_shape, weight_shape, stride, padding, output_padding,
-                                   groups, dilation)
+    return _output_shape(2, input_shape, weight_shape, stride, padding, output_padding,
+                         groups, dilation)
 
 
 def conv_transpose3d_output_shape(input_shape, weight_shape, *, stride=1, padding=0,
                                   output_padding=0, groups=1, dilation=1):
     """Output shape of :func:`conv_transpose3d`, validating everything."""
-    return _transpose_output_shape(3, input_shape, weight_shape, stride, padding, output_padding,
-                                   groups, dilation)
+    return _output_shape(3, input_shape, weight_shape, stride, padding, output_padding,
+                         groups, dilation)
