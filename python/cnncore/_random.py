@@ -15,11 +15,6 @@ def manual_seed(seed):
     return _generator
 
 
-def default_generator():
-    """The package-wide ``numpy.random.Generator``."""
-    return _generator
-
-
 def resolve(generator=None):
     """``generator`` if given (a Generator or an int seed), else the package-wide one."""
     if generator is None:
