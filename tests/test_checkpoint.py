@@ -183,3 +183,42 @@ def test_checkpoint_for_another_architecture(tmp_path):
     modern = models.lenet5(num_classes=4)
     with pytest.raises(ValueError, match="size mismatch for classifier.4.weight"):
         modern.load_state_dict(cc.load(tmp_path / "lenet.safetensors"))
+
+
+def _header(path):
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    return json.loads(raw[8:8 + n]), raw[8 + n:]
+
+
+def test_layout_puts_wide_dtypes_first_and_names_the_format(tmp_path):
+    # alphabetical order would put the float32 "a" first; alignment puts the float64 first
+    path = tmp_path / "order.safetensors"
+    cc.save({"a": np.arange(3, dtype=np.float32), "z": np.ones(2, np.float64),
+             "m": np.arange(2, dtype=np.int64)}, path)
+    header, data = _header(path)
+    assert header["m"]["data_offsets"] == [0, 16] and header["z"]["data_offsets"] == [16, 32]
+    assert header["a"]["data_offsets"] == [32, 44] and len(data) == 44
+    assert header["__metadata__"]["format"] == "cnncore"
+
+
+def test_non_contiguous_and_big_endian_arrays_round_trip(tmp_path):
+    path = tmp_path / "views.safetensors"
+    base = np.arange(12, dtype=np.float64).reshape(3, 4)
+    big = np.arange(5, dtype=">f4")
+    cc.save({"t": base.T, "s": base[:, ::2], "big": big}, path)
+    back = cc.load(path)
+    np.testing.assert_array_equal(back["t"], base.T)
+    np.testing.assert_array_equal(back["s"], base[:, ::2])
+    np.testing.assert_array_equal(back["big"], big)
+    assert back["big"].dtype == np.float32 and back["big"].dtype.byteorder in "=<"
+    header, data = _header(path)
+    lo, hi = header["big"]["data_offsets"]
+    np.testing.assert_array_equal(np.frombuffer(data[lo:hi], "<f4"), big)   # stored little-endian
+
+
+def test_metadata_must_map_str_to_str(tmp_path):
+    for bad in ({"a": 1}, {1: "a"}):
+        with pytest.raises(TypeError, match="save: metadata must map str to str"):
+            cc.save({"w": np.ones(2)}, tmp_path / "m.safetensors", metadata=bad)
+    assert not list(tmp_path.iterdir())            # nothing written, no temporary left behind
