@@ -254,3 +254,50 @@ def test_horizontal_flip_is_random_with_p():
     kept = [np.array_equal(f[i], x[i]) for i in range(200)]
     assert all(a != b for a, b in zip(flipped, kept))
     assert 60 < sum(flipped) < 140
+
+
+def test_digits_values_against_scikit_learn():
+    from sklearn.datasets import load_digits as sk_digits
+    sk = sk_digits()
+    raw = data.load_digits("all", size=8, pad=0)
+    np.testing.assert_array_equal(raw.images[:, 0], (sk.images / 16.0).astype(np.float32))
+    np.testing.assert_array_equal(raw.labels, sk.target)
+    assert raw.classes == [str(i) for i in range(10)] and raw.images.dtype == np.float32
+    framed = data.load_digits("all", size=12, pad=2)               # 8 inside, 2-pixel frame
+    np.testing.assert_array_equal(framed.images[:, :, 2:10, 2:10], raw.images)
+    assert not framed.images[:, :, :2].any() and not framed.images[:, :, 10:].any()
+    assert not framed.images[..., :2].any() and not framed.images[..., 10:].any()
+    big = data.load_digits("all", size=20, pad=0)                  # resized, kept in [0, 1]
+    assert big.images.min() >= 0.0 and big.images.max() <= 1.0 and big.images.max() > 0.9
+    np.testing.assert_allclose(big.images[5, 0], T.resize(raw.images[5], 20)[0].clip(0, 1),
+                               rtol=1e-6)
+    tr = data.load_digits("train", transform=T.Normalize([0.5], [0.5]))
+    assert tr.transform is not None and tr.classes == raw.classes
+    with pytest.raises(ValueError, match="split_name must be"):
+        data.load_digits("validation")
+    with pytest.raises(ValueError, match="leaves no room"):
+        data.load_digits(size=4, pad=2)
+
+
+def test_npz_keys_classes_and_transform(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.random((5, 1, 4, 4)).astype(np.float32)
+    np.savez(tmp_path / "a.npz", X=x, y=np.arange(5).reshape(5, 1),
+             classes=np.array(["zero", "one", "two", "three", "four"]))
+    ds = data.load_npz(tmp_path / "a.npz", transform=T.Normalize([0.0], [2.0]))
+    np.testing.assert_array_equal(ds.images, x)
+    np.testing.assert_array_equal(ds.labels, np.arange(5))           # (N, 1) labels flattened
+    assert ds.classes == ["zero", "one", "two", "three", "four"] and ds.transform is not None
+    np.savez(tmp_path / "b.npz", pics=x, tags=np.arange(5))
+    named = data.load_npz(tmp_path / "b.npz", x_key="pics", y_key="tags")
+    np.testing.assert_array_equal(named.images, x)
+    assert named.classes == ["0", "1", "2", "3", "4"]                  # named after the labels
+    with pytest.raises(data.DataError, match=r"no array named 'nope' \(the file has \['pics', "
+                                             r"'tags'\]\)"):
+        data.load_npz(tmp_path / "b.npz", x_key="pics", y_key="nope")
+    np.savez(tmp_path / "c.npz", x=x)                                   # images without labels
+    with pytest.raises(data.DataError, match=r"no image/label arrays found .* the file has \['x'\]"):
+        data.load_npz(tmp_path / "c.npz")
+    (tmp_path / "d.npz").write_bytes(b"not a zip")
+    with pytest.raises(data.DataError, match="cannot read as .npz"):
+        data.load_npz(tmp_path / "d.npz")

@@ -232,3 +232,54 @@ def test_linear_warmup_sequence():
 def test_cosine_stays_at_eta_min_after_t_max():
     got = _lrs(lambda o: optim.CosineAnnealingLR(o, T_max=2, eta_min=0.1), 6)
     np.testing.assert_allclose(got, [1.0, 0.55, 0.1, 0.1, 0.1, 0.1])
+
+
+def test_param_groups_and_their_errors():
+    a, b = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(3))
+    opt = optim.SGD([{"params": a}, {"params": [b], "lr": 0.5}], lr=0.1, momentum=0.9)
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.5]
+    assert all(g["momentum"] == 0.9 and g["dampening"] == 0.0 for g in opt.param_groups)
+    assert opt.param_groups[0]["params"] == [a]                   # a bare Tensor becomes a list
+    with pytest.raises(ValueError, match="SGD: a parameter appears in more than one group"):
+        opt.add_param_group({"params": [a]})
+    with pytest.raises(TypeError, match="SGD: parameters must be Tensors, got ndarray"):
+        optim.SGD([np.ones(2)], lr=0.1)
+    frozen = cc.tensor(np.ones(2))
+    with pytest.raises(ValueError, match="SGD: a parameter does not require grad"):
+        optim.SGD([frozen], lr=0.1)
+    for kw, msg in ((dict(lr=-1.0), "invalid learning rate -1.0"),
+                    (dict(lr=0.1, momentum=-0.5), "invalid momentum -0.5"),
+                    (dict(lr=0.1, weight_decay=-1.0), "invalid weight_decay -1.0")):
+        with pytest.raises(ValueError, match="SGD: " + msg):
+            optim.SGD([nn.Parameter(np.ones(1))], **kw)
+    for kw, msg in ((dict(betas=(1.0, 0.9)), r"betas must be in \[0, 1\)"),
+                    (dict(betas=(0.9, -0.1)), r"betas must be in \[0, 1\)"),
+                    (dict(eps=-1e-8), "invalid eps")):
+        with pytest.raises(ValueError, match="Adam: " + msg):
+            optim.Adam([nn.Parameter(np.ones(1))], **kw)
+        with pytest.raises(ValueError, match="AdamW: " + msg):
+            optim.AdamW([nn.Parameter(np.ones(1))], **kw)
+
+
+def test_load_state_dict_rejects_mismatched_layouts():
+    w = nn.Parameter(np.ones(2))
+    opt = optim.SGD([w], lr=0.1, momentum=0.9)
+    (w * cc.tensor(np.ones(2))).sum().backward()
+    opt.step()
+    state = opt.state_dict()
+    two = optim.SGD([nn.Parameter(np.ones(2)), nn.Parameter(np.ones(2))], lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="a saved group has 1 parameters, this optimiser's has 2"):
+        two.load_state_dict(state)
+    split = optim.SGD([{"params": [nn.Parameter(np.ones(2))]},
+                       {"params": [nn.Parameter(np.ones(2))]}], lr=0.1)
+    with pytest.raises(ValueError, match="the saved state has 1 parameter groups, this "
+                                         "optimiser has 2"):
+        split.load_state_dict(state)
+    bad = dict(state, state={5: state["state"][0]})
+    with pytest.raises(ValueError, match="state for unknown parameter index 5"):
+        optim.SGD([nn.Parameter(np.ones(2))], lr=0.1, momentum=0.9).load_state_dict(bad)
+    fresh_w = nn.Parameter(np.ones(2))
+    fresh = optim.SGD([fresh_w], lr=0.1, momentum=0.9)
+    fresh.load_state_dict(state)
+    np.testing.assert_array_equal(fresh.state[id(fresh_w)]["momentum_buffer"], np.ones(2))
+    assert fresh.param_groups[0]["lr"] == 0.1
