@@ -1,0 +1,397 @@
+"""Checkpoints byte by byte: the header cnncore writes (names, order, alignment, metadata,
+compact JSON), what it stores and how (byte order, layouts, nested names, numbers, keys),
+every validation message in full (with the file's name and the numbers), the temporary file
+and the permissions of an atomic write."""
+import json
+import os
+import re
+import stat
+import struct
+
+import numpy as np
+import pytest
+
+import cnncore as cc
+from cnncore import io
+
+
+def header_of(path):
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    return n, raw[8:8 + n], json.loads(raw[8:8 + n])
+
+
+def write_raw(path, header, data=b"", pad=True):
+    """A safetensors file with this header (a dict, or JSON text) and data bytes."""
+    body = header if isinstance(header, (str, bytes)) else json.dumps(header)
+    body = body.encode() if isinstance(body, str) else body
+    if pad:
+        body += b" " * (-len(body) % 8)
+    path.write_bytes(struct.pack("<Q", len(body)) + body + data)
+    return path
+
+
+def where(path):
+    return re.escape(f"checkpoint {str(path)!r}")
+
+
+# --------------------------------------------------------------------------- the header
+
+
+def test_tensors_are_ordered_largest_itemsize_first_then_by_name(tmp_path):
+    path = tmp_path / "m.safetensors"
+    cc.save({"a": np.ones(3, np.float32), "b": np.ones(2, np.float64), "c": np.ones(1, np.uint8),
+             "aa": np.ones(1, np.float32)}, path)
+    _, _, h = header_of(path)
+    assert h["b"]["data_offsets"] == [0, 16]                  # float64 first though "b" > "a"
+    assert h["a"]["data_offsets"] == [16, 28]
+    assert h["aa"]["data_offsets"] == [28, 32]
+    assert h["c"]["data_offsets"] == [32, 33]
+    assert list(cc.load(path)) == ["b", "a", "aa", "c"]       # a flat file loads in file order
+
+
+def test_header_is_compact_json_padded_to_eight_bytes(tmp_path):
+    for n in range(1, 10):                                     # every header length mod 8
+        path = tmp_path / f"{n}.safetensors"
+        cc.save({"k" * n: np.zeros(1, np.float32)}, path, metadata={"x": "y" * n})
+        size, blob, header = header_of(path)
+        assert (8 + size) % 8 == 0, n
+        text = blob.decode()
+        assert text == text.rstrip(" ") + " " * (len(text) - len(text.rstrip(" ")))
+        assert text.rstrip(" ") == json.dumps(header, separators=(",", ":")), n
+        assert len(text) - len(text.rstrip(" ")) < 8
+
+
+def test_metadata_of_flat_and_nested_files(tmp_path):
+    flat, nested = tmp_path / "flat.safetensors", tmp_path / "nested.safetensors"
+    cc.save({"w": np.arange(3.0)}, flat, metadata={"note": "a b"})
+    meta = io.load_metadata(flat)
+    assert meta == {"format": "cnncore", "cnncore.format_version": "1",
+                    "cnncore.crc32": meta["cnncore.crc32"], "note": "a b"}
+    assert re.fullmatch(r"[0-9a-f]{8}", meta["cnncore.crc32"])
+    cc.save({"w": np.arange(3.0), "epoch": 2, "names": ["x", "y"]}, nested)
+    tree = io.load_metadata(nested)["cnncore.tree"]
+    assert " " not in tree                                     # compact
+    assert json.loads(tree) == {"__dict__": [["w", {"__tensor__": "w"}], ["epoch", 2],
+                                             ["names", {"__list__": ["x", "y"]}]]}
+    obj, meta = cc.load(nested, with_metadata=True)
+    assert obj["epoch"] == 2 and obj["names"] == ["x", "y"] and meta["format"] == "cnncore"
+    assert isinstance(cc.load(nested), dict)
+
+
+def test_an_empty_state_dict_is_a_header_only_file(tmp_path):
+    path = tmp_path / "e.safetensors"
+    cc.save({}, path)
+    size, _, header = header_of(path)
+    assert path.stat().st_size == 8 + size                     # no data bytes at all
+    assert set(header) == {"__metadata__"}
+    assert cc.load(path) == {}
+
+
+# --------------------------------------------------------------------------- what is stored
+
+
+def test_big_endian_transposed_and_scalar_arrays(tmp_path):
+    path = tmp_path / "x.safetensors"
+    be = np.arange(6, dtype=">f4").reshape(2, 3)
+    t = np.arange(6.0).reshape(2, 3).T                         # not C-contiguous
+    cc.save({"be": be, "t": t, "s": np.array(2.5), "u": np.arange(3, dtype=np.uint8),
+             "b": np.array([True, False])}, path)
+    _, _, h = header_of(path)
+    assert h["be"]["dtype"] == "F32" and h["t"]["shape"] == [3, 2] and h["s"]["shape"] == []
+    back = cc.load(path)
+    np.testing.assert_array_equal(back["be"].numpy(), be)
+    assert back["be"].dtype == np.float32 and back["be"].numpy().dtype.isnative
+    np.testing.assert_array_equal(back["t"].numpy(), t)
+    assert back["s"].shape == () and back["s"].item() == 2.5
+    assert back["u"].dtype == np.uint8 and back["b"].dtype == np.bool_
+    raw = path.read_bytes()
+    b, e = h["be"]["data_offsets"]
+    start = 8 + header_of(path)[0]
+    assert raw[start + b:start + e] == np.arange(6, dtype="<f4").tobytes()   # little-endian
+
+
+@pytest.mark.xfail(reason="io.save: a tensor with no elements fails in the CRC loop "
+                          "(memoryview(arr).cast('B') refuses zeros in the shape) with a bare "
+                          "TypeError, though the layout, the writer and load all allow it",
+                   strict=True)
+def test_zero_element_tensors_round_trip(tmp_path):
+    path = tmp_path / "z.safetensors"
+    cc.save({"z": np.zeros((0, 3)), "w": np.ones(2)}, path)
+    back = cc.load(path)
+    assert back["z"].shape == (0, 3) and back["w"].shape == (2,)
+
+
+def test_a_misaligned_tensor_from_another_writer_loads_aligned(tmp_path):
+    f = np.array([1.5, -2.0], np.float32)
+    path = write_raw(tmp_path / "odd.safetensors",
+                     {"u": {"dtype": "U8", "shape": [3], "data_offsets": [0, 3]},
+                      "f": {"dtype": "F32", "shape": [2], "data_offsets": [3, 11]}},
+                     b"\x01\x02\x03" + f.tobytes())
+    back = cc.load(path)
+    assert list(back) == ["u", "f"]
+    assert back["f"].dtype == np.float32 and back["f"].numpy().flags.aligned
+    np.testing.assert_array_equal(back["f"].numpy(), f)
+    np.testing.assert_array_equal(back["u"].numpy(), [1, 2, 3])
+
+
+def test_nested_names_lists_of_arrays_and_a_bare_array(tmp_path):
+    path = tmp_path / "n.safetensors"
+    cc.save({"model": {"w": np.ones(2)}, "bufs": [np.zeros(1), np.arange(2)], 3: "three"}, path)
+    _, _, h = header_of(path)
+    assert set(h) - {"__metadata__"} == {"model/w", "bufs/0", "bufs/1"}
+    back = cc.load(path)
+    assert [b.numpy().tolist() for b in back["bufs"]] == [[0.0], [0, 1]]
+    assert back[3] == "three" and back["model"]["w"].numpy().tolist() == [1.0, 1.0]
+    cc.save(np.arange(3), path)                                 # not a dict at all
+    _, _, h = header_of(path)
+    assert set(h) == {"tensor", "__metadata__"}
+    bare = cc.load(path)
+    assert isinstance(bare, cc.Tensor) and bare.numpy().tolist() == [0, 1, 2]
+
+
+def test_numbers_keys_and_non_finite_floats(tmp_path):
+    path = tmp_path / "v.safetensors"
+    obj = {"f32": np.float32(1.5), "i": np.int64(7), np.int64(4): "numpy key",
+           "inf": float("inf"), "ninf": -float("inf"), "nan": float("nan"), "x": 0.1}
+    cc.save(obj, path)
+    tree = io.load_metadata(path)["cnncore.tree"]
+    json.loads(tree, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
+    back = cc.load(path)
+    assert back["f32"] == 1.5 and back["i"] == 7 and back[4] == "numpy key"
+    assert back["inf"] == float("inf") and back["ninf"] == -float("inf")
+    assert np.isnan(back["nan"]) and back["x"] == 0.1
+
+
+def test_torch_like_objects_are_read_through_numpy(tmp_path):
+    class FakeTorch:                       # what io recognises a torch tensor by
+        def detach(self):
+            return self
+
+        def cpu(self):
+            return self
+
+        def numpy(self):
+            return np.arange(4.0)
+
+    class OnlyNumpy:
+        def numpy(self):
+            return np.arange(4.0)
+
+    class OnlyDetach:
+        def detach(self):
+            return self
+
+    cc.save({"t": FakeTorch()}, tmp_path / "t.safetensors")
+    assert cc.load(tmp_path / "t.safetensors")["t"].numpy().tolist() == [0, 1, 2, 3]
+    for obj, name in ((OnlyNumpy(), "OnlyNumpy"), (OnlyDetach(), "OnlyDetach")):
+        with pytest.raises(TypeError, match=rf"^save: cannot store a {name} at t \(arrays"):
+            cc.save({"t": obj}, tmp_path / "x.safetensors")
+
+
+# --------------------------------------------------------------------------- save's errors
+
+
+def test_save_error_messages(tmp_path):
+    p = tmp_path / "x.safetensors"
+    cases = [
+        ({"a": {1.5: 2}}, TypeError, "save: dictionary keys must be str or int, got float 1.5 at a"),
+        ({True: 1}, TypeError, "save: dictionary keys must be str or int, got bool True at "
+                               "top level"),
+        ({"a": {"b": object()}}, TypeError, "save: cannot store a object at a/b (arrays, "
+                                            "Tensors, dicts, lists, numbers, strings, booleans "
+                                            "and None only; no pickle)"),
+        ({"l": [1, {2j}]}, TypeError, "save: cannot store a set at l/1 ("),
+        (object(), TypeError, "save: cannot store a object at top level ("),
+        ({"a/b": np.ones(1), "a": {"b": np.ones(1)}}, ValueError,
+         "save: two entries map to the tensor name 'a/b'"),
+        ({"z": np.ones(2, np.complex64)}, TypeError,
+         "save: 'z' has dtype complex64, which the safetensors layout cannot hold"),
+    ]
+    for obj, exc, msg in cases:
+        with pytest.raises(exc) as info:
+            cc.save(obj, p)
+        assert str(info.value).startswith(msg), (str(info.value), msg)
+    for meta, shown in (({"a": 1}, "'a': 1"), ({1: "a"}, "1: 'a'")):
+        with pytest.raises(TypeError, match=f"^save: metadata must map str to str, got {shown}$"):
+            cc.save({"w": np.ones(1)}, p, metadata=meta)
+    assert not p.exists()
+
+
+# --------------------------------------------------------------------------- atomic write
+
+
+def test_the_temporary_file_sits_beside_the_target(tmp_path, monkeypatch):
+    seen = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        seen.append((src, dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    target = tmp_path / "m.safetensors"
+    cc.save({"w": np.ones(2)}, target)
+    ((src, dst),) = seen
+    assert os.path.dirname(src) == str(tmp_path) and dst == str(target)
+    assert re.fullmatch(r"\.m\.safetensors\..+\.tmp", os.path.basename(src))
+    assert sorted(os.listdir(tmp_path)) == ["m.safetensors"]
+
+
+def test_file_permissions_follow_umask_or_the_replaced_file(tmp_path):
+    old = os.umask(0o027)
+    try:
+        new = tmp_path / "new.safetensors"
+        cc.save({"w": np.ones(1)}, new)
+        assert stat.S_IMODE(new.stat().st_mode) == 0o640      # 0o666 & ~umask, not mkstemp's
+        kept = tmp_path / "kept.safetensors"
+        kept.write_bytes(b"")
+        os.chmod(kept, 0o604)
+        cc.save({"w": np.ones(1)}, kept)
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o604
+    finally:
+        os.umask(old)
+
+
+# --------------------------------------------------------------------------- load's errors
+
+
+def test_header_length_boundaries(tmp_path):
+    p = tmp_path / "h.safetensors"
+    p.write_bytes(b"\0" * 7)
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)} is truncated or not a checkpoint: "
+                                                 r"7 bytes, fewer than the 8-byte header length$"):
+        cc.load(p)
+    p.write_bytes(struct.pack("<Q", 0))                        # exactly 8 bytes: empty header
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)} is corrupted or not a "
+                                                 r"safetensors file: its header is not valid "
+                                                 r"JSON \(not a JSON object\)$"):
+        cc.load(p)
+    p.write_bytes(struct.pack("<Q", 2**63 + 5) + b"{}")        # top bit set: unsigned
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)} is truncated or corrupted: its "
+                                                 f"header claims {2**63 + 5} bytes but only 2 "
+                                                 "follow$"):
+        cc.load(p)
+    write_raw(p, "{}", pad=False)                              # the header fills the file
+    assert cc.load(p) == {}
+
+
+def test_header_size_limit(tmp_path, monkeypatch):
+    p = write_raw(tmp_path / "big.safetensors", "{}" + " " * 30, pad=False)   # 32 bytes
+    monkeypatch.setattr(io, "_MAX_HEADER", 32)
+    assert cc.load(p) == {}
+    monkeypatch.setattr(io, "_MAX_HEADER", 31)
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)}: header length 32 is implausibly "
+                                                 r"large \(corrupted\?\)$"):
+        cc.load(p)
+
+
+def test_leading_whitespace_and_non_object_headers(tmp_path):
+    p = write_raw(tmp_path / "ws.safetensors", '  {"w": {"dtype": "U8", "shape": [1], '
+                                               '"data_offsets": [0, 1]}}', b"\x07")
+    assert cc.load(p)["w"].numpy().tolist() == [7]
+    write_raw(p, "[1, 2]")
+    with pytest.raises(io.CheckpointError, match=r"not valid JSON \(not a JSON object\)$"):
+        cc.load(p)
+    write_raw(p, '{"__metadata__": null}')                     # no metadata is fine
+    assert cc.load(p) == {}
+    write_raw(p, '{"__metadata__": {"a": 1}}')
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)}: __metadata__ must map strings "
+                                                 "to strings$"):
+        io.load_metadata(p)
+
+
+def test_duplicate_names_anywhere_in_the_header(tmp_path):
+    p = write_raw(tmp_path / "d.safetensors", '{"__metadata__": {"k": "a", "k": "b"}}')
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)}: corrupted header: the name 'k' "
+                                                 "appears twice$"):
+        cc.load(p)
+
+
+ENTRY = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
+
+
+@pytest.mark.parametrize("entry, message", [
+    (5, "entry 'w' must have exactly dtype, shape and data_offsets"),
+    (dict(ENTRY, extra=1), "entry 'w' must have exactly dtype, shape and data_offsets"),
+    ({"dtype": "F32", "shape": [2]}, "entry 'w' must have exactly dtype, shape and data_offsets"),
+    (dict(ENTRY, dtype="F8"), "entry 'w' has unsupported dtype 'F8'"),
+    (dict(ENTRY, shape=[2.0]), r"entry 'w' has an invalid shape \[2.0\]"),
+    (dict(ENTRY, shape=[True, 2]), r"entry 'w' has an invalid shape \[True, 2\]"),
+    (dict(ENTRY, shape=[-1]), r"entry 'w' has an invalid shape \[-1\]"),
+    (dict(ENTRY, data_offsets=[0, 4, 8]), r"entry 'w' has invalid data_offsets \[0, 4, 8\]"),
+    (dict(ENTRY, data_offsets=[0, "8"]), r"entry 'w' has invalid data_offsets \[0, '8'\]"),
+    (dict(ENTRY, data_offsets=[0.0, 8]), r"entry 'w' has invalid data_offsets \[0.0, 8\]"),
+    (dict(ENTRY, data_offsets=[False, 8]), r"entry 'w' has invalid data_offsets \[False, 8\]"),
+    (dict(ENTRY, data_offsets=[8, 0]), r"entry 'w' has invalid data_offsets \[8, 0\]"),
+    (dict(ENTRY, data_offsets=[-8, 0]), r"entry 'w' has invalid data_offsets \[-8, 0\]"),
+    (dict(ENTRY, data_offsets="08"), r"entry 'w' has invalid data_offsets '08'"),
+    (dict(ENTRY, shape=[3]), r"entry 'w' is F32 \[3\] = 12 bytes but its data_offsets span 8$"),
+    (dict(ENTRY, data_offsets=[2, 10]), r"a gap of 2 bytes before 'w'$"),
+])
+def test_every_entry_check_names_the_entry(tmp_path, entry, message):
+    p = write_raw(tmp_path / "e.safetensors", {"w": entry}, b"\0" * 8)
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)}: {message}"):
+        cc.load(p)
+
+
+def test_zero_sized_entries_are_valid_shapes(tmp_path):
+    p = write_raw(tmp_path / "z.safetensors",
+                  {"z": {"dtype": "F32", "shape": [0, 3], "data_offsets": [0, 0]},
+                   "w": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}}, b"\x01\x02")
+    back = cc.load(p)
+    assert back["z"].shape == (0, 3) and back["w"].numpy().tolist() == [1, 2]
+
+
+def test_span_messages_give_the_byte_counts(tmp_path):
+    p = write_raw(tmp_path / "s.safetensors",
+                  {"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
+                   "b": {"dtype": "U8", "shape": [4], "data_offsets": [2, 6]}}, b"\0" * 6)
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)}: entry 'b' overlaps the previous "
+                                                 "tensor$"):
+        cc.load(p)
+    write_raw(p, {"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}}, b"\0" * 7)
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)} is corrupted: 3 unexpected bytes "
+                                                 "after the last tensor$"):
+        cc.load(p)
+    write_raw(p, {"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}}, b"\0" * 3)
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)} is truncated: the tensors need 4 "
+                                                 "data bytes but the file holds 3$"):
+        cc.load(p)
+
+
+def test_a_file_shrinking_while_read_is_truncated(tmp_path, monkeypatch):
+    p = write_raw(tmp_path / "r.safetensors",
+                  {"a": {"dtype": "U8", "shape": [8], "data_offsets": [0, 8]}}, b"\0" * 5)
+    real = os.path.getsize
+    monkeypatch.setattr(os.path, "getsize", lambda q: real(q) + 3 if str(q) == str(p) else real(q))
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)} is truncated: read 5 of 8 data "
+                                                 "bytes$"):
+        cc.load(p)
+
+
+def test_structure_metadata_errors(tmp_path):
+    p = tmp_path / "t.safetensors"
+
+    def with_tree(tree):
+        write_raw(p, {"__metadata__": {"cnncore.tree": tree}})
+        return p
+
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)}: corrupted structure metadata "
+                                                 r"\(Expecting"):
+        cc.load(with_tree("{nope"))
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)}: the structure refers to a "
+                                                 "missing tensor 'w'$"):
+        cc.load(with_tree(json.dumps({"__dict__": [["a", {"__list__": [{"__tensor__": "w"}]}]]})))
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)}: unrecognised entry in the "
+                                                 "structure metadata$"):
+        cc.load(with_tree(json.dumps({"__list__": [{"__dict__": [["k", {"what": 1}]]}]})))
+    assert cc.load(with_tree(json.dumps({"__list__": [{"__float__": "-inf"}, None, "s"]}))) == \
+        [-float("inf"), None, "s"]
+
+
+def test_load_metadata_names_the_file(tmp_path):
+    p = write_raw(tmp_path / "m.safetensors", "[]")
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)} is corrupted or not a "
+                                                 "safetensors file"):
+        io.load_metadata(p)
