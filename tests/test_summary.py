@@ -1,9 +1,12 @@
 """cnncore.summary: receptive fields, jumps, parameter and MAC counts against the
 formulas worked out by hand (r_out = r_in + (k - 1) * d * j_in, j_out = j_in * s)."""
 import numpy as np
+import pytest
 
+import cnncore as cc
 from cnncore import nn
-from cnncore.summary import summary
+from cnncore.summary import LayerInfo, format_summary, summary
+from cnncore.tensor import Tensor
 
 
 def _by_kind(layers):
@@ -94,3 +97,249 @@ input (1, 3, 10, 10) -> output (1, 1000)
 total parameters: 121,080 (trainable 120,080)
 total MACs: 124,320 (0.000 G)"""
     assert format_summary(*summary(model, (1, 3, 10, 10)), title="tiny") == want
+
+
+# --- every layer kind, merges, totals and the table, worked out by hand ---
+
+
+def rows(model, shape, **kw):
+    layers, totals = summary(model, shape, **kw)
+    return {lay.name: lay.as_dict() for lay in layers}, totals
+
+
+def test_dilated_strided_chain():
+    m = nn.Sequential(nn.Conv2d(1, 2, 3, stride=2), nn.MaxPool2d(2), nn.Conv2d(2, 4, 3, dilation=2),
+                      nn.Flatten(), nn.Linear(4, 3))
+    r, t = rows(m, (2, 1, 23, 23))
+    # conv 3x3/2: 23 -> 11, r 3, j 2; 2*2*11*11 outputs x 9 MACs; 2*9 + 2 parameters
+    assert r["0"] == dict(name="0", kind="Conv2d", output_shape=(2, 2, 11, 11), params=20,
+                          macs=4356, rf=[3, 3], jump=[2, 2])
+    # max pool 2/2: 11 -> 5, r 3 + 1*2 = 5, j 4
+    assert r["1"] == dict(name="1", kind="MaxPool2d", output_shape=(2, 2, 5, 5), params=0,
+                          macs=0, rf=[5, 5], jump=[4, 4])
+    # conv 3x3 dilation 2 (extent 5): 5 -> 1, r 5 + 4*4 = 21; 8 outputs x 18 MACs
+    assert r["2"] == dict(name="2", kind="Conv2d", output_shape=(2, 4, 1, 1), params=76,
+                          macs=144, rf=[21, 21], jump=[4, 4])
+    assert r["3"]["rf"] == [21, 21] and r["3"]["macs"] == 0 and r["3"]["output_shape"] == (2, 4)
+    # linear: 6 outputs x 4 inputs
+    assert (r["4"]["params"], r["4"]["macs"]) == (15, 24)
+    assert t == dict(params=111, trainable_params=111, macs=4356 + 144 + 24,
+                     input_shape=(2, 1, 23, 23), output_shape=(2, 3))
+
+
+def test_dilation_alone_widens_the_field():
+    r, _ = rows(nn.Sequential(nn.Conv2d(1, 1, 3, dilation=3)), (1, 1, 9, 9))
+    assert r["0"]["rf"] == [7, 7] and r["0"]["output_shape"] == (1, 1, 3, 3)
+    r, _ = rows(nn.Sequential(nn.Conv2d(1, 1, 3, dilation=(1, 2))), (1, 1, 9, 9))
+    assert r["0"]["rf"] == [3, 5] and r["0"]["output_shape"] == (1, 1, 7, 5)
+
+
+def test_transposed_convolution_with_dilation_by_hand():
+    m = nn.Sequential(nn.ConvTranspose2d(1, 2, 3, stride=2, dilation=2), nn.Conv2d(2, 1, 3))
+    r, t = rows(m, (1, 1, 4, 4))
+    # (4 - 1)*2 + 2*(3 - 1) + 1 = 11; extent 5 -> r 5, j 1/2; MACs: 16 inputs x 2*9
+    assert r["0"] == dict(name="0", kind="ConvTranspose2d", output_shape=(1, 2, 11, 11),
+                          params=20, macs=288, rf=[5, 5], jump=[0.5, 0.5])
+    # then a 3x3: r 5 + 2 * 0.5 = 6; 81 outputs x 18 MACs
+    assert r["1"]["rf"] == [6, 6] and r["1"]["jump"] == [0.5, 0.5] and r["1"]["macs"] == 1458
+    assert t["macs"] == 288 + 1458 and t["params"] == 39
+
+
+def test_pools_adaptive_and_weighted():
+    m = nn.Sequential(nn.AdaptiveAvgPool2d((2, None)), nn.AdaptiveMaxPool2d(3))
+    r, _ = rows(m, (1, 1, 9, 7))
+    # 9 -> 2: bins of ceil(9/2) = 5, stride 9 // 2 = 4; the None axis stays (k 1, s 1)
+    assert (r["0"]["output_shape"], r["0"]["rf"], r["0"]["jump"]) == ((1, 1, 2, 7), [5, 1], [4, 1])
+    # 2 -> 3: k 1, s 1; 7 -> 3: k ceil(7/3) = 3, s 2
+    assert (r["1"]["rf"], r["1"]["jump"]) == ([5, 3], [4, 2])
+    m = nn.Sequential(nn.LPPool2d(2, 3, stride=1), nn.WeightedAvgPool2d(3, 2, 1),
+                      nn.MaxPool2d(2, 1, dilation=2), nn.AvgPool2d(2))
+    r, _ = rows(m, (1, 1, 12, 12))
+    assert [r[k]["rf"][0] for k in "0123"] == [3, 5, 9, 11]
+    assert [r[k]["jump"][0] for k in "0123"] == [1, 2, 2, 4]
+    assert [r[k]["output_shape"][2] for k in "0123"] == [10, 5, 3, 1]
+
+
+def test_one_and_three_dimensions_per_axis():
+    r, _ = rows(nn.Sequential(nn.Conv1d(1, 1, 3, dilation=3), nn.AvgPool1d(2)), (1, 1, 20))
+    assert (r["0"]["rf"], r["0"]["macs"], r["0"]["output_shape"]) == ([7], 42, (1, 1, 14))
+    assert (r["1"]["rf"], r["1"]["jump"]) == ([8], [2])
+    r, _ = rows(nn.Sequential(nn.Conv3d(1, 1, (3, 1, 2), stride=(1, 2, 1))), (1, 1, 5, 5, 5))
+    assert r["0"] == dict(name="0", kind="Conv3d", output_shape=(1, 1, 3, 3, 4), params=7,
+                          macs=216, rf=[3, 1, 2], jump=[1, 2, 1])
+
+
+def test_separable_local_and_tiled_layers():
+    m = nn.Sequential(nn.DepthwiseSeparableConv2d(2, 3, 3, dilation=2, depth_multiplier=2),
+                      nn.LocallyConnected2d(3, 2, 2, input_size=(4, 4)),
+                      nn.TiledConv2d(2, 2, 2, tile=2, stride=2))
+    r, t = rows(m, (1, 2, 8, 8))
+    # 16 positions x (4 channels x 9 taps + 4 x 3 pointwise); 4*9 + 3*4 + 3 parameters
+    assert r["0"] == dict(name="0", kind="DepthwiseSeparableConv2d", output_shape=(1, 3, 4, 4),
+                          params=51, macs=768, rf=[5, 5], jump=[1, 1])
+    # 18 outputs x 3*2*2; 3*3*2*3*2*2 weights + 2*3*3 biases
+    assert r["1"] == dict(name="1", kind="LocallyConnected2d", output_shape=(1, 2, 3, 3),
+                          params=234, macs=216, rf=[6, 6], jump=[1, 1])
+    assert r["2"] == dict(name="2", kind="TiledConv2d", output_shape=(1, 2, 1, 1), params=72,
+                          macs=16, rf=[7, 7], jump=[2, 2])
+    assert t["macs"] == 768 + 216 + 16 and t["params"] == 51 + 234 + 72
+
+
+class TwoBranches(nn.Module):
+    def __init__(self, merge):
+        super().__init__()
+        self.a = nn.Conv2d(1, 1, 3, padding=1)
+        self.b = nn.Sequential(nn.Conv2d(1, 1, 5, padding=2), nn.MaxPool2d(3, 1, 1))
+        self.merge = merge
+
+    def forward(self, x):
+        a, b = self.a(x), self.b(x)
+        return a + b if self.merge == "add" else cc.cat([a, b], 1)
+
+
+@pytest.mark.parametrize("merge", ["add", "cat"])
+def test_merging_branches_takes_the_largest_field(merge):
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = TwoBranches(merge)
+            self.out = nn.Conv2d(1 if merge == "add" else 2, 1, 3)
+
+        def forward(self, x):
+            return self.out(self.body(x))
+
+    r, t = rows(Head(), (1, 1, 9, 9))
+    assert list(r) == ["body.a", "body.b.0", "body.b.1", "out"]
+    assert r["body.a"]["rf"] == [3, 3] and r["body.b.0"]["rf"] == [5, 5]
+    assert r["body.b.1"]["rf"] == [7, 7]
+    assert r["out"]["rf"] == [9, 9] and r["out"]["output_shape"] == (1, 1, 7, 7)
+
+
+def test_totals_frozen_parameters_modes_and_buffers():
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU())
+    m[0].bias.requires_grad = False
+    layers, t = summary(m, [3, 1, 5, 5])
+    assert (t["params"], t["trainable_params"]) == (2 * 9 + 2 + 4, 2 * 9 + 4)
+    assert t["input_shape"] == (3, 1, 5, 5) and t["output_shape"] == (3, 2, 3, 3)
+    assert [lay.kind for lay in layers] == ["Conv2d", "BatchNorm2d", "ReLU"]
+    assert [lay.params for lay in layers] == [20, 4, 0]
+    assert m.training and all(mod.training for mod in m.modules())     # mode restored
+    assert int(m[1].num_batches_tracked.item()) == 0                    # ran in eval mode
+    np.testing.assert_array_equal(m[1].running_mean.numpy(), 0)
+    m.eval()
+    summary(m, (1, 1, 5, 5))
+    assert not m.training
+
+
+def test_float64_models_and_unreached_outputs():
+    class Const(nn.Module):
+        def forward(self, x):
+            return Tensor(np.ones((1, 2)))            # does not depend on the input
+
+    class Pair(nn.Module):
+        def forward(self, x):
+            return x * 2, x.flatten(1)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 2).double()
+            self.const = Const()
+            self.pair = Pair()
+
+        def forward(self, x):
+            self.const(x)
+            return self.pair(self.conv(x))
+
+    layers, t = summary(Net(), (1, 1, 3, 3), dtype=np.float64)
+    info = {lay.name: lay for lay in layers}
+    assert info["const"].rf is None and info["const"].jump is None
+    assert info["pair"].output_shape == ((1, 1, 2, 2), (1, 4))
+    assert info["pair"].rf is None and info["pair"].macs == 0   # a tuple has no single field
+    assert t["output_shape"] == (1, 1, 2, 2)          # the first of a tuple output
+    with pytest.raises(TypeError):
+        summary(Net(), (1, 1, 3, 3))                  # float32 input, float64 weights
+    text = format_summary(layers, t)
+    const = text.splitlines()[2].split()                # called first
+    assert const[:3] == ["const", "Const", "(1,2)"] and const[-2:] == ["-", "-"]
+
+
+def test_format_summary_table():
+    m = nn.Sequential(nn.Conv2d(1, 2, 3, stride=2), nn.MaxPool2d(2), nn.Conv2d(2, 4, 3, dilation=2),
+                      nn.Flatten(), nn.Linear(4, 3))
+    layers, t = summary(m, (2, 1, 23, 23))
+    assert format_summary(layers, t, title="tiny") == "\n".join([
+        "tiny",
+        "layer  type       output shape  params   MACs  RF  jump",
+        "-----  ---------  ------------  ------  -----  --  ----",
+        "0      Conv2d     (2,2,11,11)       20  4,356   3     2",
+        "1      MaxPool2d  (2,2,5,5)          0      0   5     4",
+        "2      Conv2d     (2,4,1,1)         76    144  21     4",
+        "3      Flatten    (2,4)              0      0  21     4",
+        "4      Linear     (2,3)             15     24  21     4",
+        "-----  ---------  ------------  ------  -----  --  ----",
+        "input (2, 1, 23, 23) -> output (2, 3)",
+        "total parameters: 111 (trainable 111)",
+        "total MACs: 4,524 (0.000 G)",
+    ])
+    assert not format_summary(layers, t).startswith("tiny")
+
+
+def test_format_summary_axes_and_big_numbers():
+    lay = [LayerInfo("a", "X", (1, 2), 1234567, 2_500_000_000, [3, 1], [1 / 3, 1 / 3]),
+           LayerInfo("bb", "Y", (1,), 0, 0, [6.0, 6.0], [0.5, 2])]
+    totals = dict(params=1234567, trainable_params=7, macs=2_500_000_000, input_shape=(1, 2),
+                  output_shape=(1,))
+    text = format_summary(lay, totals).splitlines()
+    assert text[0] == "layer  type  output shape     params           MACs   RF   jump"
+    assert text[2] == "a      X     (1,2)         1,234,567  2,500,000,000  3x1  0.333"
+    assert text[3] == "bb     Y     (1,)                  0              0    6  0.5x2"
+    assert text[-2:] == ["total parameters: 1,234,567 (trainable 7)",
+                         "total MACs: 2,500,000,000 (2.500 G)"]
+    empty = format_summary([], dict(totals, macs=0)).splitlines()
+    assert empty[0] == "layer  type  output shape  params  MACs  RF  jump"
+
+def test_huge_mac_totals_in_giga():
+    totals = dict(params=0, trainable_params=0, macs=10**15, input_shape=(1,), output_shape=(1,))
+    assert format_summary([], totals).splitlines()[-1] == \
+        "total MACs: 1,000,000,000,000,000 (1000000.000 G)"
+
+
+def test_one_dimensional_fields_format_as_one_number():
+    layers, t = summary(nn.Sequential(nn.Conv1d(1, 1, 3, stride=2)), (1, 1, 9))
+    row = format_summary(layers, t).splitlines()[2].split()
+    assert row[-2:] == ["3", "2"]
+
+
+class Functional(nn.Module):
+    """A leaf calling the functional ops with int arguments, a constant first operand and a
+    transient (unregistered) module."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(np.ones((1, 1, 3, 3), np.float32))
+
+    def forward(self, x):
+        y = cc.functional.conv2d(x, self.w, None, 2, 0, 2)      # stride 2, dilation 2 as ints
+        return Tensor(np.ones(y.shape, np.float32)) + y
+
+
+class UsesTransient(nn.Module):
+    def forward(self, x):
+        return nn.ReLU()(x)
+
+
+def test_functional_calls_constants_and_unregistered_modules():
+    m = nn.Sequential(Functional(), UsesTransient())
+    layers, _ = summary(m, (1, 1, 11, 11))
+    assert [(lay.name, lay.kind) for lay in layers] == [("0", "Functional"), ("?", "ReLU"),
+                                                        ("1", "UsesTransient")]
+    # extent 5, stride 2: r 5, j 2 -- reached through the constant's sum
+    assert [lay.rf for lay in layers] == [[5, 5]] * 3
+    assert [lay.jump for lay in layers] == [[2, 2]] * 3
+    assert layers[0].output_shape == (1, 1, 4, 4) and layers[0].params == 9
+
+
+def test_parameter_free_first_layers_still_get_fields():
+    layers, _ = summary(nn.Sequential(nn.MaxPool2d(2), nn.AvgPool2d(3, 1)), (1, 1, 8, 8))
+    assert [lay.rf for lay in layers] == [[2, 2], [6, 6]]
