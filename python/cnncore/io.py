@@ -171,7 +171,8 @@ def save(obj, path, metadata=None):
         arrays.append(arr)
     crc = 0
     for arr in arrays:
-        crc = zlib.crc32(memoryview(arr).cast("B"), crc)
+        if arr.nbytes:                     # memoryview.cast refuses shapes with a zero
+            crc = zlib.crc32(memoryview(arr).cast("B"), crc)
     meta["cnncore.crc32"] = f"{crc:08x}"
     header["__metadata__"] = meta
     blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
