@@ -192,6 +192,8 @@ def test_save_error_messages(tmp_path):
     p = tmp_path / "x.safetensors"
     cases = [
         ({"a": {1.5: 2}}, TypeError, "save: dictionary keys must be str or int, got float 1.5 at a"),
+        ({"a": {"b": {None: 2}}}, TypeError, "save: dictionary keys must be str or int, got "
+                                             "NoneType None at a/b"),
         ({True: 1}, TypeError, "save: dictionary keys must be str or int, got bool True at "
                                "top level"),
         ({"a": {"b": object()}}, TypeError, "save: cannot store a object at a/b (arrays, "
@@ -235,11 +237,14 @@ def test_the_temporary_file_sits_beside_the_target(tmp_path, monkeypatch):
 
 
 def test_file_permissions_follow_umask_or_the_replaced_file(tmp_path):
-    old = os.umask(0o027)
+    old = os.umask(0o022)
     try:
         new = tmp_path / "new.safetensors"
         cc.save({"w": np.ones(1)}, new)
-        assert stat.S_IMODE(new.stat().st_mode) == 0o640      # 0o666 & ~umask, not mkstemp's
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644      # 0o666 & ~umask, not mkstemp's
+        os.umask(0o027)
+        cc.save({"w": np.ones(1)}, tmp_path / "new2.safetensors")
+        assert stat.S_IMODE((tmp_path / "new2.safetensors").stat().st_mode) == 0o640
         kept = tmp_path / "kept.safetensors"
         kept.write_bytes(b"")
         os.chmod(kept, 0o604)
@@ -267,6 +272,10 @@ def test_header_length_boundaries(tmp_path):
     with pytest.raises(io.CheckpointError, match=f"^{where(p)} is truncated or corrupted: its "
                                                  f"header claims {2**63 + 5} bytes but only 2 "
                                                  "follow$"):
+        cc.load(p)
+    p.write_bytes(struct.pack("<Q", 6) + b"{}")                # 4 bytes short
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)} is truncated or corrupted: its "
+                                                 "header claims 6 bytes but only 2 follow$"):
         cc.load(p)
     write_raw(p, "{}", pad=False)                              # the header fills the file
     assert cc.load(p) == {}
@@ -337,6 +346,18 @@ def test_zero_sized_entries_are_valid_shapes(tmp_path):
                    "w": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}}, b"\x01\x02")
     back = cc.load(p)
     assert back["z"].shape == (0, 3) and back["w"].numpy().tolist() == [1, 2]
+
+
+def test_span_messages_after_a_first_tensor(tmp_path):
+    a = {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}
+    p = write_raw(tmp_path / "s.safetensors",
+                  {"a": a, "w": {"dtype": "F32", "shape": [3], "data_offsets": [4, 12]}}, b"\0" * 12)
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)}: entry 'w' is F32 \\[3\\] = 12 bytes "
+                                                 "but its data_offsets span 8$"):
+        cc.load(p)
+    write_raw(p, {"a": a, "b": {"dtype": "U8", "shape": [4], "data_offsets": [6, 10]}}, b"\0" * 10)
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)}: a gap of 2 bytes before 'b'$"):
+        cc.load(p)
 
 
 def test_span_messages_give_the_byte_counts(tmp_path):

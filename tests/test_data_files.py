@@ -251,6 +251,10 @@ def test_digits_defaults():
     for size in (5, 13, 20):
         im = data.load_digits("all", size=size, pad=2).images
         assert im.shape[2:] == (size, size) and 0 <= im.min() and im.max() <= 1.0
+    # a split so small that it is empty still names the ten classes
+    tiny = data.load_digits("test", test_fraction=0.002)
+    assert len(tiny) == 0 and tiny.classes == [str(i) for i in range(10)]
+    assert data.load_digits("train", test_fraction=1.0).classes == [str(i) for i in range(10)]
     with pytest.raises(ValueError, match=r"^load_digits: size 4 leaves no room inside padding 2$"):
         data.load_digits(size=4, pad=2)
     with pytest.raises(ValueError, match=r"^load_digits: split_name must be 'train', 'test' or "
@@ -286,6 +290,9 @@ def test_array_dataset_items_subsets_and_classes():
     assert plain.transform is None and plain[0][0].max() == 3
     other = ds.subset([0], transform=abs)
     assert other.transform is abs
+    named = data.ArrayDataset(imgs, labels, classes=("u", "v", "w"))
+    assert named.subset([2]).classes == ["u", "v", "w"]             # not recounted from labels
+    assert named.subset([2], transform=None).classes == ["u", "v", "w"]
     f64 = np.zeros((2, 1, 1, 1))
     lab = np.array([1, 0], np.int64)
     kept = data.ArrayDataset(f64, lab)
@@ -335,10 +342,11 @@ def test_loader_generators_and_seeds():
     assert order(data.DataLoader(ds, 5, shuffle=True, generator=np.random.default_rng(3))) == want
     assert order(data.DataLoader(ds, 5, shuffle=True, generator=3)) == want
     assert order(data.DataLoader(ds, 5, shuffle=True, seed=3)) == want
+    loader = data.DataLoader(ds, 5, shuffle=True)           # the package-wide generator,
+    cc.manual_seed(9)                                        # read when iterating
+    a = order(loader)
     cc.manual_seed(9)
-    a = order(data.DataLoader(ds, 5, shuffle=True))          # the package-wide generator
-    cc.manual_seed(9)
-    assert order(data.DataLoader(ds, 5, shuffle=True)) == a
+    assert order(loader) == a and order(data.DataLoader(ds, 5, shuffle=True)) != a
     assert order(data.DataLoader(ds, 5)) == list(range(12))
 
 

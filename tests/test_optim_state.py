@@ -128,6 +128,14 @@ def test_zero_grad_and_closures():
     np.testing.assert_allclose(q.numpy(), [1.0, -2.0])             # no gradient, no update
 
 
+def test_momentum_buffer_keeps_the_parameter_dtype():
+    p = param(dtype=np.float32)
+    opt = optim.SGD([p], lr=0.1, momentum=0.5)
+    p.grad = cc.tensor(np.array([1.0, 1.0]))                        # a float64 gradient
+    opt.step()
+    assert opt.state[id(p)]["momentum_buffer"].dtype == np.float32 and p.dtype == np.float32
+
+
 def test_momentum_buffer_is_its_own_array():
     p = param()
     opt = optim.SGD([p], lr=0.1, momentum=0.5)
@@ -178,7 +186,11 @@ def test_load_state_dict_converts_copies_and_checks():
     sd["param_groups"][0]["betas"] = saved = [0.7, 0.9]              # a list, as cc.load gives
     new.load_state_dict(sd)
     saved[0] = 0.0
-    assert new.param_groups[0]["betas"] == [0.7, 0.9]                # a deep copy
+    assert new.param_groups[0]["betas"] == [0.7, 0.9]                # a copy
+    sd["param_groups"][1]["tags"] = tags = {"stage": ["warm"]}       # any user key, nested
+    new.load_state_dict(sd)
+    tags["stage"].append("cold")
+    assert new.param_groups[1]["tags"] == {"stage": ["warm"]}         # a deep copy
     same = optim.Adam([{"params": [param()]}, {"params": [param([3.0])]}])
     sd = opt.state_dict()
     same.load_state_dict(sd)

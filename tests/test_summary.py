@@ -340,6 +340,26 @@ def test_functional_calls_constants_and_unregistered_modules():
     assert layers[0].output_shape == (1, 1, 4, 4) and layers[0].params == 9
 
 
+class Diamond(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 1, 3, stride=2)
+        self.a = nn.Conv2d(1, 1, 1)
+        self.b = nn.Conv2d(1, 1, 3, padding=1)
+        self.head = nn.Conv2d(1, 1, 3)
+
+    def forward(self, x):
+        h = self.stem(x)
+        return self.head(self.a(h) + self.b(h))
+
+
+def test_a_shared_stem_feeds_both_branches():
+    layers, _ = summary(Diamond(), (1, 1, 15, 15))
+    rf = {lay.name: lay.rf for lay in layers}
+    # stem r 3 j 2; a: 3; b: 3 + 2*2 = 7; the sum 7; head 7 + 2*2 = 11
+    assert rf == {"stem": [3, 3], "a": [3, 3], "b": [7, 7], "head": [11, 11]}
+
+
 def test_parameter_free_first_layers_still_get_fields():
     layers, _ = summary(nn.Sequential(nn.MaxPool2d(2), nn.AvgPool2d(3, 1)), (1, 1, 8, 8))
     assert [lay.rf for lay in layers] == [[2, 2], [6, 6]]

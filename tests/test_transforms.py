@@ -46,6 +46,7 @@ def test_normalize_dtypes_broadcasting_and_single_images():
     m = T.Normalize(0.5, [[1.0], [2.0], [4.0]])(x.astype(np.float64))   # nested lists flatten
     assert m.dtype == np.float64
     np.testing.assert_allclose(m, (x - 0.5) / np.array([1, 2, 4.0])[None, :, None, None])
+    assert T.Normalize(0, 1)(np.ones((1, 2, 2), np.float16)).dtype == np.float16
     ints = T.Normalize([1], [2])(np.arange(4, dtype=np.uint8).reshape(1, 2, 2))
     assert ints.dtype == np.float32 and ints.shape == (1, 2, 2)
     np.testing.assert_array_equal(ints, (np.arange(4).reshape(1, 2, 2) - 1) / 2)
@@ -75,6 +76,7 @@ def test_resize_dtypes_sizes_and_single_images():
     f64 = T.resize(np.ones((2, 1, 3, 3)), 2)
     assert f64.dtype == np.float64 and f64.shape == (2, 1, 2, 2)
     assert T.resize(np.ones((1, 3, 3), np.float32), 5).dtype == np.float32
+    assert T.resize(np.ones((1, 3, 3), np.float16), 5).dtype == np.float16
 
 
 # --------------------------------------------------------------------------- Pad, CenterCrop
@@ -129,15 +131,15 @@ def test_random_crop_replays_its_draws():
 
 def test_random_transforms_use_the_package_generator_by_default():
     x = ramp(n=8, c=3, h=6, w=6)
-    for make in (lambda: T.RandomCrop(3), lambda: T.RandomTranslate(2),
-                 lambda: T.RandomHorizontalFlip(), lambda: T.RGBIntensityJitter(0.5)):
+    for t in (T.RandomCrop(3), T.RandomTranslate(2), T.RandomHorizontalFlip(),
+              T.RGBIntensityJitter(0.5)):
+        cc.manual_seed(21)                     # read at each call, not when constructed
+        a = t(x)
         cc.manual_seed(21)
-        a = make()(x)
-        cc.manual_seed(21)
-        b = make()(x)
-        c = make()(x)
+        b = t(x)
+        c = t(x)
         np.testing.assert_array_equal(a, b)
-        assert not np.array_equal(b, c), make()
+        assert not np.array_equal(b, c), t
 
 
 # --------------------------------------------------------------------------- RandomTranslate
@@ -214,7 +216,7 @@ def test_rgb_jitter_replays_alpha_and_fit_finds_the_components():
     np.testing.assert_allclose(np.abs(fitted.eigvec), np.abs(v[:, ::-1]))
     np.testing.assert_allclose(fitted.eigvec @ np.diag(fitted.eigval) @ fitted.eigvec.T,
                                np.cov(pixels), atol=1e-10)
-    assert fitted.alphastd == 0.2
+    assert fitted.alphastd == 0.2 and T.RGBIntensityJitter.fit(images).alphastd == 0.1
     again = T.RGBIntensityJitter(0.2, w[::-1], v[:, ::-1], generator=7)
     np.testing.assert_allclose(fitted(images[:2]), again(images[:2]))
     for bad in (np.zeros((2, 1, 3, 3)), np.zeros((3, 3, 3))):
