@@ -214,9 +214,10 @@ _BAD_CALLS_RUNNER = """
 import json, re
 wrong = []
 for i, entry in enumerate(bad):
-    if not isinstance(entry, tuple):
-        entry = ((ValueError, TypeError), entry)
-    exc, call, pattern = entry if len(entry) == 3 else (*entry, None)
+    if not (isinstance(entry, tuple) and len(entry) == 3 and isinstance(entry[2], str)):
+        wrong.append((i, "not an (exception type, call, message regex) triple"))
+        continue
+    exc, call, pattern = entry
     try:
         call()
     except exc as e:
@@ -225,7 +226,7 @@ for i, entry in enumerate(bad):
             wrong.append((i, repr(e)))
         elif not re.match(r"[A-Za-z_][\\w.]*: \\S", msg):
             wrong.append((i, "message does not name the op: " + repr(e)))
-        elif pattern is not None and not re.search(pattern, msg):
+        elif not re.search(pattern, msg):
             wrong.append((i, f"{pattern!r} not in {msg!r}"))
     except BaseException as e:
         wrong.append((i, repr(e)))
@@ -238,11 +239,13 @@ print(json.dumps({"checked": len(bad), "wrong": wrong, "alive": alive()}))
 def bad_calls_in_subprocess(setup, env=None, timeout=120):
     """Runs setup (code that defines ``bad``, a list of calls, and ``alive()``, a valid call
     returning something JSON can carry) in a fresh interpreter, then every bad call and
-    alive(). Each bad call is a callable that must raise ValueError or TypeError, an
-    (exception type, callable) pair, or an (exception type, callable, regex) triple whose
-    regex the message must contain. Every message must start with the op's name ("conv2d:
-    ..."), so a stray NumPy or pybind11 error does not count as a clean rejection. Asserts that the interpreter exits normally and that
-    every call raised as it should; returns (number of bad calls, alive())."""
+    alive(). Each bad call is an (exception type, callable, regex) triple: the call must
+    raise that type (a ValueError that is not a TypeError), its message must start with the
+    op's name ("conv2d: ..."), so that a stray NumPy or pybind11 error does not count as a
+    clean rejection, and must contain the regex, which states why the call is wrong (so a
+    call rejected for another reason than the one it was written for does not pass).
+    Asserts that the interpreter exits normally and that every call raised as it should;
+    returns (number of bad calls, alive())."""
     script = textwrap.dedent(setup) + _BAD_CALLS_RUNNER
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                        timeout=timeout, env=env)

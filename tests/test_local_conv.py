@@ -88,7 +88,7 @@ def oracle_backward(g, x, w, stride=1, padding=0, dilation=1, padding_mode="zero
 
 
 @st.composite
-def local_configs(draw, max_k=3, max_extra=5, channels=(1, 3, 17), batches=(0, 1, 2, 3)):
+def local_configs(draw, max_k=3, max_extra=5, channels=(1, 3, 17), batches=(1, 2, 3)):
     """Kernel, stride, dilation, padding and mode first; then an input that suits them."""
     (kh, kw), stride, dilation, padding, mode, sizes = draw(conv_geometry(MODES, max_k, max_extra))
     c_in, c_out = draw(st.sampled_from(channels)), draw(st.sampled_from(channels))
@@ -110,7 +110,7 @@ def make_inputs(cfg, rng, dtype, integer=False):
 # --------------------------------------------------------------------------- reference vs oracle
 
 
-@given(cfg=local_configs(channels=(1, 3), batches=(0, 1, 2)), seed=SEEDS)
+@given(cfg=local_configs(channels=(1, 3), batches=(1, 2)), seed=SEEDS)
 def test_reference_matches_numpy_oracle(cfg, seed):
     x, w, b, g = make_inputs(cfg, np.random.default_rng(seed), F64)
     kwargs = cfg[2]
@@ -407,20 +407,27 @@ def test_memory_limit_is_checked_before_allocating():
 
 
 def test_process_survives_a_batch_of_bad_calls():
-    n, alive = bad_calls_in_subprocess("""
+    n, alive = bad_calls_in_subprocess(r"""
         import numpy as np
         from cnncore import ops
         x = np.ones((2, 3, 7, 7)); w = np.ones((5, 5, 4, 3, 3, 3))
+        V, T = ValueError, TypeError
         bad = [
-            lambda: ops.local_conv2d(x, w[:4]),
-            lambda: ops.local_conv2d(x, w, np.ones(4)),
-            lambda: ops.local_conv2d(x.astype(int), w),
-            lambda: ops.local_conv2d(x, w.astype(np.float32)),
-            lambda: ops.local_conv2d_backward(np.ones((2, 4, 1, 1)), x, w),
-            lambda: ops.local_conv2d(x, np.ones((5, 5, 4, 2, 3, 3))),
-            lambda: ops.local_conv2d(x, w, stride=0),
-            lambda: ops.tiled_conv2d(x, w, tile=0),
-            lambda: ops.tiled_conv2d(x, w, tile=(2, -1)),
+            (V, lambda: ops.local_conv2d(x, w[:4]), r"H_out=5, W_out=5; weight must have shape"),
+            (V, lambda: ops.local_conv2d(x, w, np.ones(4)),
+             r"bias must have one value per output channel and position"),
+            (T, lambda: ops.local_conv2d(x.astype(int), w),
+             r"x must be a float32 or float64 array, got dtype int64"),
+            (T, lambda: ops.local_conv2d(x, w.astype(np.float32)),
+             r"weight has dtype float32 but x has float64"),
+            (V, lambda: ops.local_conv2d_backward(np.ones((2, 4, 1, 1)), x, w),
+             r"grad_out must have the forward output's shape .*got \(2, 4, 1, 1\)"),
+            (V, lambda: ops.local_conv2d(x, np.ones((5, 5, 4, 2, 3, 3))),
+             r"weight has C_in=2 .*but x has 3 channels"),
+            (V, lambda: ops.local_conv2d(x, w, stride=0), r"stride must be positive, got 0"),
+            (V, lambda: ops.tiled_conv2d(x, w, tile=0), r"tile must be positive, got 0"),
+            (V, lambda: ops.tiled_conv2d(x, w, tile=(2, -1)),
+             r"tile must be positive, got -1 on axis W"),
         ]
         alive = lambda: float(ops.local_conv2d(x, w).sum())
     """)

@@ -289,16 +289,22 @@ def test_pool_output_shape_errors():
 
 
 def test_bad_calls_in_a_subprocess_leave_it_running():
-    n, alive = bad_calls_in_subprocess("""
+    n, alive = bad_calls_in_subprocess(r"""
         import numpy as np
         from cnncore import ops
         x = np.zeros((1, 2, 5, 5))
-        bad = [lambda: ops.max_pool2d(x, 0), lambda: ops.avg_pool2d(x, 3, 1, 2),
-               lambda: ops.lp_pool2d(x, 0.5, 2), lambda: ops.weighted_avg_pool2d(x, 2, sigma=-1),
-               lambda: ops.adaptive_max_pool2d(x, 0), lambda: ops.max_pool2d(x.astype(int), 2),
-               lambda: ops.max_pool2d_backward(np.zeros((1, 2, 3, 3)), x, 2),
-               lambda: ops.max_pool2d_backward(np.zeros((1, 2, 2, 2)), x, 2,
-                                               indices=np.full((1, 2, 2, 2), 10**9))]
+        V, T = ValueError, TypeError
+        bad = [(V, lambda: ops.max_pool2d(x, 0), r"kernel_size must be positive, got 0"),
+               (V, lambda: ops.avg_pool2d(x, 3, 1, 2), r"padding must be at most half"),
+               (V, lambda: ops.lp_pool2d(x, 0.5, 2), r"norm_type must be >= 1 .*got 0\.5"),
+               (V, lambda: ops.weighted_avg_pool2d(x, 2, sigma=-1), r"sigma must be positive"),
+               (V, lambda: ops.adaptive_max_pool2d(x, 0), r"output_size must be positive"),
+               (T, lambda: ops.max_pool2d(x.astype(int), 2), r"got dtype int64"),
+               (V, lambda: ops.max_pool2d_backward(np.zeros((1, 2, 3, 3)), x, 2),
+                r"grad_out must have the forward output's shape \[1, 2, 2, 2\]"),
+               (V, lambda: ops.max_pool2d_backward(np.zeros((1, 2, 2, 2)), x, 2,
+                                                   indices=np.full((1, 2, 2, 2), 10**9)),
+                r"indices must lie in \[-1, 25\)")]
         alive = lambda: float(ops.max_pool2d(np.arange(4.0).reshape(1, 1, 2, 2), 2)[0, 0, 0, 0])
     """, timeout=60)
     assert (n, alive) == (8, 3.0)
