@@ -81,7 +81,7 @@ def conv_configs(draw, max_k=4, max_extra=8):
     lows = [min_input_size(padding, axis, (kh, kw), dilation, mode) for axis in (0, 1)]
     sizes = [draw(st.integers(lo, lo + max_extra)) for lo in lows]
 
-    n = draw(st.sampled_from([1, 2, 1, 2, 0]))  # batch 0 in about one case in five
+    n = draw(st.sampled_from([1, 2]))  # batch 0: test_batch_zero_gives_empty_results
     return Config(n=n, c_in=c_in, c_out=c_out, h=sizes[0], w=sizes[1], kh=kh, kw=kw,
                   stride=stride, padding=padding, dilation=dilation, groups=groups,
                   padding_mode=mode, flip=flip, bias=draw(st.booleans()))

@@ -78,7 +78,7 @@ def tol(dtype):
 
 
 @st.composite
-def nc_arrays(draw, min_rank=2, max_rank=4, min_n=0):
+def nc_arrays(draw, min_rank=2, max_rank=4, min_n=1):
     """(N, C, spatial...) with C in {1, 3, 17} or small, inner sizes around the block width."""
     rank = draw(st.integers(min_rank, max_rank))
     n = draw(st.integers(min_n, 3))
@@ -170,6 +170,30 @@ def test_batch_norm_fast_equals_reference(data, training, affine):
     assert_agree(lambda: ops.batch_norm_backward(g, x, rm0, rv0, w, b, training=training,
                                                  momentum=0.3, eps=1e-3),
                  rtol=t["rtol"] * 10, atol=t["atol"] * max(10, x.size))
+
+
+@pytest.mark.parametrize("shape", [(0,), (0, 3), (0, 5, 7), (0, 2, 3, 2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_empty_batches_fast_equals_reference(shape, dtype):
+    """Batch 0, which nc_arrays no longer draws: the very checks of the properties above."""
+    def data():
+        return np.zeros(shape, dtype), np.random.default_rng(0)
+
+    for log in (False, True):
+        for dim_pick in range(2 * len(shape)):
+            test_softmax_fast_equals_reference.hypothesis.inner_test(data(), log, dim_pick)
+    if len(shape) < 2:
+        return
+    for reduction in ("none", "mean", "sum"):
+        for smoothing, weighted, ignore in ((0.0, False, -100), (0.1, True, 0), (1.0, True, 2)):
+            test_cross_entropy_fast_equals_reference.hypothesis.inner_test(
+                data(), reduction, smoothing, weighted, ignore)
+    for training in (False, True):
+        for affine in (False, True):
+            test_batch_norm_fast_equals_reference.hypothesis.inner_test(data(), training, affine)
+    if len(shape) >= 3:
+        for size in (1, 3, 30):
+            test_lrn_fast_equals_reference.hypothesis.inner_test(data(), size, False)
 
 
 # --------------------------------------------------------------------------- linear

@@ -19,7 +19,7 @@ def pad_cases(draw):
     for s in size:
         limit = {"reflect": s - 1, "symmetric": s}.get(mode, 2 * s + 1)
         pads += [draw(st.integers(0, limit)), draw(st.integers(0, limit))]
-    shape = (draw(st.integers(0, 2)), draw(st.sampled_from([1, 3])), *size)
+    shape = (draw(st.integers(1, 2)), draw(st.sampled_from([1, 3])), *size)   # batch 0: below
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     return shape, pads, mode, dtype
 
@@ -50,6 +50,18 @@ def test_pad_backward_is_the_adjoint(case):
     gx = ops.pad_backward(g, x, pads, mode)
     assert gx.shape == x.shape
     np.testing.assert_allclose(np.vdot(y, g), np.vdot(x, gx), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_pad_empty_batch(mode, nd):
+    """Batch 0 in every mode and rank: the strategies above draw batch >= 1."""
+    x = np.zeros((0, 3) + (4,) * nd)
+    pads = (1, 2) * nd
+    y = ops.pad(x, pads, mode)
+    assert y.shape == np_pad(x, pads, mode).shape == (0, 3) + (7,) * nd
+    gx = ops.pad_backward(np.zeros(y.shape), x, pads, mode)
+    assert gx.shape == x.shape and gx.dtype == x.dtype
 
 
 def test_pad_backward_counts_copies():

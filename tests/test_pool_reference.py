@@ -1,7 +1,7 @@
 """Pooling: the direct path against the naive reference, and the reference against NumPy.
 
 * ``algorithm="direct"`` and ``"auto"`` must agree with ``algorithm="reference"`` on
-  random configurations (every kind, 1-3 spatial axes, channels 1/3/17, batch 0, odd
+  random configurations (every kind, 1-3 spatial axes, channels 1/3/17, batch >= 1, odd
   sizes, asymmetric padding, dilation, ceil mode): to ~1e-12 in float64, and bit for bit
   in float32 with small-integer inputs where the arithmetic is exact (max values and
   indices, average forward, Lp with p = 1 or inf, max gradients).
@@ -77,7 +77,7 @@ class Config:
 
 
 @st.composite
-def configs(draw, kinds=WINDOWED + ADAPTIVE, max_nd=3, channels=(1, 3, 17), batches=(0, 1, 2),
+def configs(draw, kinds=WINDOWED + ADAPTIVE, max_nd=3, channels=(1, 3, 17), batches=(1, 2),
             max_extra=6):
     kind = draw(st.sampled_from(kinds))
     nd = draw(st.integers(1, max_nd))
@@ -164,6 +164,29 @@ def test_direct_matches_reference_float32_small_integers(cfg, seed):
     if cfg.has_indices:  # ties everywhere: both must pick the first maximum in scan order
         np.testing.assert_array_equal(cfg.forward(x, "reference", True)[1],
                                       cfg.forward(x, "direct", True)[1])
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("kind", WINDOWED + ADAPTIVE)
+def test_empty_batch_every_kind(kind, nd):
+    """Batch 0, which the strategies above no longer draw: empty results of the right shape
+    on every path, forward, indices and backward."""
+    cfg = Config(kind=kind, nd=nd, shape=(0, 3) + (5,) * nd)
+    if kind in ADAPTIVE:
+        cfg.output_size, out = [2] * nd, 2
+    else:
+        cfg.kernel, cfg.stride, cfg.pads, cfg.dilation, out = [2] * nd, [2] * nd, [(1, 0)] * nd, \
+            [1] * nd, 3
+    for dtype in (np.float32, np.float64):
+        x = np.zeros(cfg.shape, dtype)
+        for algo in ("reference", "direct", "auto"):
+            y = cfg.forward(x, algo)
+            assert y.shape == (0, 3) + (out,) * nd and y.dtype == dtype
+            dx = cfg.backward(np.zeros(y.shape, dtype), x, algo)
+            assert dx.shape == x.shape and dx.dtype == dtype
+            if cfg.has_indices:
+                _, idx = cfg.forward(x, algo, return_indices=True)
+                assert idx.shape == y.shape and idx.dtype == np.int64
 
 
 # --------------------------------------------------------------------------- NumPy oracle

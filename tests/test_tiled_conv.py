@@ -58,7 +58,7 @@ def oracle_forward(x, w, b, stride=1, padding=0, dilation=1, padding_mode="zeros
 
 
 @st.composite
-def tiled_configs(draw, max_k=3, max_extra=5, channels=(1, 3, 17), batches=(0, 1, 2, 3), max_tile=5):
+def tiled_configs(draw, max_k=3, max_extra=5, channels=(1, 3, 17), batches=(1, 2, 3), max_tile=5):
     """Kernel, stride, dilation, padding, mode and tile first; then an input that suits them."""
     (kh, kw), stride, dilation, padding, mode, sizes = draw(conv_geometry(MODES, max_k, max_extra))
     tile = draw(st.one_of(st.integers(1, max_tile),
@@ -104,7 +104,7 @@ def fold(gw_local, tile):
 # --------------------------------------------------------------------------- reference and fast path
 
 
-@given(cfg=tiled_configs(channels=(1, 3), batches=(0, 1, 2)), seed=SEEDS)
+@given(cfg=tiled_configs(channels=(1, 3), batches=(1, 2)), seed=SEEDS)
 def test_reference_matches_numpy_oracle(cfg, seed):
     x, w, b, g = make_inputs(cfg, np.random.default_rng(seed), F64)
     kwargs = cfg[2]
