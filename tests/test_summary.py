@@ -360,6 +360,17 @@ def test_a_shared_stem_feeds_both_branches():
     assert rf == {"stem": [3, 3], "a": [3, 3], "b": [7, 7], "head": [11, 11]}
 
 
+class Square(nn.Module):
+    def forward(self, x):
+        h = x * 2
+        return h * h                  # one operand twice: the graph walk meets h twice
+
+
+def test_an_operand_used_twice_keeps_its_field():
+    layers, _ = summary(nn.Sequential(nn.Conv2d(1, 1, 3), Square()), (1, 1, 6, 6))
+    assert [lay.rf for lay in layers] == [[3, 3], [3, 3]]
+
+
 def test_parameter_free_first_layers_still_get_fields():
     layers, _ = summary(nn.Sequential(nn.MaxPool2d(2), nn.AvgPool2d(3, 1)), (1, 1, 8, 8))
     assert [lay.rf for lay in layers] == [[2, 2], [6, 6]]
