@@ -90,10 +90,17 @@ TransposeGeometry make_geometry(const char* op, int spatial_dims, const Shape& s
     const int64_t full = detail::checked_add(
         detail::checked_add(detail::checked_mul(in - 1, stride[i], op), detail::checked_mul(dilation[i], k - 1, op), op),
         1, op);
-    const int64_t out = full - before - after + out_pad[i];
-    if (out < 1)
+    // out = full + output_padding - before - after. The padding is cropped
+    // from the full output, so each side, and both together, must leave at
+    // least one position; comparing before subtracting keeps every term in
+    // [0, full + output_padding] (a wrapped difference once gave a window
+    // past the buffer).
+    const int64_t extent = detail::checked_add(full, out_pad[i], op);
+    if (before >= extent || after >= extent - before)
       throw value_error(str(op, ": padding (", before, ", ", after, ") leaves no output on spatial axis ", a,
-                            ": the full output has size ", full));
+                            ": the full output has size ", full,
+                            out_pad[i] ? str(" (", extent, " with output_padding)") : std::string()));
+    const int64_t out = extent - before - after;
     g.full_shape.push_back(full);
     g.dst_shape.push_back(out);
     g.full[3 - nd + a] = full;
@@ -119,7 +126,7 @@ void window_copy(const TransposeGeometry& g, const T* full, T* out, bool embed) 
       for (int64_t oh = 0; oh < g.out[1]; ++oh) {
         const int64_t fd = od + g.crop[0], fh = oh + g.crop[1];
         T* o = out + pl * out_plane + (od * g.out[1] + oh) * g.out[2];
-        if (fd >= g.full[0] || fh >= g.full[1]) {
+        if (fd >= g.full[0] || fh >= g.full[1] || wn == 0) {
           if (!embed) std::fill(o, o + g.out[2], T(0));
           continue;
         }

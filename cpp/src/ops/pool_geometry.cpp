@@ -166,7 +166,7 @@ PoolGeometry make_pool_geometry(const char* op, int nd, const Shape& src, const 
     const std::string ctx = str(op, ": output_size");
     for (int a = 0; a < 3; ++a) {
       // Window bounds are formed as (o + 1) * in + out - 1 with o < out.
-      checked_add(checked_mul(g.out[a] + 1, g.in[a], ctx.c_str()), g.out[a], ctx.c_str());
+      checked_add(checked_mul(checked_add(g.out[a], 1, ctx.c_str()), g.in[a], ctx.c_str()), g.out[a], ctx.c_str());
       // ceil(in/out) + 1 bounds every window length.
       g.k[a] = (g.in[a] + g.out[a] - 1) / g.out[a] + 1;
       if (g.k[a] > g.in[a]) g.k[a] = g.in[a];

@@ -21,4 +21,15 @@ inline int64_t checked_mul(int64_t a, int64_t b, const char* what) {
   return r;
 }
 
+// Floor and ceiling of a / b for b > 0 and any a. Unlike (a + b - 1) / b
+// they cannot overflow (a stride near 2**63 once wrapped that sum).
+constexpr int64_t floor_div(int64_t a, int64_t b) {
+  const int64_t q = a / b;
+  return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+constexpr int64_t ceil_div(int64_t a, int64_t b) {
+  const int64_t q = a / b;
+  return (a % b != 0 && a > 0) ? q + 1 : q;
+}
+
 }  // namespace cnncore::detail

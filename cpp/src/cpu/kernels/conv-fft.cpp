@@ -44,6 +44,7 @@
 #include "cnncore/runtime.hpp"
 #include "cpu/kernels/fft.hpp"
 #include "cpu/ref/conv-ref.hpp"
+#include "util/checked.hpp"
 
 namespace cnncore::cpu {
 
@@ -61,8 +62,8 @@ struct AxisShape {
   bool live() const { return z_hi >= z_lo; }
 };
 
-int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+using detail::ceil_div;
+using detail::floor_div;
 
 AxisShape axis_shape(const ConvGeometry& g, int a) {
   AxisShape ax;

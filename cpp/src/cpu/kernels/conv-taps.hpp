@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ops/conv_geometry.hpp"
+#include "util/checked.hpp"
 
 namespace cnncore::cpu {
 
@@ -38,9 +39,8 @@ struct TapTables {
         off[a][t] = o0;
         // o * stride + o0 in [0, in)  <=>  o in [ceil(-o0 / s), ceil((in - o0) / s))
         const int64_t s = g.stride[a];
-        auto ceil_div_pos = [s](int64_t v) { return v <= 0 ? -((-v) / s) : (v + s - 1) / s; };
-        lo[a][t] = std::clamp<int64_t>(ceil_div_pos(-o0), 0, g.out[a]);
-        hi[a][t] = std::clamp<int64_t>(ceil_div_pos(g.in[a] - o0), lo[a][t], g.out[a]);
+        lo[a][t] = std::clamp<int64_t>(detail::ceil_div(-o0, s), 0, g.out[a]);
+        hi[a][t] = std::clamp<int64_t>(detail::ceil_div(g.in[a] - o0, s), lo[a][t], g.out[a]);
         for (int64_t o = 0; o < g.out[a]; ++o)
           axis[a][static_cast<std::size_t>(t * g.out[a] + o)] =
               detail::padded_source_index(o * s + o0, g.in[a], g.mode);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cnncore/runtime.hpp"
+#include "util/checked.hpp"
 
 namespace cnncore::cpu {
 
@@ -42,7 +43,7 @@ constexpr int64_t kMCSlivers = 16;
 // Below this many outputs, A * B^T runs as dot products (see gemm()).
 constexpr int64_t kDotMaxOutputs = 512;
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+using detail::ceil_div;
 
 // Packs rows [i0, i0+m) x cols [p0, p0+kc) of op(A) into MR-row slivers,
 // zero-filling the rows past m.

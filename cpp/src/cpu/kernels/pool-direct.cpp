@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cnncore/runtime.hpp"
+#include "util/checked.hpp"
 
 namespace cnncore::cpu {
 
@@ -14,8 +15,7 @@ using detail::PoolGeometry;
 
 namespace {
 
-// ceil(a / b) for b > 0 and any sign of a.
-inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+using detail::ceil_div;
 
 // Everything about the windows that does not depend on the data, per axis
 // and output: the coordinate of tap 0, the taps [tlo, thi) that read inside
@@ -45,10 +45,14 @@ struct Tables {
         ext[a][i] = g.avg_extent(a, st, taps, hi - lo);
       }
       if (g.kind == PoolKind::weighted_avg) {
+        // Squared distances relative to the central taps' (0 for odd k,
+        // 1/4 for even k), so those weigh 1 and a small sigma cannot
+        // underflow every weight to 0 (0/0 in the normalisation).
+        const double nearest = g.k[a] % 2 == 0 ? 0.25 : 0.0;
         double total = 0;
         for (int64_t t = 0; t < g.k[a]; ++t) {
-          const double z = (static_cast<double>(t) - 0.5 * static_cast<double>(g.k[a] - 1)) / g.sigma[a];
-          weight[a].push_back(std::exp(-0.5 * z * z));
+          const double d = static_cast<double>(t) - 0.5 * static_cast<double>(g.k[a] - 1);
+          weight[a].push_back(std::exp(-0.5 * ((d * d - nearest) / g.sigma[a] / g.sigma[a])));
           total += weight[a].back();
         }
         for (double& w : weight[a]) w /= total;

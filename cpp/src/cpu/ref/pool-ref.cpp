@@ -104,7 +104,11 @@ T lp_norm(const PoolGeometry& g, const Window& w, const T* x) {
 }
 
 // Normalised Gaussian weight of every tap of a weighted_avg window, in scan
-// order, from the Euclidean distance to the centre in sigma units.
+// order, from the Euclidean distance to the centre in sigma units. The
+// squared distance is taken relative to the nearest tap's (per axis: 0 for
+// odd k, 1/4 for even k, before scaling by sigma), so the nearest taps weigh
+// exactly 1 before normalising: with an even kernel and a small sigma every
+// plain exp(-r2/2) underflowed to 0 and the sum gave 0/0.
 std::vector<double> gaussian_weights(const PoolGeometry& g) {
   std::vector<double> w;
   double total = 0;
@@ -114,8 +118,9 @@ std::vector<double> gaussian_weights(const PoolGeometry& g) {
         const int64_t t[3] = {td, th, tw};
         double r2 = 0;
         for (int a = 0; a < 3; ++a) {
-          const double d = (static_cast<double>(t[a]) - 0.5 * static_cast<double>(g.k[a] - 1)) / g.sigma[a];
-          r2 += d * d;
+          const double d = static_cast<double>(t[a]) - 0.5 * static_cast<double>(g.k[a] - 1);
+          const double nearest = g.k[a] % 2 == 0 ? 0.25 : 0.0;
+          r2 += (d * d - nearest) / g.sigma[a] / g.sigma[a];
         }
         w.push_back(std::exp(-0.5 * r2));
         total += w.back();
