@@ -2,6 +2,7 @@
 compact JSON), what it stores and how (byte order, layouts, nested names, numbers, keys),
 every validation message in full (with the file's name and the numbers), the temporary file
 and the permissions of an atomic write."""
+import hashlib
 import json
 import os
 import re
@@ -29,6 +30,27 @@ def write_raw(path, header, data=b"", pad=True):
         body += b" " * (-len(body) % 8)
     path.write_bytes(struct.pack("<Q", len(body)) + body + data)
     return path
+
+
+def write_signed(path, header, data=b"", version=None):
+    """A file as cnncore writes it, checksum included, with this header (the metadata gets
+    the format version and the SHA-256 of the whole file computed with a 64-zero
+    placeholder in its place): the reader's scheme, re-implemented here."""
+    header = dict(header)
+    meta = {"cnncore.format_version": version or io.FORMAT_VERSION,
+            **(header.pop("__metadata__", None) or {}), "cnncore.sha256": "0" * 64}
+    body = json.dumps({**header, "__metadata__": meta}, separators=(",", ":")).encode()
+    body += b" " * (-len(body) % 8)
+    raw = struct.pack("<Q", len(body)) + body + data
+    field = b'"cnncore.sha256":"' + b"0" * 64
+    at = raw.index(field) + len(field) - 64
+    digest = hashlib.sha256(raw).hexdigest().encode()
+    path.write_bytes(raw[:at] + digest + raw[at + 64:])
+    return path
+
+
+def unverified():
+    return pytest.warns(io.UnverifiedCheckpointWarning, match="no cnncore checksum")
 
 
 def where(path):
@@ -66,9 +88,11 @@ def test_metadata_of_flat_and_nested_files(tmp_path):
     flat, nested = tmp_path / "flat.safetensors", tmp_path / "nested.safetensors"
     cc.save({"w": np.arange(3.0)}, flat, metadata={"note": "a b"})
     meta = io.load_metadata(flat)
-    assert meta == {"format": "cnncore", "cnncore.format_version": "1",
-                    "cnncore.crc32": meta["cnncore.crc32"], "note": "a b"}
-    assert re.fullmatch(r"[0-9a-f]{8}", meta["cnncore.crc32"])
+    assert io.FORMAT_VERSION == "2"
+    assert meta == {"format": "cnncore", "cnncore.format_version": "2",
+                    "cnncore.sha256": meta["cnncore.sha256"], "note": "a b"}
+    assert re.fullmatch(r"[0-9a-f]{64}", meta["cnncore.sha256"])
+    assert list(meta)[-1] == "cnncore.sha256"                  # written after the caller's keys
     cc.save({"w": np.arange(3.0), "epoch": 2, "names": ["x", "y"]}, nested)
     tree = io.load_metadata(nested)["cnncore.tree"]
     assert " " not in tree                                     # compact
@@ -124,7 +148,8 @@ def test_a_misaligned_tensor_from_another_writer_loads_aligned(tmp_path):
                      {"u": {"dtype": "U8", "shape": [3], "data_offsets": [0, 3]},
                       "f": {"dtype": "F32", "shape": [2], "data_offsets": [3, 11]}},
                      b"\x01\x02\x03" + f.tobytes())
-    back = cc.load(path)
+    with unverified():
+        back = cc.load(path)
     assert list(back) == ["u", "f"]
     assert back["f"].dtype == np.float32 and back["f"].numpy().flags.aligned
     np.testing.assert_array_equal(back["f"].numpy(), f)
@@ -278,13 +303,15 @@ def test_header_length_boundaries(tmp_path):
                                                  "header claims 6 bytes but only 2 follow$"):
         cc.load(p)
     write_raw(p, "{}", pad=False)                              # the header fills the file
-    assert cc.load(p) == {}
+    with unverified():
+        assert cc.load(p) == {}
 
 
 def test_header_size_limit(tmp_path, monkeypatch):
     p = write_raw(tmp_path / "big.safetensors", "{}" + " " * 30, pad=False)   # 32 bytes
     monkeypatch.setattr(io, "_MAX_HEADER", 32)
-    assert cc.load(p) == {}
+    with unverified():
+        assert cc.load(p) == {}
     monkeypatch.setattr(io, "_MAX_HEADER", 31)
     with pytest.raises(io.CheckpointError, match=f"^{where(p)}: header length 32 is implausibly "
                                                  r"large \(corrupted\?\)$"):
@@ -294,12 +321,14 @@ def test_header_size_limit(tmp_path, monkeypatch):
 def test_leading_whitespace_and_non_object_headers(tmp_path):
     p = write_raw(tmp_path / "ws.safetensors", '  {"w": {"dtype": "U8", "shape": [1], '
                                                '"data_offsets": [0, 1]}}', b"\x07")
-    assert cc.load(p)["w"].numpy().tolist() == [7]
+    with unverified():
+        assert cc.load(p)["w"].numpy().tolist() == [7]
     write_raw(p, "[1, 2]")
     with pytest.raises(io.CheckpointError, match=r"not valid JSON \(not a JSON object\)$"):
         cc.load(p)
     write_raw(p, '{"__metadata__": null}')                     # no metadata is fine
-    assert cc.load(p) == {}
+    with unverified():
+        assert cc.load(p) == {}
     write_raw(p, '{"__metadata__": {"a": 1}}')
     with pytest.raises(io.CheckpointError, match=f"^{where(p)}: __metadata__ must map strings "
                                                  "to strings$"):
@@ -344,7 +373,8 @@ def test_zero_sized_entries_are_valid_shapes(tmp_path):
     p = write_raw(tmp_path / "z.safetensors",
                   {"z": {"dtype": "F32", "shape": [0, 3], "data_offsets": [0, 0]},
                    "w": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}}, b"\x01\x02")
-    back = cc.load(p)
+    with unverified():
+        back = cc.load(p)
     assert back["z"].shape == (0, 3) and back["w"].numpy().tolist() == [1, 2]
 
 
@@ -391,7 +421,7 @@ def test_structure_metadata_errors(tmp_path):
     p = tmp_path / "t.safetensors"
 
     def with_tree(tree):
-        write_raw(p, {"__metadata__": {"cnncore.tree": tree}})
+        write_signed(p, {"__metadata__": {"cnncore.tree": tree}})
         return p
 
     with pytest.raises(io.CheckpointError, match=f"^{where(p)}: corrupted structure metadata "
