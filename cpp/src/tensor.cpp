@@ -7,6 +7,7 @@
 #include "cnncore/error.hpp"
 #include "cnncore/runtime.hpp"
 #include "util/checked.hpp"
+#include "util/memory_ledger.hpp"
 
 namespace cnncore {
 
@@ -32,20 +33,32 @@ int64_t shape_numel(const Shape& shape, const char* what) {
   return n;
 }
 
-Tensor Tensor::empty(const Shape& shape, DType dtype) {
-  Tensor t;
-  t.shape_ = shape;
-  t.numel_ = shape_numel(shape);
-  t.dtype_ = dtype;
-  const int64_t bytes = detail::checked_mul(t.numel_, static_cast<int64_t>(dtype_size(dtype)), "tensor");
-  check_memory("tensor", bytes);
+namespace detail {
+
+Tensor charged_empty(const Shape& shape, DType dtype) {
+  const int64_t bytes = checked_mul(shape_numel(shape), static_cast<int64_t>(dtype_size(dtype)), "tensor");
   // Round up to the alignment, as aligned_alloc requires; never ask for 0.
   const std::size_t alloc = (static_cast<std::size_t>(bytes) + 63) / 64 * 64 + 64;
   void* p = std::aligned_alloc(64, alloc);
   if (!p) throw std::bad_alloc();
-  t.storage_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
-  t.data_ = p;
-  return t;
+  std::shared_ptr<void> storage;
+  if (auto ledger = memory_ledger()) {
+    ledger->held += bytes;
+    storage = std::shared_ptr<void>(p, [ledger, bytes](void* q) {
+      std::free(q);
+      ledger->held -= bytes;
+    });
+  } else {
+    storage = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  }
+  return Tensor::wrap(p, shape, dtype, std::move(storage));
+}
+
+}  // namespace detail
+
+Tensor Tensor::empty(const Shape& shape, DType dtype) {
+  check_memory("tensor", detail::checked_mul(shape_numel(shape), static_cast<int64_t>(dtype_size(dtype)), "tensor"));
+  return detail::charged_empty(shape, dtype);
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype) {
@@ -67,8 +80,11 @@ Tensor Tensor::wrap(void* data, const Shape& shape, DType dtype, std::shared_ptr
 }
 
 Shape Tensor::strides() const {
+  // Products can only overflow when an extent is 0 (numel is checked); such
+  // a tensor has no elements to address, so any stride serves: 0.
   Shape s(shape_.size(), 1);
-  for (std::size_t i = shape_.size(); i-- > 1;) s[i - 1] = s[i] * shape_[i];
+  for (std::size_t i = shape_.size(); i-- > 1;)
+    if (__builtin_mul_overflow(s[i], shape_[i], &s[i - 1])) s[i - 1] = 0;
   return s;
 }
 

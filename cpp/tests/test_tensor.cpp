@@ -42,6 +42,44 @@ TEST(tensor_rejects_overflow_and_huge_allocations) {
   CHECK_THROWS(value_error, "at least 1", set_memory_limit(0));
 }
 
+TEST(tensor_strides_of_an_empty_tensor_with_huge_extents) {
+  // numel is 0, but 2**40 * 2**40 overflows: strides() must not (UBSan).
+  Tensor t = Tensor::empty({0, int64_t{1} << 40, int64_t{1} << 40}, DType::f32);
+  CHECK(t.numel() == 0);
+  const Shape s = t.strides();
+  CHECK(s.size() == 3 && s[2] == 1 && s[1] == (int64_t{1} << 40));
+}
+
+TEST(memory_scope_sums_a_calls_buffers) {
+  const int64_t old = get_memory_limit();
+  CHECK(memory_held() == 0);
+  {
+    MemoryScope scope;
+    Tensor a = Tensor::empty({256}, DType::f32);  // 1 KiB
+    CHECK(memory_held() == 1024);
+    {
+      MemoryScope inner;  // joins the outer account
+      Tensor b = Tensor::empty({128}, DType::f64);
+      CHECK(memory_held() == 2048);
+    }
+    CHECK(memory_held() == 1024);  // b freed
+    set_memory_limit(3000);
+    CHECK_THROWS(value_error, "on top of the 1024 bytes this call already holds", check_memory("op", 2000));
+    CHECK_THROWS(value_error, "memory limit", Tensor::empty({500}, DType::f32));
+    check_memory("op", 1976);  // exactly the limit
+    set_memory_limit(old);
+    Tensor keep = a;
+    a = Tensor();
+    CHECK(memory_held() == 1024);  // still referenced
+  }
+  CHECK(memory_held() == 0);  // no scope open
+  // Without a scope each check stands alone, as before.
+  set_memory_limit(1024);
+  check_memory("op", 1024);
+  CHECK_THROWS(value_error, "more than the memory limit of 1024", check_memory("op", 1025));
+  set_memory_limit(old);
+}
+
 TEST(runtime_threads_and_isa) {
   const int old = get_num_threads();
   set_num_threads(1);

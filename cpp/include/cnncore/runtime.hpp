@@ -10,12 +10,35 @@ namespace cnncore {
 void set_num_threads(int n);  // 1 <= n <= 1024, else value_error
 int get_num_threads();
 
-// Largest number of bytes one operation may allocate for its result and
-// workspace together. Default: the machine's physical memory.
+// Largest number of bytes one operation may hold at once: its input copies,
+// workspace and result together. Default: the machine's physical memory.
 void set_memory_limit(int64_t bytes);  // bytes >= 1, else value_error
 int64_t get_memory_limit();
 
-// Throws value_error naming `op` when `bytes` exceeds the memory limit.
+// The memory account of one call. While a scope is open on a thread, every
+// tensor buffer that thread allocates is charged to it until the buffer is
+// freed, and check_memory counts what the call already holds. Scopes nest:
+// an inner scope joins the outermost one on its thread. The Python bindings
+// open one per op call, so an op's input copies, workspace and result are
+// summed against the limit; C++ callers may open their own.
+class MemoryScope {
+ public:
+  MemoryScope();
+  ~MemoryScope();
+  MemoryScope(const MemoryScope&) = delete;
+  MemoryScope& operator=(const MemoryScope&) = delete;
+
+ private:
+  bool outermost_;
+};
+
+// Bytes of tensor buffers charged to the current thread's open scope that
+// are still alive (0 when no scope is open).
+int64_t memory_held();
+
+// Throws value_error naming `op` when `bytes` more, on top of what the
+// current call holds (memory_held), would exceed the memory limit. Ops call
+// it with their whole need before their first allocation.
 void check_memory(const char* op, int64_t bytes);
 
 // Kernel level in use: "ref", "generic", "avx2" or "avx512" (AVX-512F). Chosen once from the CPU

@@ -11,8 +11,9 @@ namespace cnncore::bindings {
 
 namespace py = pybind11;
 
-// Wraps a C-contiguous float32/float64 array; the Tensor keeps the array
-// alive. `op` and `name` go into error messages.
+// Wraps a C-contiguous, aligned float32/float64 array (the Tensor keeps the
+// array alive), or copies any other layout into a tensor charged to the
+// call's MemoryScope. `op` and `name` go into error messages.
 Tensor from_numpy(const py::handle& obj, const char* op, const char* name);
 
 // from_numpy, or an undefined Tensor for None (an optional argument).
@@ -22,6 +23,13 @@ Tensor from_numpy_or_none(const py::handle& obj, const char* op, const char* nam
 py::array to_numpy(const Tensor& t);
 // to_numpy, or None for an undefined tensor (a gradient nobody asked for).
 py::object to_numpy_or_none(const Tensor& t);
+
+// m.def for an op: the call runs inside a MemoryScope, so everything it
+// allocates, input copies included, is summed against the memory limit.
+template <typename F, typename... Extra>
+void def_op(py::module_& m, const char* name, F&& f, const Extra&... extra) {
+  m.def(name, std::forward<F>(f), extra..., py::call_guard<MemoryScope>());
+}
 
 Shape shape_from_sequence(const py::handle& seq, const char* op, const char* name);
 

@@ -2,6 +2,8 @@
 #include <new>
 
 #include "bindings/common.hpp"
+#include "util/checked.hpp"
+#include "util/memory_ledger.hpp"
 
 namespace cnncore::bindings {
 
@@ -18,9 +20,34 @@ Tensor from_numpy(const py::handle& obj, const char* op, const char* name) {
   else
     throw type_error(detail::str(op, ": ", name, " must be a float32 or float64 array, got dtype ",
                                  std::string(py::str(arr.dtype()))));
-  if (!(arr.flags() & py::array::c_style))
-    arr = py::module_::import("numpy").attr("ascontiguousarray")(arr).cast<py::array>();
   Shape shape(arr.shape(), arr.shape() + arr.ndim());
+  const bool contiguous = arr.flags() & py::array::c_style;
+  if (!contiguous || !(arr.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) {
+    // The kernels read C-order data aligned to its dtype. The copy is part
+    // of the call's memory (the open MemoryScope), checked before it is made.
+    const int64_t bytes = detail::checked_mul(shape_numel(shape, op), static_cast<int64_t>(dtype_size(dtype)), op);
+    if (bytes > get_memory_limit() - memory_held())
+      throw value_error(detail::str(op, ": ", name,
+                                    contiguous ? " is not aligned to its dtype and its aligned copy would need "
+                                               : " is not C-contiguous and its C-order copy would need ",
+                                    bytes, " bytes, more than the memory limit of ", get_memory_limit(), " bytes",
+                                    memory_held() ? detail::str(" less the ", memory_held(), " this call holds") : "",
+                                    " (cnncore.set_memory_limit changes it)"));
+    Tensor copy = detail::charged_empty(shape, dtype);
+    detail::PendingCopy c;
+    c.dst = copy.data();
+    c.src = static_cast<const unsigned char*>(arr.data());
+    c.shape = shape;
+    c.byte_strides.assign(arr.strides(), arr.strides() + arr.ndim());
+    c.itemsize = static_cast<int64_t>(dtype_size(dtype));
+    auto* keep = new py::object(arr);
+    c.keep = std::shared_ptr<void>(keep, [](void* p) {
+      py::gil_scoped_acquire gil;
+      delete static_cast<py::object*>(p);
+    });
+    detail::copy_strided_later(std::move(c));
+    return copy;
+  }
   // The deleter may run without the GIL (a Tensor dropped inside a released
   // region), so it takes the GIL itself.
   auto* keep = new py::object(arr);

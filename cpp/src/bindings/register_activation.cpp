@@ -9,8 +9,7 @@ namespace cnncore::bindings {
 
 void register_activation(py::module_& m) {
   // ---- activations
-  m.def(
-      "activation_forward",
+  def_op(m, "activation_forward",
       [](py::handle x, const std::string& kind, double negative_slope) {
         ActivationParams p{parse_activation(kind), negative_slope};
         Tensor src = from_numpy(x, activation_name(p.kind), "x"), dst;
@@ -21,8 +20,7 @@ void register_activation(py::module_& m) {
         return to_numpy(dst);
       },
       py::arg("x"), py::arg("kind"), py::arg("negative_slope"));
-  m.def(
-      "activation_backward",
+  def_op(m, "activation_backward",
       [](py::handle gy, py::handle x, const std::string& kind, double negative_slope) {
         ActivationParams p{parse_activation(kind), negative_slope};
         const char* op = activation_name(p.kind);

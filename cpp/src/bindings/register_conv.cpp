@@ -37,8 +37,7 @@ ConvParams make_params(const std::vector<int64_t>& stride, const std::vector<int
 }  // namespace
 
 void register_conv(py::module_& m) {
-  m.def(
-      "separable_conv_forward",
+  def_op(m, "separable_conv_forward",
       [](py::handle x, py::handle dw, py::handle pw, py::handle bias, const Ints& stride, const Ints& dilation,
          const Ints& padding, const std::string& preset, const std::string& mode, int64_t groups, bool flip,
          const std::string& algorithm, const std::string& op, int nd) {
@@ -54,8 +53,7 @@ void register_conv(py::module_& m) {
         return to_numpy(dst);
       },
       py::arg("x"), py::arg("depthwise_weight"), py::arg("pointwise_weight"), py::arg("bias"), CNNCORE_CONV_PARAM_ARGS);
-  m.def(
-      "separable_conv_backward",
+  def_op(m, "separable_conv_backward",
       [](py::handle gy, py::handle x, py::handle dw, py::handle pw, bool bias, const Ints& stride,
          const Ints& dilation, const Ints& padding, const std::string& preset, const std::string& mode, int64_t groups,
          bool flip, const std::string& algorithm, const std::string& op, int nd) {
@@ -72,8 +70,7 @@ void register_conv(py::module_& m) {
       },
       py::arg("grad_out"), py::arg("x"), py::arg("depthwise_weight"), py::arg("pointwise_weight"), py::arg("bias"),
       CNNCORE_CONV_PARAM_ARGS);
-  m.def(
-      "conv_forward",
+  def_op(m, "conv_forward",
       [](py::handle x, py::handle w, py::handle bias, const Ints& stride, const Ints& dilation, const Ints& padding,
          const std::string& preset, const std::string& mode, int64_t groups, bool flip, const std::string& algorithm,
          const std::string& op, int nd) {
@@ -89,8 +86,7 @@ void register_conv(py::module_& m) {
       },
       py::arg("x"), py::arg("weight"), py::arg("bias"), CNNCORE_CONV_PARAM_ARGS);
 
-  m.def(
-      "conv_backward",
+  def_op(m, "conv_backward",
       [](py::handle gy, py::handle x, py::handle w, bool bias, bool input_grad, bool weight_grad, const Ints& stride,
          const Ints& dilation, const Ints& padding, const std::string& preset, const std::string& mode, int64_t groups,
          bool flip, const std::string& algorithm, const std::string& op, int nd) {
@@ -108,8 +104,7 @@ void register_conv(py::module_& m) {
       py::arg("grad_out"), py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("input_grad"),
       py::arg("weight_grad"), CNNCORE_CONV_PARAM_ARGS);
 
-  m.def(
-      "conv_output_shape",
+  def_op(m, "conv_output_shape",
       [](py::handle src_shape, py::handle w_shape, const Ints& stride, const Ints& dilation, const Ints& padding,
          const std::string& preset, const std::string& mode, int64_t groups, bool flip, const std::string& algorithm,
          const std::string& op, int nd) {

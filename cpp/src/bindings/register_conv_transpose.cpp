@@ -30,8 +30,7 @@ ConvTransposeParams make_transpose_params(const Ints& stride, const Ints& dilati
       py::arg("algorithm"), py::arg("op"), py::arg("spatial_dims")
 
 void register_conv_transpose(py::module_& m) {
-  m.def(
-      "conv_transpose_forward",
+  def_op(m, "conv_transpose_forward",
       [](py::handle x, py::handle w, py::handle bias, const Ints& stride, const Ints& dilation, const Ints& padding,
          const Ints& output_padding, int64_t groups, const std::string& algorithm, const std::string& op, int nd) {
         const auto p = make_transpose_params(stride, dilation, padding, output_padding, groups, algorithm);
@@ -45,8 +44,7 @@ void register_conv_transpose(py::module_& m) {
         return to_numpy(dst);
       },
       py::arg("x"), py::arg("weight"), py::arg("bias"), CNNCORE_CONV_TRANSPOSE_ARGS);
-  m.def(
-      "conv_transpose_backward",
+  def_op(m, "conv_transpose_backward",
       [](py::handle gy, py::handle x, py::handle w, bool bias, const Ints& stride, const Ints& dilation,
          const Ints& padding, const Ints& output_padding, int64_t groups, const std::string& algorithm,
          const std::string& op, int nd) {
@@ -63,8 +61,7 @@ void register_conv_transpose(py::module_& m) {
         return py::make_tuple(to_numpy(dx), to_numpy(dw), to_numpy_or_none(db));
       },
       py::arg("grad_out"), py::arg("x"), py::arg("weight"), py::arg("bias"), CNNCORE_CONV_TRANSPOSE_ARGS);
-  m.def(
-      "conv_transpose_output_shape",
+  def_op(m, "conv_transpose_output_shape",
       [](py::handle src_shape, py::handle w_shape, const Ints& stride, const Ints& dilation, const Ints& padding,
          const Ints& output_padding, int64_t groups, const std::string& algorithm, const std::string& op, int nd) {
         const auto p = make_transpose_params(stride, dilation, padding, output_padding, groups, algorithm);

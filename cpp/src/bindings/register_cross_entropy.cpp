@@ -30,8 +30,7 @@ CrossEntropyParams ce_params(int64_t ignore_index, const std::string& reduction,
 
 void register_cross_entropy(py::module_& m) {
   // ---- cross-entropy
-  m.def(
-      "cross_entropy_forward",
+  def_op(m, "cross_entropy_forward",
       [](py::handle input, const Targets& target, py::handle weight, int64_t ignore_index,
          const std::string& reduction, double label_smoothing) {
         const CrossEntropyParams p = ce_params(ignore_index, reduction, label_smoothing);
@@ -46,8 +45,7 @@ void register_cross_entropy(py::module_& m) {
       },
       py::arg("input"), py::arg("target"), py::arg("weight"), py::arg("ignore_index"), py::arg("reduction"),
       py::arg("label_smoothing"));
-  m.def(
-      "cross_entropy_backward",
+  def_op(m, "cross_entropy_backward",
       [](py::handle gy, py::handle input, const Targets& target, py::handle weight, int64_t ignore_index,
          const std::string& reduction, double label_smoothing) {
         const CrossEntropyParams p = ce_params(ignore_index, reduction, label_smoothing);
@@ -63,8 +61,7 @@ void register_cross_entropy(py::module_& m) {
       },
       py::arg("grad_out"), py::arg("input"), py::arg("target"), py::arg("weight"), py::arg("ignore_index"),
       py::arg("reduction"), py::arg("label_smoothing"));
-  m.def(
-      "nll_loss_forward",
+  def_op(m, "nll_loss_forward",
       [](py::handle input, const Targets& target, py::handle weight, int64_t ignore_index,
          const std::string& reduction) {
         const NllLossParams p{ignore_index, parse_reduction(reduction)};
@@ -78,8 +75,7 @@ void register_cross_entropy(py::module_& m) {
         return to_numpy(dst);
       },
       py::arg("input"), py::arg("target"), py::arg("weight"), py::arg("ignore_index"), py::arg("reduction"));
-  m.def(
-      "nll_loss_backward",
+  def_op(m, "nll_loss_backward",
       [](py::handle gy, py::handle input, const Targets& target, py::handle weight, int64_t ignore_index,
          const std::string& reduction) {
         const NllLossParams p{ignore_index, parse_reduction(reduction)};

@@ -9,8 +9,7 @@ namespace cnncore::bindings {
 
 void register_dropout(py::module_& m) {
   // ---- dropout
-  m.def(
-      "dropout_forward",
+  def_op(m, "dropout_forward",
       [](py::handle x, double prob, bool training, uint64_t seed) {
         DropoutParams p{prob, training, seed};
         Tensor src = from_numpy(x, "dropout", "x"), dst;
@@ -21,8 +20,7 @@ void register_dropout(py::module_& m) {
         return to_numpy(dst);
       },
       py::arg("x"), py::arg("p"), py::arg("training"), py::arg("seed"));
-  m.def(
-      "dropout_backward",
+  def_op(m, "dropout_backward",
       [](py::handle gy, double prob, bool training, uint64_t seed) {
         DropoutParams p{prob, training, seed};
         Tensor diff_dst = from_numpy(gy, "dropout", "grad_out"), dx;

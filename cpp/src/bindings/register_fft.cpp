@@ -10,8 +10,7 @@
 namespace cnncore::bindings {
 
 void register_fft(py::module_& m) {
-  m.def(
-      "_fft",
+  def_op(m, "_fft",
       [](py::handle obj, bool inverse) {
         using C = std::complex<double>;
         if (!py::isinstance<py::array>(obj))

@@ -9,8 +9,7 @@ namespace cnncore::bindings {
 
 void register_linear(py::module_& m) {
   // ---- linear
-  m.def(
-      "linear_forward",
+  def_op(m, "linear_forward",
       [](py::handle x, py::handle weight, py::handle bias) {
         const char* op = "linear";
         Tensor src = from_numpy(x, op, "x"), w = from_numpy(weight, op, "weight");
@@ -22,8 +21,7 @@ void register_linear(py::module_& m) {
         return to_numpy(dst);
       },
       py::arg("x"), py::arg("weight"), py::arg("bias"));
-  m.def(
-      "linear_backward",
+  def_op(m, "linear_backward",
       [](py::handle gy, py::handle x, py::handle weight, bool bias) {
         const char* op = "linear";
         Tensor diff_dst = from_numpy(gy, op, "grad_out"), src = from_numpy(x, op, "x");

@@ -34,8 +34,7 @@ LocalConvParams make_params(const Ints& tile, const Ints& stride, const Ints& di
 }  // namespace
 
 void register_local_conv(py::module_& m) {
-  m.def(
-      "local_conv_forward",
+  def_op(m, "local_conv_forward",
       [](py::handle x, py::handle w, py::handle bias, const Ints& tile, const Ints& stride, const Ints& dilation,
          const Ints& padding, const std::string& preset, const std::string& mode, bool flip,
          const std::string& algorithm) {
@@ -52,8 +51,7 @@ void register_local_conv(py::module_& m) {
       },
       py::arg("x"), py::arg("weight"), py::arg("bias"), CNNCORE_LOCAL_PARAM_ARGS);
 
-  m.def(
-      "local_conv_backward",
+  def_op(m, "local_conv_backward",
       [](py::handle gy, py::handle x, py::handle w, bool bias, const Ints& tile, const Ints& stride,
          const Ints& dilation, const Ints& padding, const std::string& preset, const std::string& mode, bool flip,
          const std::string& algorithm) {

@@ -21,8 +21,7 @@ BatchNormParams bn_params(bool training, double momentum, double eps) {
 
 void register_norm(py::module_& m) {
   // ---- local response normalisation
-  m.def(
-      "lrn_forward",
+  def_op(m, "lrn_forward",
       [](py::handle x, int64_t size, double alpha, double beta, double k) {
         LrnParams p{size, alpha, beta, k};
         Tensor src = from_numpy(x, "local_response_norm", "x"), dst;
@@ -33,8 +32,7 @@ void register_norm(py::module_& m) {
         return to_numpy(dst);
       },
       py::arg("x"), py::arg("size"), py::arg("alpha"), py::arg("beta"), py::arg("k"));
-  m.def(
-      "lrn_backward",
+  def_op(m, "lrn_backward",
       [](py::handle gy, py::handle x, int64_t size, double alpha, double beta, double k) {
         LrnParams p{size, alpha, beta, k};
         const char* op = "local_response_norm";
@@ -50,8 +48,7 @@ void register_norm(py::module_& m) {
   // ---- batch normalisation (running stats are updated in place: the Python
   // layer passes them only as writeable C-contiguous arrays, which wrap
   // without a copy)
-  m.def(
-      "batch_norm_forward",
+  def_op(m, "batch_norm_forward",
       [](py::handle x, py::handle running_mean, py::handle running_var, py::handle weight, py::handle bias,
          bool training, double momentum, double eps) {
         const BatchNormParams p = bn_params(training, momentum, eps);
@@ -67,8 +64,7 @@ void register_norm(py::module_& m) {
       },
       py::arg("x"), py::arg("running_mean"), py::arg("running_var"), py::arg("weight"), py::arg("bias"),
       py::arg("training"), py::arg("momentum"), py::arg("eps"));
-  m.def(
-      "batch_norm_backward",
+  def_op(m, "batch_norm_backward",
       [](py::handle gy, py::handle x, py::handle running_mean, py::handle running_var, py::handle weight,
          py::handle bias, bool training, double momentum, double eps) {
         const BatchNormParams p = bn_params(training, momentum, eps);

@@ -9,8 +9,7 @@ namespace cnncore::bindings {
 
 void register_pad(py::module_& m) {
   using Ints = std::vector<int64_t>;
-  m.def(
-      "pad_forward",
+  def_op(m, "pad_forward",
       [](py::handle x, const Ints& padding, const std::string& mode, double value) {
         PadParams p{padding, parse_padding_mode(mode), value};
         Tensor src = from_numpy(x, "pad", "x");
@@ -22,8 +21,7 @@ void register_pad(py::module_& m) {
         return to_numpy(dst);
       },
       py::arg("x"), py::arg("padding"), py::arg("mode"), py::arg("value"));
-  m.def(
-      "pad_backward",
+  def_op(m, "pad_backward",
       [](py::handle gy, const Ints& src_shape, const Ints& padding, const std::string& mode) {
         PadParams p{padding, parse_padding_mode(mode), 0.0};
         Tensor diff_dst = from_numpy(gy, "pad", "grad_out");

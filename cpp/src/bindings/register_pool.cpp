@@ -50,8 +50,7 @@ PoolParams make_params(const std::string& kind, const Ints& kernel, const Ints& 
 }  // namespace
 
 void register_pool(py::module_& m) {
-  m.def(
-      "pool_forward",
+  def_op(m, "pool_forward",
       [](py::handle x, bool return_indices, CNNCORE_POOL_PARAMS) -> py::object {
         const PoolParams p = CNNCORE_MAKE_POOL_PARAMS;
         Tensor src = from_numpy(x, op.c_str(), "x");
@@ -65,9 +64,11 @@ void register_pool(py::module_& m) {
         }
         // The indices array is made (and the problem validated) first, with the GIL.
         const Shape shape = pool_output_shape(src.shape(), p, op.c_str(), nd);
+        // An 8-byte tensor buffer holds them, so they count towards the call's memory.
         check_memory(op.c_str(), detail::checked_mul(shape_numel(shape), 8, op.c_str()));
-        py::array_t<int64_t> indices(std::vector<py::ssize_t>(shape.begin(), shape.end()));
-        int64_t* ip = indices.mutable_data();
+        Tensor index_buffer = Tensor::empty(shape, DType::f64);
+        py::object indices = to_numpy(index_buffer).attr("view")(py::dtype::of<int64_t>());
+        int64_t* ip = static_cast<int64_t*>(index_buffer.data());
         Tensor dst;
         {
           py::gil_scoped_release release;
@@ -77,8 +78,7 @@ void register_pool(py::module_& m) {
       },
       py::arg("x"), py::arg("return_indices"), CNNCORE_POOL_PARAM_ARGS);
 
-  m.def(
-      "pool_backward",
+  def_op(m, "pool_backward",
       [](py::handle gy, py::handle x, py::handle indices, CNNCORE_POOL_PARAMS) {
         const PoolParams p = CNNCORE_MAKE_POOL_PARAMS;
         Tensor diff_dst = from_numpy(gy, op.c_str(), "grad_out");
@@ -100,8 +100,7 @@ void register_pool(py::module_& m) {
       },
       py::arg("grad_out"), py::arg("x"), py::arg("indices"), CNNCORE_POOL_PARAM_ARGS);
 
-  m.def(
-      "pool_output_shape",
+  def_op(m, "pool_output_shape",
       [](py::handle src_shape, CNNCORE_POOL_PARAMS) {
         const PoolParams p = CNNCORE_MAKE_POOL_PARAMS;
         const Shape s = pool_output_shape(shape_from_sequence(src_shape, op.c_str(), "input_shape"), p, op.c_str(), nd);

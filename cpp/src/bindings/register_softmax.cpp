@@ -9,8 +9,7 @@ namespace cnncore::bindings {
 
 void register_softmax(py::module_& m) {
   // ---- softmax / log_softmax
-  m.def(
-      "softmax_forward",
+  def_op(m, "softmax_forward",
       [](py::handle x, int64_t dim, bool log) {
         SoftmaxParams p{dim, log};
         Tensor src = from_numpy(x, log ? "log_softmax" : "softmax", "x"), dst;
@@ -21,8 +20,7 @@ void register_softmax(py::module_& m) {
         return to_numpy(dst);
       },
       py::arg("x"), py::arg("dim"), py::arg("log"));
-  m.def(
-      "softmax_backward",
+  def_op(m, "softmax_backward",
       [](py::handle gy, py::handle x, int64_t dim, bool log) {
         SoftmaxParams p{dim, log};
         const char* op = log ? "log_softmax" : "softmax";

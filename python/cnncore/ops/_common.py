@@ -112,20 +112,10 @@ def _conv_params(op, nd, stride, padding, dilation, groups, padding_mode, flip, 
 
 
 def _array(value, op, name):
-    """`value` as a C-order ndarray for the core. Its dtype and shape are the core's to
-    check (the binding names `name` for a dtype other than float32/float64); only a
-    C-order copy of a non-contiguous float array is made here, within the memory limit."""
-    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-    if arr.flags.c_contiguous or arr.dtype not in (np.float32, np.float64):
-        return arr
-    # A C-order copy is needed; refuse one larger than the memory limit
-    # before NumPy tries (np.ascontiguousarray would also turn 0-d into 1-d).
-    nbytes = int(np.prod(arr.shape, dtype=object)) * arr.itemsize
-    if nbytes > _core.get_memory_limit():
-        raise ValueError(f"{op}: {name} is not C-contiguous and its C-order copy would need "
-                         f"{nbytes} bytes, more than the memory limit of "
-                         f"{_core.get_memory_limit()} bytes (cnncore.set_memory_limit changes it)")
-    return np.array(arr, order="C")
+    """`value` as an ndarray for the core, which checks its dtype and shape (naming
+    `op` and `name`) and makes the C-order copy of a non-contiguous or unaligned array
+    within the call's memory budget."""
+    return value if isinstance(value, np.ndarray) else np.asarray(value)
 
 
 _AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
