@@ -8,6 +8,9 @@ import os
 import re
 import stat
 import struct
+import subprocess
+import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -442,3 +445,206 @@ def test_load_metadata_names_the_file(tmp_path):
     with pytest.raises(io.CheckpointError, match=f"^{where(p)} is corrupted or not a "
                                                  "safetensors file"):
         io.load_metadata(p)
+
+
+# --------------------------------------------------------------------------- the checksum
+
+
+def test_the_checksum_is_a_sha256_of_the_whole_file_with_its_digits_zeroed(tmp_path):
+    path = tmp_path / "c.safetensors"
+    cc.save({"w": np.arange(5, dtype=np.float32), "e": 3}, path, metadata={"mean": "0.5"})
+    raw = path.read_bytes()
+    fields = list(re.finditer(rb'"cnncore\.sha256":"([0-9a-f]{64})"', raw))
+    assert len(fields) == 1
+    at = fields[0].start(1)
+    assert at < 8 + struct.unpack("<Q", raw[:8])[0]            # in the header
+    zeroed = raw[:at] + b"0" * 64 + raw[at + 64:]
+    assert hashlib.sha256(zeroed).hexdigest() == fields[0].group(1).decode()
+    assert io.load_metadata(path)["cnncore.sha256"] == fields[0].group(1).decode()
+    # the helper the tests sign crafted files with follows the same scheme
+    _, _, h = header_of(path)
+    signed = write_signed(tmp_path / "s.safetensors", h, raw[8 + header_of(path)[0]:])
+    assert cc.load(signed)["e"] == 3
+
+
+def test_the_caller_may_set_format_but_not_the_reserved_keys(tmp_path):
+    p = tmp_path / "r.safetensors"
+    for key in ("cnncore.format_version", "cnncore.tree", "cnncore.sha256", "cnncore.crc32"):
+        with pytest.raises(ValueError, match=f"^save: the metadata key '{key}' is reserved for "
+                                             "cnncore's own use$"):
+            cc.save({"w": np.ones(1)}, p, metadata={key: "x"})
+        assert not p.exists()
+    cc.save({"w": np.ones(1)}, p, metadata={"format": "pt", "cnncore.model": "{}"})
+    meta = io.load_metadata(p)                                 # verified: no warning
+    assert meta["format"] == "pt" and meta["cnncore.model"] == "{}"
+
+
+def test_a_safetensors_file_from_another_writer_loads_with_a_warning(tmp_path):
+    p = write_raw(tmp_path / "theirs.safetensors",
+                  {"__metadata__": {"format": "pt"},
+                   "w": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}}, b"\x01\x02")
+    with pytest.warns(io.UnverifiedCheckpointWarning,
+                      match=f"^{where(p)} has no cnncore checksum .*: its structure was checked "
+                            "but its contents are unverified$"):
+        assert cc.load(p)["w"].numpy().tolist() == [1, 2]
+    with unverified():
+        assert io.load_metadata(p) == {"format": "pt"}
+    assert issubclass(io.UnverifiedCheckpointWarning, UserWarning)
+    assert "UnverifiedCheckpointWarning" in io.__all__
+
+
+def format_1_file(path, header, data, crc=None, version="1"):
+    """A file as cnncore format 1 wrote it: CRC-32 of the data area, no SHA-256."""
+    header = dict(header)
+    meta = {"format": "cnncore", "cnncore.format_version": version,
+            **(header.pop("__metadata__", None) or {})}
+    if crc is not False:
+        meta["cnncore.crc32"] = crc or f"{zlib.crc32(data):08x}"
+    return write_raw(path, {**header, "__metadata__": meta}, data)
+
+
+def test_format_1_files_load_after_their_crc_check_with_a_warning(tmp_path):
+    data = np.arange(3, dtype="<f8").tobytes()
+    entry = {"w": {"dtype": "F64", "shape": [3], "data_offsets": [0, 24]}}
+    tree = json.dumps({"__dict__": [["w", {"__tensor__": "w"}], ["epoch", 4]]})
+    p = format_1_file(tmp_path / "v1.safetensors",
+                      {**entry, "__metadata__": {"cnncore.tree": tree, "mean": "0.13"}}, data)
+    message = (f"^{where(p)} was written in cnncore checkpoint format 1: its data passed the "
+               r"CRC-32 check but its header \(names, shapes, metadata\) is unverified; save it "
+               "again to upgrade it to format 2$")
+    with pytest.warns(io.UnverifiedCheckpointWarning, match=message):
+        obj, meta = cc.load(p, with_metadata=True)
+    assert obj["epoch"] == 4 and obj["w"].numpy().tolist() == [0, 1, 2] and meta["mean"] == "0.13"
+    with pytest.warns(io.UnverifiedCheckpointWarning, match=message):
+        io.load_metadata(p)
+    cc.save(obj, tmp_path / "v2.safetensors", metadata={"mean": meta["mean"]})   # upgraded
+    assert io.load_metadata(tmp_path / "v2.safetensors")["cnncore.format_version"] == "2"
+    # damaged data is still caught by the CRC
+    format_1_file(p, entry, data[:-1] + b"\x7f", crc=f"{zlib.crc32(data):08x}")
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)} is corrupted: the data checksum "
+                                                 "is [0-9a-f]{8}, the file recorded"):
+        cc.load(p)
+    format_1_file(p, entry, data, crc="XYZ")
+    with pytest.raises(io.CheckpointError, match=r"cnncore\.crc32 'XYZ' is not 8 hex digits$"):
+        cc.load(p)
+
+
+@pytest.mark.parametrize("version, crc, message", [
+    ("1", False, "it has cnncore metadata but no cnncore.sha256 checksum"),   # its CRC deleted
+    ("2", None, "it has cnncore metadata but no cnncore.sha256 checksum"),    # a v2 file's hash
+    ("0", None, "it has cnncore metadata but no cnncore.sha256 checksum"),    # swapped for a CRC
+])
+def test_files_with_cnncore_metadata_and_no_checksum_are_refused(tmp_path, version, crc,
+                                                                 message):
+    p = format_1_file(tmp_path / "x.safetensors",
+                      {"w": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}, b"\x05",
+                      crc=crc, version=version)
+    for read in (cc.load, io.load_metadata):
+        with pytest.raises(io.CheckpointError, match=f"^{where(p)} is corrupted or was edited: "
+                                                     f"{message} \\(cnncore always writes one\\)$"):
+            read(p)
+
+
+def test_an_unknown_format_version_is_refused(tmp_path):
+    p = write_signed(tmp_path / "v3.safetensors", {}, version="3")
+    with pytest.raises(io.CheckpointError, match=f"^{where(p)} has cnncore format version '3', "
+                                                 r"which this cnncore cannot read \(it reads 2 "
+                                                 r"and 1\): written by a newer cnncore\?$"):
+        cc.load(p)
+    p.write_bytes(p.read_bytes().replace(b'"cnncore.format_version":"3",',
+                                         b'"cnncore.format_versio":"3", '))
+    with pytest.raises(io.CheckpointError, match="SHA-256"):
+        cc.load(p)
+    p = write_signed(tmp_path / "v2.safetensors", {})
+    assert cc.load(p) == {}
+
+
+# --------------------------------------------------------------------------- stale temporaries
+
+
+def temp_name_of_a_save(tmp_path, monkeypatch, target):
+    seen, real_replace = [], os.replace
+
+    def spy(src, dst):
+        seen.append(os.path.basename(src))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    cc.save({"w": np.ones(2)}, target)
+    monkeypatch.undo()
+    (name,) = seen
+    return name
+
+
+def test_the_temporary_names_the_writer(tmp_path, monkeypatch):
+    name = temp_name_of_a_save(tmp_path, monkeypatch, tmp_path / "m.safetensors")
+    m = re.fullmatch(r"\.m\.safetensors\.(\d+)\.([0-9a-f]{8})\.([0-9a-f]{16})\.tmp", name)
+    assert m and int(m.group(1)) == os.getpid()
+    assert m.group(2) == temp_name_of_a_save(tmp_path, monkeypatch,
+                                             tmp_path / "n.safetensors").split(".")[4]
+    long = "x" * 240 + ".safetensors"                           # 252 bytes: no room for more
+    name = temp_name_of_a_save(tmp_path, monkeypatch, tmp_path / long)
+    assert re.fullmatch(r"\.h[0-9a-f]{16}\.\d+\.[0-9a-f]{8}\.[0-9a-f]{16}\.tmp", name)
+    assert cc.load(tmp_path / long)["w"].shape == (2,)
+
+
+def dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_only_temporaries_of_dead_writers_to_the_same_target_are_removed(tmp_path, monkeypatch):
+    target = tmp_path / "m.safetensors"
+    host = temp_name_of_a_save(tmp_path, monkeypatch, target).split(".")[4]
+    other_host = "0" * 8 if host != "0" * 8 else "1" * 8
+    dead = dead_pid()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        removed = [f".m.safetensors.{dead}.{host}.{'a' * 16}.tmp",
+                   f".m.safetensors.{dead}.{host}.{'b' * 16}.tmp"]
+        kept = [f".m.safetensors.{live.pid}.{host}.{'a' * 16}.tmp",      # a live writer
+                f".m.safetensors.{os.getpid()}.{host}.{'a' * 16}.tmp",   # this process's
+                f".m.safetensors.{dead}.{other_host}.{'a' * 16}.tmp",    # another machine's
+                f".n.safetensors.{dead}.{host}.{'a' * 16}.tmp",          # another target's
+                f".m.safetensors.1.{dead}.{host}.{'a' * 16}.tmp",        # of m.safetensors.1
+                f".m.safetensors.{dead}.{host}.{'a' * 15}.tmp",          # not the pattern
+                f".m.safetensors.{dead}.{host}.{'A' * 16}.tmp",
+                f".m.safetensors.0.{host}.{'a' * 16}.tmp",
+                f"m.safetensors.{dead}.{host}.{'a' * 16}.tmp",
+                f".m.safetensors.{dead}.{host}.{'a' * 16}.tmp.keep",
+                ".m.safetensors.k3x_9q2a.tmp",                          # a format-1 mkstemp name
+                "notes.txt"]
+        for name in removed + kept:
+            (tmp_path / name).write_bytes(b"partial")
+        folder = f".m.safetensors.{dead}.{host}.{'c' * 16}.tmp"         # not a regular file
+        (tmp_path / folder).mkdir()
+        kept.append(folder)
+        cc.save({"w": np.zeros(3)}, target)
+        assert sorted(os.listdir(tmp_path)) == sorted(kept + ["m.safetensors"])
+        cc.save({"w": np.zeros(3)}, tmp_path / "m.safetensors.1")     # its own stale one goes
+        assert not (tmp_path / kept[4]).exists()
+        assert cc.load(target)["w"].shape == (3,)
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_cleaning_up_never_fails_a_save(tmp_path, monkeypatch):
+    target = tmp_path / "m.safetensors"
+    host = temp_name_of_a_save(tmp_path, monkeypatch, target).split(".")[4]
+    stale = tmp_path / f".m.safetensors.{dead_pid()}.{host}.{'a' * 16}.tmp"
+    stale.write_bytes(b"x")
+    real_unlink = os.unlink
+
+    def refuse(p, *args, **kwargs):
+        if os.path.basename(p) == stale.name:
+            raise PermissionError("read-only")
+        return real_unlink(p, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", refuse)
+    cc.save({"w": np.ones(4)}, target)
+    monkeypatch.setattr(os, "listdir", lambda *a: (_ for _ in ()).throw(OSError("gone")))
+    cc.save({"w": np.ones(5)}, target)
+    monkeypatch.undo()
+    assert stale.exists() and cc.load(target)["w"].shape == (5,)
