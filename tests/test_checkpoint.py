@@ -223,3 +223,82 @@ def test_metadata_must_map_str_to_str(tmp_path):
         with pytest.raises(TypeError, match="save: metadata must map str to str"):
             cc.save({"w": np.ones(2)}, tmp_path / "m.safetensors", metadata=bad)
     assert not list(tmp_path.iterdir())            # nothing written, no temporary left behind
+
+
+# --------------------------------------------------------------------------- kill -9 mid-save
+
+SAVER = r"""
+import os, sys, time
+import numpy as np
+import cnncore as cc
+path, mode = sys.argv[1], sys.argv[2]
+big = {"w": np.arange(8_000_000, dtype=np.float64), "epoch": 9}       # 64 MB
+if mode == "hang":                     # stop after the data is written, before the rename
+    def hang(fd):
+        print("written", flush=True)
+        time.sleep(120)
+    os.fsync = hang
+    cc.save(big, path)
+else:                                  # save over and over until killed
+    print("saving", flush=True)
+    while True:
+        cc.save(big, path)
+"""
+
+
+def start_saver(path, mode):
+    import subprocess
+    import sys
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(cc.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
+    return subprocess.Popen([sys.executable, "-c", SAVER, str(path), mode],
+                            stdout=subprocess.PIPE, env=env)
+
+
+def kill_9(child):
+    import signal
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait(timeout=60) == -signal.SIGKILL          # (reaped: no zombie left)
+
+
+def test_a_save_killed_mid_write_keeps_the_previous_file_and_the_next_save_cleans_up(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    cc.save({"w": np.ones(3), "epoch": 1}, path)
+    before = path.read_bytes()
+    with start_saver(path, "hang") as child:
+        try:
+            assert child.stdout.readline() == b"written\n"
+            (temp,) = [n for n in os.listdir(tmp_path) if n != path.name]
+            assert f".{child.pid}." in temp and os.path.getsize(tmp_path / temp) > 64_000_000
+            kill_9(child)
+        finally:
+            child.kill()
+    assert path.read_bytes() == before                         # the previous file, intact
+    assert cc.load(path)["epoch"] == 1
+    assert (tmp_path / temp).exists()                          # the killed save's leftover...
+    cc.save({"w": np.zeros(2), "epoch": 2}, path)
+    assert sorted(os.listdir(tmp_path)) == [path.name]         # ...goes with the next save
+    assert cc.load(path)["epoch"] == 2
+
+
+def test_a_save_killed_at_any_moment_leaves_a_whole_checkpoint(tmp_path):
+    import time
+    path = tmp_path / "ckpt.safetensors"
+    cc.save({"w": np.ones(3), "epoch": 1}, path)
+    with start_saver(path, "loop") as child:
+        try:
+            assert child.stdout.readline() == b"saving\n"
+            deadline = time.monotonic() + 60
+            while len(os.listdir(tmp_path)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.001)                              # until a temporary exists
+            time.sleep(0.05)
+            kill_9(child)
+        finally:
+            child.kill()                                       # (a no-op once it is reaped)
+    got = cc.load(path)                                        # the old or a new one, verified
+    assert got["epoch"] in (1, 9)
+    if got["epoch"] == 9:
+        assert got["w"].shape == (8_000_000,) and got["w"].numpy()[-1] == 7_999_999
+    cc.save({"w": np.zeros(2), "epoch": 2}, path)
+    assert sorted(os.listdir(tmp_path)) == [path.name]
