@@ -40,7 +40,8 @@ Files without the checksum:
   not verified and that saving it again upgrades it. They are accepted rather
   than refused because checkpoints trained with earlier versions hold real work
   and their data is still checked; the warning keeps the weaker guarantee
-  visible;
+  visible (such a file's header could have been edited, or a format-2 file
+  turned into one, without detection: only the warning tells);
 * any other file with cnncore metadata and no valid checksum, or a format
   version this code does not know, is a :class:`CheckpointError`.
 
@@ -49,15 +50,19 @@ file size, UTF-8, JSON syntax (no NaN/Infinity literals, no duplicate names at
 any level, bounded nesting), known dtypes, integer shapes and offsets,
 dtype x shape = byte count (computed without allocating, so an astronomically
 large shape is an error, not a MemoryError), offsets that tile the data area
-exactly (no overlaps, gaps or trailing bytes), then the checksum, then the
-structure tree (well-formed nodes, every tensor referenced exactly once).
+exactly (no overlaps, gaps or trailing bytes), then the checksum (also by
+:func:`load_metadata`, which therefore reads the data area too), then the
+structure tree (well-formed nodes, every tensor referenced exactly once;
+rebuilt without recursion, so any depth the JSON parser accepts loads).
 Every violation raises :class:`CheckpointError` (a ``ValueError``) naming the
 file and the problem; a zip archive (``torch.save``), a pickle or a ``.npy``
 file is named as such.
 
 Writes are atomic: a temporary file beside the target,
 ``.<name>.<pid>.<host>.<random>.tmp`` (``<host>`` 8 hex digits identifying the
-machine and PID namespace), fsync, rename, fsync of the folder, so a crash
+machine and PID namespace, ``<random>`` 16 hex digits; a name longer than 180
+bytes is replaced by ``h`` and 16 hex digits of its SHA-256 so the temporary's
+name stays short enough), fsync, rename, fsync of the folder, so a crash
 mid-save leaves any previous file intact. A save first removes the temporary
 files of earlier saves *to the same target* whose writer process is dead (same
 host tag, PID not alive); it never touches a live process's temporary, another
