@@ -301,3 +301,49 @@ def test_npz_keys_classes_and_transform(tmp_path):
     (tmp_path / "d.npz").write_bytes(b"not a zip")
     with pytest.raises(data.DataError, match="cannot read as .npz"):
         data.load_npz(tmp_path / "d.npz")
+
+
+# --- sizes from users are bounded (each failed before the audit's fixes) ---
+
+
+def test_resize_refuses_sizes_beyond_the_memory_limit_before_allocating():
+    x = np.zeros((2, 1, 3, 3), np.float32)
+    with pytest.raises(ValueError, match=r"^resize: size 1000000 for 2 images of 1x3x3 needs "
+                                         r"[\d,]+ bytes, more than the memory limit of [\d,]+ "
+                                         r"bytes \(cnncore.set_memory_limit\)$"):
+        T.resize(x, 10**6)                     # 2 x 10**12 pixels: was a MemoryError
+    old = cc.get_memory_limit()
+    try:
+        # 2 images x (4*4 + 4*3) float64 intermediates + 2 x 4*4 float32 results
+        cc.set_memory_limit(2 * (16 + 12) * 8 + 2 * 16 * 4)
+        assert T.resize(x, 4).shape == (2, 1, 4, 4)
+        cc.set_memory_limit(2 * (16 + 12) * 8 + 2 * 16 * 4 - 1)
+        with pytest.raises(ValueError, match=r"^resize: size 4 for 2 images"):
+            T.resize(x, 4)
+    finally:
+        cc.set_memory_limit(old)
+
+
+@pytest.mark.parametrize("size", [0, -2, (3, 0), (2,), 1.5, True, "4", None])
+def test_resize_sizes_must_be_positive_integers(size):
+    with pytest.raises(ValueError, match=r"^resize: size must be a positive int or \(h, w\), "
+                                         r"got "):
+        T.resize(np.zeros((1, 3, 3)), size)
+
+
+def test_random_translate_by_the_whole_image_or_more_leaves_the_fill():
+    x = _ramp_image(n=30, c=1, h=3, w=5)
+    out = T.RandomTranslate(6, fill=-1.0, generator=0)(x)      # was a broadcasting ValueError
+    shifts = np.random.default_rng(0).integers(-6, 7, size=(30, 2))
+    for i, (dy, dx) in enumerate(shifts):
+        if abs(dy) >= 3 or abs(dx) >= 5:
+            assert np.all(out[i] == -1.0)
+        else:
+            kept = out[i][:, max(dy, 0):3 + min(dy, 0), max(dx, 0):5 + min(dx, 0)]
+            np.testing.assert_array_equal(
+                kept, x[i][:, max(-dy, 0):3 - max(dy, 0), max(-dx, 0):5 - max(dx, 0)])
+    assert any(abs(dy) >= 3 or abs(dx) >= 5 for dy, dx in shifts)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match=r"^RandomTranslate: max_shift must be an integer "
+                                             r">= 0, got "):
+            T.RandomTranslate(bad)

@@ -162,7 +162,7 @@ def test_npz_keys_labels_and_classes(tmp_path):
 def test_npz_never_unpickles(tmp_path):
     p = tmp_path / "o.npz"
     np.savez(p, x=np.array([object(), object()], dtype=object), y=np.arange(2))
-    with pytest.raises(ValueError, match="allow_pickle"):
+    with pytest.raises(data.DataError, match="allow_pickle"):
         data.load_npz(p)
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(data.DataError, match=re.escape(f"{tmp_path / 'bad.npz'}: cannot read as "
@@ -373,3 +373,273 @@ def test_loader_slices_whole_batches_or_stacks_items():
     got = [(x.numpy().reshape(-1).tolist(), y.numpy().tolist())
            for x, y in data.DataLoader(Items(), 2, drop_last=True)]
     assert got == [([0.0, 1.0], [10, 11])]
+
+
+# --------------------------------------------------------------------------- bounds, bad input
+# Each of these failed on the code before the audit: a label of 10**12 built a class name per
+# possible label (24 GB, killed), negative labels and NaN images were accepted (and trained to a
+# NaN loss), object/garbage/.npy files escaped as raw numpy or zipfile exceptions, a declared
+# array size was allocated before it was checked, a decompression bomb escaped from Pillow.
+
+
+@pytest.fixture
+def memory_limit():
+    """Set cnncore's memory limit for one test; the old value comes back afterwards."""
+    old = cc.get_memory_limit()
+    yield cc.set_memory_limit
+    cc.set_memory_limit(old)
+
+
+def test_labels_must_be_bounded_non_negative_class_indices():
+    imgs = np.zeros((3, 1, 2, 2), np.float32)
+    top = data.MAX_CLASSES - 1
+    assert data.ArrayDataset(imgs, [0, top, 1]).num_classes == data.MAX_CLASSES  # the bound
+    raises_data_error(lambda: data.ArrayDataset(imgs, [0, data.MAX_CLASSES, 1]),
+                      "labels must be class indices below cnncore.data.MAX_CLASSES = 1,000,000, "
+                      "got 1000000 (label of image 1)")
+    raises_data_error(lambda: data.ArrayDataset(imgs, np.array([0, 1, 2**64 - 1], np.uint64)),
+                      f"labels must be class indices below cnncore.data.MAX_CLASSES = 1,000,000, "
+                      f"got {2**64 - 1} (label of image 2)")          # not wrapped to -1
+    raises_data_error(lambda: data.ArrayDataset(imgs, [0, -1, -3]),
+                      "labels must be class indices >= 0, got -3 (label of image 1)")
+    raises_data_error(lambda: data.ArrayDataset(imgs, [0, 1, 3], classes=["a", "b", "c"]),
+                      "labels must be below the 3 class names given, got 3 (label of image 2)")
+    for bad in (np.array([0.0, 1.0, 2.0]), np.array([True, False, True]),
+                np.array([0, 1, 2], object), np.array([0j, 1j, 2j])):
+        raises_data_error(lambda: data.ArrayDataset(imgs, bad),
+                          f"labels must be integers, got dtype {bad.dtype}")
+
+
+def test_a_huge_label_is_refused_without_allocating(tmp_path):
+    """The audit's case, in a process capped at 2 GB of address space: the old code
+    died of MemoryError there (and used 24 GB without the cap)."""
+    script = tmp_path / "huge_label.py"
+    script.write_text(
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "import numpy as np\n"
+        "from cnncore import data\n"
+        "try:\n"
+        "    data.ArrayDataset(np.zeros((2, 1, 2, 2), np.float32), [0, 10**12])\n"
+        "except data.DataError as exc:\n"
+        "    print(exc)\n")
+    import os
+    import subprocess
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                       env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == ("labels must be class indices below cnncore.data.MAX_CLASSES = "
+                                "1,000,000, got 1000000000000 (label of image 1)")
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_images_must_be_finite(dtype, value):
+    imgs = np.zeros((5, 2, 3, 3), dtype)
+    imgs[3, 1, 2, 0] = value
+    imgs[4, 0, 0, 0] = value
+    raises_data_error(lambda: data.ArrayDataset(imgs, np.zeros(5, int)),
+                      f"images must be finite numbers, but image 3 (of 5) holds {dtype(value)} "
+                      f"(a NaN or infinite input trains to a NaN loss)")
+    assert len(data.ArrayDataset(imgs[:3], np.zeros(3, int))) == 3
+
+
+def test_images_must_be_real_numbers_with_every_size_positive():
+    lab = np.zeros(2, int)
+    for bad in (np.full((2, 1, 2, 2), "a"), np.zeros((2, 1, 2, 2), complex),
+                np.zeros((2, 1, 2, 2), object)):
+        raises_data_error(lambda: data.ArrayDataset(bad, lab),
+                          f"images must hold real numbers, got dtype {bad.dtype}")
+    for shape in ((2, 0, 2, 2), (2, 1, 0, 2), (2, 1, 2, 0)):
+        raises_data_error(lambda: data.ArrayDataset(np.zeros(shape), lab),
+                          f"images must have at least one channel, row and column, got shape "
+                          f"{shape}")
+    assert data.ArrayDataset(np.zeros((2, 1, 1, 1), bool), lab).images.dtype == np.float32
+    with pytest.raises(data.DataError, match=r"^images and labels must be arrays \("):
+        data.ArrayDataset([np.zeros((1, 2, 2)), np.zeros((1, 3, 3))], lab)
+
+
+def test_split_of_no_labels_is_empty():
+    tr, te = data.split(np.zeros(0, np.int64))
+    assert tr.shape == te.shape == (0,) and tr.dtype == te.dtype == np.int64
+
+
+def test_npz_labels_shapes_and_their_file(tmp_path):
+    p = tmp_path / "d.npz"
+    x = np.zeros((4, 1, 2, 2))
+    np.savez(p, x=x, y=np.zeros((4, 2), int))                    # (N, 2) is not (N, 1)
+    raises_data_error(lambda: data.load_npz(p),
+                      f"{p}: labels must be (4,) to match the images, got shape (4, 2)")
+    np.savez(p, x=x, y=np.array([0, 1, -1, 0]))
+    raises_data_error(lambda: data.load_npz(p),
+                      f"{p}: labels must be class indices >= 0, got -1 (label of image 2)")
+    x[2, 0, 1, 1] = np.nan
+    np.savez(p, x=x, y=np.arange(4))
+    raises_data_error(lambda: data.load_npz(p),
+                      f"{p}: images must be finite numbers, but image 2 (of 4) holds nan (a NaN "
+                      f"or infinite input trains to a NaN loss)")
+    np.savez(p, x=np.zeros((3, 2, 2)), y=np.arange(3), classes=np.array(["a", "b"]))
+    raises_data_error(lambda: data.load_npz(p),
+                      f"{p}: labels must be below the 2 class names given, got 2 (label of "
+                      f"image 2)")
+    np.savez(p, x=np.zeros((3, 2, 2)), y=np.arange(3), classes=np.array([["a", "b", "c"]]))
+    raises_data_error(lambda: data.load_npz(p),
+                      f"{p}: 'classes' must be a 1-D array of names, got shape (1, 3) and dtype "
+                      f"<U1")
+    np.savez(p, x=np.zeros((3, 2, 2)), y=np.arange(3), classes=np.array([b"a", b"b", b"c"]))
+    assert data.load_npz(p).classes == ["a", "b", "c"]
+    np.savez(p, x=np.full((3, 2, 2), "s"), y=np.arange(3))
+    raises_data_error(lambda: data.load_npz(p),
+                      f"{p}: 'x' must hold real numbers (integers or floats), got dtype <U1")
+
+
+def test_npz_files_that_are_not_archives(tmp_path):
+    p = tmp_path / "d.npz"
+    p.write_bytes(b"")
+    raises_data_error(lambda: data.load_npz(p), f"{p}: cannot read as .npz (the file is empty)")
+    np.save(tmp_path / "a.npy", np.zeros(3))
+    (tmp_path / "a.npy").rename(p)
+    raises_data_error(lambda: data.load_npz(p),
+                      f"{p}: cannot read as .npz (it is a single .npy array, not an archive of "
+                      f"named arrays such as x and y; save with numpy.savez)")
+    np.savez(p, x=np.zeros((40, 1, 4, 4)), y=np.arange(40))
+    raw = p.read_bytes()
+    p.write_bytes(raw[: len(raw) // 2])                            # a cut download
+    with pytest.raises(data.DataError, match=re.escape(f"{p}: cannot read as .npz (")):
+        data.load_npz(p)
+    with pytest.raises(data.DataError, match=re.escape(f"{p}: cannot read as .npz (")):
+        D.npz_has_test_split(p)
+    raises_data_error(lambda: data.load_npz(tmp_path), f"{tmp_path}: is a folder, not an .npz file")
+    np.savez_compressed(p, x=np.zeros((40, 1, 4, 4)), y=np.arange(40))
+    raw = bytearray(p.read_bytes())
+    at = raw.index(b"x.npy") + 5 + 30                               # inside x's deflate stream
+    raw[at:at + 8] = b"\xff" * 8
+    p.write_bytes(bytes(raw))
+    with pytest.raises(data.DataError, match=re.escape(f"{p}: cannot read array 'x' (")):
+        data.load_npz(p)
+
+
+def _npz_with_header(path, shape, descr="<f4", payload=b""):
+    """An .npz whose member 'x.npy' declares ``shape`` but holds ``payload``."""
+    import io
+    import zipfile
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": descr, "fortran_order": False,
+                                                "shape": shape})
+    y = io.BytesIO()
+    np.save(y, np.arange(2))
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x.npy", head.getvalue() + payload)
+        z.writestr("y.npy", y.getvalue())
+
+
+def test_npz_declared_sizes_are_checked_before_allocating(tmp_path, memory_limit):
+    p = tmp_path / "bomb.npz"
+    _npz_with_header(p, (10**12, 1, 2, 2))           # 16 TB declared, a few bytes held
+    raises_data_error(lambda: data.load_npz(p),
+                      f"{p}: array 'x' declares shape (1000000000000, 1, 2, 2) "
+                      f"(16,000,000,000,000 bytes) but the archive holds 128 bytes for it "
+                      f"(truncated or corrupted)")
+    _npz_with_header(p, (2, 1, 2, 2), "|O")
+    raises_data_error(lambda: data.load_npz(p),
+                      f"{p}: array 'x' holds Python objects (dtype object), which are never "
+                      f"unpickled (allow_pickle=False); store numbers or strings")
+    np.savez(p, x=np.zeros((8, 1, 16, 16), np.uint8), y=np.arange(8))
+    memory_limit(8 * 16 * 16 * 4 - 1)                 # uint8 becomes float32: 4 bytes each
+    raises_data_error(lambda: data.load_npz(p),
+                      f"{p}: array 'x' of shape (8, 1, 16, 16) needs 8,192 bytes, more than the "
+                      f"memory limit of 8,191 bytes (cnncore.set_memory_limit)")
+    memory_limit(8 * 16 * 16 * 4)
+    assert len(data.load_npz(p)) == 8
+
+
+def test_idx_sizes_are_checked_before_reading(tmp_path, memory_limit):
+    p = tmp_path / "big-idx3-ubyte.gz"
+    head = bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 1000, 1000, 1000)
+    p.write_bytes(gzip.compress(head + b"\0" * 16))    # 1 GB declared
+    memory_limit(10**6)
+    raises_data_error(lambda: data.read_idx(p),
+                      f"{p}: IDX dimensions (1000, 1000, 1000) needs 1,000,000,000 bytes, more "
+                      f"than the memory limit of 1,000,000 bytes (cnncore.set_memory_limit)")
+    memory_limit(2 * 10**9)
+    raises_data_error(lambda: data.read_idx(p),
+                      f"{p}: IDX dimensions (1000, 1000, 1000) need 1000000000 data bytes, the "
+                      f"file has 16 (truncated)")
+    raw = idx_bytes(np.arange(6).reshape(2, 3))
+    p.write_bytes(gzip.compress(raw + b"\0" * 5))
+    raises_data_error(lambda: data.read_idx(p), f"{p}: IDX dimensions (2, 3) need 6 data bytes, "
+                                                f"the file has 11 (trailing data)")
+    raises_data_error(lambda: data.read_idx(tmp_path), f"{tmp_path}: is a folder, not an IDX file")
+    raises_data_error(lambda: data.read_idx(tmp_path / "none"),
+                      f"{tmp_path / 'none'}: cannot read (No such file or directory)")
+
+
+def test_idx_labels_and_images_are_checked_naming_their_file(tmp_path):
+    (tmp_path / "i").write_bytes(idx_bytes(np.full((2, 2, 2), 0.5, np.float32), 0x0D))
+    (tmp_path / "l").write_bytes(idx_bytes(np.array([0.0, 1.0], np.float32), 0x0D))
+    raises_data_error(lambda: data.load_idx(tmp_path / "i", tmp_path / "l"),
+                      f"{tmp_path / 'l'}: labels must be integers, got dtype float32")
+    (tmp_path / "l").write_bytes(idx_bytes(np.array([0, 1], np.uint8)))
+    (tmp_path / "i").write_bytes(idx_bytes(np.array([[[0.5, np.inf], [0, 0]]] * 2, np.float32),
+                                           0x0D))
+    raises_data_error(lambda: data.load_idx(tmp_path / "i", tmp_path / "l"),
+                      f"{tmp_path / 'i'}: images must be finite numbers, but image 0 (of 2) "
+                      f"holds inf (a NaN or infinite input trains to a NaN loss)")
+
+
+def png_header(width, height):
+    """A PNG that declares width x height gray pixels and holds none: what a
+    decompression bomb looks like to Image.open."""
+    import zlib
+
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body +
+                struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_decompression_bombs_are_data_errors_naming_the_file(tmp_path, monkeypatch):
+    p = tmp_path / "bomb.png"
+    p.write_bytes(png_header(100_000, 100_000))         # 10**10 pixels
+    with pytest.raises(data.DataError, match=re.escape(f"{p}: refused as a possible "
+                                                       f"decompression bomb (Image size "
+                                                       f"(10000000000 pixels) exceeds limit")):
+        data.load_image(p)
+    (tmp_path / "c" / "a").mkdir(parents=True)
+    p.rename(tmp_path / "c" / "a" / "0.png")
+    with pytest.raises(data.DataError, match=re.escape(f"{tmp_path / 'c' / 'a' / '0.png'}: "
+                                                       f"refused as a possible decompression")):
+        data.load_image_folder(tmp_path / "c")
+    # above MAX_IMAGE_PIXELS but below twice that, Pillow only warns: refused as well
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)
+    _save(tmp_path / "w.png", np.zeros((4, 4), np.uint8))   # 16 pixels
+    with pytest.raises(data.DataError, match=re.escape(f"{tmp_path / 'w.png'}: refused as a "
+                                                       f"possible decompression bomb (Image "
+                                                       f"size (16 pixels) exceeds limit of 10")):
+        data.load_image(tmp_path / "w.png")
+
+
+def test_image_files_folders_and_sizes(tmp_path, memory_limit):
+    raises_data_error(lambda: data.load_image(tmp_path), f"{tmp_path}: is a folder, not an image "
+                                                         f"file")
+    raises_data_error(lambda: data.load_image(tmp_path / "no.png"),
+                      f"{tmp_path / 'no.png'}: no such image file")
+    _save(tmp_path / "a" / "0.png", np.zeros((3, 3), np.uint8))
+    for bad in (0, -1, (2, 0), 2.5, True):
+        with pytest.raises(ValueError, match=r"^load_image: size must be a positive int or "
+                                             r"\(h, w\), got "):
+            data.load_image(tmp_path / "a" / "0.png", bad)
+    memory_limit(100 * 100 * 4 - 1)
+    raises_data_error(lambda: data.load_image(tmp_path / "a" / "0.png", 100),
+                      f"{tmp_path / 'a' / '0.png'}: resizing to 100x100 needs 40,000 bytes, more "
+                      f"than the memory limit of 39,999 bytes (cnncore.set_memory_limit)")
+    _save(tmp_path / "a" / "1.png", np.zeros((3, 3), np.uint8))
+    memory_limit(3 * 3 * 4 * 4 - 1)                 # two images, and a copy to stack them
+    raises_data_error(lambda: data.load_image_folder(tmp_path),
+                      f"{tmp_path}: the images (with one copy to stack them) needs 144 bytes, "
+                      f"more than the memory limit of 143 bytes (cnncore.set_memory_limit)")
+    memory_limit(3 * 3 * 4 * 4)
+    assert len(data.load_image_folder(tmp_path)) == 2

@@ -1,6 +1,7 @@
 """Data: the bundled digits, IDX / npz / image-folder loaders, DataLoader, transforms."""
 from . import transforms
 from .datasets import (
+    MAX_CLASSES,
     ArrayDataset,
     DataError,
     Dataset,
@@ -15,6 +16,6 @@ from .datasets import (
 )
 from .loader import DataLoader
 
-__all__ = ["Dataset", "ArrayDataset", "DataError", "DataLoader", "transforms", "load_digits",
+__all__ = ["Dataset", "ArrayDataset", "DataError", "MAX_CLASSES", "DataLoader", "transforms", "load_digits",
            "load_idx", "read_idx", "load_mnist", "load_npz", "load_image", "load_image_folder",
            "split"]

@@ -78,10 +78,34 @@ def _interp_matrix(n_in, n_out):
     return m
 
 
+def _resize_target(size):
+    try:
+        h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    except (TypeError, ValueError):
+        raise ValueError(f"resize: size must be a positive int or (h, w), got {size!r}") \
+            from None
+    for v in (h, w):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"resize: size must be a positive int or (h, w), got {size!r}")
+    return int(h), int(w)
+
+
 def resize(x, size):
-    """Bilinear resize of (C, H, W) or (N, C, H, W) to ``size`` (int or (h, w))."""
+    """Bilinear resize of (C, H, W) or (N, C, H, W) to ``size`` (int or (h, w)).
+
+    The result and the float64 intermediates must fit in
+    :func:`cnncore.get_memory_limit`: a ``size`` that would need more is a
+    ``ValueError`` before anything is allocated."""
+    from .._runtime import get_memory_limit
     x, single = _batch(x)
-    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    h, w = _resize_target(size)
+    n, c, hi, wi = (int(d) for d in x.shape)
+    need = n * c * (h * w + h * wi) * 8 + n * c * h * w * max(x.dtype.itemsize, 4)
+    limit = get_memory_limit()
+    if need > limit:
+        raise ValueError(f"resize: size {size!r} for {n} images of {c}x{hi}x{wi} needs "
+                         f"{need:,} bytes, more than the memory limit of {limit:,} bytes "
+                         f"(cnncore.set_memory_limit)")
     rh = _interp_matrix(x.shape[2], h)
     rw = _interp_matrix(x.shape[3], w)
     dt = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32
@@ -165,9 +189,14 @@ class RandomCrop:
 
 class RandomTranslate:
     """Shift each image by a random whole number of pixels in
-    [-max_shift, max_shift] on each axis, filling with ``fill``."""
+    [-max_shift, max_shift] on each axis, filling with ``fill`` (a shift of the
+    whole height or width or more leaves only ``fill``)."""
 
     def __init__(self, max_shift, fill=0.0, generator=None):
+        if isinstance(max_shift, bool) or not isinstance(max_shift, (int, np.integer)) \
+                or max_shift < 0:
+            raise ValueError(f"RandomTranslate: max_shift must be an integer >= 0, got "
+                             f"{max_shift!r}")
         self.max_shift, self.fill = int(max_shift), fill
         self.rng = None if generator is None else _random.resolve(generator)
 
@@ -181,6 +210,8 @@ class RandomTranslate:
         H, W = x.shape[2:]
         out = np.full_like(x, self.fill)
         for i, (dy, dx) in enumerate(shifts):
+            if abs(dy) >= H or abs(dx) >= W:
+                continue                    # shifted out of the frame: all fill
             ys, yd = (slice(0, H - dy), slice(dy, H)) if dy >= 0 else (slice(-dy, H),
                                                                         slice(0, H + dy))
             xs, xd = (slice(0, W - dx), slice(dx, W)) if dx >= 0 else (slice(-dx, W),
