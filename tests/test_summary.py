@@ -374,3 +374,163 @@ def test_an_operand_used_twice_keeps_its_field():
 def test_parameter_free_first_layers_still_get_fields():
     layers, _ = summary(nn.Sequential(nn.MaxPool2d(2), nn.AvgPool2d(3, 1)), (1, 1, 8, 8))
     assert [lay.rf for lay in layers] == [[2, 2], [6, 6]]
+
+
+# --- the batch is never allocated: figures for N come from runs on 1 and 2 samples ---
+
+
+def _real_figures(model, shape, dtype=np.float32):
+    """(name, output shape, MACs) per leaf from a real forward pass on the whole batch:
+    what the summary reported before it scaled from small batches."""
+    from cnncore.nn import module as M
+    from cnncore.summary import _macs, _shape_of
+    names = {id(m): n for n, m in model.named_modules()}
+    got = []
+
+    def hook(module, inputs, out):
+        if next(module.children(), None) is None:
+            got.append((names.get(id(module), "?"), _shape_of(out), _macs(module, inputs, out)))
+
+    model.eval()
+    M._forward_hooks.append(hook)
+    try:
+        model(Tensor(np.zeros(shape, dtype)))
+    finally:
+        M._forward_hooks.remove(hook)
+    return got
+
+
+class EveryKind(nn.Module):
+    """Each layer kind the summary reports, with BatchNorm carrying non-trivial running
+    statistics (eval mode uses them, so samples never mix)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c2 = nn.Sequential(
+            nn.Conv2d(2, 4, 3, padding=1, stride=2), nn.BatchNorm2d(4), nn.ReLU(),
+            nn.LocalResponseNorm(3), nn.Dropout(0.5), nn.ConvTranspose2d(4, 3, 3, stride=2),
+            nn.DepthwiseSeparableConv2d(3, 4, 3, padding=1), nn.MaxPool2d(2),
+            nn.LocallyConnected2d(4, 2, 2, input_size=(3, 3)), nn.TiledConv2d(2, 3, 1, tile=2),
+            nn.AvgPool2d(1), nn.LPPool2d(2, 1), nn.WeightedAvgPool2d(1, 1),
+            nn.AdaptiveAvgPool2d((2, None)), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+            nn.Linear(3, 5), nn.Sigmoid(), nn.Tanh(), nn.LeakyReLU(), nn.Softmax(1))
+        self.c2[1].running_mean.data[...] = 0.3
+        self.c2[1].running_var.data[...] = 2.0
+        self.c1 = nn.Sequential(nn.Conv1d(2, 2, 3), nn.ConvTranspose1d(2, 2, 2),
+                                nn.AvgPool1d(2), nn.MaxPool1d(1), nn.BatchNorm1d(2))
+        self.c3 = nn.Sequential(nn.Conv3d(1, 2, (1, 3, 3)), nn.ConvTranspose3d(2, 1, 1),
+                                nn.MaxPool3d(1), nn.AvgPool3d(1), nn.BatchNorm3d(1))
+
+    def forward(self, x):
+        n = x.shape[0]
+        a = self.c2(x)
+        b = self.c1(x.reshape(n, 2, 36))
+        c = self.c3(x.reshape(n, 1, 2, 6, 6))
+        return cc.cat([a, b.flatten(1), c.flatten(1)], 1)
+
+
+class Odd(nn.Module):
+    """Leaves that do not keep the batch as their first axis: a batch-independent
+    constant, a tuple, and a flatten over the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.const, self.pair, self.conv = Const(), Pair(), nn.Conv2d(1, 2, 3)
+
+    def forward(self, x):
+        self.const(x)
+        self.pair(x)
+        return self.conv(x).reshape(-1)
+
+
+class Const(nn.Module):
+    def forward(self, x):
+        return Tensor(np.ones((3, 2), np.float32))
+
+
+class Pair(nn.Module):
+    def forward(self, x):
+        return x * 2, x.flatten(0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+@pytest.mark.parametrize("model, shape", [(EveryKind, (2, 6, 6)), (Odd, (1, 4, 4))])
+def test_scaled_figures_equal_a_real_run_for_every_layer_kind(model, shape, n):
+    m = model()
+    layers, totals = summary(m, (n,) + shape)
+    got = [(lay.name, lay.output_shape, lay.macs) for lay in layers]
+    assert got == _real_figures(m, (n,) + shape)
+    assert totals["macs"] == sum(mac for _, _, mac in got)
+    assert totals["input_shape"] == (n,) + shape
+    if model is EveryKind:
+        assert totals["output_shape"] == (n, 5 + 2 * 17 + 2 * 4 * 4)   # c2, c1, c3
+        assert {type(mod).__name__ for mod in m.modules()} - {lay.kind for lay in layers} == \
+            {"EveryKind", "Sequential"}                        # every leaf kind is compared
+    else:
+        assert totals["output_shape"] == (n * 2 * 2 * 2,)
+
+
+def test_a_huge_batch_is_never_allocated():
+    """`summary(model, (10**9, 3, 8, 8))` used to allocate 768 GB of zeros."""
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                      nn.Flatten(), nn.Linear(36, 10))
+    big = 10**9
+    layers, totals = summary(m, (big, 3, 8, 8))
+    one, t1 = summary(m, (1, 3, 8, 8))
+    assert [lay.output_shape for lay in layers] == [(big,) + lay.output_shape[1:] for lay in one]
+    assert [lay.macs for lay in layers] == [big * lay.macs for lay in one]
+    assert [(lay.rf, lay.jump, lay.params) for lay in layers] == \
+        [(lay.rf, lay.jump, lay.params) for lay in one]
+    assert totals == dict(t1, macs=big * t1["macs"], input_shape=(big, 3, 8, 8),
+                          output_shape=(big, 10))
+    assert format_summary(layers, totals).splitlines()[-1] == \
+        f"total MACs: {big * t1['macs']:,} ({big * t1['macs'] / 1e9:.3f} G)"
+
+
+@pytest.mark.parametrize("shape, why", [
+    ((0, 1, 8, 8), r"sizes must be positive, got \(0, 1, 8, 8\)"),
+    ((1, 1, -8, 8), r"sizes must be positive, got \(1, 1, -8, 8\)"),
+    ((4,), r"must have a batch size and at least one more size, \(N, C, \.\.\.\), got \(4,\)"),
+    ((), r"must have a batch size and at least one more size"),
+    ((1, 1, 8.0, 8), r"must hold integers, got \(1, 1, 8\.0, 8\)"),
+    ((1, True, 8, 8), r"must hold integers"),
+    ((1, "1", 8, 8), r"must hold integers"),
+    (8, r"must be a sequence of sizes such as \(1, 3, 224, 224\), got 8"),
+    (None, r"must be a sequence of sizes"),
+])
+def test_bad_input_shapes_are_value_errors_naming_input_shape(shape, why):
+    with pytest.raises(ValueError, match=r"^summary: input_shape " + why):
+        summary(nn.Sequential(nn.Conv2d(1, 1, 3)), shape)
+
+
+def test_a_sample_beyond_the_memory_limit_is_refused():
+    m = nn.Sequential(nn.Conv2d(1, 1, 3))
+    old = cc.get_memory_limit()
+    try:
+        cc.set_memory_limit(10**6)
+        assert summary(m, (10**6, 1, 100, 100))[1]["output_shape"] == (10**6, 1, 98, 98)
+        with pytest.raises(ValueError, match=r"^summary: input_shape \(1, 1, 500, 501\): one "
+                                             r"sample needs 1,002,000 bytes, more than the "
+                                             r"memory limit of 1,000,000 bytes "
+                                             r"\(cnncore.set_memory_limit\)$"):
+            summary(m, (1, 1, 500, 501))
+        with pytest.raises(ValueError, match=r"one sample needs 1,280,000 bytes"):
+            summary(m.double(), (1, 1, 400, 400), dtype=np.float64)
+    finally:
+        cc.set_memory_limit(old)
+
+
+def test_models_that_change_with_the_batch_size_are_refused():
+    class ByBatch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.ReLU(), nn.Sigmoid()
+
+        def forward(self, x):
+            return self.a(x) if x.shape[0] == 1 else self.b(x)
+
+    assert summary(ByBatch(), (1, 2))[0][0].kind == "ReLU"
+    with pytest.raises(ValueError, match=r"^summary: the model runs different layers .* "
+                                         r"batches of 1 and 2, so its figures cannot be scaled "
+                                         r"to a batch of 5$"):
+        summary(ByBatch(), (5, 2))

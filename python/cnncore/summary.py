@@ -8,8 +8,20 @@ dilation d and stride s, ``r_out = r_in + (k - 1) * d * j_in`` and
 input distance between adjacent outputs); ops that merge branches (add, cat)
 take the largest field. MACs count the multiply-accumulates of convolutions and
 fully connected layers for the given batch.
+
+The batch size is never allocated: the forward runs on one sample (and, for a
+batch N > 1, once more on two), and each figure that depends on the batch is
+extrapolated to N from those two runs (``f(N) = f(1) + (f(2) - f(1)) * (N - 1)``).
+That is exact for every figure that grows linearly with the batch, which is all
+of them for per-sample layers: convolutions (plain, transposed, depthwise
+separable, locally connected, tiled), fully connected layers, pooling,
+activations, dropout, local response normalisation and batch normalisation (the
+summary runs in eval mode, where BatchNorm uses its running statistics and does
+not mix samples); an output that does not depend on the input keeps its shape.
+``summary((N, C, H, W))`` with N = 10**6 costs what N = 2 costs.
 """
 import math
+import operator
 
 import numpy as np
 
@@ -141,47 +153,133 @@ def _receptive_fields(x, outputs, nd):
     return fields
 
 
-def summary(model, input_shape, dtype=np.float32):
-    """Run ``model`` on zeros of ``input_shape`` and describe each leaf layer.
+def _input_shape(input_shape, dtype):
+    """``input_shape`` as a tuple of ints, or a ValueError naming it."""
+    try:
+        dims = tuple(input_shape)
+    except TypeError:
+        raise ValueError(f"summary: input_shape must be a sequence of sizes such as "
+                         f"(1, 3, 224, 224), got {input_shape!r}") from None
+    out = []
+    for d in dims:
+        try:
+            if isinstance(d, bool):
+                raise TypeError
+            out.append(operator.index(d))
+        except TypeError:
+            raise ValueError(f"summary: input_shape must hold integers, got {dims!r}") from None
+    out = tuple(out)
+    if len(out) < 2:
+        raise ValueError(f"summary: input_shape must have a batch size and at least one more "
+                         f"size, (N, C, ...), got {out}")
+    if min(out) <= 0:
+        raise ValueError(f"summary: input_shape sizes must be positive, got {out}")
+    from ._runtime import get_memory_limit
+    sample = math.prod(out[1:]) * np.dtype(dtype).itemsize
+    limit = get_memory_limit()
+    if sample > limit:
+        raise ValueError(f"summary: input_shape {out}: one sample needs {sample:,} bytes, more "
+                         f"than the memory limit of {limit:,} bytes (cnncore.set_memory_limit)")
+    return out
 
-    Returns ``(layers, totals)``: a list of :class:`LayerInfo` in call order
-    and a dict with ``params``, ``trainable_params``, ``macs``, ``input_shape``
-    and ``output_shape``.
-    """
-    input_shape = tuple(int(s) for s in input_shape)
-    names = {id(m): n for n, m in model.named_modules()}
+
+def _run(model, shape, dtype):
+    """One forward pass on zeros of ``shape``: (input, output, [(module, inputs, out)])."""
     records = []
 
     def hook(module, inputs, out):
         if next(module.children(), None) is None:
             records.append((module, inputs, out))
 
-    was_training = model.training
-    model.eval()
-    x = Tensor(np.zeros(input_shape, dtype=dtype), requires_grad=True)
+    x = Tensor(np.zeros(shape, dtype=dtype), requires_grad=True)
     _module._forward_hooks.append(hook)
     try:
         out = model(x)
     finally:
         _module._forward_hooks.remove(hook)
+    return x, out, records
+
+
+def _shape_of(o):
+    if isinstance(o, Tensor):
+        return tuple(o.shape)
+    return tuple(tuple(t.shape) for t in o if isinstance(t, Tensor))
+
+
+def _figures(records):
+    """(module, output shape, MACs) per record: what changes with the batch."""
+    return [(m, _shape_of(o), _macs(m, inputs, o)) for m, inputs, o in records]
+
+
+def _extrapolate(one, two, n):
+    """The value at batch n of a figure that is ``one`` at batch 1 and ``two`` at 2."""
+    if isinstance(one, tuple):
+        return tuple(_extrapolate(a, b, n) for a, b in zip(one, two))
+    return one + (two - one) * (n - 1)
+
+
+def _same_structure(a, b):
+    if isinstance(a, tuple) != isinstance(b, tuple):
+        return False
+    if not isinstance(a, tuple):
+        return True
+    return len(a) == len(b) and all(_same_structure(x, y) for x, y in zip(a, b))
+
+
+def summary(model, input_shape, dtype=np.float32):
+    """Describe each leaf layer of ``model`` on an input of ``input_shape``.
+
+    Returns ``(layers, totals)``: a list of :class:`LayerInfo` in call order
+    and a dict with ``params``, ``trainable_params``, ``macs``, ``input_shape``
+    and ``output_shape``. Shapes and MACs are those of the full batch
+    ``input_shape[0]``, computed from forward passes on one and two samples (see
+    the module docstring); ``input_shape`` must be positive integers, at least
+    (N, C), and one sample must fit in :func:`cnncore.get_memory_limit`, else
+    ``ValueError``.
+    """
+    input_shape = _input_shape(input_shape, dtype)
+    n = input_shape[0]
+    names = {id(m): n_ for n_, m in model.named_modules()}
+    was_training = model.training
+    model.eval()
+    try:
+        x, out, records = _run(model, (1,) + input_shape[1:], dtype)
+        figures = _figures(records)
+        main_out = out[0] if isinstance(out, tuple) else out
+        out_shape = tuple(main_out.shape)
+        if n > 1:
+            _, out2, records2 = _run(model, (2,) + input_shape[1:], dtype)
+            figures2 = _figures(records2)
+            main2 = out2[0] if isinstance(out2, tuple) else out2
+            out_shape2 = tuple(main2.shape)
+            del out2, records2, main2
+            if len(figures2) != len(figures) or len(out_shape2) != len(out_shape) or any(
+                    type(a[0]) is not type(b[0])
+                    or names.get(id(a[0])) != names.get(id(b[0]))
+                    or not _same_structure(a[1], b[1])
+                    or len(a[1]) != len(b[1]) for a, b in zip(figures, figures2)):
+                raise ValueError("summary: the model runs different layers (or gives outputs "
+                                 "of different ranks) for batches of 1 and 2, so its figures "
+                                 "cannot be scaled to a batch of " + str(n))
+            figures = [(m, _extrapolate(s1, s2, n), _extrapolate(m1, m2, n))
+                       for (m, s1, m1), (_, s2, m2) in zip(figures, figures2)]
+            out_shape = _extrapolate(out_shape, out_shape2, n)
+    finally:
         model.train(was_training)
     nd = len(input_shape) - 2
     outs = [o for _, _, o in records if isinstance(o, Tensor) and o.requires_grad]
     fields = _receptive_fields(x, outs, nd)
     layers = []
-    for module, inputs, o in records:
+    for (module, _, o), (_, shape, macs) in zip(records, figures):
         params = sum(p.data.size for p in module.parameters(recurse=False))
         f = fields.get(id(o)) if isinstance(o, Tensor) else None
-        shape = tuple(o.shape) if isinstance(o, Tensor) else tuple(
-            tuple(t.shape) for t in o if isinstance(t, Tensor))
         layers.append(LayerInfo(names.get(id(module), "?"), type(module).__name__, shape,
-                                params, _macs(module, inputs, o),
+                                params, macs,
                                 None if f is None else f[0], None if f is None else f[1]))
-    main_out = out[0] if isinstance(out, tuple) else out
     totals = dict(params=model.num_parameters(),
                   trainable_params=model.num_parameters(trainable_only=True),
                   macs=sum(layer.macs for layer in layers), input_shape=input_shape,
-                  output_shape=tuple(main_out.shape))
+                  output_shape=out_shape)
     return layers, totals
 
 
