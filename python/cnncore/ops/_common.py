@@ -142,9 +142,21 @@ def _shape_arg(shape, op, name, n, layout):
     return shape
 
 
+def _float_array(value, op, name):
+    """`value` as a float32/float64 ndarray, for the few ops that look at an array in
+    Python before the core does (same message as the core's)."""
+    arr = _array(value, op, name)
+    if arr.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{op}: {name} must be a float32 or float64 array, got dtype {arr.dtype}")
+    return arr
+
+
 def _same_dtype(op, ref_name, ref, **others):
     """For the arguments only Python sees (the C++ op layer checks the rest)."""
+    _float_array(ref, op, ref_name)
     for name, arr in others.items():
+        if arr is not None:
+            _float_array(arr, op, name)
         if arr is not None and arr.dtype != ref.dtype:
             raise TypeError(f"{op}: {name} has dtype {arr.dtype} but {ref_name} has {ref.dtype}; "
                             f"convert one of them so both match")

@@ -2,7 +2,7 @@
 import numbers
 
 from .. import _core
-from ._common import _PADDING_MODES, _array, _int, _word
+from ._common import _PADDING_MODES, _array, _float_array, _int, _same_dtype, _word
 
 __all__ = ["pad", "pad_backward"]
 
@@ -36,7 +36,7 @@ def pad(x, pad, mode="zeros", value=0.0):
     filled with ``value``), ``"reflect"`` (edge not repeated), ``"replicate"``,
     ``"circular"``, ``"symmetric"`` (edge repeated, numpy's ``"symmetric"``).
     """
-    x = _array(x, "pad", "x")
+    x = _float_array(x, "pad", "x")
     vals, mode, value = _pad_args(x, pad, mode, value)
     return _core.pad_forward(x, vals, mode, value)
 
@@ -44,10 +44,8 @@ def pad(x, pad, mode="zeros", value=0.0):
 def pad_backward(grad_out, x, pad, mode="zeros", value=0.0):
     """Gradient of :func:`pad` with respect to ``x``: each padded element's
     gradient is added back onto the element it copies."""
-    x = _array(x, "pad", "x")
+    x = _float_array(x, "pad", "x")
     grad_out = _array(grad_out, "pad", "grad_out")
-    if grad_out.dtype != x.dtype:
-        raise TypeError(f"pad: grad_out has dtype {grad_out.dtype} but x has {x.dtype}; "
-                        "convert one of them so both match")
+    _same_dtype("pad", "x", x, grad_out=grad_out)
     vals, mode, _ = _pad_args(x, pad, mode, value)
     return _core.pad_backward(grad_out, list(x.shape), vals, mode)

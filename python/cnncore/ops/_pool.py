@@ -221,21 +221,20 @@ def _make_adaptive(nd, kind):
     return adaptive, adaptive_backward
 
 
-def _global(nd, kind, x, grad_out=None):
-    op = f"global_{kind}_pool{nd}d"
-    x = _x(x, op, nd)
-    p = _params(op, nd, kind, output_size=[1] * nd)
-    if grad_out is None:
-        return _core.pool_forward(x, False, **p)
-    return _core.pool_backward(_grad_out(grad_out, x, op, nd), x, None, **p)
-
-
 def _make_global(nd, kind):
+    op = f"global_{kind}_pool{nd}d"
+
+    def params(x):
+        return _x(x, op, nd), _params(op, nd, kind, output_size=[1] * nd)
+
     def forward(x):
-        return _global(nd, kind, x)
+        x, p = params(x)
+        return _core.pool_forward(x, False, **p)
 
     def backward(grad_out, x):
-        return _global(nd, kind, x, grad_out)
+        # (a grad_out of None once fell through to the forward pass)
+        x, p = params(x)
+        return _core.pool_backward(_grad_out(grad_out, x, op, nd), x, None, **p)
 
     return forward, backward
 
