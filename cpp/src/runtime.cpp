@@ -47,6 +47,16 @@ void set_num_threads(int n) {
 
 int get_num_threads() { return threads_setting(); }
 
+namespace {
+std::atomic<bool>& deterministic_setting() {
+  static std::atomic<bool> on{false};
+  return on;
+}
+}  // namespace
+
+void set_deterministic(bool on) { deterministic_setting() = on; }
+bool get_deterministic() { return deterministic_setting(); }
+
 void set_memory_limit(int64_t bytes) {
   if (bytes < 1)
     throw value_error(detail::str("set_memory_limit: nbytes must be at least 1, got ", bytes));

@@ -16,12 +16,14 @@ face:
 from . import _core, ops
 from ._random import manual_seed
 from ._runtime import (
+    are_deterministic_algorithms_enabled,
     get_isa,
     get_memory_limit,
     get_num_threads,
     set_isa,
     set_memory_limit,
     set_num_threads,
+    use_deterministic_algorithms,
 )
 from .tensor import (
     Tensor,
@@ -37,7 +39,7 @@ from .tensor import (
     tensor,
 )
 from . import functional, nn, optim, models, data  # noqa: E402,I001
-from .io import load, save
+from .io import CheckpointError, UnverifiedCheckpointWarning, load, save
 
 __version__ = "0.1.0"
 
@@ -49,6 +51,8 @@ __all__ = [
     "set_memory_limit",
     "get_num_threads",
     "set_num_threads",
+    "use_deterministic_algorithms",
+    "are_deterministic_algorithms_enabled",
     "__version__",
     "Tensor",
     "tensor",
@@ -63,6 +67,8 @@ __all__ = [
     "gradcheck",
     "manual_seed",
     "save",
+    "CheckpointError",
+    "UnverifiedCheckpointWarning",
     "load",
     "functional",
     "nn",

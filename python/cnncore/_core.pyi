@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['activation_backward', 'activation_forward', 'batch_norm_backward', 'batch_norm_forward', 'best_isa', 'conv_backward', 'conv_forward', 'conv_output_shape', 'conv_transpose_backward', 'conv_transpose_forward', 'conv_transpose_output_shape', 'cross_entropy_backward', 'cross_entropy_forward', 'dropout_backward', 'dropout_forward', 'get_isa', 'get_memory_limit', 'get_num_threads', 'linear_backward', 'linear_forward', 'local_conv_backward', 'local_conv_forward', 'lrn_backward', 'lrn_forward', 'nll_loss_backward', 'nll_loss_forward', 'pad_backward', 'pad_forward', 'pool_backward', 'pool_forward', 'pool_output_shape', 'separable_conv_backward', 'separable_conv_forward', 'set_isa', 'set_memory_limit', 'set_num_threads', 'softmax_backward', 'softmax_forward']
+__all__: list[str] = ['activation_backward', 'activation_forward', 'batch_norm_backward', 'batch_norm_forward', 'best_isa', 'conv_backward', 'conv_forward', 'conv_output_shape', 'conv_transpose_backward', 'conv_transpose_forward', 'conv_transpose_output_shape', 'cross_entropy_backward', 'cross_entropy_forward', 'dropout_backward', 'dropout_forward', 'get_deterministic', 'get_isa', 'get_memory_limit', 'get_num_threads', 'linear_backward', 'linear_forward', 'local_conv_backward', 'local_conv_forward', 'lrn_backward', 'lrn_forward', 'nll_loss_backward', 'nll_loss_forward', 'pad_backward', 'pad_forward', 'pool_backward', 'pool_forward', 'pool_output_shape', 'separable_conv_backward', 'separable_conv_forward', 'set_deterministic', 'set_isa', 'set_memory_limit', 'set_num_threads', 'softmax_backward', 'softmax_forward']
 def _fft(x: typing.Any, inverse: bool = False) -> numpy.typing.NDArray[numpy.complex128]:
     """
     The core's FFT over every axis of a complex128 array (1-3 axes); inverse=True divides by the size, like numpy.fft.ifftn. Private: for tests.
@@ -40,6 +40,8 @@ def cross_entropy_forward(input: typing.Any, target: typing.Annotated[numpy.typi
 def dropout_backward(grad_out: typing.Any, p: typing.SupportsFloat | typing.SupportsIndex, training: bool, seed: typing.SupportsInt | typing.SupportsIndex) -> numpy.ndarray:
     ...
 def dropout_forward(x: typing.Any, p: typing.SupportsFloat | typing.SupportsIndex, training: bool, seed: typing.SupportsInt | typing.SupportsIndex) -> numpy.ndarray:
+    ...
+def get_deterministic() -> bool:
     ...
 def get_isa() -> str:
     ...
@@ -76,6 +78,8 @@ def pool_output_shape(input_shape: typing.Any, kind: str, kernel_size: collectio
 def separable_conv_backward(grad_out: typing.Any, x: typing.Any, depthwise_weight: typing.Any, pointwise_weight: typing.Any, bias: bool, stride: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], dilation: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], padding: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], preset: str, padding_mode: str, groups: typing.SupportsInt | typing.SupportsIndex, flip: bool, algorithm: str, op: str, spatial_dims: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray, typing.Any]:
     ...
 def separable_conv_forward(x: typing.Any, depthwise_weight: typing.Any, pointwise_weight: typing.Any, bias: typing.Any, stride: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], dilation: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], padding: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], preset: str, padding_mode: str, groups: typing.SupportsInt | typing.SupportsIndex, flip: bool, algorithm: str, op: str, spatial_dims: typing.SupportsInt | typing.SupportsIndex) -> numpy.ndarray:
+    ...
+def set_deterministic(on: bool) -> None:
     ...
 def set_isa(name: str) -> None:
     ...

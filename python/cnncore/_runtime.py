@@ -30,11 +30,40 @@ def get_num_threads():
     return _core.get_num_threads()
 
 
-def set_memory_limit(nbytes):
-    """Largest result + workspace (bytes) one operation may allocate.
+def use_deterministic_algorithms(mode):
+    """Make every op bit-reproducible run to run (torch's name; default off).
 
-    Operations that would need more raise ``ValueError`` before allocating.
-    The default is the machine's physical memory.
+    What the default promises: for a fixed thread count and kernel level, every op gives
+    the same bits in every run, except the few loops in which threads add into private
+    partial sums that are combined afterwards: convolution weight gradients when the
+    batch has at least as many images as threads, and locally connected / tiled
+    convolution gradients when there are fewer images (input gradient) or weight
+    classes (weight gradient) than threads. Those hand work to whichever thread is free,
+    which keeps the cores busy on a loaded machine, so the last bits of those gradients
+    can differ between runs (by rounding only: ~1e-7 relative in float32).
+
+    ``use_deterministic_algorithms(True)`` makes those loops assign work statically, so
+    every op is bit-reproducible for a fixed thread count. Changing the thread count or
+    the kernel level (``CNNCORE_ISA``) may still change the last bits.
+    """
+    if not isinstance(mode, bool):
+        raise TypeError(f"use_deterministic_algorithms: mode must be a bool, got "
+                        f"{type(mode).__name__}")
+    _core.set_deterministic(mode)
+
+
+def are_deterministic_algorithms_enabled():
+    """Whether :func:`use_deterministic_algorithms` is on."""
+    return _core.get_deterministic()
+
+
+def set_memory_limit(nbytes):
+    """Most memory (bytes) one operation may hold at once.
+
+    Everything one op call allocates is summed: the copies of its non-contiguous or
+    unaligned inputs, its workspace and its result. A call that would need more raises
+    ``ValueError`` before it writes any of it. The default is the machine's physical
+    memory.
     """
     _core.set_memory_limit(_as_int(nbytes, "nbytes", "set_memory_limit"))
 

@@ -41,6 +41,19 @@ int64_t memory_held();
 // it with their whole need before their first allocation.
 void check_memory(const char* op, int64_t bytes);
 
+// Deterministic algorithms (default off). Every op is bit-reproducible run
+// to run for a fixed thread count and kernel level, except where threads add
+// into private partial sums that are then combined: convolution weight
+// gradients with at least as many images as threads, and locally connected /
+// tiled convolution gradients with fewer images (data) or weight classes
+// (weights) than threads. There the work goes to whichever thread is free
+// (dynamic scheduling, which keeps a loaded machine's cores busy), so the
+// partial sums, and the last bits of the result, vary. With deterministic
+// algorithms on, those loops assign work statically and every op is
+// bit-reproducible. Results never depend on this beyond rounding.
+void set_deterministic(bool on);
+bool get_deterministic();
+
 // Kernel level in use: "ref", "generic", "avx2" or "avx512" (AVX-512F). Chosen once from the CPU
 // and the environment variable CNNCORE_ISA; set_isa overrides it.
 enum class Isa { ref = 0, generic = 1, avx2 = 2, avx512 = 3 };

@@ -4,6 +4,8 @@ namespace cnncore::bindings {
 
 void register_runtime(py::module_& m) {
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
+  m.def("set_deterministic", &set_deterministic, py::arg("on"));
+  m.def("get_deterministic", &get_deterministic);
   m.def("get_num_threads", &get_num_threads);
   m.def("set_memory_limit", &set_memory_limit, py::arg("nbytes"));
   m.def("get_memory_limit", &get_memory_limit);

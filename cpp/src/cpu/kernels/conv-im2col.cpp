@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cnncore/runtime.hpp"
+#include "util/partial_sums.hpp"
 #include "cpu/kernels/conv-taps.hpp"
 #include "cpu/kernels/gemm.hpp"
 
@@ -112,16 +113,21 @@ struct Scratch {
 // Runs body(n, workspace, parallel_inside) for every image, either images in
 // parallel with one workspace slice per thread, or one after another with
 // parallel kernels inside. Returns the workspace (per_thread elements per
-// thread used).
+// thread used). `partial_sums`: the body adds into its thread's workspace,
+// so the images' assignment to threads follows schedule_partial_sums.
 template <typename T, typename F>
-T* for_each_image(const ConvGeometry& g, Scratch<T>& ws, int64_t ws_per_thread, F&& body) {
+T* for_each_image(const ConvGeometry& g, Scratch<T>& ws, int64_t ws_per_thread, F&& body, bool partial_sums = false) {
   const int nt = get_num_threads();
   if (images_in_parallel(g, nt)) {
     T* all = ws.get(ws_per_thread * nt);
+    if (partial_sums)
+      detail::schedule_partial_sums(1);
+    else
+      omp_set_schedule(omp_sched_dynamic, 1);
 #pragma omp parallel num_threads(nt)
     {
       T* mine = all + ws_per_thread * omp_get_thread_num();
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(runtime)
       for (int64_t n = 0; n < g.N; ++n) body(n, mine, false);
     }
     return all;
@@ -223,7 +229,7 @@ void conv_backward_weight_im2col(const ConvGeometry& g, const T* diff_dst, const
       gemm(uk, false, true, g.C_out_g, Kd, P, dy, P, pointwise ? x : col, P, true, dw + grp * g.C_out_g * Kd, Kd,
            par);
     }
-  });
+  }, private_sums);
   if (private_sums) {
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t i = 0; i < wsz; ++i) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cnncore/runtime.hpp"
+#include "util/partial_sums.hpp"
 #include "cpu/kernels/gemm.hpp"
 #include "cpu/kernels/local-conv-ukernels.hpp"
 
@@ -474,6 +475,7 @@ void local_conv_backward_data_im2col(const LocalConvGeometry& g, const T* diff_d
   const std::vector<Unit> units = cx.units();
   const int64_t count = static_cast<int64_t>(units.size()), total = N * img, grain = dynamic_grain(count, nt);
   std::vector<T> priv(static_cast<std::size_t>(total * nt), T(0));
+  detail::schedule_partial_sums(grain);
 #pragma omp parallel num_threads(nt)
   {
     const int t = omp_get_thread_num();
@@ -481,7 +483,7 @@ void local_conv_backward_data_im2col(const LocalConvGeometry& g, const T* diff_d
     T* dx = priv.data() + total * t;
     Col* cols = colbuf.data() + cx.CB * t;
     int64_t packed = -1;
-#pragma omp for schedule(dynamic, grain)
+#pragma omp for schedule(runtime)  // partial sums: see schedule_partial_sums
     for (int64_t u = 0; u < count; ++u)
       backward_data_unit(cx, r, units[static_cast<std::size_t>(u)], diff_dst, st, weights, dx, mine, cols, packed);
   }
@@ -529,13 +531,14 @@ void local_conv_backward_weight_im2col(const LocalConvGeometry& g, const T* diff
   const std::vector<Unit> units = cx.units();
   const int64_t count = static_cast<int64_t>(units.size()), total = classes * block, grain = dynamic_grain(count, nt);
   std::vector<T> priv(static_cast<std::size_t>(total * nt), T(0));
+  detail::schedule_partial_sums(grain);
 #pragma omp parallel num_threads(nt)
   {
     const int t = omp_get_thread_num();
     T* mine = ws.data() + r.total() * t;
     T* dw = priv.data() + total * t;
     Col* cols = colbuf.data() + cx.CB * t;
-#pragma omp for schedule(dynamic, grain)
+#pragma omp for schedule(runtime)  // partial sums: see schedule_partial_sums
     for (int64_t u = 0; u < count; ++u) {
       const Unit& un = units[static_cast<std::size_t>(u)];
       backward_weight_unit(cx, r, un, diff_dst, st, src, dw + un.cls * block, mine, cols);
