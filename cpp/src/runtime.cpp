@@ -120,7 +120,11 @@ MemoryScope::MemoryScope() : outermost_(!detail::current_ledger) {
 }
 
 MemoryScope::~MemoryScope() {
-  if (outermost_) detail::current_ledger.reset();
+  if (!outermost_) return;
+  // Copies never made (the call failed before its memory check) release
+  // their sources now: the ledger itself may live on in result buffers.
+  detail::current_ledger->pending.clear();
+  detail::current_ledger.reset();
 }
 
 int64_t memory_held() {
