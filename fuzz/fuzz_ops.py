@@ -21,6 +21,9 @@ The C++ core is not built with coverage instrumentation (that needs clang's
 rewrites above are what reach the core's checks. Build the extension with
 scripts/sanitize.sh and run this under it to catch memory errors that do not crash.
 """
+import collections
+import inspect
+import json
 import os
 import sys
 import warnings
@@ -46,6 +49,17 @@ KWARGS = ["stride", "padding", "dilation", "groups", "output_padding", "output_s
 WORDS = ["zeros", "reflect", "replicate", "circular", "symmetric", "same", "valid", "full", "auto",
          "reference", "direct", "im2col", "fft", "mean", "sum", "none", "", "x" * 100]
 ALLOWED = (ValueError, TypeError, IndexError)
+OUTCOMES = collections.Counter()  # how the calls ended; FUZZ_STATS=path writes it there
+STATS = os.environ.get("FUZZ_STATS")
+
+
+def _own_keywords(name):
+    fn = getattr(ops, name)
+    return [p.name for p in inspect.signature(fn).parameters.values()
+            if p.default is not inspect.Parameter.empty]
+
+
+OWN = {name: _own_keywords(name) or KWARGS for name in NAMES}
 
 
 def _base(name):
@@ -92,7 +106,7 @@ def _array(fdp, a):
         u = np.frombuffer(buf, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
         u[...] = a
         return u
-    if how == 6 and a.ndim:
+    if how == 6 and a.ndim and a.shape[-1]:
         return np.broadcast_to(a[..., :1], a.shape[:-1] + (fdp.ConsumeIntInRange(0, 9),))
     if how == 7:
         return a.reshape(-1) if a.ndim else a
@@ -105,22 +119,32 @@ def test_one_input(data):
     fn, args, kwargs = CALLS[name](np.random.default_rng(fdp.ConsumeIntInRange(0, 3)),
                                    fdp.PickValueInList(["f4", "f8"]))
     args, kwargs = list(args), dict(kwargs)
-    for _ in range(fdp.ConsumeIntInRange(0, 4)):
-        what = fdp.ConsumeIntInRange(0, 2)
-        if what == 0 and args:
-            i = fdp.ConsumeIntInRange(0, len(args) - 1)
-            args[i] = _array(fdp, args[i]) if isinstance(args[i], np.ndarray) else _value(fdp)
-        elif what == 1:
-            kwargs[fdp.PickValueInList(KWARGS)] = _value(fdp)
-        elif kwargs:
-            kwargs[fdp.PickValueInList(sorted(kwargs))] = _value(fdp)
+    try:
+        for _ in range(fdp.ConsumeIntInRange(0, 4)):
+            what = fdp.ConsumeIntInRange(0, 2)
+            if what == 0 and args:
+                i = fdp.ConsumeIntInRange(0, len(args) - 1)
+                args[i] = _array(fdp, args[i]) if isinstance(args[i], np.ndarray) else _value(fdp)
+            elif what == 1:  # mostly the op's own keywords, sometimes any
+                pool = OWN[name] if fdp.ConsumeIntInRange(0, 7) else KWARGS
+                kwargs[fdp.PickValueInList(pool)] = _value(fdp)
+            elif kwargs:
+                kwargs[fdp.PickValueInList(sorted(kwargs))] = _value(fdp)
+    except (ValueError, TypeError):
+        return  # NumPy refused to build this rewrite: not a call worth making
     try:
         fn(*args, **kwargs)
+        OUTCOMES["returned"] += 1
     except ALLOWED as exc:
         msg = str(exc)
+        OUTCOMES["refused by the op" if msg.startswith(_base(name) + ":") else "refused by Python"] += 1
         # Python's own message for a wrong keyword or argument count is fine too.
         if not (msg.startswith(_base(name)) or "argument" in msg):
             raise AssertionError(f"{name}: a {type(exc).__name__} that does not name the op: {msg!r}")
+    finally:
+        if STATS and sum(OUTCOMES.values()) % 1000 == 0:
+            with open(STATS, "w") as f:  # (libFuzzer exits without running atexit handlers)
+                json.dump(dict(OUTCOMES, calls=sum(OUTCOMES.values())), f)
 
 
 def main():
