@@ -1,7 +1,14 @@
 """The classic networks, with torchvision's parameter names and counts.
 
 ``get_model(name, **kwargs)`` builds one by name; ``MODELS`` lists the names.
+
+Each is a :class:`MemoryCheckedModel`: a call on an input large enough to matter
+first estimates the forward pass's activation memory and raises ``ValueError``,
+before running anything, when it is over :func:`cnncore.get_memory_limit`
+(``model.estimate_activation_memory(input_shape)`` gives the figure; see
+``cnncore/models/_memory.py`` for how it is estimated and when).
 """
+from ._memory import MemoryCheckedModel
 from .alexnet import AlexNet, alexnet
 from .googlenet import GoogLeNet, googlenet
 from .lenet import LeNet5, lenet5
@@ -29,7 +36,8 @@ def get_model(name, **kwargs):
     return fn(**kwargs)
 
 
-__all__ = ["MODELS", "get_model", "LeNet5", "lenet5", "AlexNet", "alexnet", "ZFNet", "zfnet",
+__all__ = ["MODELS", "get_model", "MemoryCheckedModel", "LeNet5", "lenet5", "AlexNet",
+           "alexnet", "ZFNet", "zfnet",
            "VGG", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn",
            "vgg19_bn", "GoogLeNet", "googlenet", "ResNet", "resnet18", "resnet34", "resnet50",
            "resnet101", "resnet152"]

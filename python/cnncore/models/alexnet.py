@@ -10,11 +10,12 @@ normalisation after conv1 and conv2 (60,965,224 parameters).
 import numpy as np
 
 from .. import nn
+from ._memory import MemoryCheckedModel, named
 
 __all__ = ["AlexNet", "alexnet"]
 
 
-class AlexNet(nn.Module):
+class AlexNet(MemoryCheckedModel):
     def __init__(self, num_classes=1000, dropout=0.5, original=False, in_channels=3,
                  dtype=np.float32):
         super().__init__()
@@ -65,4 +66,4 @@ def classifier_head(num_classes, dropout, dt):
 
 def alexnet(num_classes=1000, original=False, dropout=0.5, **kwargs):
     """AlexNet; inputs of at least 63 x 63 (224 x 224 in the paper)."""
-    return AlexNet(num_classes, dropout, original, **kwargs)
+    return named(AlexNet(num_classes, dropout, original, **kwargs), "alexnet")

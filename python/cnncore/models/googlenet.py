@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn
+from ._memory import MemoryCheckedModel, named
 from ..tensor import cat
 
 __all__ = ["GoogLeNet", "GoogLeNetOutputs", "googlenet"]
@@ -66,7 +67,7 @@ class InceptionAux(nn.Module):
         return self.fc2(self.dropout(F.relu(self.fc1(x))))
 
 
-class GoogLeNet(nn.Module):
+class GoogLeNet(MemoryCheckedModel):
     def __init__(self, num_classes=1000, aux_logits=False, true_5x5=False, dropout=0.2,
                  dropout_aux=0.7, in_channels=3, init_weights=True, transform_input=False,
                  dtype=np.float32):
@@ -134,4 +135,4 @@ class GoogLeNet(nn.Module):
 
 def googlenet(num_classes=1000, aux_logits=False, true_5x5=False, **kwargs):
     """GoogLeNet (Inception v1); inputs of at least 32 x 32."""
-    return GoogLeNet(num_classes, aux_logits, true_5x5, **kwargs)
+    return named(GoogLeNet(num_classes, aux_logits, true_5x5, **kwargs), "googlenet")

@@ -4,11 +4,12 @@ layers. ``modern=True`` swaps in ReLU and max pooling."""
 import numpy as np
 
 from .. import nn
+from ._memory import MemoryCheckedModel, named
 
 __all__ = ["LeNet5", "lenet5"]
 
 
-class LeNet5(nn.Module):
+class LeNet5(MemoryCheckedModel):
     """``features`` (conv 5x5 -> 6, pool, conv 5x5 -> 16, pool) and
     ``classifier`` (400 -> 120 -> 84 -> num_classes) on 32 x 32 inputs; with
     ``input_size=28`` the first convolution pads by 2 (the usual MNIST form)."""
@@ -44,4 +45,4 @@ class LeNet5(nn.Module):
 
 def lenet5(num_classes=10, in_channels=1, input_size=32, modern=False, **kwargs):
     """LeNet-5 (61,706 parameters for 10 classes on 32 x 32 gray images)."""
-    return LeNet5(num_classes, in_channels, input_size, modern, **kwargs)
+    return named(LeNet5(num_classes, in_channels, input_size, modern, **kwargs), "lenet5")

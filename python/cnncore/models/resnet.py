@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn
+from ._memory import MemoryCheckedModel, named
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50",
            "resnet101", "resnet152"]
@@ -64,7 +65,7 @@ class Bottleneck(nn.Module):
         return F.relu(out + identity)
 
 
-class ResNet(nn.Module):
+class ResNet(MemoryCheckedModel):
     def __init__(self, block, layers, num_classes=1000, in_channels=3,
                  zero_init_residual=False, init_weights=True, dtype=np.float32):
         super().__init__()
@@ -115,21 +116,21 @@ class ResNet(nn.Module):
 
 def resnet18(num_classes=1000, **kwargs):
     """ResNet-18: 11,689,512 parameters; inputs of at least 32 x 32 work."""
-    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, **kwargs)
+    return named(ResNet(BasicBlock, [2, 2, 2, 2], num_classes, **kwargs), "resnet18")
 
 
 def resnet34(num_classes=1000, **kwargs):
-    return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, **kwargs)
+    return named(ResNet(BasicBlock, [3, 4, 6, 3], num_classes, **kwargs), "resnet34")
 
 
 def resnet50(num_classes=1000, **kwargs):
     """ResNet-50: 25,557,032 parameters."""
-    return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, **kwargs)
+    return named(ResNet(Bottleneck, [3, 4, 6, 3], num_classes, **kwargs), "resnet50")
 
 
 def resnet101(num_classes=1000, **kwargs):
-    return ResNet(Bottleneck, [3, 4, 23, 3], num_classes, **kwargs)
+    return named(ResNet(Bottleneck, [3, 4, 23, 3], num_classes, **kwargs), "resnet101")
 
 
 def resnet152(num_classes=1000, **kwargs):
-    return ResNet(Bottleneck, [3, 8, 36, 3], num_classes, **kwargs)
+    return named(ResNet(Bottleneck, [3, 8, 36, 3], num_classes, **kwargs), "resnet152")

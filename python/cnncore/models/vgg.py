@@ -6,6 +6,7 @@ batch normalisation after each convolution. vgg16: 138,357,544 parameters.
 import numpy as np
 
 from .. import nn
+from ._memory import MemoryCheckedModel, named
 
 __all__ = ["VGG", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn",
            "vgg19_bn"]
@@ -18,6 +19,8 @@ _CFGS = {
     "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512,
           512, 512, 512, "M"],
 }
+
+_NAMES = {"A": "vgg11", "B": "vgg13", "D": "vgg16", "E": "vgg19"}
 
 
 def make_layers(cfg, batch_norm=False, in_channels=3, dtype=np.float32):
@@ -35,7 +38,7 @@ def make_layers(cfg, batch_norm=False, in_channels=3, dtype=np.float32):
     return nn.Sequential(*layers)
 
 
-class VGG(nn.Module):
+class VGG(MemoryCheckedModel):
     def __init__(self, features, num_classes=1000, init_weights=True, dropout=0.5,
                  dtype=np.float32):
         super().__init__()
@@ -65,7 +68,9 @@ class VGG(nn.Module):
 
 def _vgg(cfg, bn, num_classes, in_channels=3, **kwargs):
     dtype = kwargs.get("dtype", np.float32)
-    return VGG(make_layers(_CFGS[cfg], bn, in_channels, dtype), num_classes, **kwargs)
+    name = _NAMES[cfg] + ("_bn" if bn else "")
+    return named(VGG(make_layers(_CFGS[cfg], bn, in_channels, dtype), num_classes, **kwargs),
+                 name)
 
 
 def vgg11(num_classes=1000, **kwargs):

@@ -6,12 +6,13 @@ stride-2 second layer, found by visualising AlexNet's filters. One tower, LRN
 import numpy as np
 
 from .. import nn
+from ._memory import MemoryCheckedModel, named
 from .alexnet import classifier_head
 
 __all__ = ["ZFNet", "zfnet"]
 
 
-class ZFNet(nn.Module):
+class ZFNet(MemoryCheckedModel):
     def __init__(self, num_classes=1000, dropout=0.5, in_channels=3, dtype=np.float32):
         super().__init__()
         dt = dict(dtype=dtype)
@@ -36,4 +37,4 @@ class ZFNet(nn.Module):
 
 def zfnet(num_classes=1000, dropout=0.5, **kwargs):
     """ZFNet; inputs of at least 53 x 53 (224 x 224 in the paper)."""
-    return ZFNet(num_classes, dropout, **kwargs)
+    return named(ZFNet(num_classes, dropout, **kwargs), "zfnet")
