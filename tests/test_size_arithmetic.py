@@ -126,6 +126,16 @@ def test_unaligned_arrays_are_copied_and_give_the_aligned_answer(dtype):
     np.testing.assert_array_equal(ops.conv2d(ux, uw, algorithm="im2col"), ops.conv2d(x, w, algorithm="im2col"))
     np.testing.assert_array_equal(ops.max_pool2d(ux, 2), ops.max_pool2d(x, 2))
     np.testing.assert_array_equal(ops.relu(ux), ops.relu(x))
+    # int64 arguments too: class targets and max-pool indices (found by the fuzz
+    # harness under UBSan: the core loaded them through a misaligned int64*)
+    logits, target = x.reshape(6, -1)[:, :5].copy(), np.array([0, 4, 2, 1, 3, 0])
+    ut = unaligned(target)
+    np.testing.assert_array_equal(ops.cross_entropy(logits, ut), ops.cross_entropy(logits, target))
+    np.testing.assert_array_equal(ops.nll_loss_backward(1.0, logits, ut), ops.nll_loss_backward(1.0, logits, target))
+    y, idx = ops.max_pool2d(x, 2, return_indices=True)
+    g = np.ones(y.shape, x.dtype)
+    np.testing.assert_array_equal(ops.max_pool2d_backward(g, x, 2, indices=unaligned(idx)),
+                                  ops.max_pool2d_backward(g, x, 2, indices=idx))
 
 
 def _window_means(x, k):

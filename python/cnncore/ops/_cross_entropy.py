@@ -22,7 +22,9 @@ def _targets(target, op):
     arr = target if isinstance(target, np.ndarray) else np.asarray(target)
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"{op}: target must be an integer array of class indices, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    # C order and aligned: the core reads int64 directly (an unaligned target was a
+    # misaligned load, found by the fuzz harness under UBSan).
+    return np.require(arr, dtype=np.int64, requirements=["C", "A"])
 
 
 def _loss_grad(grad_out, input, op):

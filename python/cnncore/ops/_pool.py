@@ -102,7 +102,7 @@ def _indices(indices, op):
                 else type(indices).__name__)
         raise TypeError(f"{op}: indices must be an int64 array (as returned with "
                         f"return_indices=True), got {kind}")
-    return indices
+    return np.require(indices, requirements=["C", "A"])  # the core reads int64 directly
 
 
 # ---------------------------------------------------------------------------
