@@ -49,6 +49,20 @@ def test_summary_resnet18_receptive_field_and_totals(capsys, tmp_path):
     assert layers["maxpool"]["output_shape"] == [1, 64, 56, 56]
 
 
+def test_summary_of_a_million_images_allocates_one(capsys, tmp_path):
+    """`summary vgg16 --input 1000000,3,224,224` allocated the whole 600 GB input; now the
+    forward runs on one and two samples and the figures scale to the batch."""
+    code, out, _ = run(capsys, "summary", "vgg16", "--input", "1000000,3,224,224", "--json",
+                       str(tmp_path / "s.json"))
+    assert code == 0
+    assert "input (1000000, 3, 224, 224) -> output (1000000, 1000)" in out
+    assert "total MACs: 15,470,264,320,000,000 (15470264.320 G)" in out   # 10**6 x one image
+    assert "total parameters: 138,357,544" in out
+    layers = {lay["name"]: lay for lay in json.loads((tmp_path / "s.json").read_text())["layers"]}
+    assert layers["features.0"]["output_shape"] == [1000000, 64, 224, 224]
+    assert layers["features.0"]["macs"] == 1000000 * 224 * 224 * 64 * 3 * 9
+
+
 def test_unknown_model_and_bad_input_are_clear_errors(capsys):
     assert "unknown model 'lenet7'" in fail(capsys, "summary", "lenet7")
     assert "unknown model 'resnet9'" in fail(capsys, "train", "--model", "resnet9")

@@ -4,22 +4,104 @@
 average pooling) on the handwritten digits that scikit-learn ships (no
 download), shows a progress bar and per-epoch loss/accuracy, and writes a
 checkpoint, a PNG of the training curves and a JSON report into ``--out``.
+
+Exit status: 0 on success; 2 for a mistake in the arguments or the input (a
+missing, unreadable or malformed data file, checkpoint or image, a data set too
+small to split, an output path that cannot be written, ...), with a one-line
+``cnncore: error: ...`` on stderr (argparse's own usage errors also exit 2);
+3 when training stops because the loss became NaN or infinite (the message
+names the epoch and step; the data was already checked to be finite, so the
+usual cause is a learning rate too high); 130 when interrupted.
 """
 import argparse
 import json
+import math
 import os
 import sys
+import tempfile
 import time
+import warnings
 
 import numpy as np
 
-__all__ = ["main"]
+__all__ = ["main", "EXIT_USAGE", "EXIT_DIVERGED"]
 
 _DEFAULT_OUT = "runs/train"
+
+EXIT_USAGE = 2
+"""Exit status for a user mistake (arguments, data, checkpoint, output paths)."""
+EXIT_DIVERGED = 3
+"""Exit status when training stops on a non-finite loss."""
+
+_EPILOG = ("exit status: 0 success; 2 a mistake in the arguments or the input files (one "
+           "'cnncore: error:' line on stderr); 3 training stopped on a NaN or infinite loss "
+           "(lower --lr); 130 interrupted")
 
 
 class CLIError(Exception):
     """A user-facing error: printed as ``cnncore: error: ...``, exit status 2."""
+
+
+class TrainingDiverged(Exception):
+    """The loss became NaN or infinite: printed as ``cnncore: error: ...``, exit status 3."""
+
+
+# ---------------------------------------------------------------------------
+# output paths, checked before any work
+
+
+def _check_writable_file(path, flag):
+    """CLIError unless ``path`` can be written as a file (tried: opened for appending,
+    and removed again if it did not exist)."""
+    if os.path.isdir(path):
+        raise CLIError(f"{flag} {path!r} is a folder, not a file")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise CLIError(f"{flag} {path!r}: the folder {parent!r} does not exist")
+    existed = os.path.lexists(path)
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        raise CLIError(f"{flag} {path!r}: cannot write there ({exc.strerror or exc})") from None
+    if not existed:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+def _prepare_out(args):
+    """Create --out and check that it and every file the run writes are writable,
+    before the data is loaded or a step trained."""
+    out = args.out
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise CLIError(f"--out {out!r} is a file, not a folder")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"--out {out!r}: cannot create the folder ({exc.strerror or exc})") \
+            from None
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise CLIError(f"--out {out!r}: cannot write there ({exc.strerror or exc})") from None
+    ckpt = os.path.join(out, "checkpoint.safetensors")
+    if os.path.isdir(ckpt):
+        raise CLIError(f"--out {out!r}: {ckpt!r} is a folder, where the checkpoint goes")
+    if not args.no_plot:
+        _check_writable_file(os.path.join(out, "curves.png"), "--out")
+    _check_writable_file(args.json or os.path.join(out, "report.json"),
+                         "--json" if args.json else "--out")
+
+
+def _write_json(obj, path, flag="--json"):
+    try:
+        with open(path, "w") as f:
+            json.dump(obj, f, indent=2)
+    except OSError as exc:
+        raise CLIError(f"{flag} {path!r}: cannot write ({exc.strerror or exc})") from None
 
 
 # ---------------------------------------------------------------------------
@@ -34,6 +116,8 @@ def _bounded(kind, lo=None, hi=None, lo_open=False, hi_open=False):
             v = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        if kind is float and not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if v != v or (lo is not None and (v <= lo if lo_open else v < lo)) or \
                 (hi is not None and (v >= hi if hi_open else v > hi)):
             lo_s = "" if lo is None else f"{'>' if lo_open else '>='} {lo}"
@@ -47,8 +131,25 @@ def _bounded(kind, lo=None, hi=None, lo_open=False, hi_open=False):
 _POSITIVE = _bounded(int, 1)
 _NON_NEGATIVE = _bounded(int, 0)
 
-def _load_data(args, input_size, channels):
-    """(train, test, description) ArrayDatasets for --data / --format."""
+
+def _num_classes_arg():
+    from .data import MAX_CLASSES
+    return _bounded(int, 0, MAX_CLASSES)
+
+
+def _load_data(args, input_size, channels, size_flag="--input-size"):
+    """(train, test, description) ArrayDatasets for --data / --format; a CLIError for
+    anything wrong with the data."""
+    from .data import DataError
+    try:
+        return _read_data(args, input_size, channels)
+    except DataError as exc:
+        raise CLIError(str(exc)) from None
+    except ValueError as exc:     # resizing to a size the memory limit refuses
+        raise CLIError(f"{size_flag} {input_size}: {exc}") from None
+
+
+def _read_data(args, input_size, channels):
     from . import data as D
     src, fmt = args.data, args.format
     if src == "digits" or fmt == "digits":
@@ -57,49 +158,57 @@ def _load_data(args, input_size, channels):
         tr = D.load_digits("train", size=size, pad=pad, test_fraction=args.test_fraction)
         te = D.load_digits("test", size=size, pad=pad, test_fraction=args.test_fraction)
         desc = f"bundled digits ({len(tr)} train / {len(te)} test, {size}x{size})"
+        return tr, te, desc
+    if not os.path.lexists(src):
+        raise CLIError(f"--data {src!r}: no such file or folder")
+    if fmt == "auto":
+        if os.path.isdir(src):
+            fmt = "idx" if D.datasets.is_mnist_folder(src) else "folder"
+        elif src.endswith(".npz"):
+            fmt = "npz"
+        else:
+            raise CLIError(f"--data {src!r}: cannot tell the format; pass --format "
+                           f"idx|npz|folder")
+    if fmt in ("idx", "folder") and not os.path.isdir(src):
+        raise CLIError(f"--data {src!r}: --format {fmt} needs a folder, this is a file")
+    if fmt == "idx":
+        tr, te = D.load_mnist(src, "train"), D.load_mnist(src, "test")
+    elif fmt == "npz":
+        if D.datasets.npz_has_test_split(src):
+            tr, te = D.load_npz(src, "train"), D.load_npz(src, "test")
+        else:
+            tr, te = _split(D.load_npz(src), args)
+    elif fmt == "folder":
+        size = input_size or None  # 0: keep the images' own size
+        sub = [os.path.join(src, s) for s in ("train", "test")]
+        if all(os.path.isdir(s) for s in sub):
+            tr = D.load_image_folder(sub[0], size, channels or 1)
+            te = D.load_image_folder(sub[1], size, channels or 1, classes=tr.classes)
+        else:
+            tr, te = _split(D.load_image_folder(src, size, channels or 1), args)
     else:
-        if not os.path.exists(src):
-            raise CLIError(f"--data {src!r}: no such file or folder")
-        if fmt == "auto":
-            if os.path.isdir(src):
-                fmt = "idx" if D.datasets.is_mnist_folder(src) else "folder"
-            elif src.endswith(".npz"):
-                fmt = "npz"
-            else:
-                raise CLIError(f"--data {src!r}: cannot tell the format; pass --format "
-                               f"idx|npz|folder")
-        try:
-            if fmt == "idx":
-                tr, te = D.load_mnist(src, "train"), D.load_mnist(src, "test")
-            elif fmt == "npz":
-                if D.datasets.npz_has_test_split(src):
-                    tr, te = D.load_npz(src, "train"), D.load_npz(src, "test")
-                else:
-                    tr, te = _split(D.load_npz(src), args)
-            elif fmt == "folder":
-                size = input_size or None  # 0: keep the images' own size
-                sub = [os.path.join(src, s) for s in ("train", "test")]
-                if all(os.path.isdir(s) for s in sub):
-                    tr = D.load_image_folder(sub[0], size, channels or 1)
-                    te = D.load_image_folder(sub[1], size, channels or 1, classes=tr.classes)
-                else:
-                    tr, te = _split(D.load_image_folder(src, size, channels or 1), args)
-            else:
-                raise CLIError(f"unknown --format {fmt!r}")
-        except D.DataError as exc:
-            raise CLIError(str(exc)) from None
-        if input_size and tr.images.shape[-1] != input_size:
-            tr = D.ArrayDataset(D.transforms.resize(tr.images, input_size), tr.labels,
-                                classes=tr.classes)
-            te = D.ArrayDataset(D.transforms.resize(te.images, input_size), te.labels,
-                                classes=te.classes)
-        desc = f"{src} ({fmt}: {len(tr)} train / {len(te)} test, {tr.image_shape})"
+        raise CLIError(f"unknown --format {fmt!r}")
+    if input_size and tr.images.shape[-1] != input_size:
+        tr = D.ArrayDataset(D.transforms.resize(tr.images, input_size), tr.labels,
+                            classes=tr.classes)
+        te = D.ArrayDataset(D.transforms.resize(te.images, input_size), te.labels,
+                            classes=te.classes)
+    desc = f"{src} ({fmt}: {len(tr)} train / {len(te)} test, {tr.image_shape})"
     return tr, te, desc
 
 
 def _split(ds, args):
+    """Hold out --test-fraction of each class; a CLIError when either side is empty."""
     from .data import split
+    if len(ds) == 0:
+        raise CLIError(f"--data {args.data!r} holds no images")
     tr, te = split(ds.labels, args.test_fraction, args.seed)
+    if len(te) == 0 or (len(tr) == 0 and args.command == "train"):
+        side = "test" if len(te) == 0 else "training"
+        raise CLIError(f"--data {args.data!r}: {len(ds)} image(s) are too few to split into "
+                       f"training and test sets with --test-fraction {args.test_fraction} (it "
+                       f"leaves no {side} images); add images, change --test-fraction or give "
+                       f"x_train/x_test (or train/ and test/ folders)")
     return ds.subset(tr), ds.subset(te)
 
 
@@ -107,12 +216,30 @@ def _split(ds, args):
 # model <-> checkpoint metadata
 
 
-def _build(name, kwargs):
+def _build(name, kwargs, copies=1, what="model", hint=""):
+    """The model ``name`` built with ``kwargs``. It is first built without initialising
+    its parameters (numpy allocates them lazily), and refused when ``copies`` times its
+    parameters would not fit the memory limit (training keeps 4: weights, gradients and
+    Adam's two moments), so no argument or checkpoint can make it allocate unbounded
+    memory."""
     from . import models
+    from ._runtime import get_memory_limit
+    from .nn import init
     try:
-        return models.get_model(name, **kwargs)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+        with init.skip_init():
+            probe = models.get_model(name, **kwargs)
+    except MemoryError:
+        raise CLIError(f"{what} {name} with {kwargs} is too large to build") from None
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"cannot build {what} {name} with {kwargs}: {exc}{hint}") from None
+    nbytes = sum(p.data.nbytes for p in probe.parameters())
+    limit = get_memory_limit()
+    if copies * nbytes > limit:
+        raise CLIError(f"{what} {name} with {kwargs} has {probe.num_parameters():,} parameters "
+                       f"({copies} x {nbytes:,} bytes needed), more than the memory limit of "
+                       f"{limit:,} bytes")
+    del probe
+    return models.get_model(name, **kwargs)
 
 
 def _model_kwargs(name, num_classes, channels, size):
@@ -122,27 +249,114 @@ def _model_kwargs(name, num_classes, channels, size):
     return kw
 
 
+def _json_meta(meta, key, path, default=None):
+    if key not in meta:
+        return default
+    try:
+        return json.loads(meta[key])
+    except ValueError as exc:
+        raise CLIError(f"checkpoint {path!r}: its {key} metadata is not valid JSON "
+                       f"({exc})") from None
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_spec(spec, path):
+    """The checkpoint's {"name", "kwargs"} model description, validated."""
+    from .data import MAX_CLASSES
+    from .models import MODELS
+    bad = f"checkpoint {path!r}: its cnncore.model metadata does not describe a model"
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or \
+            not isinstance(spec.get("kwargs"), dict):
+        raise CLIError(f"{bad} (expected {{\"name\": ..., \"kwargs\": {{...}}}}, got "
+                       f"{json.dumps(spec)[:80]})")
+    if spec["name"] not in MODELS:
+        raise CLIError(f"{bad}: unknown model {spec['name']!r}")
+    kw = spec["kwargs"]
+    n = kw.get("num_classes", 1)
+    if not _is_int(n) or not 1 <= n <= MAX_CLASSES:
+        raise CLIError(f"{bad}: num_classes must be an integer in [1, {MAX_CLASSES:,}], got "
+                       f"{n!r}")
+    for key in ("in_channels", "input_size"):
+        if key in kw and (not _is_int(kw[key]) or kw[key] < 1):
+            raise CLIError(f"{bad}: {key} must be a positive integer, got {kw[key]!r}")
+    return spec
+
+
+def _check_info(info, path):
+    """The checkpoint's data description (normalisation, classes, input shape), validated."""
+    from ._runtime import get_memory_limit
+    bad = f"checkpoint {path!r}: its cnncore.data metadata"
+    if not isinstance(info, dict):
+        raise CLIError(f"{bad} must be a JSON object, got {json.dumps(info)[:80]}")
+    shape = info.get("input_shape", [1, 32, 32])
+    if not (isinstance(shape, list) and len(shape) == 3 and all(_is_int(v) and v >= 1
+                                                                for v in shape)):
+        raise CLIError(f"{bad}: input_shape must be [channels, height, width] of positive "
+                       f"integers, got {shape!r}")
+    if math.prod(shape) * 4 > get_memory_limit():
+        raise CLIError(f"{bad}: input_shape {shape} is larger than the memory limit")
+    for key, default in (("mean", [0.0]), ("std", [1.0])):
+        v = info.get(key, default)
+        if not (isinstance(v, list) and len(v) in (1, shape[0]) and all(
+                isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a)
+                for a in v)) or (key == "std" and min(v) <= 0):
+            raise CLIError(f"{bad}: {key} must be 1 or {shape[0]} finite numbers"
+                           f"{' > 0' if key == 'std' else ''}, got {v!r}")
+    classes = info.get("classes")
+    if classes is not None and not (isinstance(classes, list) and
+                                    all(isinstance(c, str) for c in classes)):
+        raise CLIError(f"{bad}: classes must be a list of names, got {json.dumps(classes)[:80]}")
+    return info
+
+
 def _read_checkpoint(path):
+    """(model in eval mode, spec, info, saved object) from a checkpoint written by
+    ``cnncore train``; a CLIError for anything else."""
     from . import io
+    from .tensor import Tensor, no_grad
+    if os.path.isdir(path):
+        raise CLIError(f"checkpoint {path!r} is a folder, not a checkpoint file")
     if not os.path.isfile(path):
         raise CLIError(f"checkpoint {path!r} does not exist")
     try:
-        obj, meta = io.load(path, with_metadata=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            obj, meta = io.load(path, with_metadata=True)
     except io.CheckpointError as exc:
         raise CLIError(str(exc)) from None
+    except OSError as exc:
+        raise CLIError(f"checkpoint {path!r}: cannot read ({exc.strerror or exc})") from None
     if "cnncore.model" not in meta:
         raise CLIError(f"checkpoint {path!r} has no cnncore.model metadata (was it written by "
                        f"'cnncore train'?)")
-    spec = json.loads(meta["cnncore.model"])
-    info = json.loads(meta.get("cnncore.data", "{}"))
+    spec = _check_spec(_json_meta(meta, "cnncore.model", path), path)
+    info = _check_info(_json_meta(meta, "cnncore.data", path, {}), path)
     state = obj["model"] if isinstance(obj, dict) and "model" in obj else obj
-    model = _build(spec["name"], spec["kwargs"])
+    if not isinstance(state, dict):
+        raise CLIError(f"checkpoint {path!r} does not hold a model's state dict (found a "
+                       f"{type(state).__name__})")
+    model = _build(spec["name"], spec["kwargs"], what="the checkpoint's model")
     try:
         model.load_state_dict(state)
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError) as exc:
         raise CLIError(f"checkpoint {path!r} does not fit model {spec['name']}: "
                        f"{exc.args[0] if exc.args else exc}") from None
     model.eval()
+    shape = info.get("input_shape", [1, 32, 32])
+    try:                                    # the recorded input shape must suit the model
+        with no_grad():
+            out = model(Tensor(np.zeros([1] + shape, np.float32)))
+    except ValueError as exc:
+        raise CLIError(f"checkpoint {path!r}: its model {spec['name']} cannot take its "
+                       f"recorded input shape {tuple(shape)}: {exc}") from None
+    if tuple(out.shape) != (1, spec["kwargs"].get("num_classes", out.shape[-1])):
+        raise CLIError(f"checkpoint {path!r}: its model gives outputs of shape "
+                       f"{tuple(out.shape)[1:]}, not one score per class")
+    for w in caught:                        # e.g. an unverified (older or foreign) file
+        print(f"cnncore: warning: {_one_line(w.message)}", file=sys.stderr)
     return model, spec, info, obj
 
 
@@ -150,6 +364,16 @@ def _normalize(x, info):
     mean = np.asarray(info.get("mean", [0.0]), np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(info.get("std", [1.0]), np.float32).reshape(1, -1, 1, 1)
     return ((x - mean) / std).astype(np.float32)
+
+
+def _forward(model, x):
+    """``model(x)``; the model took one sample already, so a ValueError here is a batch
+    the memory limit refuses: a CLIError."""
+    try:
+        return model(x)
+    except ValueError as exc:
+        raise CLIError(f"a batch of {x.shape[0]} images does not fit in memory: "
+                       f"{_one_line(exc)}; use a smaller --batch-size") from None
 
 
 def _evaluate(model, images, labels, info, batch_size=256):
@@ -162,7 +386,7 @@ def _evaluate(model, images, labels, info, batch_size=256):
         for s in range(0, len(labels), batch_size):
             x = Tensor(_normalize(images[s:s + batch_size], info))
             y = labels[s:s + batch_size]
-            out = model(x)
+            out = _forward(model, x)
             total += float(F.cross_entropy(out, Tensor(y), reduction="sum").item())
             p = out.data.argmax(1)
             correct += int((p == y).sum())
@@ -238,19 +462,35 @@ def _train_data(args):
     info holds the normalisation, the class names and the input shape, for the checkpoint."""
     from .data import transforms as T
     tr, te, desc = _load_data(args, args.input_size, args.channels)
+    if len(tr) == 0 or len(te) == 0:
+        raise CLIError(f"--data {args.data!r}: the {'training' if len(tr) == 0 else 'test'} "
+                       f"set holds no images")
     channels, size = tr.images.shape[1], tr.images.shape[2]
-    mean = tr.images.mean(axis=(0, 2, 3)).tolist()
-    std = [max(s, 1e-6) for s in tr.images.std(axis=(0, 2, 3)).tolist()]
-    info = dict(mean=mean, std=std, classes=tr.classes, input_shape=[channels, size,
-                                                                    tr.images.shape[3]])
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = tr.images.mean(axis=(0, 2, 3)).tolist()
+        std = [max(s, 1e-6) for s in tr.images.std(axis=(0, 2, 3)).tolist()]
+    if not all(math.isfinite(v) for v in mean + std):
+        raise CLIError(f"--data {args.data!r}: the images' values are too large to normalise "
+                       f"(their mean or standard deviation overflows float32); scale them")
+    top = max(int(tr.labels.max()), int(te.labels.max()))
+    num_classes = args.num_classes or max(tr.num_classes, top + 1)
+    if num_classes <= top:
+        raise CLIError(f"--num-classes {args.num_classes} is too few: the data has labels up "
+                       f"to {top}, so it needs at least {top + 1}")
+    classes = list(tr.classes) + [str(i) for i in range(tr.num_classes, num_classes)]
+    info = dict(mean=mean, std=std, classes=classes[:num_classes],
+                input_shape=[channels, size, tr.images.shape[3]])
     transforms = []
     if args.augment and args.translate:
+        if args.translate >= min(tr.images.shape[2:]):
+            raise CLIError(f"--translate {args.translate} must be smaller than the images "
+                           f"({size}x{tr.images.shape[3]}), or every shifted image is blank")
         transforms.append(T.RandomTranslate(args.translate))
     if args.augment and args.hflip:
         transforms.append(T.RandomHorizontalFlip())
     transforms.append(T.Normalize(mean, std))
     tr.transform = T.Compose(transforms)
-    return tr, te, desc, info
+    return tr, te, desc, info, num_classes
 
 
 def _train_model(name, num_classes, input_shape):
@@ -258,14 +498,14 @@ def _train_model(name, num_classes, input_shape):
     from .tensor import Tensor, no_grad
     channels, size, width = input_shape
     kwargs = _model_kwargs(name, num_classes, channels, size)
-    model = _build(name, kwargs)
+    model = _build(name, kwargs, copies=4, hint="; try --input-size")
     try:                                    # fail early, clearly, on a size the model can't take
         with no_grad():
             model.eval()
             model(Tensor(np.zeros((1, channels, size, width), np.float32)))
     except ValueError as exc:
-        raise CLIError(f"model {name} cannot take inputs of shape {(channels, size, size)}: "
-                       f"{exc}; try --input-size") from None
+        raise CLIError(f"model {name} cannot take inputs of shape {(channels, size, width)}: "
+                       f"{' '.join(str(exc).split())}; try --input-size") from None
     return model, kwargs
 
 
@@ -278,25 +518,36 @@ def _scheduler(args, opt):
     return None
 
 
-def _train_epoch(model, loader, opt, desc, show):
-    """One pass over the loader; returns (images seen, summed loss, correct predictions)."""
+def _train_epoch(model, loader, opt, desc, show, epoch=1):
+    """One pass over the loader; returns (images seen, summed loss, correct predictions).
+    A NaN or infinite loss stops it (TrainingDiverged) before the step that would spread
+    it into the weights."""
     from . import functional as F
     model.train()
     seen, loss_sum, correct = 0, 0.0, 0
     bar = _progress(loader, len(loader), desc, show)
-    for x, y in bar:
-        out = model(x)
-        loss = F.cross_entropy(out, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        n = y.data.shape[0]
-        loss_val = float(loss.data)
-        seen += n
-        loss_sum += loss_val * n
-        correct += int((out.data.argmax(1) == y.data).sum())
-        if show and hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{loss_val:.4f}", refresh=False)
+    try:
+        for step, (x, y) in enumerate(bar, 1):
+            out = _forward(model, x)
+            loss = F.cross_entropy(out, y)
+            loss_val = float(loss.data)
+            if not math.isfinite(loss_val):
+                raise TrainingDiverged(
+                    f"training stopped: the loss became {loss_val} at epoch {epoch}, step "
+                    f"{step} of {len(loader)} (the data was checked to be finite, so the "
+                    f"learning rate is the likely cause: lower --lr); no checkpoint was written")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            n = y.data.shape[0]
+            seen += n
+            loss_sum += loss_val * n
+            correct += int((out.data.argmax(1) == y.data).sum())
+            if show and hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{loss_val:.4f}", refresh=False)
+    finally:
+        if hasattr(bar, "close"):
+            bar.close()
     return seen, loss_sum, correct
 
 
@@ -313,11 +564,14 @@ def _save_run(args, model, opt, kwargs, info, history, seconds):
             "cnncore.data": json.dumps(info),
             "cnncore.report": json.dumps({"epochs": args.epochs,
                                           "test_accuracy": final["test_accuracy"]})}
-    io.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": args.epochs},
-            ckpt, metadata=meta)
-    if history and not args.no_plot:
-        _plot(history, png, f"{name} on {args.data}: test accuracy "
-                            f"{100 * final['test_accuracy']:.2f}%")
+    try:
+        io.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "epoch": args.epochs}, ckpt, metadata=meta)
+        if history and not args.no_plot:
+            _plot(history, png, f"{name} on {args.data}: test accuracy "
+                                f"{100 * final['test_accuracy']:.2f}%")
+    except OSError as exc:
+        raise CLIError(f"--out {args.out!r}: cannot write ({exc.strerror or exc})") from None
     report = dict(model=name, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
                   optimizer=args.optimizer, lr=args.lr, seed=args.seed,
                   threads=get_num_threads(), parameters=model.num_parameters(),
@@ -325,8 +579,7 @@ def _save_run(args, model, opt, kwargs, info, history, seconds):
                   seconds=seconds, checkpoint=ckpt,
                   curves=png if history and not args.no_plot else None, history=history)
     json_path = args.json or os.path.join(args.out, "report.json")
-    with open(json_path, "w") as f:
-        json.dump(report, f, indent=2)
+    _write_json(report, json_path, "--json" if args.json else "--out")
     print(f"test accuracy {100 * final['test_accuracy']:.2f}% after {args.epochs} epochs in "
           f"{seconds:.1f} s; checkpoint {ckpt}" +
           (f", curves {png}" if report["curves"] else "") + f", report {json_path}")
@@ -344,25 +597,43 @@ def _train(args):
     from .models import MODELS
     if name not in MODELS:
         raise CLIError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}")
-    tr, te, desc, info = _train_data(args)
-    num_classes = args.num_classes or max(tr.num_classes, int(te.labels.max()) + 1)
-    model, kwargs = _train_model(name, num_classes, info["input_shape"])
+    created = not os.path.lexists(args.out)
+    try:
+        _prepare_out(args)                  # before any time goes into data or training
+        tr, te, desc, info, num_classes = _train_data(args)
+        model, kwargs = _train_model(name, num_classes, info["input_shape"])
+    except CLIError:
+        if created:
+            try:
+                os.rmdir(args.out)          # only if still empty
+            except OSError:
+                pass
+        raise
     opt = _optimizer(args, model.parameters())
     sched = _scheduler(args, opt)
     loader = DataLoader(tr, args.batch_size, shuffle=True, seed=args.seed)
-    os.makedirs(args.out, exist_ok=True)
     print(f"cnncore train: {name} ({model.num_parameters():,} parameters) on {desc}; "
           f"{args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
           f"{get_num_threads()} threads", flush=True)
     history = []
     show = not args.no_progress
+    with np.errstate(over="ignore", invalid="ignore"):   # divergence is reported below
+        _epochs(args, model, opt, sched, loader, te, info, history, show)
+    _save_run(args, model, opt, kwargs, info, history, time.perf_counter() - t_start)
+    return 0
+
+
+def _epochs(args, model, opt, sched, loader, te, info, history, show):
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()
         seen, loss_sum, correct = _train_epoch(model, loader, opt,
-                                               f"epoch {epoch}/{args.epochs}", show)
+                                               f"epoch {epoch}/{args.epochs}", show, epoch)
         if sched is not None:
             sched.step()
         test_loss, test_acc, _ = _evaluate(model, te.images, te.labels, info)
+        if not math.isfinite(test_loss):
+            raise TrainingDiverged(f"training stopped: the test loss became {test_loss} after "
+                                   f"epoch {epoch} (lower --lr); no checkpoint was written")
         rec = dict(epoch=epoch, train_loss=loss_sum / max(seen, 1),
                    train_accuracy=correct / max(seen, 1), test_loss=test_loss,
                    test_accuracy=test_acc, seconds=time.perf_counter() - t0)
@@ -370,8 +641,6 @@ def _train(args):
         print(f"epoch {epoch:3d}/{args.epochs}  train loss {rec['train_loss']:.4f}  "
               f"acc {100 * rec['train_accuracy']:6.2f}%  |  test loss {test_loss:.4f}  "
               f"acc {100 * test_acc:6.2f}%  ({rec['seconds']:.1f}s)", flush=True)
-    _save_run(args, model, opt, kwargs, info, history, time.perf_counter() - t_start)
-    return 0
 
 
 # ---------------------------------------------------------------------------
@@ -382,22 +651,29 @@ def _eval(args):
     from ._runtime import set_num_threads
     if args.threads:
         set_num_threads(args.threads)
+    if args.json:
+        _check_writable_file(args.json, "--json")
     model, spec, info, _ = _read_checkpoint(args.checkpoint)
     shape = info.get("input_shape", [1, 32, 32])
     if args.data == "digits" and args.format == "auto":
         args.format = "digits"
-    _, te, desc = _load_data(args, shape[1], shape[0])
+    _, te, desc = _load_data(args, shape[1], shape[0], "the checkpoint's input size")
+    if len(te) == 0:
+        raise CLIError(f"--data {args.data!r}: the test set holds no images")
     if list(te.images.shape[1:]) != list(shape):
         raise CLIError(f"data images have shape {te.images.shape[1:]}, the checkpoint's model "
                        f"takes {tuple(shape)}")
+    n_cls = spec["kwargs"].get("num_classes", 10)
+    if int(te.labels.max()) >= n_cls:
+        raise CLIError(f"--data {args.data!r} has labels up to {int(te.labels.max())}, but the "
+                       f"checkpoint's model scores {n_cls} classes (0 to {n_cls - 1})")
     t0 = time.perf_counter()
     loss, acc, _ = _evaluate(model, te.images, te.labels, info, args.batch_size)
     print(f"{spec['name']} on {desc}: test loss {loss:.4f}, accuracy {100 * acc:.2f}% "
           f"({len(te)} images, {time.perf_counter() - t0:.1f} s)")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(dict(model=spec["name"], test_accuracy=acc, test_loss=loss,
-                           images=len(te), checkpoint=args.checkpoint), f, indent=2)
+        _write_json(dict(model=spec["name"], test_accuracy=acc, test_loss=loss,
+                         images=len(te), checkpoint=args.checkpoint), args.json)
     return 0
 
 
@@ -405,28 +681,36 @@ def _predict(args):
     from . import functional as F
     from .data import DataError, load_image
     from .tensor import Tensor, no_grad
+    if args.json:
+        _check_writable_file(args.json, "--json")
     model, spec, info, _ = _read_checkpoint(args.checkpoint)
     c, h, w = info.get("input_shape", [1, 32, 32])
-    classes = info.get("classes") or [str(i) for i in range(spec["kwargs"]["num_classes"])]
+    if c not in (1, 3):
+        raise CLIError(f"the checkpoint's model takes {c}-channel inputs; image files give 1 "
+                       f"(gray) or 3 (RGB) channels")
+    names = info.get("classes") or []
+
+    def name(i):
+        return names[i] if i < len(names) else str(i)
+
     results = []
     for path in args.images:
         try:
             img = load_image(path, (h, w), c)
-        except (DataError, FileNotFoundError) as exc:
+        except DataError as exc:
             raise CLIError(str(exc)) from None
         if args.invert:
             img = 1.0 - img
         with no_grad():
             p = F.softmax(model(Tensor(_normalize(img[None], info))), 1).data[0]
         top = np.argsort(-p)[:args.top]
-        results.append(dict(image=path, prediction=classes[int(top[0])],
+        results.append(dict(image=path, prediction=name(int(top[0])),
                             probability=float(p[top[0]]),
-                            top=[[classes[int(i)], float(p[i])] for i in top]))
-        alts = ", ".join(f"{classes[int(i)]} {100 * p[i]:.1f}%" for i in top)
-        print(f"{path}: {classes[int(top[0])]}  ({alts})")
+                            top=[[name(int(i)), float(p[i])] for i in top]))
+        alts = ", ".join(f"{name(int(i))} {100 * p[i]:.1f}%" for i in top)
+        print(f"{path}: {name(int(top[0]))}  ({alts})")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+        _write_json(results, args.json)
     return 0
 
 
@@ -443,6 +727,13 @@ def _summary(args):
                        f"{args.input!r}") from None
     if len(shape) != 4 or min(shape) <= 0:
         raise CLIError(f"--input must be N,C,H,W with positive sizes, got {args.input!r}")
+    if args.json:
+        _check_writable_file(args.json, "--json")
+    from ._runtime import get_memory_limit
+    sample = math.prod(shape[1:]) * 4
+    if sample > get_memory_limit():
+        raise CLIError(f"--input {args.input}: one sample needs {sample:,} bytes, more than the "
+                       f"memory limit of {get_memory_limit():,} bytes")
     num_classes = args.num_classes or (10 if args.model == "lenet5" else 1000)
     kwargs = _model_kwargs(args.model, num_classes, shape[1], shape[2])
     from .nn import init
@@ -453,13 +744,13 @@ def _summary(args):
     try:
         layers, totals = summary(model, shape)
     except ValueError as exc:
-        raise CLIError(f"{args.model} cannot take input {shape}: {exc}") from None
+        raise CLIError(f"{args.model} cannot take input {shape}: "
+                       f"{' '.join(str(exc).split())}") from None
     print(format_summary(layers, totals, f"{args.model} (input {shape})"))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(dict(model=args.model, layers=[lay.as_dict() for lay in layers],
-                           totals={k: list(v) if isinstance(v, tuple) else v
-                                   for k, v in totals.items()}), f, indent=2)
+        _write_json(dict(model=args.model, layers=[lay.as_dict() for lay in layers],
+                         totals={k: list(v) if isinstance(v, tuple) else v
+                                 for k, v in totals.items()}), args.json)
     return 0
 
 
@@ -474,13 +765,13 @@ def _demo(args):
 def _parser():
     from .models import MODELS
     p = argparse.ArgumentParser(prog="cnncore", description="cnncore: convolutional networks on "
-                                "a small C++ core")
+                                "a small C++ core", epilog=_EPILOG)
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("demo", help="convolve a small image and print results you can check by hand")
 
     t = sub.add_parser("train", help="train a model (default: LeNet-5 on the bundled digits)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter, epilog=_EPILOG)
     t.add_argument("--model", default="lenet5", help=f"one of: {', '.join(sorted(MODELS))}")
     t.add_argument("--data", default="digits",
                    help="'digits' (bundled), an IDX folder (MNIST/Fashion-MNIST), a .npz file, "
@@ -494,13 +785,14 @@ def _parser():
     t.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum")
     t.add_argument("--weight-decay", type=_bounded(float, 0), default=0.0)
     t.add_argument("--schedule", default="cosine", choices=["cosine", "step", "none"])
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_NON_NEGATIVE, default=0)
     t.add_argument("--threads", type=_bounded(int, 0, 1024), default=0, help="kernel threads (0: auto = 1 for lenet5, else all cores)")
     t.add_argument("--out", default=_DEFAULT_OUT, help="folder for checkpoint, curves, report")
     t.add_argument("--json", metavar="PATH", help="write the report here (default OUT/report.json)")
     t.add_argument("--input-size", type=_NON_NEGATIVE, default=0, help="resize images to this (0: keep)")
-    t.add_argument("--channels", type=_bounded(int, 0, 3), default=0, help="image folders: 1 (gray) or 3 (RGB)")
-    t.add_argument("--num-classes", type=_NON_NEGATIVE, default=0, help="0: from the data")
+    t.add_argument("--channels", type=int, choices=[0, 1, 3], default=0,
+                   help="image folders: 1 (gray) or 3 (RGB); 0: gray")
+    t.add_argument("--num-classes", type=_num_classes_arg(), default=0, help="0: from the data")
     t.add_argument("--test-fraction", type=_bounded(float, 0, 1, lo_open=True, hi_open=True), default=0.2,
                    help="held-out share when the data has no test split")
     t.add_argument("--translate", type=_NON_NEGATIVE, default=2, help="random translation (pixels)")
@@ -509,17 +801,17 @@ def _parser():
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--no-plot", action="store_true", help="skip the PNG of the curves")
 
-    e = sub.add_parser("eval", help="evaluate a checkpoint on test data")
+    e = sub.add_parser("eval", help="evaluate a checkpoint on test data", epilog=_EPILOG)
     e.add_argument("checkpoint")
     e.add_argument("--data", default="digits")
     e.add_argument("--format", default="auto", choices=["auto", "digits", "idx", "npz", "folder"])
     e.add_argument("--batch-size", type=_POSITIVE, default=256)
     e.add_argument("--test-fraction", type=_bounded(float, 0, 1, lo_open=True, hi_open=True), default=0.2)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=_NON_NEGATIVE, default=0)
     e.add_argument("--threads", type=_bounded(int, 0, 1024), default=0)
     e.add_argument("--json", metavar="PATH")
 
-    r = sub.add_parser("predict", help="classify image files with a checkpoint")
+    r = sub.add_parser("predict", help="classify image files with a checkpoint", epilog=_EPILOG)
     r.add_argument("checkpoint")
     r.add_argument("images", nargs="+")
     r.add_argument("--top", type=_POSITIVE, default=3)
@@ -527,13 +819,18 @@ def _parser():
                    help="invert gray levels (dark digits on a light background)")
     r.add_argument("--json", metavar="PATH")
 
-    s = sub.add_parser("summary", help="per-layer shapes, parameters, MACs, receptive fields")
+    s = sub.add_parser("summary", help="per-layer shapes, parameters, MACs, receptive fields",
+                       epilog=_EPILOG)
     s.add_argument("model", help=f"one of: {', '.join(sorted(MODELS))}")
     s.add_argument("--input", default=None, help="N,C,H,W (default 1,1,32,32 for lenet5, "
                                                 "1,3,224,224 otherwise)")
-    s.add_argument("--num-classes", type=_NON_NEGATIVE, default=0)
+    s.add_argument("--num-classes", type=_num_classes_arg(), default=0)
     s.add_argument("--json", metavar="PATH")
     return p
+
+
+def _one_line(exc):
+    return " ".join(str(exc).splitlines())
 
 
 def main(argv=None):
@@ -545,10 +842,14 @@ def main(argv=None):
                "demo": _demo}[args.command]
     from ._runtime import get_num_threads, set_num_threads
     threads = get_num_threads()
+    from .data import DataError
+    from .io import CheckpointError
     try:
         return handler(args)
-    except CLIError as exc:
-        parser.exit(2, f"cnncore: error: {exc}\n")
+    except (CLIError, DataError, CheckpointError) as exc:
+        parser.exit(EXIT_USAGE, f"cnncore: error: {_one_line(exc)}\n")
+    except TrainingDiverged as exc:
+        parser.exit(EXIT_DIVERGED, f"cnncore: error: {_one_line(exc)}\n")
     except KeyboardInterrupt:
         parser.exit(130, "cnncore: interrupted\n")
     except BrokenPipeError:
