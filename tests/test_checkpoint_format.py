@@ -503,30 +503,37 @@ def format_1_file(path, header, data, crc=None, version="1"):
     return write_raw(path, {**header, "__metadata__": meta}, data)
 
 
-def test_format_1_files_load_after_their_crc_check_with_a_warning(tmp_path):
+def test_format_1_files_are_refused_unless_allowed_then_load_after_their_crc_check(tmp_path):
     data = np.arange(3, dtype="<f8").tobytes()
     entry = {"w": {"dtype": "F64", "shape": [3], "data_offsets": [0, 24]}}
     tree = json.dumps({"__dict__": [["w", {"__tensor__": "w"}], ["epoch", 4]]})
     p = format_1_file(tmp_path / "v1.safetensors",
                       {**entry, "__metadata__": {"cnncore.tree": tree, "mean": "0.13"}}, data)
+    # By default: its header is not covered, so an edited one (or a format-2 file dressed
+    # as format 1 to dodge the SHA-256) would pass; refuse, saying how to opt in.
+    refused = (f"^{where(p)} was written in cnncore checkpoint format 1, whose checksum does not "
+               r"cover the header .* cnncore.load\(path, allow_format1=True\) and save it again")
+    for read in (cc.load, io.load_metadata):
+        with pytest.raises(io.CheckpointError, match=refused):
+            read(p)
     message = (f"^{where(p)} was written in cnncore checkpoint format 1: its data passed the "
                r"CRC-32 check but its header \(names, shapes, metadata\) is unverified; save it "
                "again to upgrade it to format 2$")
     with pytest.warns(io.UnverifiedCheckpointWarning, match=message):
-        obj, meta = cc.load(p, with_metadata=True)
+        obj, meta = cc.load(p, with_metadata=True, allow_format1=True)
     assert obj["epoch"] == 4 and obj["w"].numpy().tolist() == [0, 1, 2] and meta["mean"] == "0.13"
     with pytest.warns(io.UnverifiedCheckpointWarning, match=message):
-        io.load_metadata(p)
+        io.load_metadata(p, allow_format1=True)
     cc.save(obj, tmp_path / "v2.safetensors", metadata={"mean": meta["mean"]})   # upgraded
     assert io.load_metadata(tmp_path / "v2.safetensors")["cnncore.format_version"] == "2"
     # damaged data is still caught by the CRC
     format_1_file(p, entry, data[:-1] + b"\x7f", crc=f"{zlib.crc32(data):08x}")
     with pytest.raises(io.CheckpointError, match=f"^{where(p)} is corrupted: the data checksum "
                                                  "is [0-9a-f]{8}, the file recorded"):
-        cc.load(p)
+        cc.load(p, allow_format1=True)
     format_1_file(p, entry, data, crc="XYZ")
     with pytest.raises(io.CheckpointError, match=r"cnncore\.crc32 'XYZ' is not 8 hex digits$"):
-        cc.load(p)
+        cc.load(p, allow_format1=True)
 
 
 @pytest.mark.parametrize("version, crc, message", [

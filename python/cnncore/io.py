@@ -35,13 +35,13 @@ Files without the checksum:
   ``"format": "cnncore"``) loads, but with an :class:`UnverifiedCheckpointWarning`:
   only its structure can be checked;
 * a format-1 file (cnncore before the SHA-256: ``cnncore.format_version`` ``"1"``
-  and a CRC-32 of the data area in ``cnncore.crc32``) loads if its data passes
-  that CRC, with an :class:`UnverifiedCheckpointWarning` saying its header is
-  not verified and that saving it again upgrades it. They are accepted rather
-  than refused because checkpoints trained with earlier versions hold real work
-  and their data is still checked; the warning keeps the weaker guarantee
-  visible (such a file's header could have been edited, or a format-2 file
-  turned into one, without detection: only the warning tells);
+  and a CRC-32 of the data area in ``cnncore.crc32``) is refused by default: its
+  header (names, shapes, metadata such as the data mean a model was trained with)
+  is not covered, and a format-2 file could be turned into one to dodge the
+  SHA-256. ``load(path, allow_format1=True)`` (or ``load_metadata``) reads it
+  after checking the data's CRC-32, with an :class:`UnverifiedCheckpointWarning`;
+  saving the result again upgrades it. The opt-in keeps old work recoverable
+  without letting an edited header pass silently;
 * any other file with cnncore metadata and no valid checksum, or a format
   version this code does not know, is a :class:`CheckpointError`.
 
@@ -599,13 +599,20 @@ def _integrity_mode(meta, where):
     return "none"
 
 
-def _verify(mode, start, raw, meta, chunks, where):
+def _verify(mode, start, raw, meta, chunks, where, allow_format1=False):
     """Check the checksum over the file's bytes (``chunks``: the data area, in pieces);
     returns the text of a warning to give, or None."""
     if mode == "none":
         return (f"{where} has no cnncore checksum (a safetensors file from another writer?): "
                 f"its structure was checked but its contents are unverified")
     if mode == "crc32":
+        if not allow_format1:
+            raise CheckpointError(
+                f"{where} was written in cnncore checkpoint format {_LEGACY_VERSION}, whose "
+                f"checksum does not cover the header (names, shapes, metadata), so an edited "
+                f"header cannot be detected; if you trust the file, read it with "
+                f"cnncore.load(path, allow_format1=True) and save it again to upgrade it to "
+                f"format {FORMAT_VERSION}")
         recorded = meta[_CRC_KEY]
         if not re.fullmatch(r"[0-9a-f]{8}", recorded):
             raise CheckpointError(f"{where} is corrupted: its {_CRC_KEY} {_short(recorded)} is "
@@ -670,7 +677,7 @@ def _stream_data(f, data_size, where):
         yield chunk
 
 
-def _open_checked(f, path, with_data):
+def _open_checked(f, path, with_data, allow_format1=False):
     """Header, metadata, data (a bytearray, or None) and the warning to give, all checked."""
     where = f"checkpoint {path!r}"
     size = os.path.getsize(path)
@@ -685,7 +692,7 @@ def _open_checked(f, path, with_data):
         chunks = []
     else:
         chunks = _stream_data(f, data_size, where)
-    note = _verify(mode, start, raw, meta, chunks, where)
+    note = _verify(mode, start, raw, meta, chunks, where, allow_format1)
     return header, meta, data, note
 
 
@@ -708,30 +715,31 @@ def _arrays(header, buf, where):
     return tensors
 
 
-def load_metadata(path):
+def load_metadata(path, *, allow_format1=False):
     """The header metadata (str -> str) of a checkpoint. The whole file is checked as by
     :func:`load` (checksum included, so this reads the data area too), without building
     arrays."""
     path = os.fspath(path)
     with open(path, "rb") as f:
-        _, meta, _, note = _open_checked(f, path, with_data=False)
+        _, meta, _, note = _open_checked(f, path, with_data=False, allow_format1=allow_format1)
     if note is not None:
         warnings.warn(note, UnverifiedCheckpointWarning, stacklevel=2)
     return dict(meta)
 
 
-def load(path, with_metadata=False):
+def load(path, with_metadata=False, *, allow_format1=False):
     """Read a checkpoint written by :func:`save` (or any safetensors file).
 
     Returns the saved object with arrays as :class:`~cnncore.Tensor`; a plain
     safetensors file gives ``{name: Tensor}`` (and an
     :class:`UnverifiedCheckpointWarning`: it has no cnncore checksum).
-    ``with_metadata=True`` returns ``(obj, metadata)``.
+    ``with_metadata=True`` returns ``(obj, metadata)``. A file written in cnncore's
+    format 1 (data CRC only, header unverified) is refused unless ``allow_format1=True``.
     """
     path = os.fspath(path)
     where = f"checkpoint {path!r}"
     with open(path, "rb") as f:
-        header, meta, buf, note = _open_checked(f, path, with_data=True)
+        header, meta, buf, note = _open_checked(f, path, with_data=True, allow_format1=allow_format1)
     tensors = _arrays(header, buf, where)
     if _TREE_KEY in meta:
         tree, why = _parse_json(meta[_TREE_KEY], where, "structure metadata")
