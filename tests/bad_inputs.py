@@ -15,7 +15,7 @@ import numpy as np
 import cnncore
 from cnncore import nn, ops
 
-from op_catalogue import CALLS, IN_PLACE, float_positions
+from op_catalogue import CALLS, float_positions
 
 P = 2 ** 63 - 1
 

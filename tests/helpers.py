@@ -236,6 +236,15 @@ print(json.dumps({"checked": len(bad), "wrong": wrong, "alive": alive()}))
 """
 
 
+def child_env(**extra):
+    """os.environ for a child interpreter that imports the cnncore these tests import
+    (the installed package in CI, the source tree's with a built _core when developing),
+    with this process's sys.path after it, plus `extra` variables."""
+    import os
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(cnncore.__file__)))
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([package_root] + sys.path), **extra)
+
+
 def bad_calls_in_subprocess(setup, env=None, timeout=120):
     """Runs setup (code that defines ``bad``, a list of calls, and ``alive()``, a valid call
     returning something JSON can carry) in a fresh interpreter, then every bad call and

@@ -8,11 +8,13 @@ import pytest
 
 pytest.importorskip("atheris")
 
+from helpers import child_env  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_fuzz_smoke_run(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "python")] + sys.path))
+    env = child_env()
     runs = 5000
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "fuzz", "fuzz_ops.py"), f"-runs={runs}", "-seed=1",

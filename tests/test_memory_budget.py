@@ -13,9 +13,9 @@ import pytest
 import cnncore
 from cnncore import ops
 
+from helpers import child_env
 from op_catalogue import CALLS, float_positions
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
@@ -134,8 +134,7 @@ def test_zero_stride_view_is_refused_without_touching_its_copy():
         hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
         print("peak_mb", int(hwm.split()[1]) // 1024)
     """)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "python")]
-                                                       + sys.path))
+    env = child_env()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=120)
     assert out.returncode == 0, out.stderr

@@ -17,7 +17,8 @@ from cnncore import models, nn
 from cnncore.models import _memory
 from cnncore.nn import module as _module
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import child_env
+
 
 
 @pytest.fixture
@@ -124,8 +125,7 @@ def test_vgg16_on_a_4096_image_is_refused_before_allocating():
         y = m(cc.Tensor(np.zeros((1, 3, 32, 32), dtype=np.float32)))
         print("ALIVE", y.shape)
     """)
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"), OMP_NUM_THREADS="1",
-               OPENBLAS_NUM_THREADS="1")
+    env = child_env(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=120, env=env)
     assert r.returncode == 0, f"rc={r.returncode}\n{r.stdout}\n{r.stderr}"
