@@ -321,6 +321,9 @@ _raises("batch_norm/momentum-nan", ValueError, r"^batch_norm: momentum")(
 _raises("batch_norm/running-stats-not-writeable", ValueError, r"^batch_norm: running_mean must be a writeable")(
     lambda: (ops.batch_norm, (np.ones((2, 3, 2, 2), "f4"), np.zeros(6, "f4")[::2], np.ones(3, "f4")),
              {"training": True}))
+_raises("batch_norm/running-stats-unaligned", ValueError, r"^batch_norm: running_var must be a writeable, aligned")(
+    lambda: (ops.batch_norm, (np.ones((2, 3, 2, 2)), np.zeros(3),
+                              np.frombuffer(bytearray(25), np.float64, 3, 1)), {"training": True}))
 _raises("local_response_norm/size-zero", ValueError, r"^local_response_norm: size")(
     lambda: (ops.local_response_norm, (np.ones((1, 4, 2, 2), "f4"), 0), {}))
 _raises("local_response_norm/beta-inf", ValueError, r"^local_response_norm: beta must be a finite")(

@@ -47,9 +47,10 @@ def _running_stat(value, op, name, training):
         if not isinstance(value, np.ndarray):
             raise TypeError(f"{op}: {name} must be a NumPy array (it is updated in place when "
                             f"training), got {type(value).__name__}")
-        if not value.flags.c_contiguous or not value.flags.writeable:
-            raise ValueError(f"{op}: {name} must be a writeable C-contiguous array to be updated "
-                             f"in place when training")
+        # (an unaligned array would be copied by the core and the update lost)
+        if not value.flags.c_contiguous or not value.flags.writeable or not value.flags.aligned:
+            raise ValueError(f"{op}: {name} must be a writeable, aligned C-contiguous array to "
+                             f"be updated in place when training")
         return value
     return _array(value, op, name)
 
