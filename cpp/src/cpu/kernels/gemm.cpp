@@ -5,6 +5,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <unistd.h>
+
 #include "cnncore/runtime.hpp"
 #include "util/checked.hpp"
 
@@ -12,7 +14,7 @@ namespace cnncore::cpu {
 
 // Declarations of every registered micro-kernel.
 #define CNNCORE_GEMM_UKERNEL(ctype, name, mr, nr, isa) \
-  void name(int64_t, const ctype*, const ctype*, ctype*, int64_t, int64_t, int64_t, bool);
+  void name(int64_t, const ctype*, const ctype*, int64_t, ctype*, int64_t, int64_t, int64_t, bool);
 #include "cpu/kernels/gemm-kernels.inc"
 #undef CNNCORE_GEMM_UKERNEL
 
@@ -34,12 +36,6 @@ const std::vector<GemmUkernel<T>>& registry() {
   return v;
 }
 
-// Cache blocking: a kc x NR sliver of B stays in L1, an MC x kc block of A in
-// L2, a kc x NC panel of B in L3.
-template <typename T> constexpr int64_t kKC = 256;
-template <> constexpr int64_t kKC<double> = 128;
-constexpr int64_t kNC = 3072;
-constexpr int64_t kMCSlivers = 16;
 // Below this many outputs, A * B^T runs as dot products (see gemm()).
 constexpr int64_t kDotMaxOutputs = 512;
 
@@ -84,7 +80,45 @@ void pack_b(bool trans, const T* B, int64_t ldb, int64_t p0, int64_t kc, int64_t
   }
 }
 
+struct CacheSizes {
+  int64_t l1, l2, l3;
+};
+
+int64_t sysconf_or(int name, int64_t fallback) {
+  const long v = sysconf(name);
+  return v > 0 ? static_cast<int64_t>(v) : fallback;
+}
+
+const CacheSizes& cache_sizes() {
+  static const CacheSizes c{
+#if defined(_SC_LEVEL1_DCACHE_SIZE)
+      sysconf_or(_SC_LEVEL1_DCACHE_SIZE, 32 << 10), sysconf_or(_SC_LEVEL2_CACHE_SIZE, 1 << 20),
+      sysconf_or(_SC_LEVEL3_CACHE_SIZE, 8 << 20)
+#else
+      32 << 10, 1 << 20, 8 << 20
+#endif
+  };
+  return c;
+}
+
+int64_t round_down(int64_t v, int64_t m) { return std::max(m, v / m * m); }
+
 }  // namespace
+
+GemmBlocking gemm_blocking(int mr, int nr, int elem_size) {
+  const CacheSizes& c = cache_sizes();
+  // A kc x NR sliver of B is reused by every MR-row sliver of an A block;
+  // it may take up to the whole L1 (the A slivers stream through from L2,
+  // and C's tile stays in registers), which measured faster here than the
+  // classic half of L1 because a longer kc loads and stores C less often.
+  const int64_t kc = std::clamp<int64_t>(round_down(c.l1 / (nr * elem_size), 8), 64, 512);
+  // The mc x kc block of A stays in (half of) L2.
+  const int64_t mc = std::clamp<int64_t>(round_down(c.l2 / 2 / (kc * elem_size), mr), mr, 4096);
+  // The kc x nc panel of B stays in (a share of) L3; bounded so that very
+  // large L3 reports (virtual machines) do not make panels huge.
+  const int64_t nc = std::clamp<int64_t>(round_down(c.l3 / 4 / (kc * elem_size), nr), nr, 4096);
+  return GemmBlocking{kc, mc, nc};
+}
 
 template <typename T>
 const GemmUkernel<T>* gemm_ukernels(int* count) {
@@ -127,38 +161,61 @@ void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t
     return;
   }
   const int mr = uk.mr, nr = uk.nr;
-  const int64_t KC = kKC<T>;
-  const int64_t MC = kMCSlivers * mr;
+  const GemmBlocking bl = gemm_blocking(mr, nr, static_cast<int>(sizeof(T)));
+  const int64_t KC = bl.kc, MC = bl.mc, NC = bl.nc;
   const int nt = parallel ? get_num_threads() : 1;
   const bool par = parallel && nt > 1;
-  const int64_t nc_max = std::min<int64_t>(kNC, ceil_div(N, nr) * nr);
+  // When all of A fits one block, each sliver of B is used by one pass over
+  // the A slivers: copying B into slivers would cost as much as the reads it
+  // saves, so row-major B is read in place (only its ragged last sliver is
+  // packed, so that kernels always have NR readable columns).
+  const bool b_in_place = !transB && M <= MC;
+  const int64_t nc_max = std::min<int64_t>(NC, ceil_div(N, nr) * nr);
+  const int64_t kc_max = std::min(K, KC);
   // Packed panels: uninitialised (the packers write every element they use).
-  const std::unique_ptr<T[]> apack_buf(new T[static_cast<std::size_t>(ceil_div(M, mr) * mr * std::min(K, KC))]);
-  const std::unique_ptr<T[]> bpack_buf(new T[static_cast<std::size_t>(nc_max * std::min(K, KC))]);
+  const std::unique_ptr<T[]> apack_buf(new T[static_cast<std::size_t>(ceil_div(std::min(M, MC), mr) * mr * kc_max)]);
+  const std::unique_ptr<T[]> bpack_buf(new T[static_cast<std::size_t>((b_in_place ? nr : nc_max) * kc_max)]);
   T* const apack = apack_buf.get();
   T* const bpack = bpack_buf.get();
 
-  for (int64_t jc = 0; jc < N; jc += kNC) {
-    const int64_t nc = std::min<int64_t>(kNC, N - jc);
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int64_t nc = std::min<int64_t>(NC, N - jc);
     const int64_t n_slivers = ceil_div(nc, nr);
+    const int64_t full_slivers = nc / nr;
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = std::min(KC, K - pc);
       const bool acc = accumulate || pc > 0;
-      pack_b(transB, B, ldb, pc, kc, jc, nc, nr, bpack, par, nt);
-      pack_a(transA, A, lda, 0, M, pc, kc, mr, apack, par, nt);
-      const int64_t m_blocks = ceil_div(M, MC);
+      if (!b_in_place)
+        pack_b(transB, B, ldb, pc, kc, jc, nc, nr, bpack, par, nt);
+      else if (full_slivers < n_slivers)
+        pack_b(false, B, ldb, pc, kc, jc + full_slivers * nr, nc - full_slivers * nr, nr, bpack, false, 1);
+      for (int64_t ic = 0; ic < M; ic += MC) {
+        const int64_t mc = std::min(MC, M - ic);
+        pack_a(transA, A, lda, ic, mc, pc, kc, mr, apack, par, nt);
+        const int64_t m_slivers = ceil_div(mc, mr);
+        // Threads split the B slivers (each then runs the whole A block,
+        // which sits in the shared L2 on one core or in each core's L2);
+        // with fewer B slivers than threads they split both.
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (par)
-      for (int64_t ib = 0; ib < m_blocks; ++ib)
-        for (int64_t js = 0; js < n_slivers; ++js) {
-          const int64_t j = js * nr;
-          const int64_t n = std::min<int64_t>(nr, nc - j);
-          const T* b = bpack + js * kc * nr;
-          const int64_t i_end = std::min(M, (ib + 1) * MC);
-          for (int64_t i = ib * MC; i < i_end; i += mr) {
-            const int64_t m = std::min<int64_t>(mr, M - i);
-            uk.fn(kc, apack + (i / mr) * kc * mr, b, C + i * ldc + jc + j, ldc, m, n, acc);
+        for (int64_t js = 0; js < n_slivers; ++js)
+          for (int64_t is = 0; is < m_slivers; ++is) {
+            const int64_t j = js * nr;
+            const int64_t n = std::min<int64_t>(nr, nc - j);
+            const T* b;
+            int64_t b_stride = nr;
+            if (!b_in_place) {
+              b = bpack + js * kc * nr;
+            } else if (js < full_slivers) {
+              b = B + pc * ldb + jc + j;
+              b_stride = ldb;
+            } else {
+              b = bpack;
+            }
+            const int64_t i = is * mr;
+            uk.fn(kc, apack + is * kc * mr, b, b_stride, C + (ic + i) * ldc + jc + j, ldc,
+                  std::min<int64_t>(mr, mc - i), n, acc);
           }
-        }
+      }
     }
   }
 }

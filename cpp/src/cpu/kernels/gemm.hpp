@@ -11,12 +11,13 @@
 namespace cnncore::cpu {
 
 // Micro-kernel contract: `a` holds kc steps of MR values (a[p*MR + i]), `b`
-// holds kc steps of NR values (b[p*NR + j]). Computes the MR x NR tile
+// holds kc rows of NR values, row p at b + p*ldb (ldb = NR for a packed
+// sliver; every row has NR readable values). Computes the MR x NR tile
 // sum_p a[p][i] * b[p][j] and writes its top-left m x n corner (m <= MR,
 // n <= NR) to c (row stride ldc), adding to c when `accumulate`.
 template <typename T>
-using GemmUkernelFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t m, int64_t n,
-                               bool accumulate);
+using GemmUkernelFn = void (*)(int64_t kc, const T* a, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m,
+                               int64_t n, bool accumulate);
 
 template <typename T>
 struct GemmUkernel {
@@ -30,6 +31,15 @@ struct GemmUkernel {
 // one the current kernel level selects.
 template <typename T> const GemmUkernel<T>* gemm_ukernels(int* count);
 template <typename T> const GemmUkernel<T>& gemm_ukernel_for_current_isa();
+
+// Cache blocking of the GEMM for a kernel's tile: kc steps of K per packed
+// sliver, mc rows of A per block (kept in L2), nc columns of B per panel.
+// Derived once from the CPU's cache sizes (sysconf, with defaults where the
+// system does not say).
+struct GemmBlocking {
+  int64_t kc, mc, nc;
+};
+GemmBlocking gemm_blocking(int mr, int nr, int elem_size);
 
 template <typename T>
 void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,

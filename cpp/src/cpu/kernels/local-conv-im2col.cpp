@@ -200,7 +200,7 @@ void packed_gemm(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t Kd, con
     for (int64_t j = 0; j < N; j += nr) {
       const T* b = bpack + (j / nr) * Kd * nr + pc * nr;
       for (int64_t i = 0; i < M; i += mr)
-        uk.fn(kc, apack + (i / mr) * Kd * mr + pc * mr, b, C + i * ldc + j, ldc, std::min(mr, M - i),
+        uk.fn(kc, apack + (i / mr) * Kd * mr + pc * mr, b, nr, C + i * ldc + j, ldc, std::min(mr, M - i),
               std::min(nr, N - j), acc);
     }
   }
