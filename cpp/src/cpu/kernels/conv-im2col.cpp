@@ -25,13 +25,37 @@ bool is_pointwise(const ConvGeometry& g) {
   return !g.has_padding();
 }
 
-// Images run in parallel (each with a single-threaded GEMM) when there are
-// at least as many as threads; otherwise each GEMM runs multi-threaded.
-bool images_in_parallel(const ConvGeometry& g, int threads) { return threads > 1 && g.N >= threads; }
+// Images go to the GEMM in batches of `batch` (the last one may be short):
+// the patch matrices of a batch sit side by side, so a layer with small
+// output maps (deep layers: 7x7, 4x4, 1x1) multiplies matrices of about
+// kTargetColumns columns instead of one matrix-vector-like product per
+// image. Layers with large maps take one image at a time.
+constexpr int64_t kTargetColumns = 512;
 
-// Row r = (c, td, th, tw) of the patch matrix of one group; column p = output position.
+struct Batching {
+  int64_t batch;   // images per GEMM
+  int64_t chunks;  // ceil(N / batch)
+  bool parallel_chunks;  // chunks run in parallel, each on one thread
+};
+
+Batching batching(const ConvGeometry& g, int threads) {
+  const int64_t P = std::max<int64_t>(1, g.out_size());
+  int64_t b = std::clamp<int64_t>(detail::ceil_div(kTargetColumns, P), 1, std::max<int64_t>(1, g.N));
+  // Keep at least one batch per thread when the images allow it: chunks in
+  // parallel need no synchronisation inside the GEMM.
+  if (threads > 1 && g.N >= threads) b = std::min(b, detail::ceil_div(g.N, threads));
+  const int64_t chunks = g.N > 0 ? detail::ceil_div(g.N, b) : 0;
+  return Batching{b, chunks, threads > 1 && chunks >= threads};
+}
+
+// The patch matrix is needed unless the input can be read as it is (a
+// pointwise layer, one image at a time).
+bool needs_patches(const ConvGeometry& g, int64_t batch) { return !is_pointwise(g) || batch > 1; }
+
+// Row r = (c, td, th, tw) of the patch matrix of one group; column p = output
+// position, written at col[r * ld + p].
 template <typename T>
-void im2col(const ConvGeometry& g, const TapTables& tt, const T* x, T* col, bool parallel, int nt) {
+void im2col(const ConvGeometry& g, const TapTables& tt, const T* x, T* col, int64_t ld, bool parallel, int nt) {
   const int64_t rows = g.patch_size(), P = g.out_size(), ksz = g.k_size(), isz = g.in_size();
 #pragma omp parallel for schedule(static) num_threads(nt) if (parallel)
   for (int64_t r = 0; r < rows; ++r) {
@@ -42,7 +66,7 @@ void im2col(const ConvGeometry& g, const TapTables& tt, const T* x, T* col, bool
     const int64_t* TW = tt.axis[2].data() + tw * g.out[2];
     const int64_t lo = tt.lo[2][tw], hi = tt.hi[2][tw], off = tt.off[2][tw], sw = g.stride[2];
     const T* xc = x + c * isz;
-    T* d = col + r * P;
+    T* d = col + r * ld;
     for (int64_t od = 0; od < g.out[0]; ++od)
       for (int64_t oh = 0; oh < g.out[1]; ++oh, d += g.out[2]) {
         const int64_t sd = TD[od], sh = TH[oh];
@@ -67,8 +91,8 @@ void im2col(const ConvGeometry& g, const TapTables& tt, const T* x, T* col, bool
 // The adjoint of im2col: adds every patch entry back into its source (dx is
 // accumulated into). Channels write disjoint parts of dx.
 template <typename T>
-void col2im(const ConvGeometry& g, const TapTables& tt, const T* col, T* dx, bool parallel, int nt) {
-  const int64_t P = g.out_size(), ksz = g.k_size(), isz = g.in_size();
+void col2im(const ConvGeometry& g, const TapTables& tt, const T* col, int64_t ld, T* dx, bool parallel, int nt) {
+  const int64_t ksz = g.k_size(), isz = g.in_size();
 #pragma omp parallel for schedule(static) num_threads(nt) if (parallel)
   for (int64_t c = 0; c < g.C_in_g; ++c) {
     T* xc = dx + c * isz;
@@ -78,7 +102,7 @@ void col2im(const ConvGeometry& g, const TapTables& tt, const T* col, T* dx, boo
       const int64_t tw = t % g.k[2];
       const int64_t* TW = tt.axis[2].data() + tw * g.out[2];
       const int64_t lo = tt.lo[2][tw], hi = tt.hi[2][tw], off = tt.off[2][tw], sw = g.stride[2];
-      const T* d = col + (c * ksz + t) * P;
+      const T* d = col + (c * ksz + t) * ld;
       for (int64_t od = 0; od < g.out[0]; ++od)
         for (int64_t oh = 0; oh < g.out[1]; ++oh, d += g.out[2]) {
           const int64_t sd = TD[od], sh = TH[oh];
@@ -110,15 +134,27 @@ struct Scratch {
   }
 };
 
-// Runs body(n, workspace, parallel_inside) for every image, either images in
-// parallel with one workspace slice per thread, or one after another with
-// parallel kernels inside. Returns the workspace (per_thread elements per
-// thread used). `partial_sums`: the body adds into its thread's workspace,
-// so the images' assignment to threads follows schedule_partial_sums.
+// Copies rows of `cols` values between a batch's side-by-side matrix
+// (row r of image b at wide[r * ld + b * cols]) and the images' own
+// matrices (image b's row r at img[b * img_stride + r * cols]).
+template <typename T>
+void gather_rows(const T* img, int64_t img_stride, int64_t rows, int64_t cols, int64_t nb, T* wide) {
+  const int64_t ld = nb * cols;
+  for (int64_t b = 0; b < nb; ++b)
+    for (int64_t r = 0; r < rows; ++r) std::copy_n(img + b * img_stride + r * cols, cols, wide + r * ld + b * cols);
+}
+
+// Runs body(n0, nb, workspace, parallel_inside) for every batch of images
+// [n0, n0 + nb): batches in parallel with one workspace slice per thread, or
+// one after another with parallel kernels inside. Returns the workspace
+// (per_thread elements per thread used). `partial_sums`: the body adds into
+// its thread's workspace, so the batches' assignment to threads follows
+// schedule_partial_sums.
 template <typename T, typename F>
-T* for_each_image(const ConvGeometry& g, Scratch<T>& ws, int64_t ws_per_thread, F&& body, bool partial_sums = false) {
+T* for_each_batch(const ConvGeometry& g, const Batching& bt, Scratch<T>& ws, int64_t ws_per_thread, F&& body,
+                  bool partial_sums = false) {
   const int nt = get_num_threads();
-  if (images_in_parallel(g, nt)) {
+  if (bt.parallel_chunks) {
     T* all = ws.get(ws_per_thread * nt);
     if (partial_sums)
       detail::schedule_partial_sums(1);
@@ -128,23 +164,40 @@ T* for_each_image(const ConvGeometry& g, Scratch<T>& ws, int64_t ws_per_thread, 
     {
       T* mine = all + ws_per_thread * omp_get_thread_num();
 #pragma omp for schedule(runtime)
-      for (int64_t n = 0; n < g.N; ++n) body(n, mine, false);
+      for (int64_t c = 0; c < bt.chunks; ++c) {
+        const int64_t n0 = c * bt.batch;
+        body(n0, std::min(bt.batch, g.N - n0), mine, false);
+      }
     }
     return all;
   }
   T* one = ws.get(ws_per_thread);
-  for (int64_t n = 0; n < g.N; ++n) body(n, one, nt > 1);
+  for (int64_t c = 0; c < bt.chunks; ++c) {
+    const int64_t n0 = c * bt.batch;
+    body(n0, std::min(bt.batch, g.N - n0), one, nt > 1);
+  }
   return one;
+}
+
+// Workspace elements per thread: the batch's patch matrix, and where the
+// batch has several images, its side-by-side output (forward) or output
+// gradient (backward) matrix.
+int64_t per_thread_elems(const ConvGeometry& g, const Batching& bt) {
+  const int64_t cols = bt.batch * g.out_size();
+  return (needs_patches(g, bt.batch) ? g.patch_size() * cols : 0) + (bt.batch > 1 ? g.C_out_g * cols : 0);
 }
 
 }  // namespace
 
 int64_t conv_im2col_workspace_bytes(const ConvGeometry& g, int64_t elem_size, ConvPass pass, int threads) {
-  // Sizes were overflow-checked by make_conv_geometry except the thread factor.
-  const int64_t copies = images_in_parallel(g, threads) ? threads : 1;
-  int64_t elems = is_pointwise(g) ? 0 : g.patch_size() * g.out_size();
-  if (pass == ConvPass::backward_weight && copies > 1) elems += g.C_out * g.patch_size();
-  const long double total = static_cast<long double>(elems) * elem_size * copies + TapTables::bytes(g);
+  // Sizes were overflow-checked by make_conv_geometry except the batch and
+  // thread factors, so the total is formed in long double.
+  const Batching bt = batching(g, threads);
+  const long double cols = static_cast<long double>(bt.batch) * g.out_size();
+  long double elems = (needs_patches(g, bt.batch) ? g.patch_size() * cols : 0) + (bt.batch > 1 ? g.C_out_g * cols : 0);
+  const int64_t copies = bt.parallel_chunks ? threads : 1;
+  if (pass == ConvPass::backward_weight && copies > 1) elems += static_cast<long double>(g.C_out) * g.patch_size();
+  const long double total = elems * elem_size * copies + TapTables::bytes(g);
   return total > 9.0e18L ? INT64_MAX : static_cast<int64_t>(total);
 }
 
@@ -152,23 +205,32 @@ template <typename T>
 void conv_forward_im2col(const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
   const auto& uk = gemm_ukernel_for_current_isa<T>();
   const TapTables tt(g);
-  const bool pointwise = is_pointwise(g);
+  const int nt = get_num_threads();
+  const Batching bt = batching(g, nt);
   const int64_t P = g.out_size(), Kd = g.patch_size(), isz = g.in_size();
   Scratch<T> ws;
-  for_each_image<T>(g, ws, pointwise ? 0 : Kd * P, [&](int64_t n, T* col, bool par) {
-    const int nt = get_num_threads();
+  for_each_batch<T>(g, bt, ws, per_thread_elems(g, bt), [&](int64_t n0, int64_t nb, T* buf, bool par) {
+    const int64_t cols = nb * P;
+    const bool patches = needs_patches(g, nb);
+    T* col = buf;
+    T* wide_out = buf + (patches ? Kd * cols : 0);  // used when nb > 1
     for (int64_t grp = 0; grp < g.groups; ++grp) {
-      const T* x = src + (n * g.C_in + grp * g.C_in_g) * isz;
-      if (!pointwise) im2col(g, tt, x, col, par, nt);
-      T* y = dst + (n * g.C_out + grp * g.C_out_g) * P;
-      gemm(uk, false, false, g.C_out_g, P, Kd, weights + grp * g.C_out_g * Kd, Kd, pointwise ? x : col, P, false,
-           y, P, par);
-      if (bias)
+      const T* x = src + (n0 * g.C_in + grp * g.C_in_g) * isz;
+      if (patches)
+        for (int64_t b = 0; b < nb; ++b) im2col(g, tt, x + b * g.C_in * isz, col + b * P, cols, par, nt);
+      const T* w = weights + grp * g.C_out_g * Kd;
+      T* y = dst + (n0 * g.C_out + grp * g.C_out_g) * P;
+      gemm(uk, false, false, g.C_out_g, cols, Kd, w, Kd, patches ? col : x, cols, false, nb > 1 ? wide_out : y, cols,
+           par);
+      // Output pass: scatter the batch's columns to its images, adding bias.
+      for (int64_t b = 0; b < nb; ++b)
         for (int64_t o = 0; o < g.C_out_g; ++o) {
-          const T b = bias[grp * g.C_out_g + o];
-          T* yo = y + o * P;
+          T* yo = y + b * g.C_out * P + o * P;
+          const T* from = nb > 1 ? wide_out + o * cols + b * P : yo;
+          const T bo = bias ? bias[grp * g.C_out_g + o] : T(0);
+          if (nb == 1 && !bias) continue;
 #pragma omp simd
-          for (int64_t p = 0; p < P; ++p) yo[p] += b;
+          for (int64_t p = 0; p < P; ++p) yo[p] = from[p] + bo;
         }
     }
   });
@@ -178,22 +240,35 @@ template <typename T>
 void conv_backward_data_im2col(const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src) {
   const auto& uk = gemm_ukernel_for_current_isa<T>();
   const TapTables tt(g);
-  const bool pointwise = is_pointwise(g);
+  const int nt = get_num_threads();
+  const Batching bt = batching(g, nt);
   const int64_t P = g.out_size(), Kd = g.patch_size(), isz = g.in_size();
+  const bool pointwise = is_pointwise(g);
   Scratch<T> ws;
-  for_each_image<T>(g, ws, pointwise ? 0 : Kd * P, [&](int64_t n, T* col, bool par) {
-    const int nt = get_num_threads();
+  for_each_batch<T>(g, bt, ws, per_thread_elems(g, bt), [&](int64_t n0, int64_t nb, T* buf, bool par) {
+    const int64_t cols = nb * P;
+    const bool patches = needs_patches(g, nb);
+    T* col = buf;
+    T* wide_dy = buf + (patches ? Kd * cols : 0);
     for (int64_t grp = 0; grp < g.groups; ++grp) {
-      T* dx = diff_src + (n * g.C_in + grp * g.C_in_g) * isz;
-      const T* dy = diff_dst + (n * g.C_out + grp * g.C_out_g) * P;
+      T* dx = diff_src + (n0 * g.C_in + grp * g.C_in_g) * isz;
+      const T* dy = diff_dst + (n0 * g.C_out + grp * g.C_out_g) * P;
       const T* w = weights + grp * g.C_out_g * Kd;
-      // patch gradient (Kd x P) = W_g^T (Kd x C_out_g) * dy (C_out_g x P)
-      if (pointwise) {
+      if (nb > 1) gather_rows(dy, g.C_out * P, g.C_out_g, P, nb, wide_dy);
+      // patch gradient (Kd x cols) = W_g^T (Kd x C_out_g) * dy (C_out_g x cols)
+      if (!patches) {
         gemm(uk, true, false, Kd, P, g.C_out_g, w, Kd, dy, P, false, dx, P, par);
-      } else {
-        gemm(uk, true, false, Kd, P, g.C_out_g, w, Kd, dy, P, false, col, P, par);
-        std::memset(dx, 0, sizeof(T) * static_cast<std::size_t>(g.C_in_g * isz));
-        col2im(g, tt, col, dx, par, nt);
+        continue;
+      }
+      gemm(uk, true, false, Kd, cols, g.C_out_g, w, Kd, nb > 1 ? wide_dy : dy, cols, false, col, cols, par);
+      for (int64_t b = 0; b < nb; ++b) {
+        T* dxb = dx + b * g.C_in * isz;
+        if (pointwise) {  // the patch rows are the input channels
+          for (int64_t c = 0; c < g.C_in_g; ++c) std::copy_n(col + c * cols + b * P, P, dxb + c * isz);
+          continue;
+        }
+        std::memset(dxb, 0, sizeof(T) * static_cast<std::size_t>(g.C_in_g * isz));
+        col2im(g, tt, col + b * P, cols, dxb, par, nt);
       }
     }
   });
@@ -203,38 +278,43 @@ template <typename T>
 void conv_backward_weight_im2col(const ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights) {
   const auto& uk = gemm_ukernel_for_current_isa<T>();
   const TapTables tt(g);
-  const bool pointwise = is_pointwise(g);
+  const int nt = get_num_threads();
+  const Batching bt = batching(g, nt);
   const int64_t P = g.out_size(), Kd = g.patch_size(), isz = g.in_size();
   const int64_t wsz = g.C_out * Kd;
-  const int nt = get_num_threads();
-  const bool private_sums = images_in_parallel(g, nt);
-  // With images in parallel each thread sums into its own copy of the
-  // weight gradient (after its patch buffer); the copies are added at the end.
-  const int64_t per_thread = (pointwise ? 0 : Kd * P) + (private_sums ? wsz : 0);
+  // With batches in parallel each thread sums into its own copy of the
+  // weight gradient (after its other workspace); the copies are added at the end.
+  const bool private_sums = bt.parallel_chunks;
+  const int64_t base = per_thread_elems(g, bt);
+  const int64_t per_thread = base + (private_sums ? wsz : 0);
   std::memset(diff_weights, 0, sizeof(T) * static_cast<std::size_t>(wsz));
   Scratch<T> ws;
-  const int64_t col_size = pointwise ? 0 : Kd * P;
   if (private_sums) {
     T* all = ws.get(per_thread * nt);
-    for (int t = 0; t < nt; ++t) std::fill(all + t * per_thread + col_size, all + (t + 1) * per_thread, T(0));
+    for (int t = 0; t < nt; ++t) std::fill(all + t * per_thread + base, all + (t + 1) * per_thread, T(0));
   }
-  T* const all = for_each_image<T>(g, ws, per_thread, [&](int64_t n, T* buf, bool par) {
+  T* const all = for_each_batch<T>(g, bt, ws, per_thread, [&](int64_t n0, int64_t nb, T* buf, bool par) {
+    const int64_t cols = nb * P;
+    const bool patches = needs_patches(g, nb);
     T* col = buf;
-    T* dw = private_sums ? buf + col_size : diff_weights;
+    T* wide_dy = buf + (patches ? Kd * cols : 0);
+    T* dw = private_sums ? buf + base : diff_weights;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
-      const T* x = src + (n * g.C_in + grp * g.C_in_g) * isz;
-      if (!pointwise) im2col(g, tt, x, col, par, nt);
-      const T* dy = diff_dst + (n * g.C_out + grp * g.C_out_g) * P;
-      // dW_g (C_out_g x Kd) += dy (C_out_g x P) * patches^T (P x Kd)
-      gemm(uk, false, true, g.C_out_g, Kd, P, dy, P, pointwise ? x : col, P, true, dw + grp * g.C_out_g * Kd, Kd,
-           par);
+      const T* x = src + (n0 * g.C_in + grp * g.C_in_g) * isz;
+      if (patches)
+        for (int64_t b = 0; b < nb; ++b) im2col(g, tt, x + b * g.C_in * isz, col + b * P, cols, par, nt);
+      const T* dy = diff_dst + (n0 * g.C_out + grp * g.C_out_g) * P;
+      if (nb > 1) gather_rows(dy, g.C_out * P, g.C_out_g, P, nb, wide_dy);
+      // dW_g (C_out_g x Kd) += dy (C_out_g x cols) * patches^T (cols x Kd)
+      gemm(uk, false, true, g.C_out_g, Kd, cols, nb > 1 ? wide_dy : dy, cols, patches ? col : x, cols, true,
+           dw + grp * g.C_out_g * Kd, Kd, par);
     }
   }, private_sums);
   if (private_sums) {
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t i = 0; i < wsz; ++i) {
       T s = 0;
-      for (int t = 0; t < nt; ++t) s += all[t * per_thread + col_size + i];
+      for (int t = 0; t < nt; ++t) s += all[t * per_thread + base + i];
       diff_weights[i] = s;
     }
   }
