@@ -63,11 +63,12 @@ def test_direct_float64_and_nan_propagation_match_reference():
     assert np.isnan(got[:, 3]).all() and not np.isnan(got[:, 2]).any()
 
 
-def test_direct_rejects_non_depthwise():
+def test_direct_rejects_strided_non_depthwise():
     x, w = np.zeros((1, 4, 5, 5)), np.zeros((4, 2, 3, 3))
-    with pytest.raises(ValueError, match=r"algorithm='direct' cannot serve .* depthwise"):
-        ops.conv2d(x, w, groups=2, algorithm="direct")
-    assert ops.conv2d(x, w, groups=2).shape == (1, 4, 3, 3)
+    with pytest.raises(ValueError, match=r"algorithm='direct' cannot serve .* depthwise .* stride 2x2"):
+        ops.conv2d(x, w, groups=2, stride=2, algorithm="direct")
+    assert ops.conv2d(x, w, groups=2, stride=2).shape == (1, 4, 2, 2)
+    assert ops.conv2d(x, w, groups=2, algorithm="direct").shape == (1, 4, 3, 3)
 
 
 SEP_KW = [dict(), dict(stride=2, padding=1), dict(padding="same", padding_mode="reflect", dilation=2)]

@@ -63,8 +63,9 @@ void fast_equals_reference(bool ints) {
     Tensor dx_ref = conv2d_backward_data(g, w, x.shape(), c.p);
     Tensor dw_ref = conv2d_backward_weight(g, x, w.shape(), c.p);
     const bool depthwise = c.p.groups == c.src[1];
+    const bool stride_1 = c.p.stride[0] == 1 && c.p.stride[1] == 1;
     for (ConvAlgorithm algo : {ConvAlgorithm::im2col, ConvAlgorithm::direct, ConvAlgorithm::auto_}) {
-      if (algo == ConvAlgorithm::direct && !depthwise) continue;
+      if (algo == ConvAlgorithm::direct && !depthwise && !stride_1) continue;
       c.p.algorithm = algo;
       for (int threads : {1, 2}) {
         set_num_threads(threads);
@@ -181,12 +182,46 @@ TEST(conv2d_true_convolution_commutes) {
   CHECK(max_abs_diff<double>(ab, ba) == 0.0);
 }
 
-TEST(conv2d_direct_serves_depthwise_only) {
+TEST(conv2d_direct_serves_depthwise_and_stride_1) {
   ConvParams p;
   p.groups = 2;
+  p.stride = {2, 1};
   p.algorithm = ConvAlgorithm::direct;
   CHECK_THROWS(value_error, "depthwise", conv2d_forward(Tensor::zeros({1, 4, 5, 5}, DType::f32),
                                                        Tensor::zeros({4, 2, 3, 3}, DType::f32), Tensor(), p));
+  p.stride = {1, 1};
+  CHECK(conv2d_forward(Tensor::zeros({1, 4, 5, 5}, DType::f32), Tensor::zeros({4, 2, 3, 3}, DType::f32), Tensor(), p)
+            .numel() == 4 * 3 * 3);
+}
+
+// The shifted direct path over sizes that span several kernel tiles, K
+// blocks (Kd > 256) and images in parallel, each padding mode and flip.
+TEST(conv2d_direct_stride_1_spans_blocks) {
+  const PaddingMode modes[] = {PaddingMode::zeros, PaddingMode::reflect, PaddingMode::circular, PaddingMode::symmetric};
+  int n = 0;
+  for (PaddingMode mode : modes)
+    for (int64_t N : {1, 3}) {
+      ++n;
+      ConvParams p;
+      p.padding = {1, 2, 2, 1};
+      p.padding_mode = mode;
+      p.flip = n % 2 == 0;
+      p.dilation = {1, n % 3 == 0 ? 2 : 1};
+      const Shape xs{N, 40, 19, 21}, ws{17, 40, 3, 3};
+      Tensor x = filled<float>(xs, 41 + n, true), w = filled<float>(ws, 42 + n, true);
+      Tensor b = filled<float>({17}, 43 + n, true);
+      p.algorithm = ConvAlgorithm::reference;
+      Tensor y_ref = conv2d_forward(x, w, b, p);
+      Tensor g = filled<float>(y_ref.shape(), 44 + n, true);
+      Tensor dx_ref = conv2d_backward_data(g, w, xs, p);
+      p.algorithm = ConvAlgorithm::direct;
+      for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        CHECK(max_abs_diff<float>(conv2d_forward(x, w, b, p), y_ref) == 0);
+        CHECK(max_abs_diff<float>(conv2d_backward_data(g, w, xs, p), dx_ref) == 0);
+      }
+    }
+  set_num_threads(2);
 }
 
 TEST(conv_transpose_is_the_adjoint_of_conv) {

@@ -1,4 +1,10 @@
-// Direct depthwise convolution: each output channel o reads one input
+// Direct convolution, without a patch matrix: depthwise layers by the
+// per-channel kernels below, stride-1 layers by the shifted GEMM
+// (conv-shifted.hpp); what neither serves for a pass (the weight gradient of
+// a non-depthwise layer, the data gradient of a padded non-zero mode) runs
+// through im2col.
+//
+// Depthwise: each output channel o reads one input
 // channel c = o / multiplier, so no patch matrix is needed. The kernels walk
 // the taps, and for each tap the output rows, adding w[tap] * (source row)
 // with the in-bounds run of the row vectorised and the borders through the
@@ -11,6 +17,8 @@
 #include "cnncore/error.hpp"
 
 #include "cnncore/runtime.hpp"
+#include "cpu/kernels/conv-im2col.hpp"
+#include "cpu/kernels/conv-shifted.hpp"
 #include "cpu/kernels/conv-taps.hpp"
 
 namespace cnncore::cpu {
@@ -42,9 +50,11 @@ void for_each_tap_row(const ConvGeometry& g, const TapTables& tt, F&& row) {
 }  // namespace
 
 std::string conv_direct_why_not(const ConvGeometry& g) {
-  if (is_depthwise(g)) return {};
-  return detail::str("the direct path serves depthwise convolution only (groups equal to the input channels); got groups=",
-                     g.groups, " with ", g.C_in, " input channels");
+  if (is_depthwise(g) || conv_shifted_serves(g)) return {};
+  return detail::str("the direct path serves depthwise convolution (groups equal to the input channels) and "
+                     "stride 1 with at most 2 spatial axes; got groups=", g.groups, " with ", g.C_in,
+                     " input channels, stride ", g.stride[1], "x", g.stride[2],
+                     g.nd == 3 ? " in 3-D" : "");
 }
 
 // The direct kernel reads each input plane once per output channel, im2col
@@ -52,14 +62,24 @@ std::string conv_direct_why_not(const ConvGeometry& g) {
 // multiplier; e.g. a single-channel first layer) the GEMM wins. Measured on
 // LeNet's 1->6 5x5 layer: im2col 0.8 ms vs direct 1.7 ms (batch 64); on a
 // 128-channel depthwise 3x3 layer direct is 1.5x faster than im2col.
-bool conv_direct_preferred(const ConvGeometry& g) { return is_depthwise(g) && g.C_out_g <= 2; }
-
-int64_t conv_direct_workspace_bytes(const ConvGeometry& g, int64_t, detail::ConvPass, int) {
-  return TapTables::bytes(g);
+// Stride-1 layers other than depthwise: see conv_shifted_preferred.
+bool conv_direct_preferred(const ConvGeometry& g) {
+  if (is_depthwise(g)) return g.C_out_g <= 2;
+  return conv_shifted_preferred(g);
 }
 
+int64_t conv_direct_workspace_bytes(const ConvGeometry& g, int64_t es, detail::ConvPass pass, int threads) {
+  if (is_depthwise(g)) return TapTables::bytes(g);
+  if (pass == detail::ConvPass::forward ||
+      (pass == detail::ConvPass::backward_data && conv_shifted_serves_backward_data(g)))
+    return conv_shifted_workspace_bytes(g, es, pass, threads);
+  return conv_im2col_workspace_bytes(g, es, pass, threads);
+}
+
+namespace {
+
 template <typename T>
-void conv_forward_direct(const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
+void depthwise_forward(const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
   const TapTables tt(g);
   const int64_t P = g.out_size(), isz = g.in_size(), ksz = g.k_size(), OW = g.out[2], sw = g.stride[2];
 #pragma omp parallel for collapse(2) schedule(static) num_threads(get_num_threads())
@@ -94,7 +114,7 @@ void conv_forward_direct(const ConvGeometry& g, const T* src, const T* weights, 
 }
 
 template <typename T>
-void conv_backward_data_direct(const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src) {
+void depthwise_backward_data(const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src) {
   const TapTables tt(g);
   const int64_t P = g.out_size(), isz = g.in_size(), ksz = g.k_size(), OW = g.out[2], sw = g.stride[2];
   // One thread per (image, input channel): the outputs of a channel's group
@@ -131,7 +151,7 @@ void conv_backward_data_direct(const ConvGeometry& g, const T* diff_dst, const T
 }
 
 template <typename T>
-void conv_backward_weight_direct(const ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights) {
+void depthwise_backward_weight(const ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights) {
   const TapTables tt(g);
   const int64_t P = g.out_size(), isz = g.in_size(), ksz = g.k_size(), OW = g.out[2], sw = g.stride[2];
 #pragma omp parallel for schedule(static) num_threads(get_num_threads())
@@ -164,6 +184,27 @@ void conv_backward_weight_direct(const ConvGeometry& g, const T* diff_dst, const
       });
     }
   }
+}
+
+}  // namespace
+
+template <typename T>
+void conv_forward_direct(const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
+  if (is_depthwise(g)) return depthwise_forward(g, src, weights, bias, dst);
+  conv_forward_shifted(g, src, weights, bias, dst);
+}
+
+template <typename T>
+void conv_backward_data_direct(const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src) {
+  if (is_depthwise(g)) return depthwise_backward_data(g, diff_dst, weights, diff_src);
+  if (conv_shifted_serves_backward_data(g)) return conv_backward_data_shifted(g, diff_dst, weights, diff_src);
+  conv_backward_data_im2col(g, diff_dst, weights, diff_src);
+}
+
+template <typename T>
+void conv_backward_weight_direct(const ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights) {
+  if (is_depthwise(g)) return depthwise_backward_weight(g, diff_dst, src, diff_weights);
+  conv_backward_weight_im2col(g, diff_dst, src, diff_weights);
 }
 
 #define CNNCORE_INSTANTIATE(T)                                                                   \

@@ -56,7 +56,7 @@ bool needs_patches(const ConvGeometry& g, int64_t batch) { return !is_pointwise(
 // position, written at col[r * ld + p].
 template <typename T>
 void im2col(const ConvGeometry& g, const TapTables& tt, const T* x, T* col, int64_t ld, bool parallel, int nt) {
-  const int64_t rows = g.patch_size(), P = g.out_size(), ksz = g.k_size(), isz = g.in_size();
+  const int64_t rows = g.patch_size(), ksz = g.k_size(), isz = g.in_size();
 #pragma omp parallel for schedule(static) num_threads(nt) if (parallel)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t c = r / ksz, t = r % ksz;

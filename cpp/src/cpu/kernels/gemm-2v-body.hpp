@@ -5,27 +5,30 @@
 // rows of the packed A and store only m of them. `Z` supplies the vector
 // operations of one ISA; each ISA's source file includes this inside an
 // anonymous namespace after defining its Z.
+//
+// Row p of B is rows(p) (BStrided: b + p * ldb; BShifted: b + off[p], the
+// rows of a convolution read in place from a padded image).
 #pragma once
 
-template <typename Z, int MR, typename T>
-inline void gemm_2v_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t ldb, T* __restrict c,
-                           int64_t ldc,
-                           int64_t m, int64_t n, bool accumulate) {
+#include "cpu/kernels/gemm-rows.hpp"
+
+template <typename Z, int MR, typename T, typename ARows, typename BRows>
+inline void gemm_2v_kernel(int64_t kc, ARows a, BRows rows, T* __restrict c, int64_t ldc, int64_t m, int64_t n,
+                           bool accumulate) {
   using V = typename Z::V;
   constexpr int L = Z::lanes;
   V c0[MR], c1[MR];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = Z::zero();
   for (int64_t p = 0; p < kc; ++p) {
+    const T* b = rows(p);
     const V b0 = Z::load(b), b1 = Z::load(b + L);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const V ai = Z::bcast(a + i);
+      const V ai = Z::bcast(a.at(i, p));
       c0[i] = Z::fma(ai, b0, c0[i]);
       c1[i] = Z::fma(ai, b1, c1[i]);
     }
-    a += MR;
-    b += ldb;
   }
   if (n == 2 * L) {
 #pragma GCC unroll 16

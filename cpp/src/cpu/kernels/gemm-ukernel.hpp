@@ -5,18 +5,20 @@
 // baseline code.
 #pragma once
 
-template <typename T, int MR, int NR>
-inline void gemm_ukernel_body(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t ldb,
-                              T* __restrict c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+// Row p of B is rows(p): see BStrided / BShifted below.
+#include "cpu/kernels/gemm-rows.hpp"
+
+template <typename T, int MR, int NR, typename ARows, typename BRows>
+inline void gemm_ukernel_body(int64_t kc, ARows a, BRows rows, T* __restrict c, int64_t ldc, int64_t m, int64_t n,
+                              bool accumulate) {
   T acc[MR][NR];
   for (int i = 0; i < MR; ++i)
 #pragma omp simd
     for (int j = 0; j < NR; ++j) acc[i][j] = T(0);
   for (int64_t p = 0; p < kc; ++p) {
-    const T* ap = a + p * MR;
-    const T* bp = b + p * ldb;
+    const T* bp = rows(p);
     for (int i = 0; i < MR; ++i) {
-      const T ai = ap[i];
+      const T ai = *a.at(i, p);
 #pragma omp simd
       for (int j = 0; j < NR; ++j) acc[i][j] += ai * bp[j];
     }

@@ -13,8 +13,10 @@
 namespace cnncore::cpu {
 
 // Declarations of every registered micro-kernel.
-#define CNNCORE_GEMM_UKERNEL(ctype, name, mr, nr, isa) \
-  void name(int64_t, const ctype*, const ctype*, int64_t, ctype*, int64_t, int64_t, int64_t, bool);
+#define CNNCORE_GEMM_UKERNEL(ctype, name, shifted_name, mr, nr, isa)                                \
+  void name(int64_t, const ctype*, const ctype*, int64_t, ctype*, int64_t, int64_t, int64_t, bool); \
+  void shifted_name(int64_t, const ctype*, int64_t, const ctype*, const int64_t*, ctype*, int64_t, int64_t, int64_t, \
+                    bool);
 #include "cpu/kernels/gemm-kernels.inc"
 #undef CNNCORE_GEMM_UKERNEL
 
@@ -23,8 +25,8 @@ namespace {
 template <typename T>
 std::vector<GemmUkernel<T>> collect() {
   std::vector<GemmUkernel<T>> v;
-#define CNNCORE_GEMM_UKERNEL(ctype, name, mr, nr, isa) \
-  if constexpr (std::is_same_v<T, ctype>) v.push_back(GemmUkernel<T>{#name, mr, nr, isa, &name});
+#define CNNCORE_GEMM_UKERNEL(ctype, name, shifted_name, mr, nr, isa) \
+  if constexpr (std::is_same_v<T, ctype>) v.push_back(GemmUkernel<T>{#name, mr, nr, isa, &name, &shifted_name});
 #include "cpu/kernels/gemm-kernels.inc"
 #undef CNNCORE_GEMM_UKERNEL
   return v;
@@ -36,6 +38,8 @@ const std::vector<GemmUkernel<T>>& registry() {
   return v;
 }
 
+// K block of gemm_shifted (see there).
+constexpr int64_t kShiftedKC = 2048;
 // Below this many outputs, A * B^T runs as dot products (see gemm()).
 constexpr int64_t kDotMaxOutputs = 512;
 
@@ -221,6 +225,40 @@ void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t
 }
 
 template <typename T>
+void gemm_shifted(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* b,
+                  const int64_t* off, bool accumulate, T* C, int64_t ldc, bool parallel) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
+    return;
+  }
+  const int mr = uk.mr, nr = uk.nr;
+  const GemmBlocking bl = gemm_blocking(mr, nr, static_cast<int>(sizeof(T)));
+  const int nt = parallel ? get_num_threads() : 1;
+  const bool par = parallel && nt > 1;
+  const int64_t n_slivers = ceil_div(N, nr);
+  // The rows of one B sliver overlap (the taps of a channel read the same
+  // few image rows), so its footprint is far below kc x NR: K is split only
+  // when it is very long, which saves re-reading and re-writing C.
+  for (int64_t pc = 0; pc < K; pc += kShiftedKC) {
+    const int64_t kc = std::min(kShiftedKC, K - pc);
+    const bool acc = accumulate || pc > 0;
+    for (int64_t ic = 0; ic < M; ic += bl.mc) {
+      const int64_t mc = std::min(bl.mc, M - ic);
+      const int64_t m_slivers = ceil_div(mc, mr);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (par)
+      for (int64_t js = 0; js < n_slivers; ++js)
+        for (int64_t is = 0; is < m_slivers; ++is) {
+          const int64_t j = js * nr, i = ic + is * mr;
+          uk.shifted(kc, A + i * lda + pc, lda, b + j, off + pc, C + i * ldc + j, ldc,
+                     std::min<int64_t>(mr, M - i), std::min<int64_t>(nr, N - j), acc);
+        }
+    }
+  }
+}
+
+template <typename T>
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
           int64_t ldb, bool accumulate, T* C, int64_t ldc, bool parallel) {
   gemm(gemm_ukernel_for_current_isa<T>(), transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc, parallel);
@@ -232,7 +270,9 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
   template void gemm<T>(const GemmUkernel<T>&, bool, bool, int64_t, int64_t, int64_t, const T*, int64_t,  \
                         const T*, int64_t, bool, T*, int64_t, bool);                                      \
   template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, bool, \
-                        T*, int64_t, bool);
+                        T*, int64_t, bool);                                                               \
+  template void gemm_shifted<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, const T*, int64_t, const T*, \
+                                const int64_t*, bool, T*, int64_t, bool);
 CNNCORE_INSTANTIATE(float)
 CNNCORE_INSTANTIATE(double)
 #undef CNNCORE_INSTANTIATE

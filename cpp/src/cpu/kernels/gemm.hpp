@@ -19,12 +19,20 @@ template <typename T>
 using GemmUkernelFn = void (*)(int64_t kc, const T* a, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m,
                                int64_t n, bool accumulate);
 
+// The same tile reading A in place (row i at a + i*lda, i < m) and row p
+// of B at b + off[p] (see gemm-rows.hpp); every row of B has NR readable
+// values.
+template <typename T>
+using GemmShiftedUkernelFn = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, const int64_t* off, T* c,
+                                      int64_t ldc, int64_t m, int64_t n, bool accumulate);
+
 template <typename T>
 struct GemmUkernel {
   const char* name;  // e.g. "f32_gemm_6x16__avx2_fma"
   int mr, nr;
   Isa isa;  // the kernel level it needs
   GemmUkernelFn<T> fn;
+  GemmShiftedUkernelFn<T> shifted;  // e.g. "f32_igemm_6x16__avx2_fma"
 };
 
 // Every micro-kernel built into this library (from gemm-kernels.inc), and the
@@ -44,6 +52,14 @@ GemmBlocking gemm_blocking(int mr, int nr, int elem_size);
 template <typename T>
 void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
           int64_t lda, const T* B, int64_t ldb, bool accumulate, T* C, int64_t ldc, bool parallel);
+
+// C (M x N, row stride ldc) = [C +] A (M x K, row-major, read in place) * B
+// where B(p, j) = b[off[p] + j] (a stride-1 convolution's patch matrix read
+// from its padded image); b[off[p] + j] must be readable for every j below N
+// rounded up to the kernel's NR.
+template <typename T>
+void gemm_shifted(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* b,
+                  const int64_t* off, bool accumulate, T* C, int64_t ldc, bool parallel);
 
 // Same, with the kernel of the current level.
 template <typename T>

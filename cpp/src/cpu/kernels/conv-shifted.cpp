@@ -1,0 +1,233 @@
+#include "cpu/kernels/conv-shifted.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "cnncore/runtime.hpp"
+#include "cpu/kernels/gemm.hpp"
+
+namespace cnncore::cpu {
+
+using detail::ConvGeometry;
+
+namespace {
+
+// Columns past the padded image that a micro-kernel's last sliver may read:
+// the widest NR of any kernel, plus the last tap's column shift.
+constexpr int64_t kMaxNR = 64;
+
+// One image's problem on the padded grid: C channels of Hp x Wp in, OH x OW
+// out (stride 1), kernel kh x kw with dilation dh, dw.
+struct Plan {
+  int64_t C, H, W, Hp, Wp, OH, OW, kh, kw, dh, dw, pad_h, pad_w;
+  PaddingMode mode;
+  bool flip;
+  int64_t Q() const { return OH * Wp; }                       // grid positions computed
+  int64_t Kd() const { return C * kh * kw; }
+  int64_t image_elems() const { return C * Hp * Wp + dw * (kw - 1) + kMaxNR; }
+  // offset of patch row p = (c, th, tw) in the padded image
+  std::vector<int64_t> offsets() const {
+    std::vector<int64_t> off(static_cast<std::size_t>(Kd()));
+    std::size_t p = 0;
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t th = 0; th < kh; ++th)
+        for (int64_t tw = 0; tw < kw; ++tw) {
+          const int64_t a = flip ? kh - 1 - th : th, b = flip ? kw - 1 - tw : tw;
+          off[p++] = c * Hp * Wp + a * dh * Wp + b * dw;
+        }
+    return off;
+  }
+};
+
+// The forward problem of one group of `g` (the H axis is axis 1, W axis 2).
+Plan forward_plan(const ConvGeometry& g) {
+  Plan p;
+  p.C = g.C_in_g;
+  p.H = g.in[1];
+  p.W = g.in[2];
+  p.Hp = g.in[1] + g.pad_before[1] + g.pad_after[1];
+  p.Wp = g.in[2] + g.pad_before[2] + g.pad_after[2];
+  p.OH = g.out[1];
+  p.OW = g.out[2];
+  p.kh = g.k[1];
+  p.kw = g.k[2];
+  p.dh = g.dilation[1];
+  p.dw = g.dilation[2];
+  p.pad_h = g.pad_before[1];
+  p.pad_w = g.pad_before[2];
+  p.mode = g.mode;
+  p.flip = g.flip;
+  return p;
+}
+
+// Backward-data as a forward problem on the output gradient: C_out_g
+// channels of OH x OW, padded by the dilated kernel extent less the forward
+// padding, with the flipped kernel; the result has the input's size.
+Plan backward_data_plan(const ConvGeometry& g) {
+  Plan p;
+  p.C = g.C_out_g;
+  p.H = g.out[1];
+  p.W = g.out[2];
+  p.pad_h = g.dilation[1] * (g.k[1] - 1) - g.pad_before[1];
+  p.pad_w = g.dilation[2] * (g.k[2] - 1) - g.pad_before[2];
+  p.Hp = g.out[1] + p.pad_h + g.dilation[1] * (g.k[1] - 1) - g.pad_after[1];
+  p.Wp = g.out[2] + p.pad_w + g.dilation[2] * (g.k[2] - 1) - g.pad_after[2];
+  p.OH = g.in[1];
+  p.OW = g.in[2];
+  p.kh = g.k[1];
+  p.kw = g.k[2];
+  p.dh = g.dilation[1];
+  p.dw = g.dilation[2];
+  p.mode = PaddingMode::zeros;
+  p.flip = !g.flip;
+  return p;
+}
+
+// The padded copy of one image (every padding mode), then zeros for the
+// slack the micro-kernels may read past it.
+template <typename T>
+void pad_image(const Plan& p, const T* x, T* xp, const int64_t* rows, const int64_t* cols) {
+  for (int64_t c = 0; c < p.C; ++c)
+    for (int64_t i = 0; i < p.Hp; ++i) {
+      T* d = xp + (c * p.Hp + i) * p.Wp;
+      const int64_t r = rows[i];
+      if (r < 0) {
+        std::fill(d, d + p.Wp, T(0));
+        continue;
+      }
+      const T* s = x + (c * p.H + r) * p.W;
+      // the interior is a straight copy; the borders go through the table
+      for (int64_t j = 0; j < p.pad_w; ++j) d[j] = cols[j] < 0 ? T(0) : s[cols[j]];
+      std::copy_n(s, p.W, d + p.pad_w);
+      for (int64_t j = p.pad_w + p.W; j < p.Wp; ++j) d[j] = cols[j] < 0 ? T(0) : s[cols[j]];
+    }
+  std::fill(xp + p.C * p.Hp * p.Wp, xp + p.image_elems(), T(0));
+}
+
+std::vector<int64_t> source_table(int64_t padded, int64_t pad, int64_t n, PaddingMode mode) {
+  std::vector<int64_t> t(static_cast<std::size_t>(padded));
+  for (int64_t i = 0; i < padded; ++i) t[static_cast<std::size_t>(i)] = detail::padded_source_index(i - pad, n, mode);
+  return t;
+}
+
+// Per thread: the padded image and the grid output.
+int64_t per_thread_elems(const Plan& p, int64_t M) { return p.image_elems() + M * p.Q(); }
+
+bool images_in_parallel(int64_t N, int threads) { return threads > 1 && N >= threads; }
+
+// Runs the planned convolution for every image: image n of `src` (in_stride
+// elements apart) times `w` (M x Kd, row-major), into image n of `dst`
+// (out_stride apart; M channels of OH x OW), adding bias[o] when given.
+template <typename T>
+void run(const Plan& p, int64_t N, int64_t M, const T* src, int64_t in_stride, const T* w, const T* bias, T* dst,
+         int64_t out_stride) {
+  const auto& uk = gemm_ukernel_for_current_isa<T>();
+  const std::vector<int64_t> off = p.offsets();
+  const std::vector<int64_t> rows = source_table(p.Hp, p.pad_h, p.H, p.mode);
+  const std::vector<int64_t> cols = source_table(p.Wp, p.pad_w, p.W, p.mode);
+  const int nt = get_num_threads();
+  const bool par_images = images_in_parallel(N, nt);
+  const int64_t per = per_thread_elems(p, M);
+  const std::unique_ptr<T[]> ws(new T[static_cast<std::size_t>(per * (par_images ? nt : 1))]);
+  const int64_t Q = p.Q(), OHW = p.OH * p.OW;
+  auto one = [&](int64_t n, T* buf, bool par) {
+    T* xp = buf;
+    T* y = buf + p.image_elems();
+    pad_image(p, src + n * in_stride, xp, rows.data(), cols.data());
+    gemm_shifted(uk, M, Q, p.Kd(), w, p.Kd(), xp, off.data(), false, y, Q, par);
+    T* out = dst + n * out_stride;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par && M * OHW > 32768)
+    for (int64_t o = 0; o < M; ++o) {
+      const T b = bias ? bias[o] : T(0);
+      for (int64_t r = 0; r < p.OH; ++r) {
+        const T* from = y + o * Q + r * p.Wp;
+        T* to = out + o * OHW + r * p.OW;
+#pragma omp simd
+        for (int64_t j = 0; j < p.OW; ++j) to[j] = from[j] + b;
+      }
+    }
+  };
+  if (par_images) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int64_t n = 0; n < N; ++n) one(n, ws.get() + per * omp_get_thread_num(), false);
+  } else {
+    for (int64_t n = 0; n < N; ++n) one(n, ws.get(), nt > 1);
+  }
+}
+
+bool two_d(const ConvGeometry& g) {
+  return g.in[0] == 1 && g.k[0] == 1 && g.pad_before[0] == 0 && g.pad_after[0] == 0;
+}
+
+}  // namespace
+
+bool conv_shifted_serves(const ConvGeometry& g) {
+  return two_d(g) && g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1;
+}
+
+bool conv_shifted_serves_backward_data(const ConvGeometry& g) {
+  if (!conv_shifted_serves(g)) return false;
+  if (g.has_padding() && g.mode != PaddingMode::zeros) return false;
+  for (int a = 1; a < 3; ++a) {
+    const int64_t extent = g.dilation[a] * (g.k[a] - 1);
+    if (g.pad_before[a] > extent || g.pad_after[a] > extent) return false;
+  }
+  return true;
+}
+
+bool conv_shifted_preferred(const ConvGeometry& g) {
+  if (!conv_shifted_serves(g) || g.k_size() == 1) return false;
+  const Plan p = forward_plan(g);
+  // valid share of the padded grid; im2col (batched for small maps) below it
+  return static_cast<double>(p.OW) / static_cast<double>(p.Wp) >= 0.8 && p.OH * p.OW >= 64;
+}
+
+int64_t conv_shifted_workspace_bytes(const ConvGeometry& g, int64_t elem_size, detail::ConvPass pass, int threads) {
+  const bool bwd = pass == detail::ConvPass::backward_data;
+  const Plan p = bwd ? backward_data_plan(g) : forward_plan(g);
+  const int64_t M = bwd ? g.C_in_g : g.C_out_g;
+  const long double copies = images_in_parallel(g.N, threads) ? threads : 1;
+  long double elems = static_cast<long double>(p.image_elems()) + static_cast<long double>(M) * p.Q();
+  elems *= copies;
+  if (bwd) elems += static_cast<long double>(g.C_in) * g.C_out_g * g.k_size();  // transposed weights
+  const long double total = elems * elem_size + 8.0L * (p.Kd() + p.Hp + p.Wp);
+  return total > 9.0e18L ? INT64_MAX : static_cast<int64_t>(total);
+}
+
+template <typename T>
+void conv_forward_shifted(const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
+  const Plan p = forward_plan(g);
+  const int64_t isz = g.in_size(), osz = g.out_size();
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    run(p, g.N, g.C_out_g, src + grp * g.C_in_g * isz, g.C_in * isz, weights + grp * g.C_out_g * p.Kd(),
+        bias ? bias + grp * g.C_out_g : nullptr, dst + grp * g.C_out_g * osz, g.C_out * osz);
+}
+
+template <typename T>
+void conv_backward_data_shifted(const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src) {
+  const Plan p = backward_data_plan(g);
+  const int64_t isz = g.in_size(), osz = g.out_size(), kk = g.k_size();
+  // wt[c][o][t] = w[o][c][t] for each group (the flip is in the plan)
+  std::vector<T> wt(static_cast<std::size_t>(g.C_in_g * g.C_out_g * kk));
+  for (int64_t grp = 0; grp < g.groups; ++grp) {
+    const T* w = weights + grp * g.C_out_g * g.C_in_g * kk;
+    for (int64_t o = 0; o < g.C_out_g; ++o)
+      for (int64_t c = 0; c < g.C_in_g; ++c)
+        std::copy_n(w + (o * g.C_in_g + c) * kk, kk, wt.data() + (c * g.C_out_g + o) * kk);
+    run(p, g.N, g.C_in_g, diff_dst + grp * g.C_out_g * osz, g.C_out * osz, wt.data(), static_cast<const T*>(nullptr),
+        diff_src + grp * g.C_in_g * isz, g.C_in * isz);
+  }
+}
+
+#define CNNCORE_INSTANTIATE(T)                                                                   \
+  template void conv_forward_shifted<T>(const ConvGeometry&, const T*, const T*, const T*, T*); \
+  template void conv_backward_data_shifted<T>(const ConvGeometry&, const T*, const T*, T*);
+CNNCORE_INSTANTIATE(float)
+CNNCORE_INSTANTIATE(double)
+#undef CNNCORE_INSTANTIATE
+
+}  // namespace cnncore::cpu

@@ -1,0 +1,35 @@
+// Direct convolution for stride 1 without a patch matrix: the image is
+// copied once into its padded form, and the GEMM micro-kernels read the
+// patch matrix's rows in place from it, row (c, tap) at the image shifted by
+// the tap's offset. Outputs are computed on the padded grid (OH rows of the
+// padded width) and the valid columns kept. Serves 1-D and 2-D problems
+// with every padding mode and flip, any dilation and groups; backward-data
+// runs as the same kernel on the zero-padded output gradient with the
+// weights transposed and flipped (zero padding only: the adjoint of the
+// other modes is not a convolution).
+#pragma once
+
+#include <cstdint>
+
+#include "ops/conv_geometry.hpp"
+
+namespace cnncore::cpu {
+
+// Stride 1 on every axis, at most two spatial axes.
+bool conv_shifted_serves(const detail::ConvGeometry& g);
+// Backward-data also needs zero padding no wider than the dilated kernel.
+bool conv_shifted_serves_backward_data(const detail::ConvGeometry& g);
+// Whether algorithm="auto" should take this path: enough of the padded grid
+// is valid output (the rest is computed and dropped), and the layer is not a
+// plain 1x1 (which the GEMM reads in place anyway).
+bool conv_shifted_preferred(const detail::ConvGeometry& g);
+int64_t conv_shifted_workspace_bytes(const detail::ConvGeometry& g, int64_t elem_size, detail::ConvPass pass,
+                                     int threads);
+
+template <typename T>
+void conv_forward_shifted(const detail::ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst);
+// diff_src is overwritten. Requires conv_shifted_serves_backward_data(g).
+template <typename T>
+void conv_backward_data_shifted(const detail::ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src);
+
+}  // namespace cnncore::cpu

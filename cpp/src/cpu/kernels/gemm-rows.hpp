@@ -1,0 +1,38 @@
+// How a GEMM micro-kernel finds its operands. A: APacked (an MR-row sliver,
+// a[p * MR + i]) or AStrided (row i of a row-major matrix read in place,
+// rows past m repeat row m - 1 so that nothing outside A is read).
+// Row p of B: BStrided (b + p * ldb: a packed
+// sliver or a row-major matrix read in place) or BShifted (b + off[p]: the
+// rows of a stride-1 convolution read in place from a padded image, one
+// offset per (channel, tap)). Included inside each ISA file's anonymous
+// namespace.
+#pragma once
+
+template <typename T, int MR>
+struct APacked {
+  const T* a;
+  const T* at(int i, int64_t p) const { return a + p * MR + i; }
+};
+
+template <typename T, int MR>
+struct AStrided {
+  const T* r[MR];
+  AStrided(const T* a, int64_t lda, int64_t m) {
+    for (int i = 0; i < MR; ++i) r[i] = a + (i < m ? i : m - 1) * lda;
+  }
+  const T* at(int i, int64_t p) const { return r[i] + p; }
+};
+
+template <typename T>
+struct BStrided {
+  const T* b;
+  int64_t ldb;
+  const T* operator()(int64_t p) const { return b + p * ldb; }
+};
+
+template <typename T>
+struct BShifted {
+  const T* b;
+  const int64_t* off;
+  const T* operator()(int64_t p) const { return b + off[p]; }
+};
