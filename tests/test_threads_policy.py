@@ -45,5 +45,6 @@ def test_a_users_policy_stands(name, value):
 def test_bound_runs_before_the_core_loads():
     # the policy module is imported first in the package, before _core (which loads OpenMP)
     import cnncore
-    init = open(os.path.join(os.path.dirname(cnncore.__file__), "__init__.py")).read()
+    with open(os.path.join(os.path.dirname(cnncore.__file__), "__init__.py")) as f:
+        init = f.read()
     assert init.index("from . import _threads") < init.index("from . import _core,")
