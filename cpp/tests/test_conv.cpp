@@ -213,12 +213,13 @@ TEST(conv2d_direct_stride_1_spans_blocks) {
       p.algorithm = ConvAlgorithm::reference;
       Tensor y_ref = conv2d_forward(x, w, b, p);
       Tensor g = filled<float>(y_ref.shape(), 44 + n, true);
-      Tensor dx_ref = conv2d_backward_data(g, w, xs, p);
+      Tensor dx_ref = conv2d_backward_data(g, w, xs, p), dw_ref = conv2d_backward_weight(g, x, ws, p);
       p.algorithm = ConvAlgorithm::direct;
       for (int threads : {1, 2}) {
         set_num_threads(threads);
         CHECK(max_abs_diff<float>(conv2d_forward(x, w, b, p), y_ref) == 0);
         CHECK(max_abs_diff<float>(conv2d_backward_data(g, w, xs, p), dx_ref) == 0);
+        CHECK(max_abs_diff<float>(conv2d_backward_weight(g, x, ws, p), dw_ref) == 0);
       }
     }
   set_num_threads(2);

@@ -1,8 +1,7 @@
 // Direct convolution, without a patch matrix: depthwise layers by the
 // per-channel kernels below, stride-1 layers by the shifted GEMM
-// (conv-shifted.hpp); what neither serves for a pass (the weight gradient of
-// a non-depthwise layer, the data gradient of a padded non-zero mode) runs
-// through im2col.
+// (conv-shifted.hpp); the data gradient of a padded non-zero mode, which the
+// shifted kernels do not serve, runs through im2col.
 //
 // Depthwise: each output channel o reads one input
 // channel c = o / multiplier, so no patch matrix is needed. The kernels walk
@@ -70,8 +69,7 @@ bool conv_direct_preferred(const ConvGeometry& g) {
 
 int64_t conv_direct_workspace_bytes(const ConvGeometry& g, int64_t es, detail::ConvPass pass, int threads) {
   if (is_depthwise(g)) return TapTables::bytes(g);
-  if (pass == detail::ConvPass::forward ||
-      (pass == detail::ConvPass::backward_data && conv_shifted_serves_backward_data(g)))
+  if (pass != detail::ConvPass::backward_data || conv_shifted_serves_backward_data(g))
     return conv_shifted_workspace_bytes(g, es, pass, threads);
   return conv_im2col_workspace_bytes(g, es, pass, threads);
 }
@@ -204,7 +202,7 @@ void conv_backward_data_direct(const ConvGeometry& g, const T* diff_dst, const T
 template <typename T>
 void conv_backward_weight_direct(const ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights) {
   if (is_depthwise(g)) return depthwise_backward_weight(g, diff_dst, src, diff_weights);
-  conv_backward_weight_im2col(g, diff_dst, src, diff_weights);
+  conv_backward_weight_shifted(g, diff_dst, src, diff_weights);
 }
 
 #define CNNCORE_INSTANTIATE(T)                                                                   \

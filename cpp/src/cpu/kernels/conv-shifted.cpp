@@ -9,6 +9,7 @@
 
 #include "cnncore/runtime.hpp"
 #include "cpu/kernels/gemm.hpp"
+#include "util/partial_sums.hpp"
 
 namespace cnncore::cpu {
 
@@ -159,6 +160,28 @@ void run(const Plan& p, int64_t N, int64_t M, const T* src, int64_t in_stride, c
   }
 }
 
+// Packs the output gradient of one image (M channels of OH x OW) for the
+// weight gradient's GEMM: B(q, o) = dy[o] at grid position q (zero in the
+// padded grid's extra columns), in NR-column slivers over all Q positions.
+template <typename T>
+void pack_grid_transposed(const Plan& p, int64_t M, const T* dy, int nr, T* bpack) {
+  const int64_t Q = p.Q(), OHW = p.OH * p.OW;
+  const int64_t slivers = (M + nr - 1) / nr;
+  for (int64_t s = 0; s < slivers; ++s) {
+    T* d = bpack + s * Q * nr;
+    const int64_t o0 = s * nr, cols = std::min<int64_t>(nr, M - o0);
+    for (int64_t r = 0; r < p.OH; ++r) {
+      for (int64_t c = 0; c < p.OW; ++c) {
+        T* dq = d + (r * p.Wp + c) * nr;
+        const T* src = dy + o0 * OHW + r * p.OW + c;
+        for (int64_t j = 0; j < cols; ++j) dq[j] = src[j * OHW];
+        for (int64_t j = cols; j < nr; ++j) dq[j] = T(0);
+      }
+      std::fill(d + (r * p.Wp + p.OW) * nr, d + (r + 1) * p.Wp * nr, T(0));
+    }
+  }
+}
+
 bool two_d(const ConvGeometry& g) {
   return g.in[0] == 1 && g.k[0] == 1 && g.pad_before[0] == 0 && g.pad_after[0] == 0;
 }
@@ -187,6 +210,15 @@ bool conv_shifted_preferred(const ConvGeometry& g) {
 }
 
 int64_t conv_shifted_workspace_bytes(const ConvGeometry& g, int64_t elem_size, detail::ConvPass pass, int threads) {
+  if (pass == detail::ConvPass::backward_weight) {
+    const Plan p = forward_plan(g);
+    const long double copies = images_in_parallel(g.N, threads) ? threads : 1;
+    const long double slivers = static_cast<long double>((g.C_out_g + kMaxNR - 1) / kMaxNR + 1);
+    const long double per = static_cast<long double>(p.image_elems()) + slivers * kMaxNR * p.Q() +
+                            static_cast<long double>(p.Kd()) * g.C_out_g;
+    const long double total = (per * copies) * elem_size + 8.0L * (p.Kd() + p.Hp + p.Wp);
+    return total > 9.0e18L ? INT64_MAX : static_cast<int64_t>(total);
+  }
   const bool bwd = pass == detail::ConvPass::backward_data;
   const Plan p = bwd ? backward_data_plan(g) : forward_plan(g);
   const int64_t M = bwd ? g.C_in_g : g.C_out_g;
@@ -223,9 +255,58 @@ void conv_backward_data_shifted(const ConvGeometry& g, const T* diff_dst, const 
   }
 }
 
+template <typename T>
+void conv_backward_weight_shifted(const ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights) {
+  const Plan p = forward_plan(g);
+  const auto& uk = gemm_ukernel_for_current_isa<T>();
+  const int64_t M = g.C_out_g, Kd = p.Kd(), Q = p.Q(), nr = uk.nr, isz = g.in_size(), osz = g.out_size();
+  const int64_t bpack_elems = (M + nr - 1) / nr * nr * Q, wsz = Kd * M;
+  const std::vector<int64_t> off = p.offsets();
+  const std::vector<int64_t> rows = source_table(p.Hp, p.pad_h, p.H, p.mode);
+  const std::vector<int64_t> cols = source_table(p.Wp, p.pad_w, p.W, p.mode);
+  const int nt = get_num_threads();
+  const bool par_images = images_in_parallel(g.N, nt);
+  const int copies = par_images ? nt : 1;
+  // per thread: padded image, packed gradient, its sum dW^T (Kd x M)
+  const int64_t per = p.image_elems() + bpack_elems + wsz;
+  const std::unique_ptr<T[]> ws(new T[static_cast<std::size_t>(per * copies)]);
+  for (int64_t grp = 0; grp < g.groups; ++grp) {
+    for (int t = 0; t < copies; ++t) std::fill_n(ws.get() + t * per + p.image_elems() + bpack_elems, wsz, T(0));
+    auto one = [&](int64_t n, T* buf, bool par) {
+      T* xp = buf;
+      T* bpack = buf + p.image_elems();
+      T* dwt = bpack + bpack_elems;
+      pad_image(p, src + (n * g.C_in + grp * g.C_in_g) * isz, xp, rows.data(), cols.data());
+      pack_grid_transposed(p, M, diff_dst + (n * g.C_out + grp * M) * osz, static_cast<int>(nr), bpack);
+      gemm_offset_a(uk, Kd, M, Q, xp, off.data(), bpack, true, dwt, M, par);
+    };
+    if (par_images) {
+      detail::schedule_partial_sums(1);
+#pragma omp parallel num_threads(nt)
+      {
+        T* mine = ws.get() + per * omp_get_thread_num();
+#pragma omp for schedule(runtime)
+        for (int64_t n = 0; n < g.N; ++n) one(n, mine, false);
+      }
+    } else {
+      for (int64_t n = 0; n < g.N; ++n) one(n, ws.get(), nt > 1);
+    }
+    // dW[o][k] = sum over the threads' dW^T[k][o]
+    T* dw = diff_weights + grp * M * Kd;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && wsz > 16384)
+    for (int64_t o = 0; o < M; ++o)
+      for (int64_t k = 0; k < Kd; ++k) {
+        T sum = 0;
+        for (int t = 0; t < copies; ++t) sum += ws[static_cast<std::size_t>(t * per + p.image_elems() + bpack_elems + k * M + o)];
+        dw[o * Kd + k] = sum;
+      }
+  }
+}
+
 #define CNNCORE_INSTANTIATE(T)                                                                   \
   template void conv_forward_shifted<T>(const ConvGeometry&, const T*, const T*, const T*, T*); \
-  template void conv_backward_data_shifted<T>(const ConvGeometry&, const T*, const T*, T*);
+  template void conv_backward_data_shifted<T>(const ConvGeometry&, const T*, const T*, T*);     \
+  template void conv_backward_weight_shifted<T>(const ConvGeometry&, const T*, const T*, T*);
 CNNCORE_INSTANTIATE(float)
 CNNCORE_INSTANTIATE(double)
 #undef CNNCORE_INSTANTIATE

@@ -6,7 +6,8 @@
 // with every padding mode and flip, any dilation and groups; backward-data
 // runs as the same kernel on the zero-padded output gradient with the
 // weights transposed and flipped (zero padding only: the adjoint of the
-// other modes is not a convolution).
+// other modes is not a convolution); backward-weight multiplies the in-place
+// patch rows by the output gradient laid on the padded grid.
 #pragma once
 
 #include <cstdint>
@@ -31,5 +32,9 @@ void conv_forward_shifted(const detail::ConvGeometry& g, const T* src, const T* 
 // diff_src is overwritten. Requires conv_shifted_serves_backward_data(g).
 template <typename T>
 void conv_backward_data_shifted(const detail::ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src);
+// diff_weights is overwritten: dW^T (patch rows x outputs) = the patch matrix
+// read in place times the output gradient laid on the padded grid.
+template <typename T>
+void conv_backward_weight_shifted(const detail::ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights);
 
 }  // namespace cnncore::cpu

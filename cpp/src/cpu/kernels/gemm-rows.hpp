@@ -1,6 +1,8 @@
 // How a GEMM micro-kernel finds its operands. A: APacked (an MR-row sliver,
 // a[p * MR + i]) or AStrided (row i of a row-major matrix read in place,
 // rows past m repeat row m - 1 so that nothing outside A is read).
+// AOffsets: row i at a + off[i] (rows past m repeat row m - 1), the rows
+// of a convolution's patch matrix read in place for its weight gradient.
 // Row p of B: BStrided (b + p * ldb: a packed
 // sliver or a row-major matrix read in place) or BShifted (b + off[p]: the
 // rows of a stride-1 convolution read in place from a padded image, one
@@ -19,6 +21,15 @@ struct AStrided {
   const T* r[MR];
   AStrided(const T* a, int64_t lda, int64_t m) {
     for (int i = 0; i < MR; ++i) r[i] = a + (i < m ? i : m - 1) * lda;
+  }
+  const T* at(int i, int64_t p) const { return r[i] + p; }
+};
+
+template <typename T, int MR>
+struct AOffsets {
+  const T* r[MR];
+  AOffsets(const T* a, const int64_t* off, int64_t m) {
+    for (int i = 0; i < MR; ++i) r[i] = a + off[i < m ? i : m - 1];
   }
   const T* at(int i, int64_t p) const { return r[i] + p; }
 };

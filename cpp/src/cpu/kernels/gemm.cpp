@@ -13,10 +13,12 @@
 namespace cnncore::cpu {
 
 // Declarations of every registered micro-kernel.
-#define CNNCORE_GEMM_UKERNEL(ctype, name, shifted_name, mr, nr, isa)                                \
-  void name(int64_t, const ctype*, const ctype*, int64_t, ctype*, int64_t, int64_t, int64_t, bool); \
+#define CNNCORE_GEMM_UKERNEL(ctype, name, shifted_name, offset_a_name, mr, nr, isa)                              \
+  void name(int64_t, const ctype*, const ctype*, int64_t, ctype*, int64_t, int64_t, int64_t, bool);              \
   void shifted_name(int64_t, const ctype*, int64_t, const ctype*, const int64_t*, ctype*, int64_t, int64_t, int64_t, \
-                    bool);
+                    bool);                                                                                      \
+  void offset_a_name(int64_t, const ctype*, const int64_t*, const ctype*, int64_t, ctype*, int64_t, int64_t,      \
+                     int64_t, bool);
 #include "cpu/kernels/gemm-kernels.inc"
 #undef CNNCORE_GEMM_UKERNEL
 
@@ -25,8 +27,9 @@ namespace {
 template <typename T>
 std::vector<GemmUkernel<T>> collect() {
   std::vector<GemmUkernel<T>> v;
-#define CNNCORE_GEMM_UKERNEL(ctype, name, shifted_name, mr, nr, isa) \
-  if constexpr (std::is_same_v<T, ctype>) v.push_back(GemmUkernel<T>{#name, mr, nr, isa, &name, &shifted_name});
+#define CNNCORE_GEMM_UKERNEL(ctype, name, shifted_name, offset_a_name, mr, nr, isa) \
+  if constexpr (std::is_same_v<T, ctype>)                                           \
+    v.push_back(GemmUkernel<T>{#name, mr, nr, isa, &name, &shifted_name, &offset_a_name});
 #include "cpu/kernels/gemm-kernels.inc"
 #undef CNNCORE_GEMM_UKERNEL
   return v;
@@ -259,6 +262,33 @@ void gemm_shifted(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, con
 }
 
 template <typename T>
+void gemm_offset_a(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* a, const int64_t* off,
+                   const T* bpack, bool accumulate, T* C, int64_t ldc, bool parallel) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
+    return;
+  }
+  const int mr = uk.mr, nr = uk.nr;
+  const GemmBlocking bl = gemm_blocking(mr, nr, static_cast<int>(sizeof(T)));
+  const int nt = parallel ? get_num_threads() : 1;
+  const bool par = parallel && nt > 1;
+  const int64_t n_slivers = ceil_div(N, nr), m_slivers = ceil_div(M, mr);
+  for (int64_t pc = 0; pc < K; pc += bl.kc) {
+    const int64_t kc = std::min(bl.kc, K - pc);
+    const bool acc = accumulate || pc > 0;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (par)
+    for (int64_t is = 0; is < m_slivers; ++is)
+      for (int64_t js = 0; js < n_slivers; ++js) {
+        const int64_t i = is * mr, j = js * nr;
+        uk.offset_a(kc, a + pc, off + i, bpack + js * K * nr + pc * nr, nr, C + i * ldc + j, ldc,
+                    std::min<int64_t>(mr, M - i), std::min<int64_t>(nr, N - j), acc);
+      }
+  }
+}
+
+template <typename T>
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
           int64_t ldb, bool accumulate, T* C, int64_t ldc, bool parallel) {
   gemm(gemm_ukernel_for_current_isa<T>(), transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc, parallel);
@@ -272,7 +302,9 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
   template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, bool, \
                         T*, int64_t, bool);                                                               \
   template void gemm_shifted<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, const T*, int64_t, const T*, \
-                                const int64_t*, bool, T*, int64_t, bool);
+                                const int64_t*, bool, T*, int64_t, bool);                               \
+  template void gemm_offset_a<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, const T*, const int64_t*,  \
+                                 const T*, bool, T*, int64_t, bool);
 CNNCORE_INSTANTIATE(float)
 CNNCORE_INSTANTIATE(double)
 #undef CNNCORE_INSTANTIATE

@@ -26,6 +26,12 @@ template <typename T>
 using GemmShiftedUkernelFn = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, const int64_t* off, T* c,
                                       int64_t ldc, int64_t m, int64_t n, bool accumulate);
 
+// The same tile reading row i of A at a + off[i] (i < m) and B packed or
+// strided as in GemmUkernelFn.
+template <typename T>
+using GemmOffsetAUkernelFn = void (*)(int64_t kc, const T* a, const int64_t* off, const T* b, int64_t ldb, T* c,
+                                      int64_t ldc, int64_t m, int64_t n, bool accumulate);
+
 template <typename T>
 struct GemmUkernel {
   const char* name;  // e.g. "f32_gemm_6x16__avx2_fma"
@@ -33,6 +39,7 @@ struct GemmUkernel {
   Isa isa;  // the kernel level it needs
   GemmUkernelFn<T> fn;
   GemmShiftedUkernelFn<T> shifted;  // e.g. "f32_igemm_6x16__avx2_fma"
+  GemmOffsetAUkernelFn<T> offset_a;  // e.g. "f32_wgemm_6x16__avx2_fma"
 };
 
 // Every micro-kernel built into this library (from gemm-kernels.inc), and the
@@ -60,6 +67,14 @@ void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t
 template <typename T>
 void gemm_shifted(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* b,
                   const int64_t* off, bool accumulate, T* C, int64_t ldc, bool parallel);
+
+// C (M x N, row stride ldc) = [C +] A * B where A(i, q) = a[off[i] + q] (a
+// stride-1 convolution's patch matrix read from its padded image) and B is
+// packed in NR-column slivers over all of K: sliver s at bpack + s * K * NR,
+// B(q, s * NR + j) at [q * NR + j].
+template <typename T>
+void gemm_offset_a(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* a, const int64_t* off,
+                   const T* bpack, bool accumulate, T* C, int64_t ldc, bool parallel);
 
 // Same, with the kernel of the current level.
 template <typename T>
