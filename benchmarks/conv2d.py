@@ -35,23 +35,34 @@ except ImportError:  # the benchmark still times cnncore alone
     torch = None
 
 
-# name, ic, ih(=iw), oc, k, stride, pad, groups
+# name, ic, ih(=iw), oc, k, stride, pad, groups, dilation
 SUITE = [
-    ("resnet3x3_56", 64, 56, 64, 3, 1, 1, 1),
-    ("resnet3x3_28", 128, 28, 128, 3, 1, 1, 1),
-    ("resnet3x3_14", 256, 14, 256, 3, 1, 1, 1),
-    ("resnet1x1_56", 256, 56, 64, 1, 1, 0, 1),
-    ("resnet7x7s2_224", 3, 224, 64, 7, 2, 3, 1),
-    ("depthwise3x3_56", 128, 56, 128, 3, 1, 1, 128),
-    ("lenet_c1", 1, 32, 6, 5, 1, 0, 1),
-    ("lenet_c3", 6, 14, 16, 5, 1, 0, 1),
+    ("resnet3x3_56", 64, 56, 64, 3, 1, 1, 1, 1),
+    ("resnet3x3_28", 128, 28, 128, 3, 1, 1, 1, 1),
+    ("resnet3x3_14", 256, 14, 256, 3, 1, 1, 1, 1),
+    ("resnet3x3_7", 512, 7, 512, 3, 1, 1, 1, 1),
+    ("resnet3x3_4", 512, 4, 512, 3, 1, 1, 1, 1),
+    ("resnet3x3_2", 512, 2, 512, 3, 1, 1, 1, 1),
+    ("resnet3x3_1", 512, 1, 512, 3, 1, 1, 1, 1),
+    ("resnet3x3s2_56", 64, 56, 128, 3, 2, 1, 1, 1),
+    ("resnet1x1_56", 256, 56, 64, 1, 1, 0, 1, 1),
+    ("resnet1x1s2_28", 128, 28, 256, 1, 2, 0, 1, 1),
+    ("resnet7x7s2_224", 3, 224, 64, 7, 2, 3, 1, 1),
+    ("alexnet11x11s4_224", 3, 224, 64, 11, 4, 2, 1, 1),
+    ("alexnet5x5_27", 64, 27, 192, 5, 1, 2, 1, 1),
+    ("grouped3x3_28", 128, 28, 128, 3, 1, 1, 4, 1),
+    ("dilated3x3_28", 128, 28, 128, 3, 1, 2, 1, 2),
+    ("depthwise3x3_56", 128, 56, 128, 3, 1, 1, 128, 1),
+    ("lenet_c1", 1, 32, 6, 5, 1, 0, 1, 1),
+    ("lenet_c3", 6, 14, 16, 5, 1, 0, 1, 1),
 ]
 QUICK = ["lenet_c1", "lenet_c3", "resnet3x3_14", "depthwise3x3_56"]
 
 
-def problem_string(mb, ic, ih, oc, k, s, p, g):
+def problem_string(mb, ic, ih, oc, k, s, p, g, d=1):
     gs = f"g{g}" if g > 1 else ""
-    return f"mb{mb}{gs}ic{ic}ih{ih}oc{oc}kh{k}sh{s}ph{p}"
+    ds = f"dh{d - 1}" if d > 1 else ""  # benchdnn counts dilation from 0
+    return f"mb{mb}{gs}ic{ic}ih{ih}oc{oc}kh{k}sh{s}{ds}ph{p}"
 
 
 def main(argv=None):
@@ -96,18 +107,18 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     with threads_restored(torch if use_torch else None):
         for mb in batches:
-            for name, ic, ih, oc, k, s, p, g in suite:
+            for name, ic, ih, oc, k, s, p, g, d in suite:
                 x = rng.standard_normal((mb, ic, ih, ih)).astype(dtype)
                 w = (rng.standard_normal((oc, ic // g, k, k)) / math.sqrt(ic // g * k * k)
                      ).astype(dtype)
                 b = rng.standard_normal(oc).astype(dtype)
-                kw = dict(stride=s, padding=p, groups=g)
+                kw = dict(stride=s, padding=p, groups=g, dilation=d)
                 out_shape = tuple(ops.conv2d_output_shape(x.shape, w.shape, **kw))
                 go = rng.standard_normal(out_shape).astype(dtype)
                 if use_torch:
                     xt, wt, bt, got = (torch.from_numpy(a) for a in (x, w, b, go))
                     assert xt.dtype == tdtype
-                prob = problem_string(mb, ic, ih, oc, k, s, p, g)
+                prob = problem_string(mb, ic, ih, oc, k, s, p, g, d)
                 for nt in threads:
                     cnncore.set_num_threads(nt)
                     if use_torch:
@@ -123,13 +134,13 @@ def main(argv=None):
                     if use_torch:
                         def torch_fwd():
                             with torch.no_grad():
-                                return F.conv2d(xt, wt, bt, stride=s, padding=p, groups=g)
+                                return F.conv2d(xt, wt, bt, stride=s, padding=p, groups=g, dilation=d)
 
                         def torch_bwd():
                             # grad_input, grad_weight, grad_bias; no autograd graph
                             with torch.no_grad():
                                 return torch.ops.aten.convolution_backward(
-                                    got, xt, wt, [oc], [s, s], [p, p], [1, 1], False,
+                                    got, xt, wt, [oc], [s, s], [p, p], [d, d], False,
                                     [0, 0], g, [True, True, True])
 
                         t_fwd, yt = time_call(torch_fwd, repeat)
