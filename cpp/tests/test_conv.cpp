@@ -207,7 +207,7 @@ TEST(conv2d_direct_stride_1_spans_blocks) {
       p.padding_mode = mode;
       p.flip = n % 2 == 0;
       p.dilation = {1, n % 3 == 0 ? 2 : 1};
-      const Shape xs{N, 40, 19, 21}, ws{17, 40, 3, 3};
+      const Shape xs{N, 40, 24, 25}, ws{17, 40, 3, 3};  // a grid of 24 x 28 or more: the shifted weight gradient runs
       Tensor x = filled<float>(xs, 41 + n, true), w = filled<float>(ws, 42 + n, true);
       Tensor b = filled<float>({17}, 43 + n, true);
       p.algorithm = ConvAlgorithm::reference;

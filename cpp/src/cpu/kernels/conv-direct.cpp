@@ -1,7 +1,8 @@
 // Direct convolution, without a patch matrix: depthwise layers by the
 // per-channel kernels below, stride-1 layers by the shifted GEMM
 // (conv-shifted.hpp); the data gradient of a padded non-zero mode, which the
-// shifted kernels do not serve, runs through im2col.
+// shifted kernels do not serve, and the weight gradient of small maps, where
+// they do not pay, run through im2col.
 //
 // Depthwise: each output channel o reads one input
 // channel c = o / multiplier, so no patch matrix is needed. The kernels walk
@@ -69,7 +70,9 @@ bool conv_direct_preferred(const ConvGeometry& g) {
 
 int64_t conv_direct_workspace_bytes(const ConvGeometry& g, int64_t es, detail::ConvPass pass, int threads) {
   if (is_depthwise(g)) return TapTables::bytes(g);
-  if (pass != detail::ConvPass::backward_data || conv_shifted_serves_backward_data(g))
+  if (pass == detail::ConvPass::forward ||
+      (pass == detail::ConvPass::backward_data && conv_shifted_serves_backward_data(g)) ||
+      (pass == detail::ConvPass::backward_weight && conv_shifted_weight_gradient_pays(g)))
     return conv_shifted_workspace_bytes(g, es, pass, threads);
   return conv_im2col_workspace_bytes(g, es, pass, threads);
 }
@@ -202,7 +205,8 @@ void conv_backward_data_direct(const ConvGeometry& g, const T* diff_dst, const T
 template <typename T>
 void conv_backward_weight_direct(const ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights) {
   if (is_depthwise(g)) return depthwise_backward_weight(g, diff_dst, src, diff_weights);
-  conv_backward_weight_shifted(g, diff_dst, src, diff_weights);
+  if (conv_shifted_weight_gradient_pays(g)) return conv_backward_weight_shifted(g, diff_dst, src, diff_weights);
+  conv_backward_weight_im2col(g, diff_dst, src, diff_weights);
 }
 
 #define CNNCORE_INSTANTIATE(T)                                                                   \

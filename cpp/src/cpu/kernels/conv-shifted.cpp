@@ -202,6 +202,10 @@ bool conv_shifted_serves_backward_data(const ConvGeometry& g) {
   return true;
 }
 
+bool conv_shifted_weight_gradient_pays(const ConvGeometry& g) {
+  return conv_shifted_serves(g) && forward_plan(g).Q() >= 512;
+}
+
 bool conv_shifted_preferred(const ConvGeometry& g) {
   if (!conv_shifted_serves(g) || g.k_size() == 1) return false;
   const Plan p = forward_plan(g);
@@ -291,15 +295,21 @@ void conv_backward_weight_shifted(const ConvGeometry& g, const T* diff_dst, cons
     } else {
       for (int64_t n = 0; n < g.N; ++n) one(n, ws.get(), nt > 1);
     }
-    // dW[o][k] = sum over the threads' dW^T[k][o]
+    // dW[o][k] = sum over the threads' dW^T[k][o], in square tiles so that
+    // both sides stay in cache
     T* dw = diff_weights + grp * M * Kd;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && wsz > 16384)
-    for (int64_t o = 0; o < M; ++o)
-      for (int64_t k = 0; k < Kd; ++k) {
-        T sum = 0;
-        for (int t = 0; t < copies; ++t) sum += ws[static_cast<std::size_t>(t * per + p.image_elems() + bpack_elems + k * M + o)];
-        dw[o * Kd + k] = sum;
-      }
+    const T* sums = ws.get() + p.image_elems() + bpack_elems;
+    constexpr int64_t kTile = 32;
+    const int64_t k_tiles = (Kd + kTile - 1) / kTile, o_tiles = (M + kTile - 1) / kTile;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1 && wsz > 16384)
+    for (int64_t ot = 0; ot < o_tiles; ++ot)
+      for (int64_t kt = 0; kt < k_tiles; ++kt)
+        for (int64_t o = ot * kTile; o < std::min(M, (ot + 1) * kTile); ++o)
+          for (int64_t k = kt * kTile; k < std::min(Kd, (kt + 1) * kTile); ++k) {
+            T sum = 0;
+            for (int t = 0; t < copies; ++t) sum += sums[t * per + k * M + o];
+            dw[o * Kd + k] = sum;
+          }
   }
 }
 
