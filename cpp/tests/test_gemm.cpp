@@ -14,7 +14,8 @@ static void check_all_kernels(bool exact) {
   int count = 0;
   const cpu::GemmUkernel<T>* kernels = cpu::gemm_ukernels<T>(&count);
   CHECK(count >= 1);
-  const int sizes[][3] = {{1, 1, 1}, {3, 17, 5}, {7, 23, 300}, {13, 1, 9}, {17, 33, 1}, {64, 70, 257}, {5, 3100, 4}};
+  const int sizes[][3] = {{1, 1, 1}, {3, 17, 5}, {7, 23, 300}, {13, 1, 9}, {17, 33, 1}, {64, 70, 257}, {5, 3100, 4},
+                          {1, 64, 64}, {3, 100, 70}, {16, 65, 300}, {9, 200, 2100}};
   for (int ki = 0; ki < count; ++ki) {
     const auto& k = kernels[ki];
     if (k.isa > best_supported_isa()) continue;

@@ -43,6 +43,8 @@ const std::vector<GemmUkernel<T>>& registry() {
 
 // K block of gemm_shifted (see there).
 constexpr int64_t kShiftedKC = 2048;
+// At most this many rows of A, A * B^T runs transposed (see gemm()).
+constexpr int64_t kSmallRows = 16;
 // Below this many outputs, A * B^T runs as dot products (see gemm()).
 constexpr int64_t kDotMaxOutputs = 512;
 
@@ -142,6 +144,40 @@ const GemmUkernel<T>& gemm_ukernel_for_current_isa() {
   return *best;  // the generic kernels are always registered
 }
 
+namespace {
+
+// C = A * B^T for a few rows of A (a fully connected layer at a small
+// batch: B is the weight matrix, N x K). Packing B, the big operand, would
+// cost more than the product, so the product runs transposed, C^T = B A^T,
+// with B read in place by the shifted kernels (row p of the packed A^T at
+// p * NR) and the tile whose NR wastes the fewest lanes on M.
+template <typename T>
+void small_rows_times_transposed(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
+                                 const T* B, int64_t ldb, bool accumulate, T* C, int64_t ldc, bool parallel) {
+  const GemmUkernel<T>* best = &uk;
+  for (const auto& k : registry<T>())
+    if (k.isa <= uk.isa && k.isa >= std::min(uk.isa, Isa::avx2) && k.nr >= M &&
+        (best->nr < M || k.nr < best->nr || (k.nr == best->nr && k.isa > best->isa)))
+      best = &k;
+  // rows of the packed A^T: M values padded to whole NR-wide slivers
+  const int64_t width = ceil_div(M, int64_t{best->nr}) * best->nr;
+  std::vector<T> at(static_cast<std::size_t>(K * width), T(0));
+  std::vector<int64_t> off(static_cast<std::size_t>(K));
+  for (int64_t p = 0; p < K; ++p) {
+    off[static_cast<std::size_t>(p)] = p * width;
+    for (int64_t i = 0; i < M; ++i) at[static_cast<std::size_t>(p * width + i)] = A[i * lda + p];
+  }
+  std::vector<T> ct(static_cast<std::size_t>(N * M));
+  gemm_shifted(*best, N, M, K, B, ldb, at.data(), off.data(), false, ct.data(), M, parallel);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      const T v = ct[static_cast<std::size_t>(j * M + i)];
+      C[i * ldc + j] = accumulate ? C[i * ldc + j] + v : v;
+    }
+}
+
+}  // namespace
+
 template <typename T>
 void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
           int64_t lda, const T* B, int64_t ldb, bool accumulate, T* C, int64_t ldc, bool parallel) {
@@ -165,6 +201,10 @@ void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t
         for (int64_t p = 0; p < K; ++p) sum += a[p] * b[p];
         C[i * ldc + j] = accumulate ? C[i * ldc + j] + sum : sum;
       }
+    return;
+  }
+  if (!transA && transB && M <= kSmallRows && N >= 64 && K >= 64) {
+    small_rows_times_transposed(uk, M, N, K, A, lda, B, ldb, accumulate, C, ldc, parallel);
     return;
   }
   const int mr = uk.mr, nr = uk.nr;
