@@ -14,7 +14,6 @@ import argparse
 import os
 import statistics
 
-import cnncore
 from cnncore import _core
 from _bench import parse_list, print_environment, print_header
 

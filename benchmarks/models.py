@@ -203,9 +203,11 @@ def main(argv=None):
                  f"{'err':>8} {'cnncore_MiB':>11} {'torch_MiB':>10}")
     with threads_restored(torch):
         for w in workloads:
-            tm, cm, x, y = build(w)
-            ours, rival = steppers(w, tm, cm, x, y)
             for nt in threads:
+                # fresh models per thread count: the error column compares the first
+                # step's logits, from the same weights on both sides
+                tm, cm, x, y = build(w)
+                ours, rival = steppers(w, tm, cm, x, y)
                 cc.set_num_threads(nt)
                 torch.set_num_threads(nt)
                 c_ms, t_ms, a, b = time_alternating(ours, rival, args.repeat, args.budget)
@@ -215,8 +217,8 @@ def main(argv=None):
                     mem = tuple("?" if m is None else f"{m:.0f}" for m in got)
                 print(f"{w[0]:<24} {nt:>3} {c_ms:>11.2f} {t_ms:>10.2f} {t_ms / c_ms:>6.2f} "
                       f"{rel_err(a, b):>8.1e} {mem[0]:>11} {mem[1]:>10}", flush=True)
-            del tm, cm
-            gc.collect()
+                del tm, cm, ours, rival
+                gc.collect()
 
 
 def profile(workloads, threads, args):
