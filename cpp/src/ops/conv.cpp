@@ -1,7 +1,10 @@
 // The convolution op layer: validate once, allocate, pick an implementation, run.
 #include "cnncore/conv.hpp"
 
+#include <cmath>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "cnncore/error.hpp"
 #include "cnncore/runtime.hpp"
@@ -99,6 +102,101 @@ void run_backward_weight(ConvAlgorithm algo, const ConvGeometry& g, const T* dif
   }
 }
 
+// ---- taps that read only zero padding ------------------------------------
+// With zero padding, a kernel tap whose every output reads padding (the
+// outer taps of a 3x3 kernel on a 1x1 map: ResNet's last stage on 32x32
+// images) adds w * 0. Those taps sit at the ends of each axis, so the
+// problem is the same convolution with the kernel cropped to its live taps
+// and the padding reduced to match (same output size). Forward crops when
+// the dropped weights are finite (w * 0 is then exactly 0; NaN or Inf would
+// have spread); backward-data always (its dropped products land on padding);
+// backward-weight fills the dropped taps' gradient with sum(dy) * 0.
+
+struct LiveTaps {
+  int64_t first[3] = {0, 0, 0}, last[3] = {0, 0, 0};  // weight indices, inclusive
+  bool any_dead = false;
+};
+
+LiveTaps live_taps(const ConvGeometry& g) {
+  LiveTaps lt;
+  if (g.mode != PaddingMode::zeros || !g.has_padding()) return lt;
+  for (int a = 0; a < 3; ++a) {
+    int64_t first = -1, last = -1;
+    for (int64_t t = 0; t < g.k[a]; ++t) {
+      const int64_t tap = g.flip ? g.k[a] - 1 - t : t;
+      const int64_t lo = tap * g.dilation[a] - g.pad_before[a];                   // o = 0
+      const int64_t hi = (g.out[a] - 1) * g.stride[a] + lo;                       // o = out - 1
+      if (hi >= 0 && lo < g.in[a]) {  // some output reads inside (positions rise with o)
+        if (first < 0) first = t;
+        last = t;
+      }
+    }
+    if (first < 0) return LiveTaps{};  // every tap dead: nothing to gain, keep the plain path
+    lt.first[a] = first;
+    lt.last[a] = last;
+    lt.any_dead = lt.any_dead || first > 0 || last < g.k[a] - 1;
+  }
+  return lt;
+}
+
+// The geometry of the cropped kernel, or false when the reduced padding
+// would be negative (then the plain path runs).
+bool cropped_geometry(const ConvGeometry& g, const LiveTaps& lt, ConvGeometry* out) {
+  ConvGeometry c = g;
+  for (int a = 0; a < 3; ++a) {
+    const int64_t lead = lt.first[a], trail = g.k[a] - 1 - lt.last[a];  // dropped weight indices
+    const int64_t drop_before = (g.flip ? trail : lead) * g.dilation[a];
+    const int64_t drop_after = (g.flip ? lead : trail) * g.dilation[a];
+    c.k[a] = lt.last[a] - lt.first[a] + 1;
+    c.pad_before[a] = g.pad_before[a] - drop_before;
+    c.pad_after[a] = g.pad_after[a] - drop_after;
+    if (c.pad_before[a] < 0 || c.pad_after[a] < 0) return false;
+  }
+  *out = c;
+  return true;
+}
+
+// For each tap of the full kernel, its index in the cropped one (-1: dropped).
+std::vector<int64_t> tap_map(const ConvGeometry& g, const LiveTaps& lt) {
+  std::vector<int64_t> m(static_cast<std::size_t>(g.k_size()));
+  const int64_t k1 = lt.last[1] - lt.first[1] + 1, k2 = lt.last[2] - lt.first[2] + 1;
+  for (int64_t t = 0; t < g.k_size(); ++t) {
+    const int64_t t0 = t / (g.k[1] * g.k[2]), t1 = (t / g.k[2]) % g.k[1], t2 = t % g.k[2];
+    const bool live = t0 >= lt.first[0] && t0 <= lt.last[0] && t1 >= lt.first[1] && t1 <= lt.last[1] &&
+                      t2 >= lt.first[2] && t2 <= lt.last[2];
+    m[static_cast<std::size_t>(t)] =
+        live ? ((t0 - lt.first[0]) * k1 + (t1 - lt.first[1])) * k2 + (t2 - lt.first[2]) : int64_t{-1};
+  }
+  return m;
+}
+
+// The live taps of `w` (C_out, C_in_g, k...), or an undefined tensor when
+// `need_finite` and a dropped weight is NaN or Inf.
+template <typename T>
+Tensor crop_weights(const ConvGeometry& g, const ConvGeometry& c, const std::vector<int64_t>& map, const T* w,
+                    bool need_finite) {
+  const int64_t rows = g.C_out * g.C_in_g, kk = g.k_size(), ck = c.k_size();
+  Tensor out = Tensor::empty(c.weights_shape(), std::is_same_v<T, float> ? DType::f32 : DType::f64);
+  T* d = out.data_as<T>();
+  // one pass: copy the live taps and check that the dropped ones are finite
+  std::vector<int64_t> live, dead;
+  for (int64_t t = 0; t < kk; ++t) (map[static_cast<std::size_t>(t)] >= 0 ? live : dead).push_back(t);
+  bool finite = true;
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (rows * kk > 65536) \
+    reduction(&& : finite)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* wr = w + r * kk;
+    T* dr = d + r * ck;
+    for (std::size_t i = 0; i < live.size(); ++i) dr[map[static_cast<std::size_t>(live[i])]] = wr[live[i]];
+    if (need_finite) {
+      T probe = 0;  // 0 * inf and 0 * nan are nan, 0 * finite is 0
+      for (const int64_t t : dead) probe += wr[t] * T(0);
+      finite = finite && probe == T(0);
+    }
+  }
+  return finite ? out : Tensor();
+}
+
 Tensor forward_nd(const char* op, int nd, const Tensor& src, const Tensor& weights, const Tensor& bias,
                   const ConvParams& params) {
   check_tensor(op, "x", src);
@@ -118,6 +216,14 @@ Tensor forward_nd(const char* op, int nd, const Tensor& src, const Tensor& weigh
   with_dtype(src.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* b = bias.defined() ? bias.data_as<T>() : nullptr;
+    const LiveTaps lt = algo == ConvAlgorithm::reference ? LiveTaps{} : live_taps(g);
+    ConvGeometry c;
+    if (lt.any_dead && cropped_geometry(g, lt, &c)) {
+      const Tensor wc = crop_weights<T>(g, c, tap_map(g, lt), weights.data_as<T>(), true);
+      if (wc.defined())
+        return run_forward<T>(choose(op, params.algorithm, c), c, src.data_as<T>(), wc.data_as<T>(), b,
+                              dst.data_as<T>());
+    }
     run_forward<T>(algo, g, src.data_as<T>(), weights.data_as<T>(), b, dst.data_as<T>());
   });
   return dst;
@@ -136,6 +242,13 @@ Tensor backward_data_nd(const char* op, int nd, const Tensor& diff_dst, const Te
   if (diff_src.numel() == 0) return diff_src;
   with_dtype(diff_dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    const LiveTaps lt = algo == ConvAlgorithm::reference ? LiveTaps{} : live_taps(g);
+    ConvGeometry c;
+    if (lt.any_dead && cropped_geometry(g, lt, &c)) {
+      const Tensor wc = crop_weights<T>(g, c, tap_map(g, lt), weights.data_as<T>(), false);
+      return run_backward_data<T>(choose(op, params.algorithm, c), c, diff_dst.data_as<T>(), wc.data_as<T>(),
+                                  diff_src.data_as<T>());
+    }
     run_backward_data<T>(algo, g, diff_dst.data_as<T>(), weights.data_as<T>(), diff_src.data_as<T>());
   });
   return diff_src;
@@ -153,6 +266,31 @@ Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const 
   Tensor diff_weights = Tensor::zeros(weights_shape, src.dtype());
   with_dtype(src.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    const LiveTaps lt = algo == ConvAlgorithm::reference ? LiveTaps{} : live_taps(g);
+    ConvGeometry c;
+    if (lt.any_dead && cropped_geometry(g, lt, &c)) {
+      Tensor dwc = Tensor::empty(c.weights_shape(), src.dtype());
+      run_backward_weight<T>(choose(op, params.algorithm, c), c, diff_dst.data_as<T>(), src.data_as<T>(),
+                             dwc.data_as<T>());
+      // a dropped tap's gradient is the sum over its channel's dy of dy * 0
+      const int64_t P = g.out_size(), kk = g.k_size(), ck = c.k_size();
+      const T* dy = diff_dst.data_as<T>();
+      T* dw = diff_weights.data_as<T>();
+      const T* from = dwc.data_as<T>();
+      const std::vector<int64_t> map = tap_map(g, lt);
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (g.C_out * g.C_in_g * kk > 65536)
+      for (int64_t o = 0; o < g.C_out; ++o) {
+        T dead = T(0);
+        for (int64_t n = 0; n < g.N && dead == T(0); ++n)
+          for (int64_t q = 0; q < P; ++q) dead += dy[(n * g.C_out + o) * P + q] * T(0);
+        for (int64_t r = o * g.C_in_g; r < (o + 1) * g.C_in_g; ++r)
+          for (int64_t t = 0; t < kk; ++t) {
+            const int64_t ct = map[static_cast<std::size_t>(t)];
+            dw[r * kk + t] = ct >= 0 ? from[r * ck + ct] : dead;
+          }
+      }
+      return;
+    }
     run_backward_weight<T>(algo, g, diff_dst.data_as<T>(), src.data_as<T>(), diff_weights.data_as<T>());
   });
   return diff_weights;
