@@ -210,7 +210,7 @@ bool conv_shifted_preferred(const ConvGeometry& g) {
   if (!conv_shifted_serves(g) || g.k_size() == 1) return false;
   const Plan p = forward_plan(g);
   // valid share of the padded grid; im2col (batched for small maps) below it
-  return static_cast<double>(p.OW) / static_cast<double>(p.Wp) >= 0.8 && p.OH * p.OW >= 64;
+  return static_cast<double>(p.OW) / static_cast<double>(p.Wp) >= 0.75 && p.OH * p.OW >= 64;
 }
 
 int64_t conv_shifted_workspace_bytes(const ConvGeometry& g, int64_t elem_size, detail::ConvPass pass, int threads) {
