@@ -41,7 +41,68 @@ static void check_all_kernels(bool exact) {
   }
 }
 
+// The convolution variants of every kernel: B's rows through an offset
+// table (gemm_shifted, A read in place) and A's rows through an offset table
+// (gemm_offset_a, B packed), against the naive GEMM on the gathered matrices.
+template <typename T>
+static void check_offset_variants() {
+  int count = 0;
+  const cpu::GemmUkernel<T>* kernels = cpu::gemm_ukernels<T>(&count);
+  const int sizes[][3] = {{1, 1, 1}, {3, 17, 5}, {9, 40, 300}, {17, 33, 2100}, {64, 70, 257}};
+  for (int ki = 0; ki < count; ++ki) {
+    const auto& k = kernels[ki];
+    if (k.isa > best_supported_isa()) continue;
+    for (const auto& s : sizes)
+      for (int acc = 0; acc < 2; ++acc)
+        for (int par = 0; par < 2; ++par) {
+          const int64_t M = s[0], N = s[1], K = s[2];
+          const int64_t span = 3 * K + ((N + k.nr - 1) / k.nr) * k.nr + 7;  // the source buffer
+          std::vector<T> src(static_cast<std::size_t>(span)), A(M * K), G(K * N), C(M * N), R(M * N);
+          test::fill_ints(src.data(), span, 5 + ki);
+          test::fill_ints(A.data(), M * K, 6 + ki);
+          test::fill_ints(C.data(), M * N, 7);
+          std::vector<int64_t> off(static_cast<std::size_t>(K));
+          for (int64_t p = 0; p < K; ++p) off[p] = (p * 7 + 3) % (3 * K);  // scattered, some repeated
+          for (int64_t p = 0; p < K; ++p)
+            for (int64_t j = 0; j < N; ++j) G[p * N + j] = src[off[p] + j];
+          R = C;
+          cpu::gemm_shifted(k, M, N, K, A.data(), K, src.data(), off.data(), acc != 0, C.data(), N, par != 0);
+          cpu::ref::gemm(false, false, M, N, K, A.data(), K, G.data(), N, acc != 0, R.data(), N);
+          bool same = true;
+          for (int64_t i = 0; i < M * N; ++i) same = same && C[i] == R[i];
+          if (!same) std::fprintf(stderr, "  shifted %s M=%ld N=%ld K=%ld\n", k.name, (long)M, (long)N, (long)K);
+          CHECK(same);
+
+          // gemm_offset_a: A'(i, q) = src[aoff[i] + q] (M x K), B packed from G' (K x N)
+          const int64_t aspan = 2 * M + K + 1;
+          std::vector<T> asrc(static_cast<std::size_t>(aspan)), A2(M * K), B(K * N);
+          test::fill_ints(asrc.data(), aspan, 8 + ki);
+          test::fill_ints(B.data(), K * N, 9 + ki);
+          std::vector<int64_t> aoff(static_cast<std::size_t>(M));
+          for (int64_t i = 0; i < M; ++i) aoff[i] = (i * 5 + 1) % (2 * M);
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t q = 0; q < K; ++q) A2[i * K + q] = asrc[aoff[i] + q];
+          const int64_t slivers = (N + k.nr - 1) / k.nr;
+          std::vector<T> bpack(static_cast<std::size_t>(slivers * K * k.nr), T(0));
+          for (int64_t sl = 0; sl < slivers; ++sl)
+            for (int64_t q = 0; q < K; ++q)
+              for (int64_t j = 0; j < k.nr && sl * k.nr + j < N; ++j)
+                bpack[(sl * K + q) * k.nr + j] = B[q * N + sl * k.nr + j];
+          test::fill_ints(C.data(), M * N, 10);
+          R = C;
+          cpu::gemm_offset_a(k, M, N, K, asrc.data(), aoff.data(), bpack.data(), acc != 0, C.data(), N, par != 0);
+          cpu::ref::gemm(false, false, M, N, K, A2.data(), K, B.data(), N, acc != 0, R.data(), N);
+          same = true;
+          for (int64_t i = 0; i < M * N; ++i) same = same && C[i] == R[i];
+          if (!same) std::fprintf(stderr, "  offset_a %s M=%ld N=%ld K=%ld\n", k.name, (long)M, (long)N, (long)K);
+          CHECK(same);
+        }
+  }
+}
+
 TEST(gemm_f32_kernels_match_reference) { check_all_kernels<float>(true); }
+TEST(gemm_f32_offset_variants_match_reference) { check_offset_variants<float>(); }
+TEST(gemm_f64_offset_variants_match_reference) { check_offset_variants<double>(); }
 TEST(gemm_f64_kernels_match_reference) { check_all_kernels<double>(true); }
 
 TEST(gemm_kernel_selection_follows_isa) {

@@ -240,12 +240,15 @@ void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t
         const int64_t mc = std::min(MC, M - ic);
         pack_a(transA, A, lda, ic, mc, pc, kc, mr, apack, par, nt);
         const int64_t m_slivers = ceil_div(mc, mr);
-        // Threads split the B slivers (each then runs the whole A block,
-        // which sits in the shared L2 on one core or in each core's L2);
-        // with fewer B slivers than threads they split both.
+        // Threads split the B slivers when there are many (each thread then
+        // runs the whole A block over its own part of B), else the A
+        // slivers: with few columns, split columns would put two threads'
+        // C tiles in the same cache lines (rows of C are short).
+        const bool split_b = n_slivers >= 4 * nt;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (par)
-        for (int64_t js = 0; js < n_slivers; ++js)
-          for (int64_t is = 0; is < m_slivers; ++is) {
+        for (int64_t u = 0; u < (split_b ? n_slivers : m_slivers); ++u)
+          for (int64_t v = 0; v < (split_b ? m_slivers : n_slivers); ++v) {
+            const int64_t js = split_b ? u : v, is = split_b ? v : u;
             const int64_t j = js * nr;
             const int64_t n = std::min<int64_t>(nr, nc - j);
             const T* b;
@@ -290,9 +293,11 @@ void gemm_shifted(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, con
     for (int64_t ic = 0; ic < M; ic += bl.mc) {
       const int64_t mc = std::min(bl.mc, M - ic);
       const int64_t m_slivers = ceil_div(mc, mr);
+      const bool split_b = n_slivers >= 4 * nt;  // as in gemm()
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (par)
-      for (int64_t js = 0; js < n_slivers; ++js)
-        for (int64_t is = 0; is < m_slivers; ++is) {
+      for (int64_t u = 0; u < (split_b ? n_slivers : m_slivers); ++u)
+        for (int64_t v = 0; v < (split_b ? m_slivers : n_slivers); ++v) {
+          const int64_t js = split_b ? u : v, is = split_b ? v : u;
           const int64_t j = js * nr, i = ic + is * mr;
           uk.shifted(kc, A + i * lda + pc, lda, b + j, off + pc, C + i * ldc + j, ldc,
                      std::min<int64_t>(mr, M - i), std::min<int64_t>(nr, N - j), acc);
