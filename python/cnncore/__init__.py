@@ -13,7 +13,7 @@ face:
 * ``cnncore.data`` — bundled digits, IDX / npz / image-folder loaders, DataLoader, transforms;
 * ``cnncore.save`` / ``cnncore.load`` — checkpoints in the safetensors layout.
 """
-from . import _threads  # noqa: F401  (before _core: bounds OpenMP spinning on shared machines)
+from . import _threads  # noqa: F401  (before _core: OpenMP's wait policy, docs/threads.md)
 from . import _core, ops
 from ._random import manual_seed
 from ._runtime import (
