@@ -43,6 +43,15 @@ const std::vector<GemmUkernel<T>>& registry() {
 
 // K block of gemm_shifted (see there).
 constexpr int64_t kShiftedKC = 2048;
+// Below this many multiply-adds (about 10 us of work) a GEMM runs on the
+// calling thread: waking the workers for its parallel regions (a futex wake
+// each, with passive waiting) costs more than they save.
+constexpr double kSerialMaxMacs = 1 << 20;
+
+bool worth_threads(int64_t M, int64_t N, int64_t K) {
+  return static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) >= kSerialMaxMacs;
+}
+
 // At most this many rows of A, A * B^T runs transposed (see gemm()).
 constexpr int64_t kSmallRows = 16;
 // Below this many outputs, A * B^T runs as dot products (see gemm()).
@@ -182,6 +191,7 @@ template <typename T>
 void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
           int64_t lda, const T* B, int64_t ldb, bool accumulate, T* C, int64_t ldc, bool parallel) {
   if (M <= 0 || N <= 0) return;
+  parallel = parallel && worth_threads(M, N, K);
   if (K <= 0) {
     if (!accumulate)
       for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
@@ -274,6 +284,7 @@ template <typename T>
 void gemm_shifted(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* b,
                   const int64_t* off, bool accumulate, T* C, int64_t ldc, bool parallel) {
   if (M <= 0 || N <= 0) return;
+  parallel = parallel && worth_threads(M, N, K);
   if (K <= 0) {
     if (!accumulate)
       for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
@@ -310,6 +321,7 @@ template <typename T>
 void gemm_offset_a(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* a, const int64_t* off,
                    const T* bpack, bool accumulate, T* C, int64_t ldc, bool parallel) {
   if (M <= 0 || N <= 0) return;
+  parallel = parallel && worth_threads(M, N, K);
   if (K <= 0) {
     if (!accumulate)
       for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
