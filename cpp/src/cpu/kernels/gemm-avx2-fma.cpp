@@ -52,34 +52,9 @@ template <> struct Ymm<double> {
 
 namespace cnncore::cpu {
 
-void f32_gemm_6x16__avx2_fma(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
-                     int64_t m, int64_t n, bool accumulate) {
-  gemm_2v_kernel<Ymm<float>, 6>(kc, APacked<float, 6>{a}, BStrided<float>{b, ldb}, c, ldc, m, n, accumulate);
-}
-
-void f32_igemm_6x16__avx2_fma(int64_t kc, const float* a, int64_t lda, const float* b, const int64_t* off,
-                      float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
-  gemm_2v_kernel<Ymm<float>, 6>(kc, AStrided<float, 6>(a, lda, m), BShifted<float>{b, off}, c, ldc, m, n, accumulate);
-}
-
-void f32_wgemm_6x16__avx2_fma(int64_t kc, const float* a, const int64_t* off, const float* b, int64_t ldb,
-                      float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
-  gemm_2v_kernel<Ymm<float>, 6>(kc, AOffsets<float, 6>(a, off, m), BStrided<float>{b, ldb}, c, ldc, m, n, accumulate);
-}
-
-void f64_gemm_6x8__avx2_fma(int64_t kc, const double* a, const double* b, int64_t ldb, double* c, int64_t ldc,
-                     int64_t m, int64_t n, bool accumulate) {
-  gemm_2v_kernel<Ymm<double>, 6>(kc, APacked<double, 6>{a}, BStrided<double>{b, ldb}, c, ldc, m, n, accumulate);
-}
-
-void f64_igemm_6x8__avx2_fma(int64_t kc, const double* a, int64_t lda, const double* b, const int64_t* off,
-                      double* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
-  gemm_2v_kernel<Ymm<double>, 6>(kc, AStrided<double, 6>(a, lda, m), BShifted<double>{b, off}, c, ldc, m, n, accumulate);
-}
-
-void f64_wgemm_6x8__avx2_fma(int64_t kc, const double* a, const int64_t* off, const double* b, int64_t ldb,
-                      double* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
-  gemm_2v_kernel<Ymm<double>, 6>(kc, AOffsets<double, 6>(a, off, m), BStrided<double>{b, ldb}, c, ldc, m, n, accumulate);
-}
+CNNCORE_DEFINE_GEMM_VARIANTS(float, 6, (gemm_2v_kernel<Ymm<float>, 6>), f32_gemm_6x16__avx2_fma, f32_igemm_6x16__avx2_fma,
+                             f32_wgemm_6x16__avx2_fma)
+CNNCORE_DEFINE_GEMM_VARIANTS(double, 6, (gemm_2v_kernel<Ymm<double>, 6>), f64_gemm_6x8__avx2_fma, f64_igemm_6x8__avx2_fma,
+                             f64_wgemm_6x8__avx2_fma)
 
 }  // namespace cnncore::cpu

@@ -41,34 +41,9 @@ template <> struct Zmm<double> {
 
 namespace cnncore::cpu {
 
-void f32_gemm_8x32__avx512(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
-                     int64_t m, int64_t n, bool accumulate) {
-  gemm_2v_kernel<Zmm<float>, 8>(kc, APacked<float, 8>{a}, BStrided<float>{b, ldb}, c, ldc, m, n, accumulate);
-}
-
-void f32_igemm_8x32__avx512(int64_t kc, const float* a, int64_t lda, const float* b, const int64_t* off,
-                      float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
-  gemm_2v_kernel<Zmm<float>, 8>(kc, AStrided<float, 8>(a, lda, m), BShifted<float>{b, off}, c, ldc, m, n, accumulate);
-}
-
-void f32_wgemm_8x32__avx512(int64_t kc, const float* a, const int64_t* off, const float* b, int64_t ldb,
-                      float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
-  gemm_2v_kernel<Zmm<float>, 8>(kc, AOffsets<float, 8>(a, off, m), BStrided<float>{b, ldb}, c, ldc, m, n, accumulate);
-}
-
-void f64_gemm_8x16__avx512(int64_t kc, const double* a, const double* b, int64_t ldb, double* c, int64_t ldc,
-                     int64_t m, int64_t n, bool accumulate) {
-  gemm_2v_kernel<Zmm<double>, 8>(kc, APacked<double, 8>{a}, BStrided<double>{b, ldb}, c, ldc, m, n, accumulate);
-}
-
-void f64_igemm_8x16__avx512(int64_t kc, const double* a, int64_t lda, const double* b, const int64_t* off,
-                      double* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
-  gemm_2v_kernel<Zmm<double>, 8>(kc, AStrided<double, 8>(a, lda, m), BShifted<double>{b, off}, c, ldc, m, n, accumulate);
-}
-
-void f64_wgemm_8x16__avx512(int64_t kc, const double* a, const int64_t* off, const double* b, int64_t ldb,
-                      double* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
-  gemm_2v_kernel<Zmm<double>, 8>(kc, AOffsets<double, 8>(a, off, m), BStrided<double>{b, ldb}, c, ldc, m, n, accumulate);
-}
+CNNCORE_DEFINE_GEMM_VARIANTS(float, 8, (gemm_2v_kernel<Zmm<float>, 8>), f32_gemm_8x32__avx512, f32_igemm_8x32__avx512,
+                             f32_wgemm_8x32__avx512)
+CNNCORE_DEFINE_GEMM_VARIANTS(double, 8, (gemm_2v_kernel<Zmm<double>, 8>), f64_gemm_8x16__avx512, f64_igemm_8x16__avx512,
+                             f64_wgemm_8x16__avx512)
 
 }  // namespace cnncore::cpu

@@ -47,3 +47,21 @@ struct BShifted {
   const int64_t* off;
   const T* operator()(int64_t p) const { return b + off[p]; }
 };
+
+// Defines the three registered variants of one tile (gemm-kernels.inc);
+// the caller spells out the three names. BODY is the kernel template
+// instantiated for the tile, e.g. gemm_2v_kernel<Zmm<float>, 8>.
+// Expanded inside namespace cnncore::cpu by each ISA's source file.
+#define CNNCORE_DEFINE_GEMM_VARIANTS(T, MR, BODY, gemm_name, igemm_name, wgemm_name)                             \
+  void gemm_name(int64_t kc, const T* a, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n,       \
+                 bool accumulate) {                                                                              \
+    BODY(kc, APacked<T, MR>{a}, BStrided<T>{b, ldb}, c, ldc, m, n, accumulate);                                   \
+  }                                                                                                              \
+  void igemm_name(int64_t kc, const T* a, int64_t lda, const T* b, const int64_t* off, T* c, int64_t ldc,         \
+                  int64_t m, int64_t n, bool accumulate) {                                                       \
+    BODY(kc, AStrided<T, MR>(a, lda, m), BShifted<T>{b, off}, c, ldc, m, n, accumulate);                          \
+  }                                                                                                              \
+  void wgemm_name(int64_t kc, const T* a, const int64_t* off, const T* b, int64_t ldb, T* c, int64_t ldc,         \
+                  int64_t m, int64_t n, bool accumulate) {                                                       \
+    BODY(kc, AOffsets<T, MR>(a, off, m), BStrided<T>{b, ldb}, c, ldc, m, n, accumulate);                          \
+  }

@@ -48,6 +48,16 @@ constexpr int64_t kShiftedKC = 2048;
 // each, with passive waiting) costs more than they save.
 constexpr double kSerialMaxMacs = 1 << 20;
 
+// True (after zeroing C unless accumulating) when there is nothing to multiply.
+template <typename T>
+bool empty_product(int64_t M, int64_t N, int64_t K, bool accumulate, T* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return true;
+  if (K > 0) return false;
+  if (!accumulate)
+    for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
+  return true;
+}
+
 bool worth_threads(int64_t M, int64_t N, int64_t K) {
   return static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) >= kSerialMaxMacs;
 }
@@ -190,13 +200,8 @@ void small_rows_times_transposed(const GemmUkernel<T>& uk, int64_t M, int64_t N,
 template <typename T>
 void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
           int64_t lda, const T* B, int64_t ldb, bool accumulate, T* C, int64_t ldc, bool parallel) {
-  if (M <= 0 || N <= 0) return;
+  if (empty_product(M, N, K, accumulate, C, ldc)) return;
   parallel = parallel && worth_threads(M, N, K);
-  if (K <= 0) {
-    if (!accumulate)
-      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
-    return;
-  }
   if (!transA && transB && M * N <= kDotMaxOutputs) {
     // Both operands run along K contiguously and the output is small (a
     // weight gradient of a thin layer): plain dot products beat packing.
@@ -283,13 +288,8 @@ void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t
 template <typename T>
 void gemm_shifted(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* b,
                   const int64_t* off, bool accumulate, T* C, int64_t ldc, bool parallel) {
-  if (M <= 0 || N <= 0) return;
+  if (empty_product(M, N, K, accumulate, C, ldc)) return;
   parallel = parallel && worth_threads(M, N, K);
-  if (K <= 0) {
-    if (!accumulate)
-      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
-    return;
-  }
   const int mr = uk.mr, nr = uk.nr;
   const GemmBlocking bl = gemm_blocking(mr, nr, static_cast<int>(sizeof(T)));
   const int nt = parallel ? get_num_threads() : 1;
@@ -320,13 +320,8 @@ void gemm_shifted(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, con
 template <typename T>
 void gemm_offset_a(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* a, const int64_t* off,
                    const T* bpack, bool accumulate, T* C, int64_t ldc, bool parallel) {
-  if (M <= 0 || N <= 0) return;
+  if (empty_product(M, N, K, accumulate, C, ldc)) return;
   parallel = parallel && worth_threads(M, N, K);
-  if (K <= 0) {
-    if (!accumulate)
-      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
-    return;
-  }
   const int mr = uk.mr, nr = uk.nr;
   const GemmBlocking bl = gemm_blocking(mr, nr, static_cast<int>(sizeof(T)));
   const int nt = parallel ? get_num_threads() : 1;
