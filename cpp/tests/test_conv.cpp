@@ -1,6 +1,9 @@
 // The im2col fast path against the reference over many configurations
 // (exact with small-integer fills), the adjoint identities, and the 1-D and
 // 3-D ranks the same geometry serves.
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "cnncore/cnncore.hpp"
@@ -192,6 +195,68 @@ TEST(conv2d_direct_serves_depthwise_and_stride_1) {
   p.stride = {1, 1};
   CHECK(conv2d_forward(Tensor::zeros({1, 4, 5, 5}, DType::f32), Tensor::zeros({4, 2, 3, 3}, DType::f32), Tensor(), p)
             .numel() == 4 * 3 * 3);
+}
+
+// The depthwise direct kernels over rows wider than their register blocks
+// (full blocks, masked tails), channel multipliers, every padding mode, flip,
+// stride, dilation and the 1-D and 3-D ranks; exact with small-integer fills.
+// A non-finite weight takes the data gradient's scatter path and must spread
+// exactly as in the reference.
+TEST(conv_direct_depthwise_equals_reference) {
+  const PaddingMode modes[] = {PaddingMode::zeros, PaddingMode::reflect, PaddingMode::replicate,
+                               PaddingMode::circular, PaddingMode::symmetric};
+  int n = 0;
+  for (int nd : {1, 2, 3})
+    for (int64_t width : {1, 7, 16, 17, 63, 64, 65, 131})
+      for (int64_t s : {1, 2}) {
+        ++n;
+        const int64_t C = n % 3 == 0 ? 17 : 1 + n % 3, m = 1 + n % 2, k = 1 + n % 4, d = n % 5 == 0 ? 2 : 1;
+        const int64_t pad = width > 1 ? (n % 3 == 0 ? 0 : 1) : 0;
+        if (d * (k - 1) + 1 > width + 2 * pad) continue;
+        ConvParams p;
+        p.groups = C;
+        p.flip = n % 2 == 1;
+        p.padding_mode = pad && width > 2 ? modes[n % 5] : PaddingMode::zeros;
+        Shape xs{1 + n % 2, C}, ws{C * m, 1};
+        for (int a = 0; a < nd; ++a) {
+          const int64_t len = a == nd - 1 ? width : 3 + (n + a) % 4;
+          xs.push_back(len);
+          ws.push_back(a == nd - 1 ? k : std::min<int64_t>(1 + (n + a) % 3, len));
+          p.stride.push_back(a == nd - 1 ? s : 1 + a % 2);
+          p.dilation.push_back(a == nd - 1 ? d : 1);
+        }
+        for (int a = 0; a < nd; ++a) {
+          const int64_t pa = a == nd - 1 ? pad : 1;
+          p.padding.push_back(std::min(pa, xs[2 + a] - 1));
+        }
+        for (int a = 0; a < nd; ++a) p.padding.push_back(a == nd - 1 ? 0 : std::min<int64_t>(1, xs[2 + a] - 1));
+        Tensor x = filled<float>(xs, 51 + n, true), w = filled<float>(ws, 52 + n, true);
+        Tensor b = filled<float>({ws[0]}, 53 + n, true);
+        p.algorithm = ConvAlgorithm::reference;
+        Tensor y_ref = conv_forward(x, w, b, p);
+        Tensor g = filled<float>(y_ref.shape(), 54 + n, true);
+        Tensor dx_ref = conv_backward_data(g, w, xs, p), dw_ref = conv_backward_weight(g, x, ws, p);
+        ConvParams q = p;
+        q.algorithm = ConvAlgorithm::direct;
+        for (int threads : {1, 2}) {
+          set_num_threads(threads);
+          CHECK(max_abs_diff<float>(conv_forward(x, w, b, q), y_ref) == 0);
+          CHECK(max_abs_diff<float>(conv_backward_data(g, w, xs, q), dx_ref) == 0);
+          CHECK(max_abs_diff<float>(conv_backward_weight(g, x, ws, q), dw_ref) == 0);
+        }
+        if (n % 4 == 1) {  // a non-finite weight, and float64
+          w.data_as<float>()[0] = std::numeric_limits<float>::infinity();
+          Tensor dx_inf = conv_backward_data(g, w, xs, p), got = conv_backward_data(g, w, xs, q);
+          const float *a = got.data_as<float>(), *r = dx_inf.data_as<float>();
+          for (int64_t i = 0; i < got.numel(); ++i) CHECK(std::isnan(a[i]) == std::isnan(r[i]) && (std::isnan(a[i]) || a[i] == r[i]));
+          Tensor xd = filled<double>(xs, 55 + n, false), wd = filled<double>(ws, 56 + n, false);
+          Tensor gd = filled<double>(y_ref.shape(), 57 + n, false);
+          CHECK(max_abs_diff<double>(conv_forward(xd, wd, Tensor(), q), conv_forward(xd, wd, Tensor(), p)) < 1e-12);
+          CHECK(max_abs_diff<double>(conv_backward_data(gd, wd, xs, q), conv_backward_data(gd, wd, xs, p)) < 1e-12);
+          CHECK(max_abs_diff<double>(conv_backward_weight(gd, xd, ws, q), conv_backward_weight(gd, xd, ws, p)) < 1e-12);
+        }
+      }
+  set_num_threads(2);
 }
 
 // The shifted direct path over sizes that span several kernel tiles, K

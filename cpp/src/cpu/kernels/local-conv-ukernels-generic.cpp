@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cnncore/runtime.hpp"
+#include "cpu/kernels/kernel-levels.hpp"
 
 namespace {
 #include "cpu/kernels/local-conv-ukernel.hpp"
@@ -86,11 +87,7 @@ const LocalConvUkernels<T>* local_conv_ukernels(int* count) {
 
 template <typename T>
 const LocalConvUkernels<T>& local_conv_ukernels_for_current_isa() {
-  const Isa level = get_isa();
-  const LocalConvUkernels<T>* best = &registry<T>().front();
-  for (const auto& k : registry<T>())
-    if (k.isa <= level && k.isa > best->isa) best = &k;
-  return *best;
+  return kernel_for_current_isa(registry<T>());
 }
 
 template const LocalConvUkernels<float>* local_conv_ukernels<float>(int*);
