@@ -209,8 +209,15 @@ bool conv_shifted_weight_gradient_pays(const ConvGeometry& g) {
 bool conv_shifted_preferred(const ConvGeometry& g) {
   if (!conv_shifted_serves(g) || g.k_size() == 1) return false;
   const Plan p = forward_plan(g);
-  // valid share of the padded grid; im2col (batched for small maps) below it
-  return static_cast<double>(p.OW) / static_cast<double>(p.Wp) >= 0.75 && p.OH * p.OW >= 64;
+  const double valid = static_cast<double>(p.OW) / static_cast<double>(p.Wp);  // share of the padded grid kept
+  if (valid >= 0.75 && p.OH * p.OW >= 64) return true;
+  // Small maps: the shifted path reads every weight once per image, im2col
+  // packs them once per batch of images. With few output columns in all
+  // (deep layers at small batch) packing costs more than it saves: 512->512
+  // 3x3, one thread, direct / im2col ms: 1x2x2 2.2 / 4.2, 1x4x4 1.5 / 2.8,
+  // 4x7x7 17.7 / 21.4, but 4x2x2 8.7 / 4.8, 4x4x4 8.7 / 6.6, 8x7x7 36 / 28.
+  const int64_t columns = g.N * p.OH * p.OW;
+  return valid >= 0.5 && (g.N == 1 || (p.OH * p.OW >= 32 && columns <= 256));
 }
 
 int64_t conv_shifted_workspace_bytes(const ConvGeometry& g, int64_t elem_size, detail::ConvPass pass, int threads) {
