@@ -17,7 +17,7 @@ methods of :class:`~cnncore.Tensor` (``x.relu()``, ``x.softmax(dim)``, ...). Our
 import numpy as np
 
 from . import _random, ops
-from .tensor import Function, Tensor, _wrap
+from .tensor import Function, Tensor, _wrap, is_grad_enabled
 
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -246,9 +246,14 @@ class Pool(Function):
 class MaxPool(Function):
     # Max and adaptive-max pooling: op(x, return_indices=True, **kw) -> (y, indices) and
     # op_backward(grad, x, indices=indices, **kw) -> grad_x.
-    # saves: x, the keywords and the argmax indices (so the backward only scatters)
+    # saves: x, the keywords and the argmax indices (so the backward only scatters);
+    # when no gradient will be asked for and the caller wants no indices, none are formed
+    # (half the work of the forward).
     def forward(self, x, op, op_backward, kw, indices_out=None):
         self.x, self.op_backward, self.kw = x, op_backward, kw
+        if indices_out is None and not (is_grad_enabled() and any(self.needs_input_grad)):
+            self.indices = None
+            return op(x, **kw)
         out, self.indices = op(x, return_indices=True, **kw)
         if indices_out is not None:
             indices_out.append(self.indices)
