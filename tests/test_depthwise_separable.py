@@ -63,12 +63,16 @@ def test_direct_float64_and_nan_propagation_match_reference():
     assert np.isnan(got[:, 3]).all() and not np.isnan(got[:, 2]).any()
 
 
-def test_direct_rejects_strided_non_depthwise():
-    x, w = np.zeros((1, 4, 5, 5)), np.zeros((4, 2, 3, 3))
-    with pytest.raises(ValueError, match=r"algorithm='direct' cannot serve .* depthwise .* stride 2x2"):
-        ops.conv2d(x, w, groups=2, stride=2, algorithm="direct")
-    assert ops.conv2d(x, w, groups=2, stride=2).shape == (1, 4, 2, 2)
-    assert ops.conv2d(x, w, groups=2, algorithm="direct").shape == (1, 4, 3, 3)
+def test_direct_serves_strides_and_rejects_3d_non_depthwise():
+    x, w = np.zeros((1, 4, 3, 5, 5)), np.zeros((4, 2, 2, 3, 3))
+    with pytest.raises(ValueError, match=r"algorithm='direct' cannot serve .* depthwise .* in 3-D"):
+        ops.conv3d(x, w, groups=2, algorithm="direct")
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((2, 4, 9, 11)), rng.standard_normal((4, 2, 3, 3))
+    for stride in (1, 2, (2, 3)):
+        np.testing.assert_allclose(ops.conv2d(x, w, groups=2, stride=stride, padding=1, algorithm="direct"),
+                                   ops.conv2d(x, w, groups=2, stride=stride, padding=1,
+                                              algorithm="reference"), rtol=1e-12, atol=1e-12)
 
 
 SEP_KW = [dict(), dict(stride=2, padding=1), dict(padding="same", padding_mode="reflect", dilation=2)]

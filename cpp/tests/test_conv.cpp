@@ -185,16 +185,16 @@ TEST(conv2d_true_convolution_commutes) {
   CHECK(max_abs_diff<double>(ab, ba) == 0.0);
 }
 
-TEST(conv2d_direct_serves_depthwise_and_stride_1) {
+TEST(conv_direct_serves_depthwise_and_two_axes) {
   ConvParams p;
   p.groups = 2;
-  p.stride = {2, 1};
+  p.stride = {1, 2, 1};
   p.algorithm = ConvAlgorithm::direct;
-  CHECK_THROWS(value_error, "depthwise", conv2d_forward(Tensor::zeros({1, 4, 5, 5}, DType::f32),
-                                                       Tensor::zeros({4, 2, 3, 3}, DType::f32), Tensor(), p));
-  p.stride = {1, 1};
+  CHECK_THROWS(value_error, "depthwise", conv_forward(Tensor::zeros({1, 4, 3, 5, 5}, DType::f32),
+                                                     Tensor::zeros({4, 2, 2, 3, 3}, DType::f32), Tensor(), p));
+  p.stride = {2, 1};
   CHECK(conv2d_forward(Tensor::zeros({1, 4, 5, 5}, DType::f32), Tensor::zeros({4, 2, 3, 3}, DType::f32), Tensor(), p)
-            .numel() == 4 * 3 * 3);
+            .numel() == 4 * 2 * 3);
 }
 
 // The depthwise direct kernels over rows wider than their register blocks
@@ -259,9 +259,43 @@ TEST(conv_direct_depthwise_equals_reference) {
   set_num_threads(2);
 }
 
+// Strided layers on the shifted path with grids large enough for its weight
+// gradient (at least 512 grid positions): the stem-like few-channel case and
+// a 7x7 kernel with stride 2 and 3, odd sizes so the phase planes are ragged.
+TEST(conv2d_direct_strided_phases_equal_reference) {
+  int n = 0;
+  for (int64_t s : {2, 3})
+    for (int64_t k : {3, 7})
+      for (PaddingMode mode : {PaddingMode::zeros, PaddingMode::reflect}) {
+        ++n;
+        ConvParams p;
+        p.stride = {s, n % 2 ? s : 1};
+        p.padding = {k / 2, k / 2 - n % 2, k / 2, k / 2};
+        p.padding_mode = mode;
+        p.flip = n % 3 == 0;
+        p.dilation = {1, n % 4 == 1 ? 2 : 1};
+        const Shape xs{1 + n % 2, 3, 61, 67}, ws{5 + n, 3, k, k};
+        Tensor x = filled<float>(xs, 61 + n, true), w = filled<float>(ws, 62 + n, true);
+        Tensor b = filled<float>({ws[0]}, 63 + n, true);
+        p.algorithm = ConvAlgorithm::reference;
+        Tensor y_ref = conv2d_forward(x, w, b, p);
+        Tensor g = filled<float>(y_ref.shape(), 64 + n, true);
+        Tensor dx_ref = conv2d_backward_data(g, w, xs, p), dw_ref = conv2d_backward_weight(g, x, ws, p);
+        p.algorithm = ConvAlgorithm::direct;
+        for (int threads : {1, 2}) {
+          set_num_threads(threads);
+          CHECK(max_abs_diff<float>(conv2d_forward(x, w, b, p), y_ref) == 0);
+          CHECK(max_abs_diff<float>(conv2d_backward_data(g, w, xs, p), dx_ref) == 0);
+          CHECK(max_abs_diff<float>(conv2d_backward_weight(g, x, ws, p), dw_ref) == 0);
+        }
+      }
+  set_num_threads(2);
+}
+
 // The shifted direct path over sizes that span several kernel tiles, K
-// blocks (Kd > 256) and images in parallel, each padding mode and flip.
-TEST(conv2d_direct_stride_1_spans_blocks) {
+// blocks (Kd > 256) and images in parallel, each padding mode, flip and
+// strides (phase planes).
+TEST(conv2d_direct_shifted_spans_blocks) {
   const PaddingMode modes[] = {PaddingMode::zeros, PaddingMode::reflect, PaddingMode::circular, PaddingMode::symmetric};
   int n = 0;
   for (PaddingMode mode : modes)
@@ -272,6 +306,7 @@ TEST(conv2d_direct_stride_1_spans_blocks) {
       p.padding_mode = mode;
       p.flip = n % 2 == 0;
       p.dilation = {1, n % 3 == 0 ? 2 : 1};
+      p.stride = {n % 4 == 3 ? 2 : 1, n % 3 == 1 ? 2 : (n % 5 == 0 ? 3 : 1)};  // stride phases
       const Shape xs{N, 40, 24, 25}, ws{17, 40, 3, 3};  // a grid of 24 x 28 or more: the shifted weight gradient runs
       Tensor x = filled<float>(xs, 41 + n, true), w = filled<float>(ws, 42 + n, true);
       Tensor b = filled<float>({17}, 43 + n, true);

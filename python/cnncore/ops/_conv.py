@@ -65,7 +65,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     ``"valid"``, ``"same"`` (output ``ceil(in/stride)``, any stride), ``"full"``.
     ``padding_mode`` fills the border: ``"zeros"``, ``"reflect"``, ``"replicate"``,
     ``"circular"``, ``"symmetric"``. ``algorithm``: ``"auto"``, ``"reference"``,
-    ``"im2col"``, ``"direct"`` (depthwise, or stride 1 with at most 2 spatial axes), ``"fft"``. Returns
+    ``"im2col"``, ``"direct"`` (depthwise, or at most 2 spatial axes), ``"fft"``. Returns
     (N, C_out, H_out, W_out) in the dtype of ``x``.
     """
     return _forward(2, x, weight, bias, stride, padding, dilation, groups, padding_mode, flip,

@@ -1,7 +1,7 @@
 // Direct convolution, without a patch matrix: depthwise layers by the
-// per-channel micro-kernels (dwconv-ukernels.hpp), stride-1 layers by the
-// shifted GEMM (conv-shifted.hpp); the data gradient of a padded non-zero
-// mode, which the shifted kernels do not serve, and the weight gradient of
+// per-channel micro-kernels (dwconv-ukernels.hpp), other 1-D and 2-D layers
+// by the shifted GEMM (conv-shifted.hpp); the data gradient of a padded
+// non-zero mode or a stride, which the shifted kernels do not serve, and the weight gradient of
 // small maps, where they do not pay, run through im2col.
 //
 // Depthwise: each output channel o reads one input channel c = o /
@@ -183,9 +183,8 @@ int64_t depthwise_workspace_bytes(const ConvGeometry& g, int64_t es, detail::Con
 std::string conv_direct_why_not(const ConvGeometry& g) {
   if (is_depthwise(g) || conv_shifted_serves(g)) return {};
   return detail::str("the direct path serves depthwise convolution (groups equal to the input channels) and "
-                     "stride 1 with at most 2 spatial axes; got groups=", g.groups, " with ", g.C_in,
-                     " input channels, stride ", g.stride[1], "x", g.stride[2],
-                     g.nd == 3 ? " in 3-D" : "");
+                     "convolutions of at most 2 spatial axes; got groups=", g.groups, " with ", g.C_in,
+                     " input channels in 3-D");
 }
 
 // Depthwise layers always: with the plane copied once per (image, channel)
@@ -194,7 +193,7 @@ std::string conv_direct_why_not(const ConvGeometry& g) {
 // im2col): 32 channels x4 3x3 @28 1.06 / 3.47 vs 2.31 / 7.35; 64 x8 3x3 @14
 // 1.54 / 6.30 vs 2.53 / 7.22; LeNet's 1->6 5x5 @32 at batch 64 0.58 / 1.89 vs
 // 0.53 / 2.64 (the one forward where im2col is ahead, by 10%).
-// Stride-1 layers other than depthwise: see conv_shifted_preferred.
+// Other layers: see conv_shifted_preferred.
 bool conv_direct_preferred(const ConvGeometry& g) {
   if (is_depthwise(g)) return true;
   return conv_shifted_preferred(g);

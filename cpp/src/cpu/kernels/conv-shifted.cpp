@@ -22,14 +22,22 @@ namespace {
 constexpr int64_t kMaxNR = 64;
 
 // One image's problem on the padded grid: C channels of Hp x Wp in, OH x OW
-// out (stride 1), kernel kh x kw with dilation dh, dw.
+// out, kernel kh x kw with dilation dh, dw and stride sh, sw. With a stride,
+// each padded channel is stored as sh * sw phase planes of Hq x Wq (padded
+// row i, column j at plane (i % sh, j % sw), position (i / sh, j / sw)):
+// output (r, c) of tap (a, b) reads plane ((a*dh) % sh, (b*dw) % sw) at
+// (r + a*dh / sh, c + b*dw / sw), so on the grid of Wq columns every patch
+// row is again the image shifted by a constant.
 struct Plan {
-  int64_t C, H, W, Hp, Wp, OH, OW, kh, kw, dh, dw, pad_h, pad_w;
+  int64_t C, H, W, Hp, Wp, OH, OW, kh, kw, dh, dw, pad_h, pad_w, sh = 1, sw = 1;
   PaddingMode mode;
   bool flip;
-  int64_t Q() const { return OH * Wp; }                       // grid positions computed
+  int64_t Hq() const { return (Hp + sh - 1) / sh; }
+  int64_t Wq() const { return (Wp + sw - 1) / sw; }  // the grid's width
+  int64_t plane() const { return Hq() * Wq(); }
+  int64_t Q() const { return OH * Wq(); }            // grid positions computed
   int64_t Kd() const { return C * kh * kw; }
-  int64_t image_elems() const { return C * Hp * Wp + dw * (kw - 1) + kMaxNR; }
+  int64_t image_elems() const { return C * sh * sw * plane() + dw * (kw - 1) + kMaxNR; }
   // offset of patch row p = (c, th, tw) in the padded image
   std::vector<int64_t> offsets() const {
     std::vector<int64_t> off(static_cast<std::size_t>(Kd()));
@@ -37,8 +45,8 @@ struct Plan {
     for (int64_t c = 0; c < C; ++c)
       for (int64_t th = 0; th < kh; ++th)
         for (int64_t tw = 0; tw < kw; ++tw) {
-          const int64_t a = flip ? kh - 1 - th : th, b = flip ? kw - 1 - tw : tw;
-          off[p++] = c * Hp * Wp + a * dh * Wp + b * dw;
+          const int64_t a = (flip ? kh - 1 - th : th) * dh, b = (flip ? kw - 1 - tw : tw) * dw;
+          off[p++] = ((c * sh + a % sh) * sw + b % sw) * plane() + (a / sh) * Wq() + b / sw;
         }
     return off;
   }
@@ -60,6 +68,8 @@ Plan forward_plan(const ConvGeometry& g) {
   p.dw = g.dilation[2];
   p.pad_h = g.pad_before[1];
   p.pad_w = g.pad_before[2];
+  p.sh = g.stride[1];
+  p.sw = g.stride[2];
   p.mode = g.mode;
   p.flip = g.flip;
   return p;
@@ -88,10 +98,31 @@ Plan backward_data_plan(const ConvGeometry& g) {
   return p;
 }
 
+// pad_image with a stride: the same values scattered into the phase planes;
+// the planes' slots past the padded image (when sh or sw does not divide it)
+// are zeros.
+template <typename T>
+void pad_image_phases(const Plan& p, const T* x, T* xp, const int64_t* rows, const int64_t* cols) {
+  std::fill(xp, xp + p.image_elems(), T(0));
+  const int64_t plane = p.plane(), Wq = p.Wq();
+  for (int64_t c = 0; c < p.C; ++c)
+    for (int64_t i = 0; i < p.Hp; ++i) {
+      const int64_t r = rows[i];
+      if (r < 0) continue;
+      const T* s = x + (c * p.H + r) * p.W;
+      T* d = xp + (c * p.sh + i % p.sh) * p.sw * plane + (i / p.sh) * Wq;
+      for (int64_t j = 0; j < p.Wp; ++j) {
+        const int64_t k = j < p.pad_w || j >= p.pad_w + p.W ? cols[j] : j - p.pad_w;
+        if (k >= 0) d[(j % p.sw) * plane + j / p.sw] = s[k];
+      }
+    }
+}
+
 // The padded copy of one image (every padding mode), then zeros for the
 // slack the micro-kernels may read past it.
 template <typename T>
 void pad_image(const Plan& p, const T* x, T* xp, const int64_t* rows, const int64_t* cols) {
+  if (p.sh > 1 || p.sw > 1) return pad_image_phases(p, x, xp, rows, cols);
   for (int64_t c = 0; c < p.C; ++c)
     for (int64_t i = 0; i < p.Hp; ++i) {
       T* d = xp + (c * p.Hp + i) * p.Wp;
@@ -145,7 +176,7 @@ void run(const Plan& p, int64_t N, int64_t M, const T* src, int64_t in_stride, c
     for (int64_t o = 0; o < M; ++o) {
       const T b = bias ? bias[o] : T(0);
       for (int64_t r = 0; r < p.OH; ++r) {
-        const T* from = y + o * Q + r * p.Wp;
+        const T* from = y + o * Q + r * p.Wq();
         T* to = out + o * OHW + r * p.OW;
 #pragma omp simd
         for (int64_t j = 0; j < p.OW; ++j) to[j] = from[j] + b;
@@ -172,12 +203,12 @@ void pack_grid_transposed(const Plan& p, int64_t M, const T* dy, int nr, T* bpac
     const int64_t o0 = s * nr, cols = std::min<int64_t>(nr, M - o0);
     for (int64_t r = 0; r < p.OH; ++r) {
       for (int64_t c = 0; c < p.OW; ++c) {
-        T* dq = d + (r * p.Wp + c) * nr;
+        T* dq = d + (r * p.Wq() + c) * nr;
         const T* src = dy + o0 * OHW + r * p.OW + c;
         for (int64_t j = 0; j < cols; ++j) dq[j] = src[j * OHW];
         for (int64_t j = cols; j < nr; ++j) dq[j] = T(0);
       }
-      std::fill(d + (r * p.Wp + p.OW) * nr, d + (r + 1) * p.Wp * nr, T(0));
+      std::fill(d + (r * p.Wq() + p.OW) * nr, d + (r + 1) * p.Wq() * nr, T(0));
     }
   }
 }
@@ -188,12 +219,10 @@ bool two_d(const ConvGeometry& g) {
 
 }  // namespace
 
-bool conv_shifted_serves(const ConvGeometry& g) {
-  return two_d(g) && g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1;
-}
+bool conv_shifted_serves(const ConvGeometry& g) { return two_d(g) && g.stride[0] == 1; }
 
 bool conv_shifted_serves_backward_data(const ConvGeometry& g) {
-  if (!conv_shifted_serves(g)) return false;
+  if (!conv_shifted_serves(g) || g.stride[1] != 1 || g.stride[2] != 1) return false;
   if (g.has_padding() && g.mode != PaddingMode::zeros) return false;
   for (int a = 1; a < 3; ++a) {
     const int64_t extent = g.dilation[a] * (g.k[a] - 1);
@@ -209,8 +238,13 @@ bool conv_shifted_weight_gradient_pays(const ConvGeometry& g) {
 bool conv_shifted_preferred(const ConvGeometry& g) {
   if (!conv_shifted_serves(g) || g.k_size() == 1) return false;
   const Plan p = forward_plan(g);
-  const double valid = static_cast<double>(p.OW) / static_cast<double>(p.Wp);  // share of the padded grid kept
-  if (valid >= 0.75 && p.OH * p.OW >= 64) return true;
+  const double valid = static_cast<double>(p.OW) / static_cast<double>(p.Wq());  // share of the grid kept
+  // With a stride, only when the patch rows are few (few input channels:
+  // im2col's strided gathers are then most of its time). One thread, ms
+  // direct / im2col: ResNet's 7x7/2 stem at 224 2.95 / 3.90, AlexNet's
+  // 11x11/4 at batch 8 15.0 / 20.2; but 3x3/2 64->128 at 56 1.73 / 1.27.
+  const bool strided = g.stride[1] > 1 || g.stride[2] > 1;
+  if (valid >= 0.75 && p.OH * p.OW >= 64) return !strided || p.Kd() <= 512;
   // Small maps: the shifted path reads every weight once per image, im2col
   // packs them once per batch of images. With few output columns in all
   // (deep layers at small batch) packing costs more than it saves: 512->512

@@ -1,5 +1,6 @@
-// Direct convolution for stride 1 without a patch matrix: the image is
-// copied once into its padded form, and the GEMM micro-kernels read the
+// Direct convolution without a patch matrix: the image is copied once into
+// its padded form (split into stride phases when strided, so that every
+// patch row is still a shifted copy of it), and the GEMM micro-kernels read the
 // patch matrix's rows in place from it, row (c, tap) at the image shifted by
 // the tap's offset. Outputs are computed on the padded grid (OH rows of the
 // padded width) and the valid columns kept. Serves 1-D and 2-D problems
@@ -16,9 +17,9 @@
 
 namespace cnncore::cpu {
 
-// Stride 1 on every axis, at most two spatial axes.
+// At most two spatial axes (any stride).
 bool conv_shifted_serves(const detail::ConvGeometry& g);
-// Backward-data also needs zero padding no wider than the dilated kernel.
+// Backward-data also needs stride 1 and zero padding no wider than the dilated kernel.
 bool conv_shifted_serves_backward_data(const detail::ConvGeometry& g);
 // Whether the weight gradient pays on this path: with few grid positions
 // per image (a deep layer at batch 1) the GEMM's output, all of dW, is
