@@ -82,8 +82,9 @@ void fast_equals_reference(bool ints) {
   CHECK(n > 30);
 }
 
-// Small output maps go to the GEMM several images at a time (their patch
-// matrices side by side): every batch size, a short last batch, batches in
+// Small output maps go to the GEMM several images at a time (im2col: their
+// patch matrices side by side; direct: their padded images side by side on
+// one grid): every batch size, a short last batch, batches in
 // parallel and one after another, pointwise and grouped layers.
 template <typename T>
 void batched_small_maps_equal_reference() {
@@ -106,16 +107,17 @@ void batched_small_maps_equal_reference() {
           Tensor y_ref = conv2d_forward(x, w, b, p);
           Tensor g = filled<T>(y_ref.shape(), 34 + n, true);
           Tensor dx_ref = conv2d_backward_data(g, w, xs, p), dw_ref = conv2d_backward_weight(g, x, ws, p);
-          p.algorithm = ConvAlgorithm::im2col;
-          for (int threads : {1, 2, 3}) {
-            set_num_threads(threads);
-            CHECK(max_abs_diff<T>(conv2d_forward(x, w, b, p), y_ref) == 0);
-            ConvParams pr = p;
-            pr.algorithm = ConvAlgorithm::reference;
-            CHECK(max_abs_diff<T>(conv2d_forward(x, w, Tensor(), p), conv2d_forward(x, w, Tensor(), pr)) == 0);
-            CHECK(max_abs_diff<T>(conv2d_backward_data(g, w, xs, p), dx_ref) == 0);
-            CHECK(max_abs_diff<T>(conv2d_backward_weight(g, x, ws, p), dw_ref) == 0);
-          }
+          for (ConvAlgorithm algo : {ConvAlgorithm::im2col, ConvAlgorithm::direct})  // direct: images side by side
+            for (int threads : {1, 2, 3}) {
+              p.algorithm = algo;
+              set_num_threads(threads);
+              CHECK(max_abs_diff<T>(conv2d_forward(x, w, b, p), y_ref) == 0);
+              ConvParams pr = p;
+              pr.algorithm = ConvAlgorithm::reference;
+              CHECK(max_abs_diff<T>(conv2d_forward(x, w, Tensor(), p), conv2d_forward(x, w, Tensor(), pr)) == 0);
+              CHECK(max_abs_diff<T>(conv2d_backward_data(g, w, xs, p), dx_ref) == 0);
+              CHECK(max_abs_diff<T>(conv2d_backward_weight(g, x, ws, p), dw_ref) == 0);
+            }
         }
   set_num_threads(2);
 }

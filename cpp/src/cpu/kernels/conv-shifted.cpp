@@ -27,15 +27,18 @@ constexpr int64_t kMaxNR = 64;
 // row i, column j at plane (i % sh, j % sw), position (i / sh, j / sw)):
 // output (r, c) of tap (a, b) reads plane ((a*dh) % sh, (b*dw) % sw) at
 // (r + a*dh / sh, c + b*dw / sw), so on the grid of Wq columns every patch
-// row is again the image shifted by a constant.
+// row is again the image shifted by a constant. Small maps put B images
+// side by side on one grid (image b's columns at b * Wq of each row), so one
+// GEMM serves them all and reads the weights once.
 struct Plan {
-  int64_t C, H, W, Hp, Wp, OH, OW, kh, kw, dh, dw, pad_h, pad_w, sh = 1, sw = 1;
+  int64_t C, H, W, Hp, Wp, OH, OW, kh, kw, dh, dw, pad_h, pad_w, sh = 1, sw = 1, B = 1;
   PaddingMode mode;
   bool flip;
   int64_t Hq() const { return (Hp + sh - 1) / sh; }
-  int64_t Wq() const { return (Wp + sw - 1) / sw; }  // the grid's width
-  int64_t plane() const { return Hq() * Wq(); }
-  int64_t Q() const { return OH * Wq(); }            // grid positions computed
+  int64_t Wq() const { return (Wp + sw - 1) / sw; }  // one image's width on the grid
+  int64_t Wg() const { return B * Wq(); }            // the grid's row length
+  int64_t plane() const { return Hq() * Wg(); }
+  int64_t Q() const { return OH * Wg(); }            // grid positions computed
   int64_t Kd() const { return C * kh * kw; }
   int64_t image_elems() const { return C * sh * sw * plane() + dw * (kw - 1) + kMaxNR; }
   // offset of patch row p = (c, th, tw) in the padded image
@@ -46,11 +49,25 @@ struct Plan {
       for (int64_t th = 0; th < kh; ++th)
         for (int64_t tw = 0; tw < kw; ++tw) {
           const int64_t a = (flip ? kh - 1 - th : th) * dh, b = (flip ? kw - 1 - tw : tw) * dw;
-          off[p++] = ((c * sh + a % sh) * sw + b % sw) * plane() + (a / sh) * Wq() + b / sw;
+          off[p++] = ((c * sh + a % sh) * sw + b % sw) * plane() + (a / sh) * Wg() + b / sw;
         }
     return off;
   }
 };
+
+// Images per grid for N images: one per grid when an image's grid has 512
+// positions or more, else enough for about 1024 (at most 2^20 elements of
+// padded images), with the batches a multiple of the thread count when the
+// images run in parallel.
+void batch_images(Plan& p, int64_t N) {
+  const int64_t q1 = p.OH * p.Wq(), img = p.C * p.sh * p.sw * p.Hq() * p.Wq();
+  if (N <= 1 || q1 >= 512 || img <= 0) return;
+  int64_t b = std::min<int64_t>({N, (1024 + q1 - 1) / q1, std::max<int64_t>(1, (int64_t(1) << 20) / img)});
+  int64_t batches = (N + b - 1) / b;
+  const int nt = get_num_threads();
+  if (nt > 1 && N >= nt) batches = (batches + nt - 1) / nt * nt;
+  p.B = (N + batches - 1) / batches;
+}
 
 // The forward problem of one group of `g` (the H axis is axis 1, W axis 2).
 Plan forward_plan(const ConvGeometry& g) {
@@ -72,6 +89,7 @@ Plan forward_plan(const ConvGeometry& g) {
   p.sw = g.stride[2];
   p.mode = g.mode;
   p.flip = g.flip;
+  batch_images(p, g.N);
   return p;
 }
 
@@ -95,49 +113,55 @@ Plan backward_data_plan(const ConvGeometry& g) {
   p.dw = g.dilation[2];
   p.mode = PaddingMode::zeros;
   p.flip = !g.flip;
+  batch_images(p, g.N);
   return p;
 }
 
-// pad_image with a stride: the same values scattered into the phase planes;
-// the planes' slots past the padded image (when sh or sw does not divide it)
-// are zeros.
+// pad_images with a stride: the same values scattered into the phase
+// planes; the planes' slots past the padded image (when sh or sw does not
+// divide it) are zeros.
 template <typename T>
-void pad_image_phases(const Plan& p, const T* x, T* xp, const int64_t* rows, const int64_t* cols) {
+void pad_images_phases(const Plan& p, const T* x, int64_t in_stride, int64_t nb, T* xp, const int64_t* rows,
+                       const int64_t* cols) {
   std::fill(xp, xp + p.image_elems(), T(0));
-  const int64_t plane = p.plane(), Wq = p.Wq();
-  for (int64_t c = 0; c < p.C; ++c)
-    for (int64_t i = 0; i < p.Hp; ++i) {
-      const int64_t r = rows[i];
-      if (r < 0) continue;
-      const T* s = x + (c * p.H + r) * p.W;
-      T* d = xp + (c * p.sh + i % p.sh) * p.sw * plane + (i / p.sh) * Wq;
-      for (int64_t j = 0; j < p.Wp; ++j) {
-        const int64_t k = j < p.pad_w || j >= p.pad_w + p.W ? cols[j] : j - p.pad_w;
-        if (k >= 0) d[(j % p.sw) * plane + j / p.sw] = s[k];
+  const int64_t plane = p.plane();
+  for (int64_t b = 0; b < nb; ++b)
+    for (int64_t c = 0; c < p.C; ++c)
+      for (int64_t i = 0; i < p.Hp; ++i) {
+        const int64_t r = rows[i];
+        if (r < 0) continue;
+        const T* s = x + b * in_stride + (c * p.H + r) * p.W;
+        T* d = xp + (c * p.sh + i % p.sh) * p.sw * plane + (i / p.sh) * p.Wg() + b * p.Wq();
+        for (int64_t j = 0; j < p.Wp; ++j) {
+          const int64_t k = j < p.pad_w || j >= p.pad_w + p.W ? cols[j] : j - p.pad_w;
+          if (k >= 0) d[(j % p.sw) * plane + j / p.sw] = s[k];
+        }
       }
-    }
 }
 
-// The padded copy of one image (every padding mode), then zeros for the
-// slack the micro-kernels may read past it.
+// The padded copy of nb <= B images (in_stride elements apart; every padding
+// mode) side by side on the grid, zeros in the slots of absent images and
+// for the slack the micro-kernels may read past the last.
 template <typename T>
-void pad_image(const Plan& p, const T* x, T* xp, const int64_t* rows, const int64_t* cols) {
-  if (p.sh > 1 || p.sw > 1) return pad_image_phases(p, x, xp, rows, cols);
+void pad_images(const Plan& p, const T* x, int64_t in_stride, int64_t nb, T* xp, const int64_t* rows,
+                const int64_t* cols) {
+  if (p.sh > 1 || p.sw > 1) return pad_images_phases(p, x, in_stride, nb, xp, rows, cols);
   for (int64_t c = 0; c < p.C; ++c)
-    for (int64_t i = 0; i < p.Hp; ++i) {
-      T* d = xp + (c * p.Hp + i) * p.Wp;
-      const int64_t r = rows[i];
-      if (r < 0) {
-        std::fill(d, d + p.Wp, T(0));
-        continue;
+    for (int64_t i = 0; i < p.Hp; ++i)
+      for (int64_t b = 0; b < p.B; ++b) {
+        T* d = xp + (c * p.Hp + i) * p.Wg() + b * p.Wp;
+        const int64_t r = rows[i];
+        if (r < 0 || b >= nb) {
+          std::fill(d, d + p.Wp, T(0));
+          continue;
+        }
+        const T* s = x + b * in_stride + (c * p.H + r) * p.W;
+        // the interior is a straight copy; the borders go through the table
+        for (int64_t j = 0; j < p.pad_w; ++j) d[j] = cols[j] < 0 ? T(0) : s[cols[j]];
+        std::copy_n(s, p.W, d + p.pad_w);
+        for (int64_t j = p.pad_w + p.W; j < p.Wp; ++j) d[j] = cols[j] < 0 ? T(0) : s[cols[j]];
       }
-      const T* s = x + (c * p.H + r) * p.W;
-      // the interior is a straight copy; the borders go through the table
-      for (int64_t j = 0; j < p.pad_w; ++j) d[j] = cols[j] < 0 ? T(0) : s[cols[j]];
-      std::copy_n(s, p.W, d + p.pad_w);
-      for (int64_t j = p.pad_w + p.W; j < p.Wp; ++j) d[j] = cols[j] < 0 ? T(0) : s[cols[j]];
-    }
-  std::fill(xp + p.C * p.Hp * p.Wp, xp + p.image_elems(), T(0));
+  std::fill(xp + p.C * p.plane(), xp + p.image_elems(), T(0));
 }
 
 std::vector<int64_t> source_table(int64_t padded, int64_t pad, int64_t n, PaddingMode mode) {
@@ -162,54 +186,56 @@ void run(const Plan& p, int64_t N, int64_t M, const T* src, int64_t in_stride, c
   const std::vector<int64_t> rows = source_table(p.Hp, p.pad_h, p.H, p.mode);
   const std::vector<int64_t> cols = source_table(p.Wp, p.pad_w, p.W, p.mode);
   const int nt = get_num_threads();
-  const bool par_images = images_in_parallel(N, nt);
+  const int64_t batches = (N + p.B - 1) / p.B;
+  const bool par_images = images_in_parallel(batches, nt);
   const int64_t per = per_thread_elems(p, M);
   const std::unique_ptr<T[]> ws(new T[static_cast<std::size_t>(per * (par_images ? nt : 1))]);
   const int64_t Q = p.Q(), OHW = p.OH * p.OW;
-  auto one = [&](int64_t n, T* buf, bool par) {
+  auto one = [&](int64_t k, T* buf, bool par) {
     T* xp = buf;
     T* y = buf + p.image_elems();
-    pad_image(p, src + n * in_stride, xp, rows.data(), cols.data());
+    const int64_t n0 = k * p.B, nb = std::min(p.B, N - n0);
+    pad_images(p, src + n0 * in_stride, in_stride, nb, xp, rows.data(), cols.data());
     gemm_shifted(uk, M, Q, p.Kd(), w, p.Kd(), xp, off.data(), false, y, Q, par);
-    T* out = dst + n * out_stride;
-#pragma omp parallel for schedule(static) num_threads(nt) if (par && M * OHW > 32768)
-    for (int64_t o = 0; o < M; ++o) {
-      const T b = bias ? bias[o] : T(0);
-      for (int64_t r = 0; r < p.OH; ++r) {
-        const T* from = y + o * Q + r * p.Wq();
-        T* to = out + o * OHW + r * p.OW;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (par && nb * M * OHW > 32768)
+    for (int64_t b = 0; b < nb; ++b)
+      for (int64_t o = 0; o < M; ++o) {
+        const T bo = bias ? bias[o] : T(0);
+        T* out = dst + (n0 + b) * out_stride + o * OHW;
+        for (int64_t r = 0; r < p.OH; ++r) {
+          const T* from = y + o * Q + r * p.Wg() + b * p.Wq();
 #pragma omp simd
-        for (int64_t j = 0; j < p.OW; ++j) to[j] = from[j] + b;
+          for (int64_t j = 0; j < p.OW; ++j) out[r * p.OW + j] = from[j] + bo;
+        }
       }
-    }
   };
   if (par_images) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (int64_t n = 0; n < N; ++n) one(n, ws.get() + per * omp_get_thread_num(), false);
+    for (int64_t k = 0; k < batches; ++k) one(k, ws.get() + per * omp_get_thread_num(), false);
   } else {
-    for (int64_t n = 0; n < N; ++n) one(n, ws.get(), nt > 1);
+    for (int64_t k = 0; k < batches; ++k) one(k, ws.get(), nt > 1);
   }
 }
 
-// Packs the output gradient of one image (M channels of OH x OW) for the
-// weight gradient's GEMM: B(q, o) = dy[o] at grid position q (zero in the
-// padded grid's extra columns), in NR-column slivers over all Q positions.
+// Packs the output gradient of nb <= B images (M channels of OH x OW each,
+// dy_stride elements apart) for the weight gradient's GEMM: B(q, o) = dy[o]
+// at grid position q (zero in the grid's extra columns and absent images'
+// slots), in NR-column slivers over all Q positions.
 template <typename T>
-void pack_grid_transposed(const Plan& p, int64_t M, const T* dy, int nr, T* bpack) {
+void pack_grid_transposed(const Plan& p, int64_t M, const T* dy, int64_t dy_stride, int64_t nb, int nr, T* bpack) {
   const int64_t Q = p.Q(), OHW = p.OH * p.OW;
   const int64_t slivers = (M + nr - 1) / nr;
+  std::fill(bpack, bpack + slivers * Q * nr, T(0));
   for (int64_t s = 0; s < slivers; ++s) {
     T* d = bpack + s * Q * nr;
     const int64_t o0 = s * nr, cols = std::min<int64_t>(nr, M - o0);
-    for (int64_t r = 0; r < p.OH; ++r) {
-      for (int64_t c = 0; c < p.OW; ++c) {
-        T* dq = d + (r * p.Wq() + c) * nr;
-        const T* src = dy + o0 * OHW + r * p.OW + c;
-        for (int64_t j = 0; j < cols; ++j) dq[j] = src[j * OHW];
-        for (int64_t j = cols; j < nr; ++j) dq[j] = T(0);
-      }
-      std::fill(d + (r * p.Wq() + p.OW) * nr, d + (r + 1) * p.Wq() * nr, T(0));
-    }
+    for (int64_t b = 0; b < nb; ++b)
+      for (int64_t r = 0; r < p.OH; ++r)
+        for (int64_t c = 0; c < p.OW; ++c) {
+          T* dq = d + (r * p.Wg() + b * p.Wq() + c) * nr;
+          const T* src = dy + b * dy_stride + o0 * OHW + r * p.OW + c;
+          for (int64_t j = 0; j < cols; ++j) dq[j] = src[j * OHW];
+        }
   }
 }
 
@@ -239,25 +265,27 @@ bool conv_shifted_preferred(const ConvGeometry& g) {
   if (!conv_shifted_serves(g) || g.k_size() == 1) return false;
   const Plan p = forward_plan(g);
   const double valid = static_cast<double>(p.OW) / static_cast<double>(p.Wq());  // share of the grid kept
+  // Stride 1: whenever at least half the grid is output. Small maps go side
+  // by side on one grid, so the weights are read once per batch of images
+  // and no patch matrix is built; one thread, forward ms direct / im2col:
+  // LeNet's 6->16 5x5 @14 at batch 64 0.67 / 1.32, 512->512 3x3 @2 at batch
+  // 4 1.42 / 3.46, 128->128 3x3 @4 at batch 32 2.36 / 2.52; 512 @7 at batch
+  // 16 45 / 44 is the worst case measured.
+  if (g.stride[1] == 1 && g.stride[2] == 1) return valid >= 0.5;
   // With a stride, only when the patch rows are few (few input channels:
-  // im2col's strided gathers are then most of its time). One thread, ms
-  // direct / im2col: ResNet's 7x7/2 stem at 224 2.95 / 3.90, AlexNet's
-  // 11x11/4 at batch 8 15.0 / 20.2; but 3x3/2 64->128 at 56 1.73 / 1.27.
-  const bool strided = g.stride[1] > 1 || g.stride[2] > 1;
-  if (valid >= 0.75 && p.OH * p.OW >= 64) return !strided || p.Kd() <= 512;
-  // Small maps: the shifted path reads every weight once per image, im2col
-  // packs them once per batch of images. With few output columns in all
-  // (deep layers at small batch) packing costs more than it saves: 512->512
-  // 3x3, one thread, direct / im2col ms: 1x2x2 2.2 / 4.2, 1x4x4 1.5 / 2.8,
-  // 4x7x7 17.7 / 21.4, but 4x2x2 8.7 / 4.8, 4x4x4 8.7 / 6.6, 8x7x7 36 / 28.
-  const int64_t columns = g.N * p.OH * p.OW;
-  return valid >= 0.5 && (g.N == 1 || (p.OH * p.OW >= 32 && columns <= 256));
+  // im2col's strided gathers are then most of its time), or for one image
+  // (im2col packs all the weights for a few columns). One thread, ms direct
+  // / im2col: ResNet's 7x7/2 stem at 224 2.95 / 3.90, AlexNet's 11x11/4 at
+  // batch 8 15.0 / 20.2, 3x3/2 256->512 @14 1.58 / 1.96; but 3x3/2 64->128
+  // @56 1.73 / 1.27.
+  if (valid >= 0.75 && p.OH * p.OW >= 64) return p.Kd() <= 512;
+  return valid >= 0.5 && g.N == 1;
 }
 
 int64_t conv_shifted_workspace_bytes(const ConvGeometry& g, int64_t elem_size, detail::ConvPass pass, int threads) {
   if (pass == detail::ConvPass::backward_weight) {
     const Plan p = forward_plan(g);
-    const long double copies = images_in_parallel(g.N, threads) ? threads : 1;
+    const long double copies = images_in_parallel((g.N + p.B - 1) / p.B, threads) ? threads : 1;
     const long double slivers = static_cast<long double>((g.C_out_g + kMaxNR - 1) / kMaxNR + 1);
     const long double per = static_cast<long double>(p.image_elems()) + slivers * kMaxNR * p.Q() +
                             static_cast<long double>(p.Kd()) * g.C_out_g;
@@ -267,7 +295,7 @@ int64_t conv_shifted_workspace_bytes(const ConvGeometry& g, int64_t elem_size, d
   const bool bwd = pass == detail::ConvPass::backward_data;
   const Plan p = bwd ? backward_data_plan(g) : forward_plan(g);
   const int64_t M = bwd ? g.C_in_g : g.C_out_g;
-  const long double copies = images_in_parallel(g.N, threads) ? threads : 1;
+  const long double copies = images_in_parallel((g.N + p.B - 1) / p.B, threads) ? threads : 1;
   long double elems = static_cast<long double>(p.image_elems()) + static_cast<long double>(M) * p.Q();
   elems *= copies;
   if (bwd) elems += static_cast<long double>(g.C_in) * g.C_out_g * g.k_size();  // transposed weights
@@ -310,19 +338,22 @@ void conv_backward_weight_shifted(const ConvGeometry& g, const T* diff_dst, cons
   const std::vector<int64_t> rows = source_table(p.Hp, p.pad_h, p.H, p.mode);
   const std::vector<int64_t> cols = source_table(p.Wp, p.pad_w, p.W, p.mode);
   const int nt = get_num_threads();
-  const bool par_images = images_in_parallel(g.N, nt);
+  const int64_t batches = (g.N + p.B - 1) / p.B;
+  const bool par_images = images_in_parallel(batches, nt);
   const int copies = par_images ? nt : 1;
   // per thread: padded image, packed gradient, its sum dW^T (Kd x M)
   const int64_t per = p.image_elems() + bpack_elems + wsz;
   const std::unique_ptr<T[]> ws(new T[static_cast<std::size_t>(per * copies)]);
   for (int64_t grp = 0; grp < g.groups; ++grp) {
     for (int t = 0; t < copies; ++t) std::fill_n(ws.get() + t * per + p.image_elems() + bpack_elems, wsz, T(0));
-    auto one = [&](int64_t n, T* buf, bool par) {
+    auto one = [&](int64_t k, T* buf, bool par) {
       T* xp = buf;
       T* bpack = buf + p.image_elems();
       T* dwt = bpack + bpack_elems;
-      pad_image(p, src + (n * g.C_in + grp * g.C_in_g) * isz, xp, rows.data(), cols.data());
-      pack_grid_transposed(p, M, diff_dst + (n * g.C_out + grp * M) * osz, static_cast<int>(nr), bpack);
+      const int64_t n0 = k * p.B, nb = std::min(p.B, g.N - n0);
+      pad_images(p, src + (n0 * g.C_in + grp * g.C_in_g) * isz, g.C_in * isz, nb, xp, rows.data(), cols.data());
+      pack_grid_transposed(p, M, diff_dst + (n0 * g.C_out + grp * M) * osz, g.C_out * osz, nb,
+                           static_cast<int>(nr), bpack);
       gemm_offset_a(uk, Kd, M, Q, xp, off.data(), bpack, true, dwt, M, par);
     };
     if (par_images) {
@@ -331,10 +362,10 @@ void conv_backward_weight_shifted(const ConvGeometry& g, const T* diff_dst, cons
       {
         T* mine = ws.get() + per * omp_get_thread_num();
 #pragma omp for schedule(runtime)
-        for (int64_t n = 0; n < g.N; ++n) one(n, mine, false);
+        for (int64_t k = 0; k < batches; ++k) one(k, mine, false);
       }
     } else {
-      for (int64_t n = 0; n < g.N; ++n) one(n, ws.get(), nt > 1);
+      for (int64_t k = 0; k < batches; ++k) one(k, ws.get(), nt > 1);
     }
     // dW[o][k] = sum over the threads' dW^T[k][o], in square tiles so that
     // both sides stay in cache
