@@ -270,8 +270,10 @@ bool conv_shifted_preferred(const ConvGeometry& g) {
   // and no patch matrix is built; one thread, forward ms direct / im2col:
   // LeNet's 6->16 5x5 @14 at batch 64 0.67 / 1.32, 512->512 3x3 @2 at batch
   // 4 1.42 / 3.46, 128->128 3x3 @4 at batch 32 2.36 / 2.52; 512 @7 at batch
-  // 16 45 / 44 is the worst case measured.
-  if (g.stride[1] == 1 && g.stride[2] == 1) return valid >= 0.5;
+  // 16 45 / 44 is the worst case measured. Not with fewer than 64 patch
+  // rows, where the grid's output pass outweighs the short GEMM: VGG's
+  // 3->64 3x3 layer at 224 4.7 / 3.6, but 8->64 (72 rows) at 112 2.1 / 2.3.
+  if (g.stride[1] == 1 && g.stride[2] == 1) return valid >= 0.5 && p.Kd() >= 64;
   // With a stride, only when the patch rows are few (few input channels:
   // im2col's strided gathers are then most of its time), or for one image
   // (im2col packs all the weights for a few columns). One thread, ms direct
