@@ -199,6 +199,53 @@ TEST(conv_direct_serves_depthwise_and_two_axes) {
             .numel() == 4 * 2 * 3);
 }
 
+// Small maps at batches filling the column tiles: the direct path's
+// batch-reduce GEMM over live taps (forward and data gradient) against the reference, over batches
+// spanning several column tiles, groups, flip, dilation and uneven padding;
+// a non-finite weight must spread as in the reference (which multiplies the
+// padding zeros), so that forward takes another route.
+TEST(conv2d_direct_small_maps_skip_padding_taps) {
+  int n = 0;
+  for (int64_t N : {8, 24, 57, 100})  // 3/4 of the column tiles filled or more at each level but 8 on AVX-512
+    for (int64_t hw : {1, 2, 3, 4})
+      for (int64_t groups : {1, 2}) {
+        ++n;
+        ConvParams p;
+        p.groups = groups;
+        p.flip = n % 2 == 0;
+        p.dilation = {1, n % 3 == 0 && hw > 2 ? 2 : 1};
+        p.padding = {1, n % 4 == 1 ? 2 : 1, 2, 1};
+        const Shape xs{N, 6, hw, hw == 4 ? 4 : hw + n % 2}, ws{groups * (3 + n % 4), 6 / groups, 3, 3};
+        Tensor x = filled<float>(xs, 71 + n, true), w = filled<float>(ws, 72 + n, true);
+        Tensor b = filled<float>({ws[0]}, 73 + n, true);
+        p.algorithm = ConvAlgorithm::reference;
+        Tensor y_ref = conv2d_forward(x, w, b, p);
+        Tensor g = filled<float>(y_ref.shape(), 74 + n, true);
+        Tensor dx_ref = conv2d_backward_data(g, w, xs, p), dw_ref = conv2d_backward_weight(g, x, ws, p);
+        ConvParams q = p;
+        q.algorithm = ConvAlgorithm::direct;
+        for (int threads : {1, 2}) {
+          set_num_threads(threads);
+          CHECK(max_abs_diff<float>(conv2d_forward(x, w, b, q), y_ref) == 0);
+          CHECK(max_abs_diff<float>(conv2d_backward_data(g, w, xs, q), dx_ref) == 0);
+          CHECK(max_abs_diff<float>(conv2d_backward_weight(g, x, ws, q), dw_ref) == 0);
+        }
+        if (n % 5 == 0) {
+          w.data_as<float>()[n % 9] = std::numeric_limits<float>::infinity();
+          Tensor a = conv2d_forward(x, w, b, q), r = conv2d_forward(x, w, b, p);
+          for (int64_t i = 0; i < a.numel(); ++i) {
+            const float u = a.data_as<float>()[i], v = r.data_as<float>()[i];
+            CHECK(std::isnan(u) == std::isnan(v) && (std::isnan(u) || u == v));
+          }
+          Tensor xd = filled<double>(xs, 75 + n, false), wd = filled<double>(ws, 76 + n, false);
+          Tensor gd = filled<double>(y_ref.shape(), 77 + n, false);
+          CHECK(max_abs_diff<double>(conv2d_forward(xd, wd, Tensor(), q), conv2d_forward(xd, wd, Tensor(), p)) < 1e-12);
+          CHECK(max_abs_diff<double>(conv2d_backward_data(gd, wd, xs, q), conv2d_backward_data(gd, wd, xs, p)) < 1e-12);
+        }
+      }
+  set_num_threads(2);
+}
+
 // The depthwise direct kernels over rows wider than their register blocks
 // (full blocks, masked tails), channel multipliers, every padding mode, flip,
 // stride, dilation and the 1-D and 3-D ranks; exact with small-integer fills.

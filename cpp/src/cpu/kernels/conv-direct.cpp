@@ -1,6 +1,8 @@
 // Direct convolution, without a patch matrix: depthwise layers by the
-// per-channel micro-kernels (dwconv-ukernels.hpp), other 1-D and 2-D layers
-// by the shifted GEMM (conv-shifted.hpp); the data gradient of a padded
+// per-channel micro-kernels (dwconv-ukernels.hpp), small maps at batches
+// filling the GEMM's column tiles by the batch-reduce GEMM over live taps (conv-smallmap.hpp; forward
+// and data gradient), other 1-D and 2-D layers by the shifted GEMM
+// (conv-shifted.hpp); the data gradient of a padded
 // non-zero mode or a stride, which the shifted kernels do not serve, and the weight gradient of
 // small maps, where they do not pay, run through im2col.
 //
@@ -28,6 +30,7 @@
 #include "cnncore/runtime.hpp"
 #include "cpu/kernels/conv-im2col.hpp"
 #include "cpu/kernels/conv-shifted.hpp"
+#include "cpu/kernels/conv-smallmap.hpp"
 #include "cpu/kernels/conv-taps.hpp"
 #include "cpu/kernels/dwconv-ukernels.hpp"
 
@@ -196,11 +199,13 @@ std::string conv_direct_why_not(const ConvGeometry& g) {
 // Other layers: see conv_shifted_preferred.
 bool conv_direct_preferred(const ConvGeometry& g) {
   if (is_depthwise(g)) return true;
-  return conv_shifted_preferred(g);
+  return conv_smallmap_preferred(g) || conv_shifted_preferred(g);
 }
 
 int64_t conv_direct_workspace_bytes(const ConvGeometry& g, int64_t es, detail::ConvPass pass, int threads) {
   if (is_depthwise(g)) return depthwise_workspace_bytes(g, es, pass, threads);
+  if (pass != detail::ConvPass::backward_weight && conv_smallmap_preferred(g))  // forward: or the shifted path
+    return std::max(conv_smallmap_workspace_bytes(g, es), conv_shifted_workspace_bytes(g, es, pass, threads));
   if (pass == detail::ConvPass::forward ||
       (pass == detail::ConvPass::backward_data && conv_shifted_serves_backward_data(g)) ||
       (pass == detail::ConvPass::backward_weight && conv_shifted_weight_gradient_pays(g)))
@@ -375,12 +380,15 @@ void depthwise_backward_weight(const ConvGeometry& g, const T* diff_dst, const T
 template <typename T>
 void conv_forward_direct(const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
   if (is_depthwise(g)) return depthwise_forward(g, src, weights, bias, dst);
+  if (conv_smallmap_preferred(g) && conv_smallmap_serves_forward(g, weights))
+    return conv_forward_smallmap(g, src, weights, bias, dst);
   conv_forward_shifted(g, src, weights, bias, dst);
 }
 
 template <typename T>
 void conv_backward_data_direct(const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src) {
   if (is_depthwise(g)) return depthwise_backward_data(g, diff_dst, weights, diff_src);
+  if (conv_smallmap_preferred(g)) return conv_backward_data_smallmap(g, diff_dst, weights, diff_src);
   if (conv_shifted_serves_backward_data(g)) return conv_backward_data_shifted(g, diff_dst, weights, diff_src);
   conv_backward_data_im2col(g, diff_dst, weights, diff_src);
 }

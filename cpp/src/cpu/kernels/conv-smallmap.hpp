@@ -1,0 +1,42 @@
+// Convolution of small maps (at most 16 positions in and out: the deep
+// layers of a network on small images) as a batch-reduce GEMM over the
+// kernel taps that read inside the image, with the images as the GEMM's
+// columns. With padding, most taps of an output on a 2x2 or 4x4 map read
+// only zeros (4 of 9 live per output of a 2x2 map with a 3x3 kernel); im2col
+// and the shifted path multiply those zeros, this path skips them:
+//
+//   forward:        Y_q (C_out x N) = sum over live taps t of q of W_t X_p(q,t)
+//   backward data:  dX_p (C_in x N) = sum over (q, t) reading p of W_t^T dY_q
+//
+// where W_t is tap t's C_out x C_in slice of the weights (packed once per
+// call), X_p is input position p of every image and channel laid out as a
+// C_in x N matrix (likewise dY_q). Stride 1, zero padding, two spatial axes,
+// any dilation, groups and flip. The weight gradient is not served (the
+// direct path runs its own). A forward with a non-finite weight would differ
+// from the reference (which multiplies padding zeros), so it is not served
+// either: see conv_smallmap_serves_forward.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/conv_geometry.hpp"
+
+namespace cnncore::cpu {
+
+// The shape conditions (weights not looked at).
+bool conv_smallmap_serves(const detail::ConvGeometry& g);
+// Whether algorithm="auto" (and the direct path) should use it: the images
+// fill at least 3/4 of the GEMM's column tiles.
+bool conv_smallmap_preferred(const detail::ConvGeometry& g);
+// The forward also needs every weight finite.
+template <typename T>
+bool conv_smallmap_serves_forward(const detail::ConvGeometry& g, const T* weights);
+int64_t conv_smallmap_workspace_bytes(const detail::ConvGeometry& g, int64_t elem_size);
+
+template <typename T>
+void conv_forward_smallmap(const detail::ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst);
+// diff_src is overwritten.
+template <typename T>
+void conv_backward_data_smallmap(const detail::ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src);
+
+}  // namespace cnncore::cpu
