@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['activation_backward', 'activation_forward', 'batch_norm_backward', 'batch_norm_forward', 'best_isa', 'conv_backward', 'conv_forward', 'conv_output_shape', 'conv_transpose_backward', 'conv_transpose_forward', 'conv_transpose_output_shape', 'cross_entropy_backward', 'cross_entropy_forward', 'dropout_backward', 'dropout_forward', 'get_deterministic', 'get_isa', 'get_memory_limit', 'get_num_threads', 'linear_backward', 'linear_forward', 'local_conv_backward', 'local_conv_forward', 'lrn_backward', 'lrn_forward', 'nll_loss_backward', 'nll_loss_forward', 'pad_backward', 'pad_forward', 'pool_backward', 'pool_forward', 'pool_output_shape', 'separable_conv_backward', 'separable_conv_forward', 'set_deterministic', 'set_isa', 'set_memory_limit', 'set_num_threads', 'softmax_backward', 'softmax_forward']
+__all__: list[str] = ['activation_backward', 'activation_forward', 'adam_update', 'batch_norm_backward', 'batch_norm_forward', 'best_isa', 'conv_backward', 'conv_forward', 'conv_output_shape', 'conv_transpose_backward', 'conv_transpose_forward', 'conv_transpose_output_shape', 'cross_entropy_backward', 'cross_entropy_forward', 'dropout_backward', 'dropout_forward', 'get_deterministic', 'get_isa', 'get_memory_limit', 'get_num_threads', 'linear_backward', 'linear_forward', 'local_conv_backward', 'local_conv_forward', 'lrn_backward', 'lrn_forward', 'nll_loss_backward', 'nll_loss_forward', 'pad_backward', 'pad_forward', 'pool_backward', 'pool_forward', 'pool_output_shape', 'separable_conv_backward', 'separable_conv_forward', 'set_deterministic', 'set_isa', 'set_memory_limit', 'set_num_threads', 'sgd_update', 'softmax_backward', 'softmax_forward']
 def _fft(x: typing.Any, inverse: bool = False) -> numpy.typing.NDArray[numpy.complex128]:
     """
     The core's FFT over every axis of a complex128 array (1-3 axes); inverse=True divides by the size, like numpy.fft.ifftn. Private: for tests.
@@ -20,6 +20,8 @@ def _gemm_kernels() -> list:
 def activation_backward(grad_out: typing.Any, x: typing.Any, kind: str, negative_slope: typing.SupportsFloat | typing.SupportsIndex) -> numpy.ndarray:
     ...
 def activation_forward(x: typing.Any, kind: str, negative_slope: typing.SupportsFloat | typing.SupportsIndex) -> numpy.ndarray:
+    ...
+def adam_update(weight: typing.Any, grad: typing.Any, exp_avg: typing.Any, exp_avg_sq: typing.Any, max_exp_avg_sq: typing.Any, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled: bool, amsgrad: bool, step: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
 def batch_norm_backward(grad_out: typing.Any, x: typing.Any, running_mean: typing.Any, running_var: typing.Any, weight: typing.Any, bias: typing.Any, training: bool, momentum: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex) -> tuple[numpy.ndarray, typing.Any, typing.Any]:
     ...
@@ -92,6 +94,8 @@ def set_isa(name: str) -> None:
 def set_memory_limit(nbytes: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
+    ...
+def sgd_update(weight: typing.Any, grad: typing.Any, momentum_buffer: typing.Any, lr: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, dampening: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, nesterov: bool, init_buffer: bool) -> None:
     ...
 def softmax_backward(grad_out: typing.Any, x: typing.Any, dim: typing.SupportsInt | typing.SupportsIndex, log: bool) -> numpy.ndarray:
     ...

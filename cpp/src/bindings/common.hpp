@@ -46,5 +46,6 @@ void register_dropout(py::module_& m);
 void register_norm(py::module_& m);
 void register_linear(py::module_& m);
 void register_fft(py::module_& m);
+void register_optim(py::module_& m);
 
 }  // namespace cnncore::bindings

@@ -112,4 +112,5 @@ PYBIND11_MODULE(_core, m) {
   b::register_norm(m);
   b::register_linear(m);
   b::register_fft(m);
+  b::register_optim(m);
 }

@@ -3,13 +3,17 @@
 Like torch: ``Optimizer(params, lr=..., ...)`` where ``params`` is an iterable
 of Parameters or of dicts (parameter groups with their own hyper-parameters);
 ``zero_grad()``, ``step()``, ``state_dict()`` / ``load_state_dict()``. Updates
-run in place on each parameter's array with NumPy, in the parameter's dtype.
+run in place on each parameter's array, in the parameter's dtype: one fused pass in
+the core (``_core.sgd_update`` / ``_core.adam_update``) when the parameter, its
+gradient and its state are contiguous float arrays of one dtype and shape, else the
+same formulas in NumPy (``_update_numpy``, which the tests compare the core with).
 """
 import copy
 import math
 
 import numpy as np
 
+from .. import _core
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
@@ -72,7 +76,16 @@ class Optimizer:
                     self._update(p.data, p.grad.data, st, group)
         return loss
 
-    def _update(self, w, g, state, group):  # pragma: no cover - interface
+    def _update(self, w, g, state, group):
+        if _fusable(w, g, state):
+            self._update_core(w, g, state, group)
+        else:
+            self._update_numpy(w, g, state, group)
+
+    def _update_core(self, w, g, state, group):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _update_numpy(self, w, g, state, group):  # pragma: no cover - interface
         raise NotImplementedError
 
     # --- state ---
@@ -163,7 +176,16 @@ class SGD(Optimizer):
         if group["weight_decay"] < 0:
             raise ValueError(f"SGD: invalid weight_decay {group['weight_decay']}")
 
-    def _update(self, w, g, state, group):
+    def _update_core(self, w, g, state, group):
+        mom = group["momentum"]
+        buf = state.get("momentum_buffer")
+        init = bool(mom) and buf is None
+        if init:
+            buf = state["momentum_buffer"] = np.empty_like(w)
+        _core.sgd_update(w, g, buf if mom else None, group["lr"], mom, group["dampening"],
+                         group["weight_decay"], group["nesterov"], init)
+
+    def _update_numpy(self, w, g, state, group):
         lr, mom, wd = group["lr"], group["momentum"], group["weight_decay"]
         if wd:
             g = g + wd * w
@@ -199,19 +221,31 @@ class Adam(Optimizer):
         if group["eps"] < 0:
             raise ValueError(f"{type(self).__name__}: invalid eps {group['eps']}")
 
-    def _update(self, w, g, state, group):
-        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-        if wd:
-            if self._decoupled:
-                w *= 1 - lr * wd
-            else:
-                g = g + wd * w
+    def _init_state(self, w, state, group):
         if not state:
             state["step"] = 0
             state["exp_avg"] = np.zeros_like(w)
             state["exp_avg_sq"] = np.zeros_like(w)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = np.zeros_like(w)
+
+    def _update_core(self, w, g, state, group):
+        self._init_state(w, state, group)
+        state["step"] += 1
+        (b1, b2) = group["betas"]
+        _core.adam_update(w, g, state["exp_avg"], state["exp_avg_sq"],
+                          state["max_exp_avg_sq"] if group["amsgrad"] else None, group["lr"], b1, b2,
+                          group["eps"], group["weight_decay"], self._decoupled, group["amsgrad"],
+                          state["step"])
+
+    def _update_numpy(self, w, g, state, group):
+        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if wd:
+            if self._decoupled:
+                w *= 1 - lr * wd
+            else:
+                g = g + wd * w
+        self._init_state(w, state, group)
         state["step"] += 1
         t = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
@@ -239,3 +273,13 @@ class AdamW(Adam):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+
+def _fusable(w, g, state):
+    """Whether the core's in-place pass can serve: float32/float64 arrays of one dtype and
+    shape, the parameter and every state array C-contiguous, aligned and writable."""
+    if w.dtype not in (np.float32, np.float64) or g.dtype != w.dtype or g.shape != w.shape:
+        return False
+    arrays = [w] + [v for v in state.values() if isinstance(v, np.ndarray)]
+    return all(a.dtype == w.dtype and a.shape == w.shape and a.flags.c_contiguous and a.flags.aligned
+               and a.flags.writeable for a in arrays)
