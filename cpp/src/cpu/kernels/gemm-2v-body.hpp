@@ -21,6 +21,7 @@ inline void gemm_2v_kernel(int64_t kc, ARows a, BRows rows, T* __restrict c, int
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = Z::zero();
   for (int64_t p = 0; p < kc; ++p) {
+    rows.prefetch(p + 8, kc, static_cast<int>(2 * L * sizeof(T)));  // shifted rows: their order is a table's
     const T* b = rows(p);
     const V b0 = Z::load(b), b1 = Z::load(b + L);
 #pragma GCC unroll 16

@@ -34,11 +34,14 @@ struct AOffsets {
   const T* at(int i, int64_t p) const { return r[i] + p; }
 };
 
+// prefetch(p, kc, bytes): asks for row p's first `bytes` ahead of use when
+// the hardware cannot guess it (p < kc; no-op for rows at a fixed stride).
 template <typename T>
 struct BStrided {
   const T* b;
   int64_t ldb;
   const T* operator()(int64_t p) const { return b + p * ldb; }
+  void prefetch(int64_t, int64_t, int) const {}
 };
 
 template <typename T>
@@ -46,6 +49,13 @@ struct BShifted {
   const T* b;
   const int64_t* off;
   const T* operator()(int64_t p) const { return b + off[p]; }
+  void prefetch(int64_t p, int64_t kc, int bytes) const {
+    if (p < kc) {
+      const char* r = reinterpret_cast<const char*>(b + off[p]);
+      __builtin_prefetch(r);
+      __builtin_prefetch(r + bytes - 1);
+    }
+  }
 };
 
 // Defines the three registered variants of one tile (gemm-kernels.inc);
