@@ -14,6 +14,7 @@
 
 #include "cnncore/runtime.hpp"
 #include "cpu/kernels/f32-elementwise.hpp"
+#include "util/parallel.hpp"
 
 namespace cnncore::cpu {
 
@@ -31,7 +32,7 @@ template <typename F>
 void for_each_piece(int64_t n, F&& f) {
   const int64_t max_pieces = (n + kGrain - 1) / kGrain;
   const int threads = static_cast<int>(std::min<int64_t>(get_num_threads(), std::max<int64_t>(1, max_pieces)));
-  if (threads <= 1) {
+  if (threads <= 1 || !detail::parallel_pays(n)) {
     f(int64_t{0}, n);
     return;
   }

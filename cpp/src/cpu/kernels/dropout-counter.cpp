@@ -9,19 +9,20 @@
 #include "cpu/kernels/dropout-counter.hpp"
 
 #include "cnncore/runtime.hpp"
+#include "util/parallel.hpp"
 
 namespace cnncore::cpu {
 
 template <typename T>
 void dropout_apply(uint64_t seed, double p, int64_t n, const T* src, T* dst) {
   if (p >= 1.0) {
-#pragma omp parallel for simd schedule(static) num_threads(get_num_threads())
+#pragma omp parallel for simd schedule(static) num_threads(get_num_threads()) if (detail::parallel_pays(n))
     for (int64_t i = 0; i < n; ++i) dst[i] = T(0);
     return;
   }
   const DropoutKey k = dropout_key(seed, p);
   const T scale = static_cast<T>(1.0 / (1.0 - p));
-#pragma omp parallel for simd schedule(static) num_threads(get_num_threads())
+#pragma omp parallel for simd schedule(static) num_threads(get_num_threads()) if (detail::parallel_pays(n))
   for (int64_t i = 0; i < n; ++i) dst[i] = dropout_keep(k, static_cast<uint64_t>(i)) ? src[i] * scale : T(0);
 }
 

@@ -43,10 +43,11 @@ const std::vector<GemmUkernel<T>>& registry() {
 
 // K block of gemm_shifted (see there).
 constexpr int64_t kShiftedKC = 2048;
-// Below this many multiply-adds (about 10 us of work) a GEMM runs on the
+// Below this many multiply-adds (about 90 us of work) a GEMM runs on the
 // calling thread: waking the workers for its parallel regions (a futex wake
-// each, with passive waiting) costs more than they save.
-constexpr double kSerialMaxMacs = 1 << 20;
+// each, with passive waiting: 55-65 us a region measured here, see
+// util/parallel.hpp) costs more than they save.
+constexpr double kSerialMaxMacs = 1 << 23;
 
 // True (after zeroing C unless accumulating) when there is nothing to multiply.
 template <typename T>

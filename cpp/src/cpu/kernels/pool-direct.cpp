@@ -8,6 +8,7 @@
 
 #include "cnncore/runtime.hpp"
 #include "util/checked.hpp"
+#include "util/parallel.hpp"
 
 namespace cnncore::cpu {
 
@@ -391,7 +392,7 @@ void pool_forward_direct(const PoolGeometry& g, const T* src, T* dst, int64_t* i
   const int64_t isz = g.in_size(), osz = g.out_size(), W = g.out[2];
   with_index_type<T>(g, [&](auto itag) {
     using I = decltype(itag);
-#pragma omp parallel num_threads(get_num_threads())
+#pragma omp parallel num_threads(get_num_threads()) if (detail::parallel_pays(g.planes() * (isz + osz * g.k[1] * g.k[2])))
     {
       Buffers<T, I> buf(g);
 #pragma omp for schedule(static)
@@ -413,7 +414,7 @@ void pool_backward_direct(const PoolGeometry& g, const T* diff_dst, const T* src
   const int64_t isz = g.in_size(), osz = g.out_size(), W = g.out[2];
   with_index_type<T>(g, [&](auto itag) {
     using I = decltype(itag);
-#pragma omp parallel num_threads(get_num_threads())
+#pragma omp parallel num_threads(get_num_threads()) if (detail::parallel_pays(g.planes() * (isz + osz * g.k[1] * g.k[2])))
     {
       Buffers<T, I> buf(g);
 #pragma omp for schedule(static)
@@ -432,7 +433,8 @@ void pool_backward_direct(const PoolGeometry& g, const T* diff_dst, const T* src
 template <typename T>
 void max_pool_backward_indices_direct(const PoolGeometry& g, const T* diff_dst, const int64_t* indices, T* diff_src) {
   const int64_t isz = g.in_size(), osz = g.out_size();
-#pragma omp parallel for schedule(static) num_threads(get_num_threads())
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) \
+    if (detail::parallel_pays(g.planes() * (isz + osz)))
   for (int64_t plane = 0; plane < g.planes(); ++plane) {
     T* dx = diff_src + plane * isz;
     const T* dy = diff_dst + plane * osz;
