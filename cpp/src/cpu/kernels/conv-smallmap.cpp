@@ -46,6 +46,27 @@ struct Taps {
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+// N images fill at least 3/4 of the column tiles of width nr.
+bool fills(int64_t N, int64_t nr) { return N >= 1 && 4 * N >= 3 * round_up(N, nr); }
+
+// The current level's kernel, or, when N images would leave its column tiles
+// part-empty, the widest narrower SIMD kernel this CPU runs that they fill
+// (on AVX-512, batch 16 takes the AVX2 6x16 tile rather than half of 8x32;
+// the baseline 4x8 tile is too slow to pay); nullptr when none does.
+template <typename T>
+const GemmUkernel<T>* ukernel_for_columns(int64_t N) {
+  const GemmUkernel<T>& cur = gemm_ukernel_for_current_isa<T>();
+  if (fills(N, cur.nr)) return &cur;
+  int count = 0;
+  const GemmUkernel<T>* all = gemm_ukernels<T>(&count);
+  const GemmUkernel<T>* best = nullptr;
+  for (int i = 0; i < count; ++i)
+    if (all[i].isa <= get_isa() && all[i].isa > Isa::generic && all[i].nr < cur.nr && fills(N, all[i].nr) &&
+        (!best || all[i].nr > best->nr))
+      best = &all[i];
+  return best;
+}
+
 // Per tap t, the rows x cols matrix M_t(r, k) = w[t] at element (r, k) of
 // the weights (w_at(r, k) points to tap 0 of that pair) in MR-row slivers
 // over all k: sliver s of tap t at out + (t * slivers + s) * cols * MR,
@@ -118,9 +139,7 @@ bool conv_smallmap_serves(const ConvGeometry& g) {
 // 32 22.8 / 35.5, 64 39.7 / 78.8 (AVX-512, NR = 32); 256 on 2x2 at batch
 // 32 1.5 / 3.0.
 bool conv_smallmap_preferred(const ConvGeometry& g) {
-  if (!conv_smallmap_serves(g) || g.N < 1) return false;
-  const int64_t nr = gemm_ukernel_for_current_isa<float>().nr;
-  return 4 * g.N >= 3 * round_up(g.N, nr);
+  return conv_smallmap_serves(g) && ukernel_for_columns<float>(g.N) && ukernel_for_columns<double>(g.N);
 }
 
 template <typename T>
@@ -145,7 +164,7 @@ int64_t conv_smallmap_workspace_bytes(const ConvGeometry& g, int64_t es) {
 
 template <typename T>
 void conv_forward_smallmap(const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
-  const auto& uk = gemm_ukernel_for_current_isa<T>();
+  const auto& uk = *ukernel_for_columns<T>(g.N);  // non-null: conv_smallmap_preferred
   const Taps taps(g);
   const int64_t Pi = g.in_size(), Po = g.out_size(), ksz = g.k_size(), C = g.C_in_g, O = g.C_out_g;
   const int64_t Np = round_up(g.N, uk.nr), slivers = (O + uk.mr - 1) / uk.mr;
@@ -169,7 +188,7 @@ void conv_forward_smallmap(const ConvGeometry& g, const T* src, const T* weights
 
 template <typename T>
 void conv_backward_data_smallmap(const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src) {
-  const auto& uk = gemm_ukernel_for_current_isa<T>();
+  const auto& uk = *ukernel_for_columns<T>(g.N);  // non-null: conv_smallmap_preferred
   const Taps taps(g);
   const int64_t Pi = g.in_size(), Po = g.out_size(), ksz = g.k_size(), C = g.C_in_g, O = g.C_out_g;
   const int64_t Np = round_up(g.N, uk.nr), slivers = (C + uk.mr - 1) / uk.mr;

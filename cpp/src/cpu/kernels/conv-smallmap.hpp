@@ -26,7 +26,7 @@ namespace cnncore::cpu {
 // The shape conditions (weights not looked at).
 bool conv_smallmap_serves(const detail::ConvGeometry& g);
 // Whether algorithm="auto" (and the direct path) should use it: the images
-// fill at least 3/4 of the GEMM's column tiles.
+// fill at least 3/4 of the column tiles of a SIMD kernel this CPU runs.
 bool conv_smallmap_preferred(const detail::ConvGeometry& g);
 // The forward also needs every weight finite.
 template <typename T>
