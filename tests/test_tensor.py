@@ -234,3 +234,49 @@ def test_comparisons_and_argmax_give_plain_tensors():
     values, idx = t.max(1)
     assert values.tolist() == [5.0, 7.0] and idx.tolist() == [1, 0]
     assert {t: 1}[t] == 1                                   # still hashable
+
+
+# --- hooks -------------------------------------------------------------------
+
+def test_register_hook_sees_and_replaces_the_gradient():
+    x = cc.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 2
+    seen = []
+    y.register_hook(lambda g: seen.append(g.data.copy()))
+    h = y.register_hook(lambda g: g * 10)          # replaces dL/dy on its way to x
+    (y * y).sum().backward()
+    np.testing.assert_allclose(seen[0], [4.0, 8.0, 12.0])
+    np.testing.assert_allclose(x.grad.data, [80.0, 160.0, 240.0])
+    h.remove()
+    x.grad = None
+    (y * y).sum().backward()
+    np.testing.assert_allclose(x.grad.data, [8.0, 16.0, 24.0])
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        cc.tensor([1.0]).register_hook(lambda g: g)
+    with pytest.raises(TypeError, match="must be callable"):
+        x.register_hook(3)
+    bad = x * 1
+    bad.register_hook(lambda g: np.zeros(5))
+    with pytest.raises(RuntimeError, match="shape"):
+        bad.sum().backward()
+
+
+def test_post_accumulate_grad_hook_and_queued_callbacks():
+    from cnncore.tensor import queue_callback
+    w = cc.tensor([1.0, -1.0], requires_grad=True)
+    events = []
+
+    def hook(t):
+        events.append(("grad", t.grad.data.copy()))
+        queue_callback(lambda: events.append(("end", None)))
+
+    w.register_post_accumulate_grad_hook(hook)
+    ((w * w).sum() + w.sum()).backward()          # w is reached twice; the hook runs once
+    assert [e[0] for e in events] == ["grad", "end"]
+    np.testing.assert_allclose(events[0][1], [3.0, -1.0])
+    (w * 1).sum().backward()                      # accumulates: the hook sees the sum
+    np.testing.assert_allclose(events[2][1], [4.0, 0.0])
+    with pytest.raises(RuntimeError, match="only leaf tensors"):
+        (w * 2).register_post_accumulate_grad_hook(hook)
+    with pytest.raises(RuntimeError, match="no backward pass is running"):
+        queue_callback(lambda: None)

@@ -483,6 +483,51 @@ def _dtype(dtype):
 MaxResult = collections.namedtuple("MaxResult", ["values", "indices"])
 
 
+_backward_callbacks = None     # a list while Tensor.backward runs (see queue_callback)
+
+
+def queue_callback(fn):
+    """Run ``fn()`` once the running :meth:`Tensor.backward` has finished (every leaf
+    gradient accumulated). Only valid from inside a hook during a backward pass."""
+    if _backward_callbacks is None:
+        raise RuntimeError("queue_callback: no backward pass is running")
+    _backward_callbacks.append(fn)
+
+
+class RemovableHandle:
+    """Returned by the ``register_*_hook`` methods; ``remove()`` unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, registry):
+        self._registry = registry
+        RemovableHandle._next_id += 1
+        self.id = RemovableHandle._next_id
+
+    def remove(self):
+        self._registry.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def _apply_grad_hooks(t, hooks, g):
+    for kind, fn in list(hooks.values()):
+        if kind != "pre":
+            continue
+        out = fn(Tensor._make(g, False, None))
+        if out is not None:
+            new = np.asarray(out.data if isinstance(out, Tensor) else out)
+            if new.shape != g.shape:
+                raise RuntimeError(f"a tensor hook returned a gradient of shape {new.shape} "
+                                   f"for a tensor of shape {g.shape}")
+            g = new.astype(g.dtype, copy=False)
+    return g
+
+
 class Tensor:
     """An n-dimensional array that can record how it was computed.
 
@@ -491,13 +536,14 @@ class Tensor:
     :meth:`backward`, accumulating across calls until reset to ``None``.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_hooks", "__weakref__")
     __array_priority__ = 1000
 
     def __init__(self, data, requires_grad=False, dtype=None):
         self.data = _to_array(data, dtype)
         self.grad = None
         self._ctx = None
+        self._hooks = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -509,6 +555,7 @@ class Tensor:
         t.grad = None
         t.requires_grad = requires_grad
         t._ctx = ctx
+        t._hooks = None
         return t
 
     # --- basic properties ---
@@ -676,18 +723,36 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"backward(): grad has shape {grad.shape}, expected "
                                  f"{self.shape}")
+        global _backward_callbacks
         order = self._topological_order()
         grads = {id(self): grad}
+        outer, _backward_callbacks = _backward_callbacks, []
+        try:
+            self._run_backward(order, grads)
+            callbacks = _backward_callbacks
+        finally:
+            _backward_callbacks = outer
+        for fn in callbacks:
+            fn()
+
+    def _run_backward(self, order, grads):
         for t in order:
             g = grads.pop(id(t), None)
             if g is None:
                 continue
+            hooks = t._hooks
+            if hooks is not None:
+                g = _apply_grad_hooks(t, hooks, g)
             ctx = t._ctx
             if ctx is None:
                 if t.grad is None:
                     t.grad = Tensor._make(g, False, None)
                 else:
                     t.grad = Tensor._make(t.grad.data + g, False, None)
+                if hooks is not None:
+                    for kind, fn in list(hooks.values()):
+                        if kind == "post":
+                            fn(t)
                 continue
             for p, pg, need in zip(ctx.parents, ctx.backward(g), ctx.needs_input_grad):
                 if not need or pg is None:
@@ -700,6 +765,38 @@ class Tensor:
                 key = id(p)
                 prev = grads.get(key)
                 grads[key] = pg if prev is None else prev + pg
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` with this tensor's gradient each time backward computes it,
+        before it flows on (or, for a leaf, into ``.grad``); a Tensor or array that the
+        hook returns replaces the gradient. Returns a handle whose ``remove()`` undoes
+        the registration."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that does "
+                               "not require grad")
+        return self._add_hook("pre", hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` on this leaf after backward has accumulated into its
+        ``.grad`` (the moment its gradient for this pass is final), as torch does; used by
+        :class:`cnncore.distributed.DistributedDataParallel` to start reducing gradients
+        while the rest of the backward pass runs. Returns a removable handle."""
+        if self._ctx is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors "
+                               "accumulate gradients; this tensor is the result of an op")
+        if not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: the tensor does not "
+                               "require grad")
+        return self._add_hook("post", hook)
+
+    def _add_hook(self, kind, hook):
+        if not callable(hook):
+            raise TypeError(f"a hook must be callable, got {type(hook).__name__}")
+        if self._hooks is None:
+            self._hooks = {}
+        handle = RemovableHandle(self._hooks)
+        self._hooks[handle.id] = (kind, hook)
+        return handle
 
     def _topological_order(self):
         """Tensors reachable from self that require grad, outputs before inputs."""
