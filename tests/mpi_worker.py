@@ -90,8 +90,9 @@ def main():
         model = make_model(np.float32, False, wide=4 if rank == 0 else 5)
         try:
             dist.DistributedDataParallel(model)
-        except dist.DistributedError as exc:
-            print(f"rank {rank} refused: {exc}", flush=True)
+        except dist.DistributedError as exc:    # (a file each: printed lines interleave)
+            with open(os.path.join(out, f"rank{rank}.txt"), "w") as f:
+                f.write(f"rank {rank} refused: {exc}")
     elif scenario in ("raise", "kill", "hang"):
         model = dist.DistributedDataParallel(make_model(np.float32, False))
         opt = make_optimizer("sgd", model.parameters())

@@ -208,12 +208,10 @@ def test_init_without_mpi4py_names_the_extra():
 
 @needs_mpi
 def test_mismatched_models_are_refused_on_every_rank(tmp_path):
-    proc = _worker("mismatch", tmp_path)
-    lines = [ln for ln in proc.stdout.splitlines() if "refused" in ln]
-    assert len(lines) == 2
+    _worker("mismatch", tmp_path)
     for r in (0, 1):
-        line = next(ln for ln in lines if ln.startswith(f"rank {r} refused"))
-        assert "'0.weight'" in line and "(4, 1, 3, 3)" in line and "(5, 1, 3, 3)" in line
+        line = (tmp_path / f"rank{r}.txt").read_text()
+        assert line.startswith(f"rank {r} refused") and "'0.weight'" in line and "(4, 1, 3, 3)" in line and "(5, 1, 3, 3)" in line
 
 
 @needs_mpi
@@ -258,3 +256,54 @@ def test_sync_batchnorm_conversion_keeps_state():
     assert list(model.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias",
                                         "1.running_mean", "1.running_var",
                                         "1.num_batches_tracked"]
+
+
+# ---------------------------------------------------------------------------
+# the command line
+
+
+def _cli(tmp, *argv, n=2, check=True, timeout=300):
+    args = [sys.executable, "-m", "cnncore", "train", "--distributed", "--no-progress",
+            "--no-plot", "--out", str(tmp)] + list(argv)
+    return _mpiexec(args, n=n, check=check, timeout=timeout)
+
+
+@needs_mpi
+def test_cli_distributed_training_reaches_the_one_process_accuracy(tmp_path, capsys):
+    from cnncore import cli
+    proc = _cli(tmp_path / "two", "--epochs", "15")
+    # only rank 0 reports: one banner, one line per epoch, one closing line
+    assert proc.stdout.count("cnncore train:") == 1 and "2 ranks x 1 thread" in proc.stdout
+    assert proc.stdout.count("epoch  15/15") == 1 and proc.stdout.count("test accuracy") == 1
+    two = json.loads((tmp_path / "two" / "report.json").read_text())
+    assert cli.main(["train", "--epochs", "15", "--no-progress", "--no-plot",
+                     "--out", str(tmp_path / "one")]) == 0
+    capsys.readouterr()
+    one = json.loads((tmp_path / "one" / "report.json").read_text())
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    assert two["images_per_second"] > 0 and len(two["history"]) == 15
+    assert one["test_accuracy"] >= 0.93 and two["test_accuracy"] >= 0.93, (one, two)
+    assert abs(one["test_accuracy"] - two["test_accuracy"]) <= 0.03
+
+
+@needs_mpi
+def test_cli_distributed_resume_and_argument_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "d.npz"
+    np.savez(data, x=rng.random((48, 1, 12, 12)).astype(np.float32), y=np.arange(48) % 3)
+    net = ["--sync-bn", "--model", "resnet18", "--data", str(data), "--batch-size", "8"]
+    _cli(tmp_path, "--epochs", "2", *net)
+    ckpt = str(tmp_path / "checkpoint.safetensors")
+    proc = _cli(tmp_path, "--epochs", "3", "--resume", ckpt, *net)
+    assert "resuming after epoch 2" in proc.stdout and "epoch   3/3" in proc.stdout
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert [h["epoch"] for h in rep["history"]] == [1, 2, 3]
+    assert rep["sync_batchnorm"] and rep["resumed_from_epoch"] == 2
+    bad = _cli(tmp_path / "x", "--batch-size", "33", check=False, timeout=60)
+    assert bad.returncode == 2
+    assert "--batch-size 33 is the global batch and must divide among the 2 ranks" in bad.stderr
+    # a failure on rank 0 only (its --out cannot be created) stops every rank cleanly
+    (tmp_path / "file").write_text("")
+    bad = _cli(tmp_path / "file" / "sub", "--epochs", "1", check=False, timeout=60)
+    assert bad.returncode == 2, bad.stderr
+    assert "cannot create the folder" in bad.stderr and "rank 0 could not start" in bad.stderr

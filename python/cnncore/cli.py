@@ -447,7 +447,7 @@ def _progress(iterable, total, desc, enabled):
                 dynamic_ncols=True)
 
 
-def _train_threads(args):
+def _train_threads(args, local_ranks=1):
     from ._runtime import set_num_threads
     if args.threads:
         set_num_threads(args.threads)
@@ -455,6 +455,68 @@ def _train_threads(args):
         # LeNet's kernels are too small to gain from a second thread, and on a
         # busy machine OpenMP threads waiting for a shared core cost far more.
         set_num_threads(1)
+    elif local_ranks > 1:
+        # ranks on one machine share its cores: more threads than cores collapse
+        set_num_threads(max(1, (os.cpu_count() or 1) // local_ranks))
+
+
+class _Ranks:
+    """Who this process is in a ``--distributed`` run (one rank of one when it is not),
+    and the few collectives the command needs."""
+
+    def __init__(self, args):
+        self.dist = None
+        self.rank, self.world, self.local = 0, 1, 1
+        if not args.distributed:
+            if args.sync_bn:
+                raise CLIError("--sync-bn synchronises batch norm across ranks: it needs "
+                               "--distributed")
+            return
+        from . import distributed as dist
+        try:
+            dist.init(timeout=args.dist_timeout)
+        except dist.DistributedError as exc:
+            raise CLIError(f"--distributed: {exc}") from None
+        self.dist = dist
+        self.rank, self.world, self.local = dist.rank(), dist.world_size(), dist.local_size()
+        if args.batch_size % self.world:
+            raise CLIError(f"--batch-size {args.batch_size} is the global batch and must "
+                           f"divide among the {self.world} ranks")
+
+    @property
+    def lead(self):
+        return self.rank == 0
+
+    def agree(self, fn):
+        """Run ``fn()`` on every rank; if it raises a CLIError on any, every rank raises one
+        (the failing rank its own message), so no rank goes on alone into a collective."""
+        error = None
+        try:
+            result = fn()
+        except CLIError as exc:
+            error, result = exc, None
+        if self.dist is not None:
+            failed = np.array([0 if error is None else self.rank + 1], np.int64)
+            self.dist.all_reduce(failed, "max")
+            if error is None and failed[0]:
+                raise CLIError(f"rank {failed[0] - 1} could not start (its message says why)")
+        if error is not None:
+            raise error
+        return result
+
+    def sum(self, *values):
+        """The values summed over the ranks."""
+        arr = np.array(values, np.float64)
+        if self.dist is not None:
+            self.dist.all_reduce(arr, "sum")
+        return arr.tolist()
+
+    def wrap(self, model, sync_bn):
+        if self.dist is None:
+            return model
+        if sync_bn:
+            model = self.dist.SyncBatchNorm.convert_sync_batchnorm(model)
+        return self.dist.DistributedDataParallel(model)
 
 
 def _train_data(args):
@@ -535,7 +597,8 @@ def _train_epoch(model, loader, opt, desc, show, epoch=1):
                 raise TrainingDiverged(
                     f"training stopped: the loss became {loss_val} at epoch {epoch}, step "
                     f"{step} of {len(loader)} (the data was checked to be finite, so the "
-                    f"learning rate is the likely cause: lower --lr); no checkpoint was written")
+                    f"learning rate is the likely cause: lower --lr); no checkpoint was written "
+                    f"for this epoch")
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -551,30 +614,59 @@ def _train_epoch(model, loader, opt, desc, show, epoch=1):
     return seen, loss_sum, correct
 
 
-def _save_run(args, model, opt, kwargs, info, history, seconds):
-    """The checkpoint (model, optimiser, metadata to rebuild and evaluate it), the PNG of the
-    curves and the JSON report, then the closing line."""
+_CHECKPOINT = "checkpoint.safetensors"
+
+
+def _save_checkpoint(args, run, epoch):
+    """The checkpoint after ``epoch`` (model, optimiser, scheduler, the history so far and
+    what is needed to rebuild, evaluate and resume the run), replaced atomically."""
     from . import io
+    ckpt = os.path.join(args.out, _CHECKPOINT)
+    final = run.history[-1] if run.history else dict(test_accuracy=float("nan"))
+    meta = {"cnncore.model": json.dumps({"name": args.model, "kwargs": run.kwargs}),
+            "cnncore.data": json.dumps(run.info),
+            "cnncore.report": json.dumps({"epochs": epoch,
+                                          "test_accuracy": final["test_accuracy"]}),
+            "cnncore.history": json.dumps(run.history)}
+    state = {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
+             "epoch": epoch}
+    if run.sched is not None:
+        state["scheduler"] = {"last_epoch": run.sched.last_epoch}
+    try:
+        io.save(state, ckpt, metadata=meta)
+    except OSError as exc:
+        raise CLIError(f"--out {args.out!r}: cannot write ({exc.strerror or exc})") from None
+    return ckpt
+
+
+def _save_run(args, run, seconds):
+    """The PNG of the curves and the JSON report (the checkpoint is already written), then
+    the closing line."""
     from ._runtime import get_num_threads
-    name = args.model
-    ckpt = os.path.join(args.out, "checkpoint.safetensors")
+    name, history = args.model, run.history
+    ckpt = os.path.join(args.out, _CHECKPOINT)
     png = os.path.join(args.out, "curves.png")
     final = history[-1] if history else dict(test_accuracy=float("nan"), test_loss=float("nan"))
-    meta = {"cnncore.model": json.dumps({"name": name, "kwargs": kwargs}),
-            "cnncore.data": json.dumps(info),
-            "cnncore.report": json.dumps({"epochs": args.epochs,
-                                          "test_accuracy": final["test_accuracy"]})}
     try:
-        io.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "epoch": args.epochs}, ckpt, metadata=meta)
         if history and not args.no_plot:
             _plot(history, png, f"{name} on {args.data}: test accuracy "
                                 f"{100 * final['test_accuracy']:.2f}%")
     except OSError as exc:
         raise CLIError(f"--out {args.out!r}: cannot write ({exc.strerror or exc})") from None
+    train_s = sum(h["train_seconds"] for h in history)
+    images = sum(h["train_images"] for h in history)
     report = dict(model=name, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
-                  optimizer=args.optimizer, lr=args.lr, seed=args.seed,
-                  threads=get_num_threads(), parameters=model.num_parameters(),
+                  optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+                  momentum=args.momentum if args.optimizer == "sgd" else None,
+                  schedule=args.schedule, seed=args.seed,
+                  augmentation=dict(enabled=args.augment,
+                                    translate=args.translate if args.augment else 0,
+                                    hflip=bool(args.augment and args.hflip)),
+                  threads=get_num_threads(), world_size=run.ranks.world,
+                  sync_batchnorm=bool(args.distributed and args.sync_bn),
+                  resumed_from_epoch=run.first_epoch - 1 if args.resume else None,
+                  images_per_second=images / train_s if train_s > 0 else None,
+                  parameters=run.model.num_parameters(),
                   test_accuracy=final["test_accuracy"], test_loss=final["test_loss"],
                   seconds=seconds, checkpoint=ckpt,
                   curves=png if history and not args.no_plot else None, history=history)
@@ -585,62 +677,151 @@ def _save_run(args, model, opt, kwargs, info, history, seconds):
           (f", curves {png}" if report["curves"] else "") + f", report {json_path}")
 
 
+class _Run:
+    """What one training run carries from epoch to epoch."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def _resume(args, run):
+    """Load --resume's model, optimiser and scheduler state and history into ``run``;
+    returns the first epoch still to train."""
+    model, spec, _, obj = _read_checkpoint(args.resume)
+    if spec["name"] != args.model:
+        raise CLIError(f"--resume {args.resume!r} holds a {spec['name']} model, not --model "
+                       f"{args.model}")
+    if spec["kwargs"] != run.kwargs:
+        raise CLIError(f"--resume {args.resume!r}: its model was built with {spec['kwargs']}, "
+                       f"this data needs {run.kwargs} (resume on the same data)")
+    if not isinstance(obj, dict) or "optimizer" not in obj or "epoch" not in obj:
+        raise CLIError(f"--resume {args.resume!r} has no optimiser state or epoch (was it "
+                       f"written by 'cnncore train'?)")
+    done = int(np.asarray(obj["epoch"].data if hasattr(obj["epoch"], "data")
+                          else obj["epoch"]))
+    if done >= args.epochs:
+        raise CLIError(f"--resume {args.resume!r} has already trained {done} epochs; ask for "
+                       f"more with --epochs (now {args.epochs})")
+    run.model.load_state_dict(model.state_dict())
+    try:
+        run.opt.load_state_dict(obj["optimizer"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CLIError(f"--resume {args.resume!r}: its optimiser state does not fit --optimizer "
+                       f"{args.optimizer}: {_one_line(exc)}") from None
+    if run.sched is not None:
+        for _ in range(done):
+            run.sched.step()
+    from . import io
+    history = _json_meta(io.load_metadata(args.resume), "cnncore.history", args.resume, [])
+    run.history[:] = history if isinstance(history, list) else []
+    return done + 1
+
+
 def _train(args):
     from . import _random
     from .data import DataLoader
     from ._runtime import get_num_threads
 
-    _train_threads(args)
-    _random.manual_seed(args.seed)
-    t_start = time.perf_counter()
     name = args.model
     from .models import MODELS
     if name not in MODELS:
         raise CLIError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}")
+    ranks = _Ranks(args)
+    _train_threads(args, ranks.local)
+    _random.manual_seed(args.seed)
+    t_start = time.perf_counter()
     created = not os.path.lexists(args.out)
-    try:
-        _prepare_out(args)                  # before any time goes into data or training
-        tr, te, desc, info, num_classes = _train_data(args)
-        model, kwargs = _train_model(name, num_classes, info["input_shape"])
-    except CLIError:
-        if created:
-            try:
-                os.rmdir(args.out)          # only if still empty
-            except OSError:
-                pass
-        raise
+
+    def setup():
+        try:
+            if ranks.lead:
+                _prepare_out(args)          # before any time goes into data or training
+            tr, te, desc, info, num_classes = _train_data(args)
+            model, kwargs = _train_model(name, num_classes, info["input_shape"])
+        except CLIError:
+            if created and ranks.lead:
+                try:
+                    os.rmdir(args.out)      # only if still empty
+                except OSError:
+                    pass
+            raise
+        return tr, te, desc, info, model, kwargs
+
+    tr, te, desc, info, model, kwargs = ranks.agree(setup)
+    model = ranks.wrap(model, args.sync_bn)
     opt = _optimizer(args, model.parameters())
-    sched = _scheduler(args, opt)
-    loader = DataLoader(tr, args.batch_size, shuffle=True, seed=args.seed)
-    print(f"cnncore train: {name} ({model.num_parameters():,} parameters) on {desc}; "
-          f"{args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
-          f"{get_num_threads()} threads", flush=True)
-    history = []
-    show = not args.no_progress
-    with np.errstate(over="ignore", invalid="ignore"):   # divergence is reported below
-        _epochs(args, model, opt, sched, loader, te, info, history, show)
-    _save_run(args, model, opt, kwargs, info, history, time.perf_counter() - t_start)
+    run = _Run(model=model, opt=opt, sched=_scheduler(args, opt), kwargs=kwargs, info=info,
+               history=[], ranks=ranks, first_epoch=1)
+    if args.resume:
+        run.first_epoch = ranks.agree(lambda: _resume(args, run))
+    if ranks.dist is not None:
+        sampler = ranks.dist.DistributedSampler(tr, shuffle=True, seed=args.seed)
+        loader = DataLoader(tr, args.batch_size // ranks.world, sampler=sampler)
+    else:
+        sampler = None
+        loader = DataLoader(tr, args.batch_size, shuffle=True, seed=args.seed)
+    threads = get_num_threads()
+    where = (f"{ranks.world} ranks x {threads} thread{'s' if threads != 1 else ''}"
+             if ranks.dist is not None else f"{threads} thread{'s' if threads != 1 else ''}")
+    if ranks.lead:
+        print(f"cnncore train: {name} ({model.num_parameters():,} parameters) on {desc}; "
+              f"{args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
+              f"{where}" + (f"; resuming after epoch {run.first_epoch - 1}"
+                            if args.resume else ""), flush=True)
+    show = not args.no_progress and ranks.lead
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):   # divergence is reported below
+            _epochs(args, run, loader, sampler, te, show)
+        if ranks.lead:
+            _save_run(args, run, time.perf_counter() - t_start)
+    except (CLIError, TrainingDiverged) as exc:
+        if ranks.dist is None or ranks.world == 1:
+            raise
+        # the other ranks are in a collective this rank will never join: end them all
+        ranks.dist.abort(f"cnncore: error: {_one_line(exc)}",
+                         EXIT_DIVERGED if isinstance(exc, TrainingDiverged) else EXIT_USAGE)
     return 0
 
 
-def _epochs(args, model, opt, sched, loader, te, info, history, show):
-    for epoch in range(1, args.epochs + 1):
+def _epochs(args, run, loader, sampler, te, show):
+    from . import _random
+    ranks, info = run.ranks, run.info
+    for epoch in range(run.first_epoch, args.epochs + 1):
         t0 = time.perf_counter()
-        seen, loss_sum, correct = _train_epoch(model, loader, opt,
+        # every epoch draws from generators seeded by (seed, epoch), so a resumed run
+        # repeats exactly the epochs an uninterrupted one would; each rank augments its
+        # own way (the model was built from the same seed on all)
+        _random.manual_seed([args.seed, ranks.rank, epoch])
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        else:
+            loader.rng = np.random.default_rng([args.seed, epoch])
+        seen, loss_sum, correct = _train_epoch(run.model, loader, run.opt,
                                                f"epoch {epoch}/{args.epochs}", show, epoch)
-        if sched is not None:
-            sched.step()
-        test_loss, test_acc, _ = _evaluate(model, te.images, te.labels, info)
+        train_seconds = time.perf_counter() - t0
+        seen, loss_sum, correct = ranks.sum(seen, loss_sum, correct)
+        if run.sched is not None:
+            run.sched.step()
+        # each rank scores its share of the test set; the sums make the whole
+        r, w = ranks.rank, ranks.world
+        n_test = len(te.labels[r::w])
+        test_loss, test_acc, _ = _evaluate(run.model, te.images[r::w], te.labels[r::w], info)
+        test_loss, test_acc, n = ranks.sum(test_loss * n_test, test_acc * n_test, n_test)
+        test_loss, test_acc = test_loss / max(n, 1), test_acc / max(n, 1)
         if not math.isfinite(test_loss):
             raise TrainingDiverged(f"training stopped: the test loss became {test_loss} after "
-                                   f"epoch {epoch} (lower --lr); no checkpoint was written")
+                                   f"epoch {epoch} (lower --lr); no checkpoint was written for "
+                                   f"this epoch")
         rec = dict(epoch=epoch, train_loss=loss_sum / max(seen, 1),
                    train_accuracy=correct / max(seen, 1), test_loss=test_loss,
-                   test_accuracy=test_acc, seconds=time.perf_counter() - t0)
-        history.append(rec)
-        print(f"epoch {epoch:3d}/{args.epochs}  train loss {rec['train_loss']:.4f}  "
-              f"acc {100 * rec['train_accuracy']:6.2f}%  |  test loss {test_loss:.4f}  "
-              f"acc {100 * test_acc:6.2f}%  ({rec['seconds']:.1f}s)", flush=True)
+                   test_accuracy=test_acc, seconds=time.perf_counter() - t0,
+                   train_seconds=train_seconds, train_images=int(seen))
+        run.history.append(rec)
+        if ranks.lead:
+            _save_checkpoint(args, run, epoch)
+            print(f"epoch {epoch:3d}/{args.epochs}  train loss {rec['train_loss']:.4f}  "
+                  f"acc {100 * rec['train_accuracy']:6.2f}%  |  test loss {test_loss:.4f}  "
+                  f"acc {100 * test_acc:6.2f}%  ({rec['seconds']:.1f}s)", flush=True)
 
 
 # ---------------------------------------------------------------------------
@@ -800,6 +981,18 @@ def _parser():
     t.add_argument("--no-augment", dest="augment", action="store_false")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--no-plot", action="store_true", help="skip the PNG of the curves")
+    t.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue the run that wrote CHECKPOINT (saved after every epoch) up "
+                        "to --epochs, with its model, optimiser and schedule state")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: run as 'mpiexec -n N cnncore train "
+                        "--distributed ...'; --batch-size is the global batch (docs/"
+                        "distributed.md)")
+    t.add_argument("--sync-bn", action="store_true",
+                   help="with --distributed: batch norm statistics over the global batch")
+    t.add_argument("--dist-timeout", type=_bounded(float, 0, lo_open=True), default=300.0,
+                   help="with --distributed: seconds a rank waits for the others before the "
+                        "job is stopped")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on test data", epilog=_EPILOG)
     e.add_argument("checkpoint")
