@@ -307,7 +307,9 @@ class DistributedDataParallel(Module):
     normalises with each rank's own batch statistics unless converted to
     :class:`SyncBatchNorm`. Inside :meth:`no_sync` gradients accumulate locally and
     the next backward outside it reduces the sum. Parameters that no rank gave a
-    gradient keep ``grad`` unchanged.
+    gradient keep ``grad`` unchanged. ``last_sync_seconds`` is how long the last backward
+    pass spent, after its last gradient, finishing the reductions: the communication
+    that the backward pass did not hide.
     """
 
     def __init__(self, module, bucket_cap_mb=4.0, broadcast_buffers=True):
@@ -328,6 +330,7 @@ class DistributedDataParallel(Module):
         d["_sync"] = True
         d["_armed"] = False
         d["_queued"] = False
+        d["last_sync_seconds"] = 0.0
         _check_same_model(module)
         _broadcast_arrays([t.data for _, t in _module_arrays(module)])
         params = [p for p in module.parameters() if p.requires_grad]
@@ -388,6 +391,7 @@ class DistributedDataParallel(Module):
     def _finish(self):
         d = self.__dict__
         d["_armed"] = d["_queued"] = False
+        t0 = time.perf_counter()
         try:
             for bucket in self._buckets:
                 for i, p in enumerate(bucket.params):
@@ -407,6 +411,7 @@ class DistributedDataParallel(Module):
             for bucket in self._buckets:
                 bucket.reset()
             d["_next"] = 0
+            d["last_sync_seconds"] = time.perf_counter() - t0
 
     # --- passing through ---
     def state_dict(self, prefix=""):
