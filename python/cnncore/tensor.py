@@ -15,13 +15,15 @@ network operations (convolution, pooling, activations, losses ...) live in
 import collections
 import functools
 import numbers
+import weakref
 
 import numpy as np
 
 __all__ = [
     "Tensor", "Function", "tensor", "from_numpy", "from_dlpack", "no_grad", "enable_grad",
     "is_grad_enabled", "set_grad_enabled", "cat", "stack", "zeros", "ones", "randn", "rand",
-    "arange", "gradcheck",
+    "arange", "full", "linspace", "zeros_like", "ones_like", "where", "matmul", "Device",
+    "gradcheck",
 ]
 
 _grad_enabled = True
@@ -32,12 +34,11 @@ def is_grad_enabled():
     return _grad_enabled
 
 
-class set_grad_enabled:
-    """Context manager / decorator setting grad mode on or off."""
+class _GradMode:
+    """A context manager and decorator that runs its block (or function) with grad mode
+    ``self.mode`` and restores the previous mode afterwards."""
 
-    def __init__(self, mode=True):
-        self.mode = bool(mode)
-        self.prev = None
+    mode = True
 
     def __enter__(self):
         global _grad_enabled
@@ -51,25 +52,53 @@ class set_grad_enabled:
         return False
 
     def __call__(self, fn):
+        mode = self.mode
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with set_grad_enabled(self.mode):
+            with _Mode(mode):
                 return fn(*args, **kwargs)
         return wrapper
 
 
-class no_grad(set_grad_enabled):
+class _Mode(_GradMode):
+    def __init__(self, mode):
+        self.mode = bool(mode)
+
+
+class no_grad(_GradMode):
     """``with cnncore.no_grad(): ...`` (or ``@cnncore.no_grad()``): build no graph."""
 
-    def __init__(self):
-        super().__init__(False)
+    mode = False
 
 
-class enable_grad(set_grad_enabled):
+class enable_grad(_GradMode):
     """Turn grad mode back on inside a :class:`no_grad` block."""
 
-    def __init__(self):
-        super().__init__(True)
+    mode = True
+
+
+class set_grad_enabled(_GradMode):
+    """Set grad mode, as torch does, three ways: called as a function
+    (``set_grad_enabled(False)`` switches it now, until switched back), as a context
+    manager (the previous mode returns when the block ends) or as a decorator."""
+
+    def __init__(self, mode=True):
+        global _grad_enabled
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"set_grad_enabled: mode must be a bool, got "
+                            f"{type(mode).__name__}")
+        self.mode = bool(mode)
+        self.prev = _grad_enabled
+        _grad_enabled = self.mode           # takes effect at once, like torch's
+
+    def __enter__(self):
+        return self                         # (already switched by __init__)
+
+    def __call__(self, fn):
+        global _grad_enabled
+        _grad_enabled = self.prev           # as a decorator it only wraps
+        return super().__call__(fn)
 
 
 # ---------------------------------------------------------------------------
@@ -350,6 +379,30 @@ class Max(Function):
         return ((grad * self.mask).astype(grad.dtype, copy=False),)
 
 
+class Min(Max):
+    # saves: a mask of the minima (ties share the gradient equally)
+    def forward(self, a, axes, keepdim):
+        out = a.min(axis=axes, keepdims=True)
+        mask = (a == out)
+        self.mask = mask / mask.sum(axis=axes, keepdims=True)
+        self.axes, self.keepdim = axes, keepdim
+        return out if keepdim else np.squeeze(out, axis=axes)
+
+
+class Where(Function):
+    # saves: the condition (broadcast against both inputs) and the input shapes
+    def forward(self, a, b, cond):
+        self.cond, self.shapes = cond, (a.shape, b.shape)
+        return np.where(cond, a, b)
+
+    def backward(self, grad):
+        sa, sb = self.shapes
+        na, nb = self.needs_input_grad
+        zero = np.zeros((), grad.dtype)
+        return (_unbroadcast(np.where(self.cond, grad, zero), sa) if na else None,
+                _unbroadcast(np.where(self.cond, zero, grad), sb) if nb else None)
+
+
 # --- shape ------------------------------------------------------------------
 
 class Clone(Function):
@@ -481,6 +534,56 @@ def _dtype(dtype):
 
 
 MaxResult = collections.namedtuple("MaxResult", ["values", "indices"])
+
+
+class Device:
+    """Where a tensor's data lives: ``cnncore.device("cpu")``. Only the CPU exists in this
+    build (the CUDA backend is not written yet); asking for another device is an error."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, type="cpu", index=None):  # noqa: A002 - torch's names
+        if isinstance(type, Device):
+            type, index = type.type, type.index
+        kind, _, idx = str(type).partition(":")
+        if kind != "cpu":
+            raise RuntimeError(f"device {str(type)!r} is not available: this cnncore build "
+                               f"runs on the CPU only (device 'cpu')")
+        self.type, self.index = kind, (int(idx) if idx else index)
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            try:
+                other = Device(other)
+            except RuntimeError:
+                return False
+        return isinstance(other, Device) and other.type == self.type
+
+    def __hash__(self):
+        return hash(self.type)
+
+    def __str__(self):
+        return self.type
+
+    def __repr__(self):
+        return f"device(type={self.type!r})"
+
+
+_CPU = Device("cpu")
+
+
+def _check_device(device):
+    Device(device)          # raises for anything but the CPU
+
+
+def _is_dtype_name(value):
+    if not isinstance(value, str):
+        return False
+    try:
+        np.dtype(value)
+    except TypeError:
+        return False
+    return True
 
 
 _backward_callbacks = None     # a list while Tensor.backward runs (see queue_callback)
@@ -624,7 +727,33 @@ class Tensor:
     def clone(self):
         return Clone.apply(self)
 
-    def to(self, dtype):
+    @property
+    def device(self):
+        """Where the data lives: always ``cnncore.device("cpu")`` (no CUDA backend yet)."""
+        return _CPU
+
+    def cpu(self):
+        return self
+
+    def to(self, *args, dtype=None, device=None, copy=False):
+        """``to(dtype)``, ``to("cpu")``, ``to(device, dtype)``, ``to(other_tensor)``, as in
+        torch: a Tensor of that dtype (itself when nothing changes, unless ``copy``),
+        differentiable between floating dtypes."""
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype if dtype is None else dtype
+            elif isinstance(a, (str, Device)) and not _is_dtype_name(a):
+                device = a
+            else:
+                dtype = a if dtype is None else dtype
+        if device is not None:
+            _check_device(device)
+        if dtype is None:
+            return self.clone() if copy else self
+        out = self._cast(dtype)
+        return out.clone() if copy and out is self else out
+
+    def _cast(self, dtype):
         dtype = _dtype(dtype)
         if dtype == self.data.dtype:
             return self
@@ -632,7 +761,8 @@ class Tensor:
             return Cast.apply(self, dtype=dtype)
         return Tensor._make(self.data.astype(dtype), False, None)
 
-    astype = to
+    def astype(self, dtype):
+        return self._cast(dtype)
 
     def float(self):
         return self.to(np.float32)
@@ -923,6 +1053,32 @@ class Tensor:
         values = Max.apply(self, axes=_axes(dim, self.ndim), keepdim=keepdim)
         return MaxResult(values, self.argmax(dim, keepdim))
 
+    def min(self, dim=None, keepdim=False):
+        """Smallest value; with ``dim``, ``(values, indices)`` along that axis (like torch)."""
+        if dim is None:
+            return Min.apply(self, axes=_axes(None, self.ndim), keepdim=False)
+        values = Min.apply(self, axes=_axes(dim, self.ndim), keepdim=keepdim)
+        return MaxResult(values, self.argmin(dim, keepdim))
+
+    def argmin(self, dim=None, keepdim=False):
+        if dim is None:
+            return Tensor._make(np.asarray(self.data.argmin()), False, None)
+        return Tensor._make(np.asarray(self.data.argmin(axis=dim, keepdims=keepdim)),
+                            False, None)
+
+    def var(self, dim=None, unbiased=True, keepdim=False, *, correction=None):
+        """Variance over ``dim`` (all elements by default), dividing by ``n - correction``
+        (``correction`` defaults to 1 if ``unbiased`` else 0, as torch)."""
+        if correction is None:
+            correction = 1 if unbiased else 0
+        axes = _axes(dim, self.ndim)
+        n = int(np.prod([self.shape[a] for a in axes])) if self.ndim else 1
+        centred = self - self.mean(dim=axes, keepdim=True)
+        return (centred * centred).sum(dim=axes, keepdim=keepdim) / max(n - correction, 0)
+
+    def std(self, dim=None, unbiased=True, keepdim=False, *, correction=None):
+        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
+
     def argmax(self, dim=None, keepdim=False):
         if dim is None:
             return Tensor._make(np.asarray(self.data.argmax()), False, None)
@@ -982,6 +1138,48 @@ class Tensor:
         elif isinstance(index, tuple):
             index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
         return GetItem.apply(self, index=index)
+
+    def __setitem__(self, index, value):
+        """In-place assignment ``t[i] = v`` for tensors outside the graph (no grad, or inside
+        ``no_grad()``); a tensor that autograd tracks refuses, since the recorded graph would
+        no longer describe it."""
+        if self.requires_grad and _grad_enabled:
+            raise RuntimeError("item assignment to a tensor that requires grad would bypass "
+                               "autograd: assign inside `with cnncore.no_grad():`, or to "
+                               "`t.detach()` / a clone outside the graph")
+        if isinstance(index, Tensor):
+            index = index.data
+        elif isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        self.data[index] = value.data if isinstance(value, Tensor) else value
+
+    def t(self):
+        """The transpose of a 2-D tensor (a 0-D or 1-D tensor as it is), like torch."""
+        if self.ndim > 2:
+            raise ValueError(f"t() expects a tensor with at most 2 dimensions, got "
+                             f"{self.ndim}; use transpose(dim0, dim1) or permute")
+        return self if self.ndim < 2 else self.transpose(0, 1)
+
+    def pow(self, exponent):
+        return self ** exponent
+
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in ``.grad`` after backward (leaves always
+        do)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: the tensor does not require grad")
+        if self._ctx is None or any(getattr(fn, "_retains_grad", False)
+                                    for _, fn in (self._hooks or {}).values()):
+            return
+        ref = weakref.ref(self)
+
+        def keep(g):
+            t = ref()
+            if t is not None:
+                t.grad = g if t.grad is None else Tensor._make(t.grad.data + g.data, False,
+                                                               None)
+        keep._retains_grad = True
+        self._add_hook("pre", keep)
 
     # The network-op methods (relu, sigmoid, tanh, softmax, log_softmax) are attached by
     # cnncore.functional, which defines them: this module imports nothing of it.
@@ -1076,6 +1274,48 @@ def rand(*shape, dtype=np.float32, requires_grad=False, generator=None):
 
 def arange(*args, dtype=None):
     return Tensor(np.arange(*args, dtype=None if dtype is None else _dtype(dtype)))
+
+
+def full(shape, fill_value, dtype=None, requires_grad=False):
+    """A tensor of ``shape`` filled with ``fill_value`` (float32 for a Python float)."""
+    if dtype is None:
+        dtype = _default_dtype_of(fill_value).dtype
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return Tensor(np.full(shape, fill_value, dtype=_dtype(dtype)), requires_grad)
+
+
+def linspace(start, end, steps, dtype=np.float32, requires_grad=False):
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"linspace: steps must be a non-negative integer, got {steps!r}")
+    return Tensor(np.linspace(start, end, int(steps), dtype=_dtype(dtype)), requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    a = t.data if isinstance(t, Tensor) else np.asarray(t)
+    return Tensor(np.zeros(a.shape, _dtype(dtype) if dtype is not None else a.dtype),
+                  requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    a = t.data if isinstance(t, Tensor) else np.asarray(t)
+    return Tensor(np.ones(a.shape, _dtype(dtype) if dtype is not None else a.dtype),
+                  requires_grad)
+
+
+def where(condition, input, other):  # noqa: A002 - torch's names
+    """Elements of ``input`` where ``condition`` holds, else of ``other`` (broadcast;
+    differentiable in both)."""
+    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    if cond.dtype != np.bool_:
+        raise TypeError(f"where: condition must be boolean, got dtype {cond.dtype}")
+    like = input if isinstance(input, Tensor) else other
+    return Where.apply(_wrap(input, like), _wrap(other, like), cond=cond)
+
+
+def matmul(input, other):  # noqa: A002 - torch's names
+    """``input @ other`` (NumPy's matmul rules; differentiable)."""
+    return _wrap(input, other) @ _wrap(other, input)
 
 
 def cat(tensors, dim=0):

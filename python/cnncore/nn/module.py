@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 
-from ..tensor import Tensor, _dtype
+from ..tensor import Function, RemovableHandle, Tensor, _dtype, is_grad_enabled
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "ModuleDict", "IncompatibleKeys",
            "StateDictError"]
@@ -124,11 +124,47 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
-        out = self.forward(*args, **kwargs)
+        hooks = self.__dict__.get("_hooks")
+        if hooks is None:
+            out = self.forward(*args, **kwargs)
+        else:
+            out, args = _call_with_hooks(self, hooks, args, kwargs)
         if _forward_hooks:
             for hook in _forward_hooks:
                 hook(self, args, out)
         return out
+
+    # --- hooks (torch's semantics) ---
+    def _hook_table(self):
+        d = self.__dict__
+        if d.get("_hooks") is None:
+            d["_hooks"] = {"pre": {}, "forward": {}, "backward": {}}
+        return d["_hooks"]
+
+    def _add_module_hook(self, kind, hook):
+        if not callable(hook):
+            raise TypeError(f"a hook must be callable, got {type(hook).__name__}")
+        table = self._hook_table()[kind]
+        handle = RemovableHandle(table)
+        table[handle.id] = hook
+        return handle
+
+    def register_forward_pre_hook(self, hook):
+        """``hook(module, args)`` before each forward; a non-None result replaces the
+        positional arguments (a tuple, or one value). Returns a removable handle."""
+        return self._add_module_hook("pre", hook)
+
+    def register_forward_hook(self, hook):
+        """``hook(module, args, output)`` after each forward; a non-None result replaces the
+        output. Returns a removable handle."""
+        return self._add_module_hook("forward", hook)
+
+    def register_full_backward_hook(self, hook):
+        """``hook(module, grad_input, grad_output)`` once backward has computed the
+        gradients with respect to the module's tensor inputs (tuples, None for inputs that
+        need no gradient). For a module with one input, a non-None result (a tuple of one)
+        replaces its gradient. Returns a removable handle."""
+        return self._add_module_hook("backward", hook)
 
     # --- traversal ---
     def named_children(self):
@@ -210,8 +246,19 @@ class Module:
         fn(self)
         return self
 
-    def to(self, dtype):
-        """Convert every floating parameter and buffer to ``dtype`` (in place)."""
+    def to(self, *args, dtype=None, device=None):
+        """``to(dtype)``, ``to("cpu")`` or ``to(device, dtype)``: convert every floating
+        parameter and buffer to ``dtype`` in place (the CPU is the only device)."""
+        from ..tensor import _check_device, _is_dtype_name, Device
+        for a in args:
+            if isinstance(a, (str, Device)) and not _is_dtype_name(a):
+                device = a
+            else:
+                dtype = a
+        if device is not None:
+            _check_device(device)
+        if dtype is None:
+            return self
         dt = _dtype(dtype)
         for m in self.modules():
             for p in m._parameters.values():
@@ -314,6 +361,87 @@ class Module:
     def __dir__(self):
         return sorted(set(itertools.chain(super().__dir__(), self._parameters, self._modules,
                                           self._buffers)))
+
+
+def _call_with_hooks(module, hooks, args, kwargs):
+    for hook in list(hooks["pre"].values()):
+        result = hook(module, args)
+        if result is not None:
+            args = result if isinstance(result, tuple) else (result,)
+    backward = list(hooks["backward"].values())
+    state = None
+    if backward and is_grad_enabled():
+        state = _BackwardHookState(module, backward, args)
+        args = state.wrap_inputs(args)
+    out = module.forward(*args, **kwargs)
+    for hook in list(hooks["forward"].values()):
+        result = hook(module, args, out)
+        if result is not None:
+            out = result
+    if state is not None:
+        out = state.wrap_output(out)
+    return out, args
+
+
+class _BackwardHookState:
+    """Collects one forward call's gradients for its module's full backward hooks: identity
+    nodes on the tensor inputs and the output record what flows through them."""
+
+    def __init__(self, module, hooks, args):
+        self.module, self.hooks = module, hooks
+        self.n_inputs = len(args)
+        self.grad_output = None
+        self.grad_input = [None] * len(args)
+        self.waiting = 0
+
+    def wrap_inputs(self, args):
+        out = list(args)
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor) and a.requires_grad:
+                out[i] = _HookIdentity.apply(a, state=self, slot=i)
+                self.waiting += 1
+        return tuple(out)
+
+    def wrap_output(self, out):
+        if isinstance(out, Tensor) and out.requires_grad:
+            return _HookIdentity.apply(out, state=self, slot=None)
+        return out
+
+    def output_grad(self, g):
+        self.grad_output = (Tensor(g),)
+        if self.waiting == 0:           # no input needs a gradient: call the hooks now
+            self.fire()
+
+    def input_grad(self, slot, g):
+        self.grad_input[slot] = Tensor(g)
+        self.waiting -= 1
+        if self.waiting == 0:
+            replaced = self.fire()
+            if replaced is not None and self.n_inputs == 1:
+                new = replaced[0]
+                return np.asarray(new.data if isinstance(new, Tensor) else new, g.dtype)
+        return g
+
+    def fire(self):
+        replaced = None
+        for hook in self.hooks:
+            result = hook(self.module, tuple(self.grad_input), self.grad_output)
+            if result is not None:
+                replaced = result if isinstance(result, tuple) else (result,)
+        return replaced
+
+
+class _HookIdentity(Function):
+    # saves: the hook state and which input (None: the output) this node stands for
+    def forward(self, a, state, slot):
+        self.state, self.slot = state, slot
+        return a
+
+    def backward(self, grad):
+        if self.slot is None:
+            self.state.output_grad(grad)
+            return (grad,)
+        return (self.state.input_grad(self.slot, grad),)
 
 
 def _as_numpy(value):
