@@ -96,7 +96,7 @@ def _first_name(name):
     return "grad_out" if name.endswith("_backward") else _FIRST_ARG.get(name, "x")
 
 
-_ELEMENTWISE = ("relu", "sigmoid", "tanh", "leaky_relu", "softmax", "log_softmax", "dropout",
+_ELEMENTWISE = ("relu", "sigmoid", "tanh", "leaky_relu", "silu", "gelu", "softmax", "log_softmax", "dropout",
                 "local_response_norm", "linear")  # any rank >= 1 (or >= 2) is a valid call
 
 for _name in sorted(CALLS):
@@ -367,3 +367,6 @@ def run_case(case_id):
     except AssertionError as exc:
         return "fail", f"wrong result: {exc}"
     return "ok", "returned a correct result"
+
+_raises("gelu/approximate", ValueError, r"^gelu: approximate must be 'none' or 'tanh', got 'erf'")(
+    lambda: (ops.gelu, (X2,), {"approximate": "erf"}))

@@ -88,7 +88,7 @@ for _nd in (1, 2, 3):
     for _kind in ("max", "avg", "lp", "weighted_avg", "adaptive_avg", "adaptive_max", "global_avg", "global_max"):
         CALLS[f"{_kind}_pool{_nd}d"] = _pool(_kind, _nd, False)
         CALLS[f"{_kind}_pool{_nd}d_backward"] = _pool(_kind, _nd, True)
-for _name in ("relu", "sigmoid", "tanh", "leaky_relu", "softmax", "log_softmax"):
+for _name in ("relu", "sigmoid", "tanh", "leaky_relu", "silu", "gelu", "softmax", "log_softmax"):
     CALLS[_name] = _unary(_name)
     CALLS[_name + "_backward"] = _unary_bw(_name + "_backward")
 

@@ -426,13 +426,19 @@ TEST(layers_f32_elementwise_levels_within_ulp_of_libm) {
         a[i] = 0.37f * static_cast<float>(i - n / 2);
         g[i] = 1.0f + 0.25f * static_cast<float>(i % 5);
       }
-      for (int kind = 0; kind < 4; ++kind) {
+      for (int kind = 0; kind < 7; ++kind) {
         k.activation_forward(kind, 0.1f, n, a.data(), out.data());
         k.activation_backward(kind, 0.1f, n, g.data(), a.data(), d.data());
         for (int64_t i = 0; i < n; ++i) {
           const double v = a[i], s = 1 / (1 + std::exp(-v)), th = std::tanh(v);
-          const double f[] = {v <= 0 ? 0.0 : v, v > 0 ? v : 0.1f * a[i], s, th};
-          const double df[] = {v <= 0 ? 0.0 : 1.0, v > 0 ? 1.0 : 0.1f, s * (1 - s), 1 - th * th};
+          const double cdf = 0.5 * (1 + std::erf(v / std::sqrt(2.0)));
+          const double pdf = std::exp(-0.5 * v * v) / std::sqrt(2 * M_PI);
+          const double c = std::sqrt(2 / M_PI), u = c * (v + 0.044715 * v * v * v), tu = std::tanh(u);
+          const double f[] = {v <= 0 ? 0.0 : v, v > 0 ? v : 0.1f * a[i], s, th, v * s, v * cdf,
+                              0.5 * v * (1 + tu)};
+          const double df[] = {v <= 0 ? 0.0 : 1.0, v > 0 ? 1.0 : 0.1f, s * (1 - s), 1 - th * th,
+                               s + v * s * (1 - s), cdf + v * pdf,
+                               0.5 * (1 + tu) + 0.5 * v * (1 - tu * tu) * c * (1 + 3 * 0.044715 * v * v)};
           CHECK(std::fabs(out[i] - f[kind]) <= 1e-6 * (1 + std::fabs(f[kind])));
           CHECK(std::fabs(d[i] - g[i] * df[kind]) <= 1e-6 * (1 + std::fabs(g[i])));
         }

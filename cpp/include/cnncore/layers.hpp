@@ -21,14 +21,16 @@ namespace cnncore {
 //   sigmoid    1 / (1 + exp(-x))
 //   tanh       tanh(x)
 // NaN inputs give NaN outputs. The backward takes the forward input.
-enum class Activation { relu, leaky_relu, sigmoid, tanh };
+enum class Activation { relu, leaky_relu, sigmoid, tanh, silu, gelu, gelu_tanh };
 
 struct ActivationParams {
   Activation kind = Activation::relu;
   double negative_slope = 0.01;  // leaky_relu only
 };
 
-Activation parse_activation(const std::string& name);  // "relu", "leaky_relu", "sigmoid", "tanh"
+// "relu", "leaky_relu", "sigmoid", "tanh", "silu" (x sigmoid(x)), "gelu" (x Phi(x), exact),
+// "gelu_tanh" (GELU's tanh approximation, torch's approximate="tanh")
+Activation parse_activation(const std::string& name);
 const char* activation_name(Activation kind);
 
 Tensor activation_forward(const Tensor& src, const ActivationParams& params);

@@ -1,4 +1,5 @@
-// The activation op layer: relu, leaky_relu, sigmoid, tanh, forward and backward.
+// The activation op layer: relu, leaky_relu, sigmoid, tanh, silu, gelu, gelu_tanh, forward
+// and backward.
 #include <algorithm>
 #include <cmath>
 
@@ -17,7 +18,11 @@ Activation parse_activation(const std::string& name) {
   if (name == "leaky_relu") return Activation::leaky_relu;
   if (name == "sigmoid") return Activation::sigmoid;
   if (name == "tanh") return Activation::tanh;
-  throw value_error(str("activation must be one of 'relu', 'leaky_relu', 'sigmoid', 'tanh', got '", name, "'"));
+  if (name == "silu") return Activation::silu;
+  if (name == "gelu") return Activation::gelu;
+  if (name == "gelu_tanh") return Activation::gelu_tanh;
+  throw value_error(str("activation must be one of 'relu', 'leaky_relu', 'sigmoid', 'tanh', 'silu', 'gelu', "
+                        "'gelu_tanh', got '", name, "'"));
 }
 
 const char* activation_name(Activation kind) {
@@ -26,6 +31,9 @@ const char* activation_name(Activation kind) {
     case Activation::leaky_relu: return "leaky_relu";
     case Activation::sigmoid: return "sigmoid";
     case Activation::tanh: return "tanh";
+    case Activation::silu: return "silu";
+    case Activation::gelu: return "gelu";
+    case Activation::gelu_tanh: return "gelu_tanh";
   }
   return "?";
 }

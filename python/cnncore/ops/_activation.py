@@ -1,4 +1,4 @@
-"""Activations (NumPy in, NumPy out): relu, leaky_relu, sigmoid, tanh, as in
+"""Activations (NumPy in, NumPy out): relu, leaky_relu, sigmoid, tanh, silu, gelu, as in
 ``torch.nn.functional``; ``name_backward(grad_out, x, <same keywords>)`` returns ``grad_x``.
 
 Shapes and values are validated in C++ (``cnncore/layers.hpp``); this module
@@ -8,7 +8,8 @@ from .. import _core
 from ._common import _array, _grad_pair, _real
 
 __all__ = ["relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid",
-           "sigmoid_backward", "tanh", "tanh_backward"]
+           "sigmoid_backward", "tanh", "tanh_backward", "silu", "silu_backward", "gelu",
+           "gelu_backward"]
 
 
 def _act_forward(op, x, slope=0.0):
@@ -56,3 +57,30 @@ def tanh(x):
 
 def tanh_backward(grad_out, x):
     return _act_backward("tanh", grad_out, x)
+
+
+def silu(x):
+    """x * sigmoid(x) elementwise (also called swish)."""
+    return _act_forward("silu", x)
+
+
+def silu_backward(grad_out, x):
+    return _act_backward("silu", grad_out, x)
+
+
+def _gelu_kind(approximate):
+    if approximate == "none":
+        return "gelu"
+    if approximate == "tanh":
+        return "gelu_tanh"
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def gelu(x, approximate="none"):
+    """x * Phi(x), Phi the standard normal CDF (``approximate="none"``, with erf), or its
+    tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (``"tanh"``)."""
+    return _act_forward(_gelu_kind(approximate), x)
+
+
+def gelu_backward(grad_out, x, approximate="none"):
+    return _act_backward(_gelu_kind(approximate), grad_out, x)
