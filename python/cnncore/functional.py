@@ -14,9 +14,14 @@ methods of :class:`~cnncore.Tensor` (``x.relu()``, ``x.softmax(dim)``, ...). Our
 ``weighted_avg_pool{1,2,3}d``, ``global_{avg,max}_pool2d`` and the ``flip``,
 ``padding_mode`` and ``algorithm`` keywords on convolution.
 """
+import functools
+
 import numpy as np
 
+from . import _numpy_functional as _nf
 from . import _random, ops
+from ._numpy_functional import (dropout2d, fold, group_norm, interpolate, layer_norm,
+                                max_unpool2d, unfold)
 from .tensor import Function, Tensor, _wrap, is_grad_enabled
 
 __all__ = [
@@ -27,8 +32,9 @@ __all__ = [
     "weighted_avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "global_avg_pool2d",
     "global_max_pool2d",
-    "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout",
-    "local_response_norm", "batch_norm", "linear", "flatten",
+    "relu", "leaky_relu", "sigmoid", "tanh", "silu", "gelu", "softmax", "log_softmax", "dropout",
+    "local_response_norm", "batch_norm", "layer_norm", "group_norm", "dropout2d",
+    "interpolate", "unfold", "fold", "max_unpool2d", "linear", "flatten",
     "cross_entropy", "nll_loss", "mse_loss", "l1_loss",
 ]
 
@@ -449,6 +455,17 @@ def tanh(input):
     return ArrayOp.apply(_t(input), op=ops.tanh, op_backward=ops.tanh_backward, kw=_NO_KW)
 
 
+def silu(input, inplace=False):
+    """x * sigmoid(x)."""
+    return ArrayOp.apply(_t(input), op=ops.silu, op_backward=ops.silu_backward, kw=_NO_KW)
+
+
+def gelu(input, approximate="none"):
+    """x * Phi(x) (exact, ``approximate="none"``) or its tanh approximation (``"tanh"``)."""
+    return ArrayOp.apply(_t(input), op=ops.gelu, op_backward=ops.gelu_backward,
+                         kw=dict(approximate=approximate))
+
+
 # ---------------------------------------------------------------------------
 # softmax (ops/_softmax.py)
 
@@ -572,7 +589,12 @@ class CrossEntropy(Function):
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
-    """Softmax cross-entropy of logits ``input`` (N, C[, d...]) against class indices."""
+    """Softmax cross-entropy of logits ``input`` (N, C[, d...]) against class indices, or
+    against class probabilities (a floating ``target`` of the logits' shape, as torch)."""
+    t = target.data if isinstance(target, Tensor) else target
+    if isinstance(t, np.ndarray) and np.issubdtype(t.dtype, np.floating) and \
+            t.shape == tuple(_t(input).shape):
+        return _nf.soft_cross_entropy(input, t, weight, reduction, label_smoothing)
     return CrossEntropy.apply(_t(input), _t(target), _opt(weight),
                               kw=dict(ignore_index=ignore_index, reduction=reduction,
                                       label_smoothing=label_smoothing))
@@ -593,6 +615,32 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of log-probabilities ``input`` (N, C[, d...])."""
     return NLLLoss.apply(_t(input), _t(target), _opt(weight),
                          kw=dict(ignore_index=ignore_index, reduction=reduction))
+
+
+# ---------------------------------------------------------------------------
+# unbatched inputs: (C, spatial...) as a batch of one, as torch accepts
+
+
+def _allow_unbatched(fn, spatial):
+    @functools.wraps(fn)
+    def wrapper(input, *args, **kwargs):
+        x = _t(input)
+        if x.ndim != spatial + 1:
+            return fn(x, *args, **kwargs)
+        out = fn(x.unsqueeze(0), *args, **kwargs)
+        if isinstance(out, tuple):          # (values, indices)
+            return type(out)(o.reshape(tuple(o.shape[1:])) for o in out)
+        return out.reshape(tuple(out.shape[1:]))
+    return wrapper
+
+
+for _name in ("conv{}d", "conv_transpose{}d", "max_pool{}d", "avg_pool{}d", "lp_pool{}d",
+              "weighted_avg_pool{}d", "adaptive_avg_pool{}d", "adaptive_max_pool{}d"):
+    for _k in (1, 2, 3):
+        globals()[_name.format(_k)] = _allow_unbatched(globals()[_name.format(_k)], _k)
+for _name in ("separable_conv2d", "local_conv2d", "tiled_conv2d"):
+    globals()[_name] = _allow_unbatched(globals()[_name], 2)
+del _name, _k
 
 
 # ---------------------------------------------------------------------------

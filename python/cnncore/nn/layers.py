@@ -19,8 +19,9 @@ __all__ = [
     "DepthwiseSeparableConv2d", "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d",
     "AvgPool3d", "LPPool1d", "LPPool2d", "WeightedAvgPool2d", "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "GlobalAvgPool2d",
-    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LocalResponseNorm", "Dropout", "ReLU",
-    "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "ZeroPad2d", "Pad",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "LocalResponseNorm",
+    "Dropout", "Dropout2d", "Upsample", "Unfold", "Fold", "MaxUnpool2d", "ReLU",
+    "LeakyReLU", "Sigmoid", "Tanh", "SiLU", "GELU", "Softmax", "LogSoftmax", "ZeroPad2d", "Pad",
 ]
 
 
@@ -30,6 +31,17 @@ def _tuple(value, n, name):
             raise ValueError(f"{name} must be an int or {n} ints, got {value!r}")
         return tuple(int(v) for v in value)
     return (int(value),) * n
+
+
+def _positive_tuple(value, n, name, owner):
+    """``value`` as n positive ints (checked when the layer is built, not at its first
+    forward)."""
+    items = value if isinstance(value, (tuple, list)) else (value,) * n
+    if len(items) != n or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                  and v > 0 for v in items):
+        raise ValueError(f"{owner}: {name} must be a positive int or {n} positive ints, got "
+                         f"{value!r}")
+    return tuple(int(v) for v in items)
 
 
 def _positive(value, name, owner):
@@ -100,9 +112,9 @@ class _ConvNd(Module):
             raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} "
                              f"and out_channels={out_channels}")
         nd = self._nd
-        self.kernel_size = _tuple(kernel_size, nd, "kernel_size")
-        self.stride = _tuple(stride, nd, "stride")
-        self.dilation = _tuple(dilation, nd, "dilation")
+        self.kernel_size = _positive_tuple(kernel_size, nd, "kernel_size", name)
+        self.stride = _positive_tuple(stride, nd, "stride", name)
+        self.dilation = _positive_tuple(dilation, nd, "dilation", name)
         self.padding = padding if isinstance(padding, str) else (
             tuple(padding) if isinstance(padding, (tuple, list)) else _tuple(padding, nd, "padding"))
         self.padding_mode = padding_mode
@@ -116,6 +128,15 @@ class _ConvNd(Module):
         self._fn = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
 
     def forward(self, x):
+        if x.ndim >= 2 and x.shape[-1] == self.in_channels != x.shape[-self._nd - 1]:
+            order = "NCHW" if self._nd == 2 else ("NCL" if self._nd == 1 else "NCDHW")
+            last = "NHWC" if self._nd == 2 else ("NLC" if self._nd == 1 else "NDHWC")
+            raise ValueError(
+                f"{type(self).__name__}: expected {self.in_channels} channels in dimension "
+                f"{x.ndim - self._nd - 1} ({order} layout), got input of shape "
+                f"{tuple(x.shape)}, whose last dimension holds {self.in_channels}: it looks "
+                f"like {last}; move the channels first, e.g. x.permute(0, {x.ndim - 1}, "
+                f"{', '.join(str(i) for i in range(1, x.ndim - 1))})")
         return self._fn(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups, padding_mode=self.padding_mode, flip=self.flip,
                         algorithm=self.algorithm)
@@ -170,11 +191,11 @@ class _ConvTransposeNd(Module):
             raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} "
                              f"and out_channels={out_channels}")
         nd = self._nd
-        self.kernel_size = _tuple(kernel_size, nd, "kernel_size")
-        self.stride = _tuple(stride, nd, "stride")
+        self.kernel_size = _positive_tuple(kernel_size, nd, "kernel_size", type(self).__name__)
+        self.stride = _positive_tuple(stride, nd, "stride", type(self).__name__)
         self.padding = _tuple(padding, nd, "padding")
         self.output_padding = _tuple(output_padding, nd, "output_padding")
-        self.dilation = _tuple(dilation, nd, "dilation")
+        self.dilation = _positive_tuple(dilation, nd, "dilation", type(self).__name__)
         dt = _dtype(dtype)
         self.weight = Parameter(np.empty((in_channels, out_channels // groups) + self.kernel_size,
                                          dtype=dt))
@@ -216,10 +237,10 @@ class LocallyConnected2d(Module):
         super().__init__()
         self.in_channels = _positive(in_channels, "in_channels", "LocallyConnected2d")
         self.out_channels = _positive(out_channels, "out_channels", "LocallyConnected2d")
-        self.kernel_size = _tuple(kernel_size, 2, "kernel_size")
+        self.kernel_size = _positive_tuple(kernel_size, 2, "kernel_size", type(self).__name__)
         self.input_size = _tuple(input_size, 2, "input_size")
-        self.stride = _tuple(stride, 2, "stride")
-        self.dilation = _tuple(dilation, 2, "dilation")
+        self.stride = _positive_tuple(stride, 2, "stride", type(self).__name__)
+        self.dilation = _positive_tuple(dilation, 2, "dilation", type(self).__name__)
         self.padding = padding
         kh, kw = self.kernel_size
         # The one output-size rule, the op's own (it validates padding, stride and dilation).
@@ -257,10 +278,10 @@ class TiledConv2d(Module):
         super().__init__()
         self.in_channels = _positive(in_channels, "in_channels", "TiledConv2d")
         self.out_channels = _positive(out_channels, "out_channels", "TiledConv2d")
-        self.kernel_size = _tuple(kernel_size, 2, "kernel_size")
+        self.kernel_size = _positive_tuple(kernel_size, 2, "kernel_size", type(self).__name__)
         self.tile = _tuple(tile, 2, "tile")
-        self.stride = _tuple(stride, 2, "stride")
-        self.dilation = _tuple(dilation, 2, "dilation")
+        self.stride = _positive_tuple(stride, 2, "stride", type(self).__name__)
+        self.dilation = _positive_tuple(dilation, 2, "dilation", type(self).__name__)
         self.padding = padding
         kh, kw = self.kernel_size
         dt = _dtype(dtype)
@@ -292,9 +313,9 @@ class DepthwiseSeparableConv2d(Module):
         self.out_channels = _positive(out_channels, "out_channels", "DepthwiseSeparableConv2d")
         self.depth_multiplier = _positive(depth_multiplier, "depth_multiplier",
                                           "DepthwiseSeparableConv2d")
-        self.kernel_size = _tuple(kernel_size, 2, "kernel_size")
-        self.stride = _tuple(stride, 2, "stride")
-        self.dilation = _tuple(dilation, 2, "dilation")
+        self.kernel_size = _positive_tuple(kernel_size, 2, "kernel_size", type(self).__name__)
+        self.stride = _positive_tuple(stride, 2, "stride", type(self).__name__)
+        self.dilation = _positive_tuple(dilation, 2, "dilation", type(self).__name__)
         self.padding = padding
         self.padding_mode = padding_mode
         mid = in_channels * depth_multiplier
@@ -557,6 +578,134 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+class Dropout2d(Module):
+    """Zero whole channels with probability ``p`` in training mode (identity in eval mode);
+    (N, C, H, W) or (C, H, W) inputs."""
+
+    def __init__(self, p=0.5, inplace=False, *, generator=None):
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"Dropout2d: p must be in [0, 1], got {p}")
+        self.p = p
+        self._generator = generator if generator is None else _random.resolve(generator)
+
+    def forward(self, x):
+        return F.dropout2d(x, self.p, self.training, generator=self._generator)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class LayerNorm(Module):
+    """Normalise over the trailing ``normalized_shape`` axes of each sample, with a learnt
+    scale and shift of that shape (``elementwise_affine``)."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, *,
+                 dtype=np.float32):
+        super().__init__()
+        if isinstance(normalized_shape, (int, np.integer)):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(_positive(n, "normalized_shape", "LayerNorm")
+                                      for n in normalized_shape)
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        dt = _dtype(dtype)
+        if elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dt))
+            self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dt)) if bias else None
+        else:
+            self.weight = self.bias = None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+
+class GroupNorm(Module):
+    """Normalise each sample's channels in ``num_groups`` groups, with a learnt scale and
+    shift per channel (``affine``)."""
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *, dtype=np.float32):
+        super().__init__()
+        self.num_groups = _positive(num_groups, "num_groups", "GroupNorm")
+        self.num_channels = _positive(num_channels, "num_channels", "GroupNorm")
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
+                             f"num_groups ({num_groups})")
+        self.eps, self.affine = eps, affine
+        dt = _dtype(dtype)
+        if affine:
+            self.weight = Parameter(np.ones(num_channels, dtype=dt))
+            self.bias = Parameter(np.zeros(num_channels, dtype=dt))
+        else:
+            self.weight = self.bias = None
+
+    def forward(self, x):
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"GroupNorm: expected {self.num_channels} channels (dimension "
+                             f"1), got input of shape {tuple(x.shape)}")
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class Upsample(Module):
+    """Resize by ``size`` or ``scale_factor`` (:func:`cnncore.functional.interpolate`)."""
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
+        super().__init__()
+        self.size, self.scale_factor = size, scale_factor
+        self.mode, self.align_corners = mode, align_corners
+
+    def forward(self, x):
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners)
+
+    def extra_repr(self):
+        what = f"size={self.size}" if self.size is not None else \
+            f"scale_factor={self.scale_factor}"
+        return f"{what}, mode={self.mode!r}"
+
+
+class Unfold(Module):
+    """Sliding blocks as columns (im2col), :func:`cnncore.functional.unfold`."""
+
+    def __init__(self, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.kernel_size, self.dilation = kernel_size, dilation
+        self.padding, self.stride = padding, stride
+
+    def forward(self, x):
+        return F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
+
+
+class Fold(Module):
+    """Columns summed back into an image, :func:`cnncore.functional.fold`."""
+
+    def __init__(self, output_size, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.output_size, self.kernel_size = output_size, kernel_size
+        self.dilation, self.padding, self.stride = dilation, padding, stride
+
+    def forward(self, x):
+        return F.fold(x, self.output_size, self.kernel_size, self.dilation, self.padding,
+                      self.stride)
+
+
+class MaxUnpool2d(Module):
+    """The partial inverse of ``MaxPool2d(..., return_indices=True)``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x, indices, output_size=None):
+        return F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding,
+                              output_size)
+
+
 class _Simple(Module):
     _fn = None
 
@@ -577,6 +726,27 @@ class Sigmoid(_Simple):
 
 class Tanh(_Simple):
     _fn = staticmethod(F.tanh)
+
+
+class SiLU(_Simple):
+    """x * sigmoid(x) (swish)."""
+    _fn = staticmethod(F.silu)
+
+
+class GELU(Module):
+    """x * Phi(x); ``approximate="tanh"`` for the tanh approximation (as torch)."""
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
 
 
 class LeakyReLU(Module):

@@ -1,4 +1,4 @@
-"""Optimisers: ``SGD`` (momentum, Nesterov, weight decay), ``Adam``, ``AdamW``.
+"""Optimisers: ``SGD`` (momentum, Nesterov, weight decay), ``Adam``, ``AdamW``, ``RMSprop``.
 
 Like torch: ``Optimizer(params, lr=..., ...)`` where ``params`` is an iterable
 of Parameters or of dicts (parameter groups with their own hyper-parameters);
@@ -16,7 +16,7 @@ import numpy as np
 from .. import _core
 from ..tensor import Tensor
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
 
 
 class Optimizer:
@@ -273,6 +273,58 @@ class AdamW(Adam):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton): ``v = alpha v + (1 - alpha) g^2``; ``w -= lr g / (sqrt(v) + eps)``,
+    with ``centered`` subtracting the squared running mean of ``g`` from ``v``,
+    ``momentum`` accumulating the scaled step, and L2 ``weight_decay`` (torch's
+    formulas). Runs in NumPy (no fused core pass)."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered))
+
+    def _check(self, group):
+        super()._check(group)
+        for name, lo, hi in (("alpha", 0, 1), ("momentum", 0, math.inf),
+                             ("weight_decay", 0, math.inf), ("eps", 0, math.inf)):
+            if not lo <= group[name] <= hi:
+                raise ValueError(f"RMSprop: invalid {name} {group[name]}")
+
+    def _update(self, w, g, state, group):
+        self._update_numpy(w, g, state, group)
+
+    def _update_numpy(self, w, g, state, group):
+        lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * w
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = np.zeros_like(w)
+            if group["momentum"]:
+                state["momentum_buffer"] = np.zeros_like(w)
+            if group["centered"]:
+                state["grad_avg"] = np.zeros_like(w)
+        state["step"] += 1
+        v = state["square_avg"]
+        v *= alpha
+        v += (1 - alpha) * (g * g)
+        if group["centered"]:
+            ga = state["grad_avg"]
+            ga *= alpha
+            ga += (1 - alpha) * g
+            avg = np.sqrt(v - ga * ga) + eps
+        else:
+            avg = np.sqrt(v) + eps
+        if group["momentum"]:
+            buf = state["momentum_buffer"]
+            buf *= group["momentum"]
+            buf += g / avg
+            w -= lr * buf
+        else:
+            w -= lr * (g / avg)
 
 
 def _fusable(w, g, state):
