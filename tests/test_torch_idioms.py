@@ -263,7 +263,8 @@ def test_clip_grad_value_and_errors():
     (tm(tx) ** 3).sum().backward()
     nn.utils.clip_grad_value_(m.parameters(), 0.1)
     torch.nn.utils.clip_grad_value_(tm.parameters(), 0.1)
-    np.testing.assert_array_equal(m.weight.grad.data, tm.weight.grad.numpy())
+    np.testing.assert_allclose(m.weight.grad.data, tm.weight.grad.numpy(), rtol=1e-12)
+    assert np.abs(m.weight.grad.data).max() <= 0.1
     m.weight.grad.data[0, 0] = np.nan
     with pytest.raises(RuntimeError, match="total norm of the gradients is nan"):
         nn.utils.clip_grad_norm_(m.parameters(), 1.0, error_if_nonfinite=True)
@@ -272,3 +273,338 @@ def test_clip_grad_value_and_errors():
     with pytest.raises(TypeError, match="expected Tensors"):
         nn.utils.clip_grad_norm_([1.0], 1)
     assert float(nn.utils.clip_grad_norm_([], 1.0).data) == 0.0
+
+
+# --- layers and functional ops that were missing --------------------------------------
+
+F = cc.functional
+TF = torch.nn.functional
+
+
+def _grads_match(out, tout, inputs, rtol=1e-10, atol=1e-12):
+    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=rtol, atol=atol)
+    g = np.random.default_rng(5).standard_normal(out.shape)
+    out.backward(g)
+    tout.backward(torch.tensor(g))
+    for mine, theirs in inputs:
+        np.testing.assert_allclose(mine.grad.data, theirs.grad.numpy(), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("shape,normalized", [((4, 6), (6,)), ((2, 3, 4, 5), (4, 5)),
+                                              ((3, 7), 7)])
+def test_layer_norm_matches_torch(shape, normalized):
+    x, tx = _pair(shape)
+    ns = (normalized,) if isinstance(normalized, int) else normalized
+    w, tw = _pair(ns, 1)
+    b, tb = _pair(ns, 2)
+    _grads_match(F.layer_norm(x, normalized, w, b), TF.layer_norm(tx, ns, tw, tb),
+                 [(x, tx), (w, tw), (b, tb)])
+    m = nn.LayerNorm(normalized, dtype=np.float64)
+    assert m.weight.shape == ns and "elementwise_affine=True" in repr(m)
+    with pytest.raises(ValueError, match="last 1 dimensions are"):
+        F.layer_norm(x, (9,))
+
+
+@pytest.mark.parametrize("groups", [1, 2, 6])
+def test_group_norm_matches_torch(groups):
+    x, tx = _pair((3, 6, 4, 5))
+    w, tw = _pair((6,), 1)
+    b, tb = _pair((6,), 2)
+    _grads_match(F.group_norm(x, groups, w, b), TF.group_norm(tx, groups, tw, tb),
+                 [(x, tx), (w, tw), (b, tb)])
+    x2, tx2 = _pair((2, 6, 3))
+    _grads_match(F.group_norm(x2, groups), TF.group_norm(tx2, groups), [(x2, tx2)])
+    with pytest.raises(ValueError, match="positive divisor of the 6 channels"):
+        F.group_norm(x, 4)
+    with pytest.raises(ValueError, match="must be divisible by num_groups"):
+        nn.GroupNorm(4, 6)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_and_silu_match_torch(approximate):
+    x, tx = _pair((5, 7))
+    x.data[0, :4] = [0.0, -30.0, 30.0, 1e-8]
+    tx.data[0, :4] = torch.tensor([0.0, -30.0, 30.0, 1e-8])
+    _grads_match(F.gelu(x, approximate), TF.gelu(tx, approximate=approximate), [(x, tx)],
+                 rtol=1e-9, atol=1e-12)
+    y, ty = _pair((5, 7), 1)
+    _grads_match(F.silu(y), TF.silu(ty), [(y, ty)], rtol=1e-9, atol=1e-12)
+    x32 = cc.tensor(np.linspace(-8, 8, 101, dtype=np.float32))
+    np.testing.assert_allclose(nn.GELU(approximate)(x32).data,
+                               torch.nn.GELU(approximate)(torch.tensor(x32.data)).numpy(),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(nn.SiLU()(x32).data, TF.silu(torch.tensor(x32.data)).numpy(),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh'"):
+        nn.GELU("erf")
+
+
+def test_dropout2d_drops_whole_channels():
+    x = cc.ones(8, 16, 3, 3, requires_grad=True)
+    y = F.dropout2d(x, 0.5, seed=3)
+    planes = y.data.reshape(8, 16, 9)
+    assert ((planes == 0).all(axis=2) | (planes == 2).all(axis=2)).all()
+    assert 0.3 < (planes[:, :, 0] == 0).mean() < 0.7
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, y.data)     # d/dx of x * mask is the mask
+    again = F.dropout2d(x, 0.5, seed=3)
+    np.testing.assert_array_equal(again.data, y.data)
+    m = nn.Dropout2d(0.5)
+    m.eval()
+    assert m(x) is x
+    assert F.dropout2d(cc.ones(4, 2, 2), 0.25, seed=1).shape == (4, 2, 2)   # unbatched
+    with pytest.raises(ValueError, match="3-D .* or 4-D"):
+        F.dropout2d(cc.ones(2, 3), 0.5)
+
+
+@pytest.mark.parametrize("kw", [dict(size=(7, 5), mode="nearest"),
+                                dict(scale_factor=2, mode="nearest"),
+                                dict(scale_factor=(0.5, 1.5), mode="nearest"),
+                                dict(size=(7, 9), mode="bilinear", align_corners=False),
+                                dict(size=(7, 9), mode="bilinear", align_corners=True),
+                                dict(scale_factor=2, mode="bilinear", align_corners=False),
+                                dict(size=(2, 3), mode="bilinear", align_corners=False)])
+def test_interpolate_matches_torch(kw):
+    x, tx = _pair((2, 3, 4, 6))
+    _grads_match(F.interpolate(x, **kw), TF.interpolate(tx, **kw), [(x, tx)])
+
+
+def test_interpolate_1d_and_errors():
+    x, tx = _pair((2, 3, 5))
+    _grads_match(F.interpolate(x, size=9, mode="linear"),
+                 TF.interpolate(tx, size=9, mode="linear"), [(x, tx)])
+    up = nn.Upsample(scale_factor=2)
+    assert up(cc.zeros(1, 1, 2, 2)).shape == (1, 1, 4, 4)
+    with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
+        F.interpolate(x)
+    with pytest.raises(ValueError, match="needs a 4-D input"):
+        F.interpolate(x, size=4, mode="bilinear")
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=3), dict(kernel_size=(2, 3), stride=2),
+                                dict(kernel_size=3, padding=1, dilation=2),
+                                dict(kernel_size=(3, 1), stride=(1, 2), padding=(0, 1))])
+def test_unfold_and_fold_match_torch(kw):
+    x, tx = _pair((2, 3, 7, 8))
+    cols, tcols = F.unfold(x, **kw), TF.unfold(tx, **kw)
+    _grads_match(cols, tcols, [(x, tx)])
+    c, tc = _pair(tuple(tcols.shape), 4)
+    _grads_match(F.fold(c, (7, 8), **kw), TF.fold(tc, (7, 8), **kw), [(c, tc)])
+    assert nn.Unfold(**kw)(x).shape == tuple(tcols.shape)
+    with pytest.raises(ValueError, match="expected an input|does not fit"):
+        F.fold(c, (3, 8), **kw)
+
+
+def test_max_unpool2d_matches_torch():
+    x, tx = _pair((2, 3, 6, 7))
+    y, idx = F.max_pool2d(x, 2, return_indices=True)
+    ty, tidx = TF.max_pool2d(tx, 2, return_indices=True)
+    np.testing.assert_array_equal(idx.data, tidx.numpy())
+    _grads_match(F.max_unpool2d(y, idx, 2, output_size=(6, 7)),
+                 TF.max_unpool2d(ty, tidx, 2, output_size=(6, 7)), [(x, tx)])
+    out = nn.MaxUnpool2d(2)(cc.tensor(y.data[0]), cc.tensor(idx.data[0]), output_size=(6, 7))
+    assert out.shape == (3, 6, 7)
+    with pytest.raises(IndexError, match="outside the 2x2 output plane"):
+        F.max_unpool2d(cc.ones(1, 1, 1, 1), np.array([[[[9]]]]), 2)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(reduction="sum"), dict(reduction="none"),
+                                dict(label_smoothing=0.2)])
+def test_cross_entropy_with_probability_targets_matches_torch(kw):
+    x, tx = _pair((5, 4))
+    p = np.random.default_rng(1).random((5, 4))
+    p /= p.sum(1, keepdims=True)
+    _grads_match(F.cross_entropy(x, p, **kw), TF.cross_entropy(tx, torch.tensor(p), **kw),
+                 [(x, tx)])
+    w = np.array([1.0, 2.0, 0.5, 1.5])
+    y, ty = _pair((3, 4, 2, 2), 2)
+    q = np.random.default_rng(3).random((3, 4, 2, 2))
+    _grads_match(F.cross_entropy(y, q, weight=w, **kw),
+                 TF.cross_entropy(ty, torch.tensor(q), weight=torch.tensor(w), **kw), [(y, ty)])
+
+
+# --- optimisers and schedules ---------------------------------------------------------
+
+@pytest.mark.parametrize("kw", [dict(), dict(momentum=0.9), dict(centered=True),
+                                dict(centered=True, momentum=0.5, weight_decay=0.01,
+                                     alpha=0.9)])
+def test_rmsprop_matches_torch(kw):
+    m, tm = _linear_pair()
+    opt = cc.optim.RMSprop(m.parameters(), lr=0.01, **kw)
+    topt = torch.optim.RMSprop(tm.parameters(), lr=0.01, **kw)
+    x, tx = _pair((6, 3))
+    for _ in range(5):
+        opt.zero_grad()
+        topt.zero_grad()
+        (m(x) ** 2).sum().backward()
+        (tm(tx) ** 2).sum().backward()
+        opt.step()
+        topt.step()
+    np.testing.assert_allclose(m.weight.data, tm.weight.detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(m.bias.data, tm.bias.detach().numpy(), rtol=1e-10)
+    with pytest.raises(ValueError, match="invalid alpha"):
+        cc.optim.RMSprop(m.parameters(), alpha=1.5)
+
+
+@pytest.mark.parametrize("kw,opt", [(dict(), "sgd"), (dict(anneal_strategy="linear"), "adam"),
+                                    (dict(three_phase=True, pct_start=0.25), "sgd"),
+                                    (dict(cycle_momentum=False, div_factor=10), "adam")])
+def test_one_cycle_matches_torch(kw, opt):
+    m, tm = _linear_pair()
+    if opt == "sgd":
+        o, to = cc.optim.SGD(m.parameters(), lr=0.1, momentum=0.9), \
+            torch.optim.SGD(tm.parameters(), lr=0.1, momentum=0.9)
+    else:
+        o, to = cc.optim.Adam(m.parameters(), lr=0.1), torch.optim.Adam(tm.parameters(), lr=0.1)
+    s = cc.optim.OneCycleLR(o, max_lr=0.5, total_steps=20, **kw)
+    ts = torch.optim.lr_scheduler.OneCycleLR(to, max_lr=0.5, total_steps=20, **kw)
+    key = "momentum" if opt == "sgd" else "betas"
+    for _ in range(19):
+        assert o.param_groups[0]["lr"] == pytest.approx(to.param_groups[0]["lr"], rel=1e-12)
+        assert o.param_groups[0][key] == pytest.approx(to.param_groups[0][key], rel=1e-12)
+        o.step()
+        to.step()
+        s.step()
+        ts.step()
+    with pytest.raises(ValueError, match="stepped 21 times"):
+        s.step()
+
+
+def test_reduce_lr_on_plateau_matches_torch():
+    m, tm = _linear_pair()
+    o = cc.optim.SGD(m.parameters(), lr=1.0)
+    to = torch.optim.SGD(tm.parameters(), lr=1.0)
+    s = cc.optim.ReduceLROnPlateau(o, factor=0.5, patience=2, cooldown=1, min_lr=0.05)
+    ts = torch.optim.lr_scheduler.ReduceLROnPlateau(to, factor=0.5, patience=2, cooldown=1,
+                                                    min_lr=0.05)
+    metrics = [5, 4, 4, 4, 4, 3.9999, 4, 4, 4, 4, 4, 4, 4, 4, 4, 2, 2, 2, 2, 2, 2, 2, 2]
+    for v in metrics:
+        s.step(v)
+        ts.step(v)
+        assert s.get_last_lr() == pytest.approx(ts.get_last_lr(), rel=1e-12)
+    assert s.get_last_lr()[0] < 1.0
+    mx = cc.optim.ReduceLROnPlateau(o, mode="max", patience=0, threshold_mode="abs",
+                                    threshold=0.1)
+    lr = o.param_groups[0]["lr"]
+    mx.step(1.0)
+    mx.step(1.05)                                 # not better by 0.1: one bad epoch, reduce
+    assert o.param_groups[0]["lr"] == pytest.approx(max(lr * 0.1, 0.0))
+    with pytest.raises(ValueError, match="factor must be in"):
+        cc.optim.ReduceLROnPlateau(o, factor=1.5)
+
+
+# --- unbatched inputs, DataLoader workers -----------------------------------------------
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: nn.Conv2d(3, 4, 3, padding=1, dtype=np.float64), (3, 6, 7)),
+    (lambda: nn.Conv1d(3, 2, 3, dtype=np.float64), (3, 9)),
+    (lambda: nn.ConvTranspose2d(3, 2, 2, stride=2, dtype=np.float64), (3, 4, 4)),
+    (lambda: nn.MaxPool2d(2), (3, 6, 6)),
+    (lambda: nn.AvgPool2d(3, stride=2, padding=1), (2, 7, 7)),
+    (lambda: nn.AdaptiveAvgPool2d((2, 3)), (2, 7, 7)),
+    (lambda: nn.MaxPool1d(2), (3, 8)),
+])
+def test_unbatched_inputs_equal_a_batch_of_one(make, shape):
+    layer = make()
+    x = cc.tensor(np.random.default_rng(0).standard_normal(shape), requires_grad=True)
+    out = layer(x)
+    ref = layer(cc.tensor(x.data[None]))
+    assert out.shape == ref.shape[1:]
+    np.testing.assert_allclose(out.data, ref.data[0], rtol=1e-12)
+    out.sum().backward()
+    assert x.grad.shape == shape
+    y, idx = nn.MaxPool2d(2, return_indices=True)(cc.ones(2, 4, 4))
+    assert y.shape == (2, 2, 2) and idx.shape == (2, 2, 2)
+
+
+def test_dataloader_workers_keep_order_and_determinism():
+    x = np.arange(40, dtype=np.float32).reshape(10, 1, 2, 2)
+    ds = cc.data.ArrayDataset(x, np.arange(10))
+    plain = [(a.data, b.data) for a, b in cc.data.DataLoader(ds, 3, shuffle=True, seed=4)]
+    threaded = [(a.data, b.data) for a, b in cc.data.DataLoader(ds, 3, shuffle=True, seed=4,
+                                                                num_workers=2)]
+    assert len(plain) == len(threaded) == 4
+    for (a, b), (c, d) in zip(plain, threaded):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+    # random transforms: each batch its own generator, so two runs agree whatever the timing
+    aug = cc.data.ArrayDataset(x, np.arange(10),
+                               transform=cc.data.transforms.RandomHorizontalFlip())
+    runs = [[a.data for a, _ in cc.data.DataLoader(aug, 2, seed=1, num_workers=3,
+                                                   prefetch_factor=1)] for _ in range(3)]
+    for run in runs[1:]:
+        for a, b in zip(runs[0], run):
+            np.testing.assert_array_equal(a, b)
+    first = next(iter(cc.data.DataLoader(ds, 2, num_workers=2)))      # leaving early is fine
+    np.testing.assert_array_equal(first[1].data, [0, 1])
+    with pytest.raises(ValueError, match="num_workers must be an integer >= 0"):
+        cc.data.DataLoader(ds, 2, num_workers=-1)
+
+
+# --- errors that name what went wrong ----------------------------------------------------
+
+def test_an_error_deep_in_a_model_names_the_module_and_its_input():
+    model = cc.models.vgg11(num_classes=10)
+    with pytest.raises(ValueError) as info:
+        model(cc.zeros(1, 3, 31, 31))
+    msg = str(info.value)
+    assert msg.startswith("features.20 (MaxPool2d) on input of shape (1, 512, 1, 1): "
+                          "max_pool2d: kernel_size is larger than the padded input"), msg
+    net = nn.Sequential(nn.Linear(4, 3), nn.Sequential(nn.ReLU(), nn.Linear(5, 2)))
+    with pytest.raises(ValueError, match=r"^1\.1 \(Linear\) on input of shape \(2, 3\): "):
+        net(cc.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"^Linear: expected input"):   # a direct call: as it was
+        nn.Linear(5, 2)(cc.zeros(2, 3))
+
+
+def test_channels_last_input_is_named_as_such():
+    with pytest.raises(ValueError, match=r"it looks like NHWC; move the channels first, e\.g\. "
+                                         r"x\.permute\(0, 3, 1, 2\)"):
+        nn.Conv2d(3, 8, 3)(cc.zeros(2, 32, 32, 3))
+    with pytest.raises(ValueError, match="looks like NLC"):
+        nn.Conv1d(4, 8, 3)(cc.zeros(2, 10, 4))
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda: nn.Conv2d(3, 4, 0), "kernel_size must be a positive int or 2 positive ints, got 0"),
+    (lambda: nn.Conv2d(3, 4, 3, stride=(1, 0)), "stride must be a positive int"),
+    (lambda: nn.Conv1d(3, 4, 3, dilation=-1), "dilation must be a positive int"),
+    (lambda: nn.ConvTranspose2d(3, 4, (2, 2, 2)), "kernel_size must be a positive int or 2"),
+])
+def test_layers_check_their_geometry_when_built(make, needle):
+    with pytest.raises(ValueError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        make()
+
+
+@pytest.mark.parametrize("value,kind", [(["a"], "strings"), (np.array([1j]), "complex numbers"),
+                                        (np.array([object()]), "Python objects"),
+                                        ([b"x"], "bytes")])
+def test_tensors_refuse_non_numeric_data(value, kind):
+    with pytest.raises(TypeError, match=f"real floating-point numbers; got dtype .*{kind}"):
+        cc.tensor(value)
+    with pytest.raises(TypeError, match=kind):
+        cc.Tensor(np.asarray(value))
+
+
+def test_readme_cxx_install_command_builds_before_installing():
+    import pathlib
+    text = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    line = next(ln for ln in text.split("a C++ library: after")[1].splitlines() if "cmake" in ln)
+    steps = [s.strip(" `") for s in line.split("&&")]
+    assert steps[0].startswith("cmake -S . -B build")
+    assert steps[1].startswith("cmake --build build") and steps[2].startswith("cmake --install")
+
+
+def test_dev_build_stops_at_once_without_pybind11(tmp_path):
+    import pathlib
+    import subprocess
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\nexit 1\n")            # a python3 without pybind11
+    fake.chmod(0o755)
+    root = pathlib.Path(__file__).resolve().parent.parent
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run(["bash", str(root / "scripts" / "dev-build.sh"), "probe"], env=env,
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "pybind11 is not installed" in proc.stderr and "pip install pybind11" in proc.stderr
+    assert not (root / "build" / "dev-probe").exists()

@@ -511,9 +511,16 @@ def _to_array(value, dtype=None):
         arr = np.asarray(value)
     else:
         arr = _default_dtype_of(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"a Tensor holds booleans, integers or real floating-point numbers; "
+                        f"got dtype {arr.dtype} ({_KIND_NAMES.get(arr.dtype.kind, 'other')})")
     if dtype is not None:
         arr = arr.astype(_dtype(dtype), copy=False)
     return arr
+
+
+_KIND_NAMES = {"c": "complex numbers", "U": "strings", "S": "bytes", "O": "Python objects",
+               "M": "dates", "m": "time spans", "V": "raw records"}
 
 
 _DTYPE_NAMES = {

@@ -125,10 +125,14 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         hooks = self.__dict__.get("_hooks")
-        if hooks is None:
-            out = self.forward(*args, **kwargs)
-        else:
-            out, args = _call_with_hooks(self, hooks, args, kwargs)
+        try:
+            if hooks is None:
+                out = self.forward(*args, **kwargs)
+            else:
+                out, args = _call_with_hooks(self, hooks, args, kwargs)
+        except (ValueError, TypeError, IndexError) as exc:
+            _name_the_module(self, exc, args)
+            raise
         if _forward_hooks:
             for hook in _forward_hooks:
                 hook(self, args, out)
@@ -361,6 +365,34 @@ class Module:
     def __dir__(self):
         return sorted(set(itertools.chain(super().__dir__(), self._parameters, self._modules,
                                           self._buffers)))
+
+
+def _name_the_module(module, exc, args):
+    """Prefix the message of an error raised inside a model with the path of the sub-module
+    that raised it (``features.6 (MaxPool2d)``) and the shape of the input that reached it:
+    each enclosing module, as the error passes through its call, adds its child's name. An
+    error of the module the caller called directly keeps its message."""
+    where = getattr(exc, "_cnncore_where", None)
+    if where is None:
+        shape = next((tuple(a.shape) for a in args if isinstance(a, Tensor)), None)
+        where = {"names": [], "kind": type(module).__name__, "shape": shape,
+                 "message": str(exc.args[0]) if len(exc.args) == 1 else str(exc)}
+        exc._cnncore_where = where
+    else:
+        child = exc._cnncore_child
+        name = next((n for n, m in module._modules.items() if m is child), None)
+        if name is None:                    # called without being registered: stop the path
+            exc._cnncore_child = module
+            return
+        where["names"].insert(0, name)
+    exc._cnncore_child = module
+    if not where["names"]:          # raised by the module the caller called: no path to add
+        return
+    path = ".".join(where["names"])
+    head = f"{path} ({where['kind']})"
+    if where["shape"] is not None:
+        head += f" on input of shape {where['shape']}"
+    exc.args = (f"{head}: {where['message']}",)
 
 
 def _call_with_hooks(module, hooks, args, kwargs):
