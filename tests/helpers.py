@@ -39,12 +39,15 @@ def pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
-def resolve_padding(padding, in_hw, k_hw, stride, dilation):
-    """(top, bottom, left, right), as docs/conv2d.md defines the forms and words."""
+def resolve_padding(padding, in_hw, k_hw, stride, dilation, flip=False):
+    """(top, bottom, left, right), as docs/conv2d.md defines the forms and words (a 4-tuple
+    lists (left, right, top, bottom), last axis first, as torch's F.pad)."""
     if isinstance(padding, int):
         return (padding,) * 4
     if isinstance(padding, tuple):
-        return padding if len(padding) == 4 else (padding[0], padding[0], padding[1], padding[1])
+        if len(padding) == 4:
+            return padding[2], padding[3], padding[0], padding[1]
+        return padding[0], padding[0], padding[1], padding[1]
     pads = []
     for n, k, s, d in zip(in_hw, k_hw, pair(stride), pair(dilation)):
         span = d * (k - 1)
@@ -54,7 +57,8 @@ def resolve_padding(padding, in_hw, k_hw, stride, dilation):
             pads += [span, span]
         else:  # same
             total = max((-(-n // s) - 1) * s + span + 1 - n, 0)
-            pads += [total // 2, total - total // 2]
+            before = total - total // 2 if flip else total // 2   # true convolution: scipy's
+            pads += [before, total - before]
     return tuple(pads)
 
 
@@ -278,3 +282,11 @@ def at_thread_counts(fn, counts=(1, 2)):
         return results
     finally:
         cnncore.set_num_threads(old)
+
+
+def torch_order(pads):
+    """A flat before/after list converted between first-axis-first (as np.pad and the core
+    take it) and last-axis-first (as torch's F.pad and cnncore's API take it): the pairs in
+    reverse order, its own inverse."""
+    pairs = [tuple(pads[i:i + 2]) for i in range(0, len(pads), 2)]
+    return [p for pair in pairs[::-1] for p in pair]

@@ -316,9 +316,9 @@ def test_algorithm_wrong_type(op):
         (5, 3),
         ((4, 1), 3),  # H
         ((1, 6), 3),  # W
-        ((0, 4, 0, 0), 3),  # bottom
-        ((0, 0, 6, 0), 3),  # left
-        ((0, 0, 0, 7), 3),  # right
+        ((0, 0, 0, 4), 3),  # bottom ((left, right, top, bottom), as F.pad)
+        ((6, 0, 0, 0), 3),  # left
+        ((0, 7, 0, 0), 3),  # right
         ("full", 5),  # 4 on each side of H
     ],
 )
@@ -356,7 +356,7 @@ def test_large_padding_in_other_modes_works(mode, npmode):
     x = _arr((1, 2, 2, 3))
     w = np.zeros((2, 2, 1, 1))
     w[0, 0, 0, 0] = w[1, 1, 0, 0] = 1.0  # identity 1x1 conv
-    y = ops.conv2d(x, w, padding=(5, 1, 0, 7), padding_mode=mode)
+    y = ops.conv2d(x, w, padding=(0, 7, 5, 1), padding_mode=mode)    # (left, right, top, bottom)
     ref = np.pad(x, ((0, 0), (0, 0), (5, 1), (0, 7)), mode=npmode)
     np.testing.assert_array_equal(y, ref)
 
@@ -763,7 +763,7 @@ def test_output_shape_bad_arguments(ishape, wshape, kw, exc, pat):
         ((2, 4, 7, 6), (6, 4, 3, 3), {"padding": "full"}, (2, 6, 9, 8)),
         ((2, 4, 7, 6), (6, 4, 3, 3), {"padding": "full", "dilation": 2}, (2, 6, 11, 10)),
         ((2, 4, 7, 6), (6, 4, 3, 3), {"padding": "valid"}, (2, 6, 5, 4)),
-        ((2, 4, 7, 6), (6, 2, 3, 2), {"groups": 2, "padding": (1, 0, 2, 3)}, (2, 6, 6, 10)),
+        ((2, 4, 7, 6), (6, 2, 3, 2), {"groups": 2, "padding": (2, 3, 1, 0)}, (2, 6, 6, 10)),
         ((2, 4, 7, 6), (6, 4, 3, 3), {"stride": (2, 3), "padding": (1, 2)}, (2, 6, 4, 3)),
         ((2, 4, 7, 6), (6, 4, 3, 3), {"padding": 2, "padding_mode": "reflect"}, (2, 6, 9, 8)),
         ((0, 4, 7, 6), (6, 4, 3, 3), {}, (0, 6, 5, 4)),

@@ -47,7 +47,7 @@ class Config:
 
     def pads(self):
         return resolve_padding(self.padding, (self.h, self.w), (self.kh, self.kw),
-                               self.stride, self.dilation)
+                               self.stride, self.dilation, self.flip)
 
     def out_hw(self):
         t, b, l, r = self.pads()
@@ -267,7 +267,7 @@ def test_reference_backward_matches_numpy_oracle(cfg, seed):
 
 def test_oracle_sanity_against_hand_computed_example():
     """Pins the oracle itself (and the reference) on a case small enough to do by hand."""
-    cfg = Config(n=1, c_in=1, c_out=1, h=1, w=3, kh=1, kw=2, stride=1, padding=(0, 0, 1, 0),
+    cfg = Config(n=1, c_in=1, c_out=1, h=1, w=3, kh=1, kw=2, stride=1, padding=(1, 0, 0, 0),
                  dilation=1, groups=1, padding_mode="circular", flip=True, bias=False)
     x = np.array([[[[1.0, 2.0, 3.0]]]])
     w = np.array([[[[10.0, 100.0]]]])

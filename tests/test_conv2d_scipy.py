@@ -18,14 +18,14 @@ def _scipy(x2d, w2d, mode, flip):
     return fn(x2d, w2d, mode=mode)
 
 
-# scipy centres "same" differently from the documented rule for even kernels: odd only.
-CASES = [(mode, x_hw, k_hw) for mode in ["full", "same", "valid"] for x_hw, k_hw in SHAPES
-         if mode != "same" or (k_hw[0] % 2 and k_hw[1] % 2)]
+# "same" with an even kernel: true convolution (flip) centres it as scipy does; cross-
+# correlation as torch does, one pixel later than scipy.signal.correlate2d (tested below).
+CASES = [(flip, mode, x_hw, k_hw) for flip in (True, False) for mode in ["full", "same", "valid"]
+         for x_hw, k_hw in SHAPES if flip or mode != "same" or (k_hw[0] % 2 and k_hw[1] % 2)]
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-@pytest.mark.parametrize("flip", [True, False])
-@pytest.mark.parametrize("mode, x_hw, k_hw", CASES)
+@pytest.mark.parametrize("flip, mode, x_hw, k_hw", CASES)
 def test_single_channel_matches_scipy_float64(rng, algorithm, flip, mode, x_hw, k_hw):
     x = rng.standard_normal(x_hw)
     w = rng.standard_normal(k_hw)
@@ -49,7 +49,8 @@ def test_single_channel_matches_scipy_float32(rng, algorithm, flip, mode, x_hw, 
 
 
 def test_same_with_even_kernel_is_scipy_full_cropped_with_odd_pixel_at_end(rng):
-    """Documented 'same' for even kernels: pad (k-1)//2 before, the rest after."""
+    """Documented 'same' for even kernels in cross-correlation (torch's rule): pad (k-1)//2
+    before, the rest after."""
     x, w = rng.standard_normal((6, 7)), rng.standard_normal((4, 2))
     full = signal.correlate2d(x, w, mode="full")
     # full is padded by k-1 on both sides; 'same' uses (k-1)//2 before.
@@ -57,6 +58,11 @@ def test_same_with_even_kernel_is_scipy_full_cropped_with_odd_pixel_at_end(rng):
     want = full[top:top + 6, left:left + 7]
     got = ops.conv2d(x[None, None], w[None, None], padding="same")
     np.testing.assert_allclose(got[0, 0], want, rtol=1e-12, atol=1e-12)
+    torch = pytest.importorskip("torch")
+    with pytest.warns(UserWarning, match="even kernel lengths"):
+        t = torch.nn.functional.conv2d(torch.tensor(x[None, None]),
+                                       torch.tensor(w[None, None]), padding="same")
+    np.testing.assert_allclose(got[0, 0], t[0, 0].numpy(), rtol=1e-12, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- memory layouts
@@ -116,7 +122,8 @@ def test_inputs_are_not_modified(rng):
 def _top_left(padding):
     if isinstance(padding, int):
         return padding, padding
-    return (padding[0], padding[1]) if len(padding) == 2 else (padding[0], padding[2])
+    # a 4-tuple is (left, right, top, bottom), last axis first as in F.pad
+    return (padding[0], padding[1]) if len(padding) == 2 else (padding[2], padding[0])
 
 
 def _covered(n_out, stride, before, dilation, k, pos):
@@ -131,7 +138,7 @@ def _covered(n_out, stride, before, dilation, k, pos):
     (1, 1, 0, (3, 2), (3, 4)),
     (2, 1, 2, (3, 3), (4, 3)),
     (1, 2, (1, 3), (3, 2), (2, 5)),
-    (3, (1, 2), (0, 1, 2, 0), (4, 3), (6, 1)),
+    (3, (1, 2), (2, 0, 0, 1), (4, 3), (6, 1)),
 ])
 @pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
 def test_non_finite_input_propagates_exactly_to_covering_windows(

@@ -44,8 +44,10 @@ def pair(v):
     return int(v), int(v)
 
 
-def explicit_pads(padding, in_hw, k_hw, stride, dilation):
-    """(top, bottom, left, right) for any padding form of docs/conv2d.md."""
+def explicit_pads(padding, in_hw, k_hw, stride, dilation, flip=False):
+    """(top, bottom, left, right) for any padding form of docs/conv2d.md ("same" puts an odd
+    pixel after for cross-correlation, as torch, and before for true convolution, as
+    scipy)."""
     (sh, sw), (dh, dw) = pair(stride), pair(dilation)
     if isinstance(padding, str):
         out = []
@@ -57,12 +59,13 @@ def explicit_pads(padding, in_hw, k_hw, stride, dilation):
             elif padding == "same":
                 o = -(-n // s)
                 total = max((o - 1) * s + d * (k - 1) + 1 - n, 0)
-                out.append((total // 2, total - total // 2))
+                before = total - total // 2 if flip else total // 2
+                out.append((before, total - before))
             else:
                 raise AssertionError(padding)
         return out[0][0], out[0][1], out[1][0], out[1][1]
-    if isinstance(padding, (tuple, list)) and len(padding) == 4:
-        return tuple(int(p) for p in padding)
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:   # (left, right, top, bottom)
+        return tuple(int(padding[i]) for i in (2, 3, 0, 1))
     ph, pw = pair(padding)
     return ph, ph, pw, pw
 
@@ -86,7 +89,7 @@ def torch_pad(xt, pads, mode):
 
 def torch_conv(xt, wt, bt, *, stride=1, padding=0, dilation=1, groups=1,
                padding_mode="zeros", flip=False):
-    pads = explicit_pads(padding, xt.shape[-2:], wt.shape[-2:], stride, dilation)
+    pads = explicit_pads(padding, xt.shape[-2:], wt.shape[-2:], stride, dilation, flip)
     if flip:
         wt = wt.flip(-1, -2)
     xp = torch_pad(xt, pads, padding_mode)
@@ -222,11 +225,13 @@ def test_grid_flip(case, dtype, algorithm):
     x, w, b = make_problem(rng, n, cin, cout, g, hw, khw, dtype)
     check_against_torch(x, w, b, dtype, algorithm, stride=s, padding=p, dilation=d,
                         groups=g, flip=True)
-    # flip=True with w equals flip=False with the rotated kernel (both directions)
+    # flip=True with w equals flip=False with the rotated kernel (both directions), given
+    # the same explicit padding ("same" splits an odd total differently for the two)
     y1 = ops.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g, flip=True,
                     algorithm=algorithm)
-    y2 = ops.conv2d(x, np.ascontiguousarray(w[:, :, ::-1, ::-1]), b, stride=s, padding=p,
-                    dilation=d, groups=g, algorithm=algorithm)
+    t, bo, le, r = explicit_pads(p, hw, khw, s, d, flip=True)
+    y2 = ops.conv2d(x, np.ascontiguousarray(w[:, :, ::-1, ::-1]), b, stride=s,
+                    padding=(le, r, t, bo), dilation=d, groups=g, algorithm=algorithm)
     np.testing.assert_allclose(y1, y2, rtol=tol(dtype)[0], atol=tol(dtype)[1] * 10)
 
 
@@ -249,14 +254,15 @@ def conv_problems(draw):
     dilation = dh if (dh == dw and draw(st.booleans())) else (dh, dw)
     padding = draw(paddings(3))
     mode = draw(st.sampled_from(MODES))
-    pads = explicit_pads(padding, (H, W), (kh, kw), stride, dilation)
+    flip = draw(st.booleans())
+    pads = explicit_pads(padding, (H, W), (kh, kw), stride, dilation, flip)
     assume(out_size(H, pads[0], pads[1], kh, sh, dh) >= 1)
     assume(out_size(W, pads[2], pads[3], kw, sw, dw) >= 1)
     if mode == "reflect":
         assume(max(pads[:2]) < H and max(pads[2:]) < W)
     return dict(n=n, cin=cin, cout=cout, groups=groups, hw=(H, W), khw=(kh, kw),
                 kw=dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
-                        padding_mode=mode, flip=draw(st.booleans())))
+                        padding_mode=mode, flip=flip))
 
 
 @given(prob=conv_problems(), dtype=st.sampled_from([np.float64, np.float32]),

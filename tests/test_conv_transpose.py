@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cnncore import ops
-from helpers import GRAD_NAMES, assert_gradients_match
+from helpers import GRAD_NAMES, assert_gradients_match, torch_order
 
 CONV = {1: ops.conv1d, 2: ops.conv2d, 3: ops.conv3d}
 CONV_BWD = {1: ops.conv1d_backward, 2: ops.conv2d_backward, 3: ops.conv3d_backward}
@@ -33,7 +33,8 @@ def transpose_cases(draw):
     out_pad = [draw(st.integers(0, max(stride[a], dilation[a]) - 1)) for a in range(nd)]
     n = draw(st.integers(1, 2))  # batch 0: test_empty_batches.py
     return dict(nd=nd, x=(n, c_in, *size), w=(c_in, c_out // groups, *k),
-                kw=dict(stride=stride, padding=padding, output_padding=out_pad, groups=groups,
+                kw=dict(stride=stride, padding=torch_order(padding), output_padding=out_pad,
+                        groups=groups,
                         dilation=dilation))
 
 
@@ -47,7 +48,8 @@ def test_output_size_formula(case):
     x, w = _data(case)
     nd, kw = case["nd"], case["kw"]
     y = TCONV[nd](x, w, **kw)
-    want = [(x.shape[2 + a] - 1) * kw["stride"][a] - kw["padding"][2 * a] - kw["padding"][2 * a + 1]
+    pads = torch_order(kw["padding"])
+    want = [(x.shape[2 + a] - 1) * kw["stride"][a] - pads[2 * a] - pads[2 * a + 1]
             + kw["dilation"][a] * (w.shape[2 + a] - 1) + kw["output_padding"][a] + 1
             for a in range(nd)]
     assert y.shape == (x.shape[0], w.shape[1] * kw["groups"], *want)
@@ -69,7 +71,7 @@ def test_transpose_is_the_adjoint_of_convolution(case):
     G = np.zeros((*y.shape[:2], *full))
     dst, src = [slice(None)] * 2, [slice(None)] * 2
     for a in range(nd):
-        before = kw["padding"][2 * a]
+        before = torch_order(kw["padding"])[2 * a]
         n = min(y.shape[2 + a], full[a] - before)
         dst.append(slice(before, before + n))
         src.append(slice(0, n))
@@ -100,7 +102,7 @@ def test_finite_differences_2d():
     x = rng.standard_normal((1, 2, 3, 4))
     w = rng.standard_normal((2, 3, 2, 3))
     b = rng.standard_normal(3)
-    kw = dict(stride=(2, 1), padding=(1, 0, 0, 1), output_padding=(1, 0), dilation=(1, 2))
+    kw = dict(stride=(2, 1), padding=(0, 1, 1, 0), output_padding=(1, 0), dilation=(1, 2))
     G = rng.standard_normal(ops.conv_transpose2d(x, w, b, **kw).shape)
     gx, gw, gb = ops.conv_transpose2d_backward(G, x, w, **kw)
 
@@ -128,14 +130,14 @@ def test_conv1d_conv3d_match_conv2d_with_unit_axes(nd):
     if nd == 1:
         x, w = rng.standard_normal((2, 3, 9)), rng.standard_normal((4, 3, 3))
         y = ops.conv1d(x, w, stride=2, padding=(2, 1), dilation=2, padding_mode="reflect")
-        y2 = ops.conv2d(x[:, :, None], w[:, :, None], stride=(1, 2), padding=(0, 0, 2, 1),
+        y2 = ops.conv2d(x[:, :, None], w[:, :, None], stride=(1, 2), padding=(2, 1, 0, 0),
                         dilation=(1, 2), padding_mode="reflect")
         np.testing.assert_allclose(y, y2[:, :, 0], rtol=1e-12, atol=1e-12)
         g = rng.standard_normal(y.shape)
         for a, b in zip(ops.conv1d_backward(g, x, w, stride=2, padding=(2, 1), dilation=2,
                                             padding_mode="reflect"),
                         ops.conv2d_backward(g[:, :, None], x[:, :, None], w[:, :, None],
-                                            stride=(1, 2), padding=(0, 0, 2, 1), dilation=(1, 2),
+                                            stride=(1, 2), padding=(2, 1, 0, 0), dilation=(1, 2),
                                             padding_mode="reflect")):
             np.testing.assert_allclose(a, b.reshape(a.shape), rtol=1e-12, atol=1e-12)
     else:
@@ -149,7 +151,7 @@ def test_conv3d_fast_equals_reference():
     rng = np.random.default_rng(8)
     x = rng.integers(-4, 5, (2, 4, 5, 6, 7)).astype(np.float32)
     w = rng.integers(-4, 5, (6, 2, 2, 3, 2)).astype(np.float32)
-    kw = dict(stride=(1, 2, 1), padding=(1, 0, 1, 1, 0, 1), dilation=(2, 1, 1), groups=2,
+    kw = dict(stride=(1, 2, 1), padding=(0, 1, 1, 1, 1, 0), dilation=(2, 1, 1), groups=2,
               padding_mode="replicate")
     ref = ops.conv3d(x, w, algorithm="reference", **kw)
     np.testing.assert_array_equal(ops.conv3d(x, w, algorithm="im2col", **kw), ref)

@@ -29,9 +29,9 @@ F32, F64 = np.float32, np.float64
 # --------------------------------------------------------------------------- oracle
 
 
-def windows(x, kh, kw, stride, padding, dilation, mode):
+def windows(x, kh, kw, stride, padding, dilation, mode, flip=False):
     """win[n, c, i, j, a, b] = xpad[n, c, i*sH + a*dH, j*sW + b*dW], plus the index maps."""
-    t, b, l, r = resolve_padding(padding, x.shape[2:], (kh, kw), stride, dilation)
+    t, b, l, r = resolve_padding(padding, x.shape[2:], (kh, kw), stride, dilation, flip)
     (sh, sw), (dh, dw) = pair(stride), pair(dilation)
     hi = window_index_map(x.shape[2], t, b, kh, sh, dh, mode)[:, None, :, None]
     wi = window_index_map(x.shape[3], l, r, kw, sw, dw, mode)[None, :, None, :]
@@ -49,7 +49,7 @@ def per_position(a, ho, wo):
 def oracle_forward(x, w, b, stride=1, padding=0, dilation=1, padding_mode="zeros", flip=False):
     """Tiled convolution with weight (tH, tW, C_out, C_in, kH, kW); local: tile = output."""
     x = x.astype(F64)
-    win = windows(x, w.shape[4], w.shape[5], stride, padding, dilation, padding_mode)[0]
+    win = windows(x, w.shape[4], w.shape[5], stride, padding, dilation, padding_mode, flip)[0]
     ho, wo = win.shape[2:4]
     wk = per_position(w.astype(F64), ho, wo)
     if flip:
@@ -64,7 +64,8 @@ def oracle_backward(g, x, w, stride=1, padding=0, dilation=1, padding_mode="zero
     """(grad_x, grad_weight, grad_bias) of oracle_forward, tiled layout."""
     x, g = x.astype(F64), g.astype(F64)
     th, tw = w.shape[:2]
-    win, hi, wi, inside = windows(x, w.shape[4], w.shape[5], stride, padding, dilation, padding_mode)
+    win, hi, wi, inside = windows(x, w.shape[4], w.shape[5], stride, padding, dilation,
+                                  padding_mode, flip)
     ho, wo = win.shape[2:4]
     wk = per_position(w.astype(F64), ho, wo)
     if flip:
@@ -172,7 +173,7 @@ def test_large_batch_exact(n, flip):
     w = rng.integers(-8, 9, (6, 4, 5, 3, 3, 4)).astype(F32)
     b = rng.integers(-8, 9, (5, 6, 4)).astype(F32)
     g = rng.integers(-8, 9, (n, 5, 6, 4)).astype(F32)
-    kw = dict(padding=(1, 1, 0, 0), padding_mode="replicate", flip=flip)
+    kw = dict(padding=(0, 0, 1, 1), padding_mode="replicate", flip=flip)
     np.testing.assert_array_equal(ops.local_conv2d(x, w, b, algorithm="im2col", **kw),
                                   ops.local_conv2d(x, w, b, algorithm="reference", **kw))
     for name, a, r in zip(GRAD_NAMES,
@@ -204,9 +205,9 @@ def test_two_threads_agree_with_one(n):
 # x shape, (C_out, kH, kW), keyword arguments
 FD_CONFIGS = {
     "plain": ((2, 2, 5, 4), (3, 2, 3), dict(padding=1)),
-    "stride_dilation": ((1, 2, 7, 6), (2, 3, 2), dict(stride=(2, 1), dilation=(1, 2), padding=(1, 0, 2, 1))),
+    "stride_dilation": ((1, 2, 7, 6), (2, 3, 2), dict(stride=(2, 1), dilation=(1, 2), padding=(2, 1, 1, 0))),
     "reflect_flip": ((1, 1, 5, 5), (2, 3, 3), dict(padding="same", padding_mode="reflect", flip=True)),
-    "circular": ((2, 2, 4, 3), (2, 3, 3), dict(padding=(3, 1, 4, 2), padding_mode="circular")),
+    "circular": ((2, 2, 4, 3), (2, 3, 3), dict(padding=(4, 2, 3, 1), padding_mode="circular")),
     "symmetric_full": ((1, 1, 3, 4), (2, 2, 2), dict(padding="full", padding_mode="symmetric")),
 }
 

@@ -15,17 +15,23 @@ def pad_cases(draw):
     nd = draw(st.integers(1, 3))
     size = [draw(st.integers(1, 6)) for _ in range(nd)]
     mode = draw(st.sampled_from(MODES))
-    pads = []
+    pairs = []
     for s in size:
         limit = {"reflect": s - 1, "symmetric": s}.get(mode, 2 * s + 1)
-        pads += [draw(st.integers(0, limit)), draw(st.integers(0, limit))]
+        pairs.append([draw(st.integers(0, limit)), draw(st.integers(0, limit))])
+    # listed last axis first, as torch's F.pad (and so cnncore) takes them; sometimes only
+    # the last axes
+    keep = draw(st.integers(1, nd))
+    pads = [p for pair in pairs[::-1][:keep] for p in pair]
     shape = (draw(st.integers(1, 2)), draw(st.sampled_from([1, 3])), *size)   # batch 0: below
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     return shape, pads, mode, dtype
 
 
 def np_pad(x, pads, mode, value=0.0):
-    width = [(0, 0), (0, 0)] + [(pads[2 * i], pads[2 * i + 1]) for i in range(x.ndim - 2)]
+    """np.pad with cnncore's (torch's) order: before/after pairs, last axis first."""
+    pairs = [(pads[2 * i], pads[2 * i + 1]) for i in range(len(pads) // 2)][::-1]
+    width = [(0, 0)] * (x.ndim - len(pairs)) + pairs
     if mode == "zeros":
         return np.pad(x, width, mode="constant", constant_values=value)
     return np.pad(x, width, mode=NP_PAD_MODE[mode])
@@ -83,20 +89,23 @@ def test_conv_symmetric_mode_equals_conv_on_numpy_padded_input():
     x = rng.standard_normal((2, 3, 7, 6))
     w = rng.standard_normal((4, 3, 3, 4))
     for algorithm in ("reference", "im2col"):
-        y = ops.conv2d(x, w, padding=(2, 1, 3, 0), padding_mode="symmetric", algorithm=algorithm)
+        # (left, right, top, bottom), as F.pad lists them
+        y = ops.conv2d(x, w, padding=(3, 0, 2, 1), padding_mode="symmetric", algorithm=algorithm)
         xp = np.pad(x, [(0, 0), (0, 0), (2, 1), (3, 0)], mode="symmetric")
         np.testing.assert_allclose(y, ops.conv2d(xp, w), rtol=1e-12, atol=1e-12)
         g = rng.standard_normal(y.shape)
-        gx, gw, _ = ops.conv2d_backward(g, x, w, padding=(2, 1, 3, 0), padding_mode="symmetric",
+        gx, gw, _ = ops.conv2d_backward(g, x, w, padding=(3, 0, 2, 1), padding_mode="symmetric",
                                         algorithm=algorithm)
         gxp, gw_ref, _ = ops.conv2d_backward(g, xp, w)
         np.testing.assert_allclose(gw, gw_ref, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(gx, ops.pad_backward(gxp, x, (2, 1, 3, 0), "symmetric"),
+        np.testing.assert_allclose(gx, ops.pad_backward(gxp, x, (3, 0, 2, 1), "symmetric"),
                                    rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kwargs, exc, pattern", [
-    (dict(pad=(1, 1, 1)), ValueError, r"pad must be an integer or 4 integers"),
+    (dict(pad=(1, 1, 1)), ValueError, r"pad must be an integer or before/after pairs for up "
+                                      r"to x's 2 spatial axes, last axis first"),
+    (dict(pad=(1,) * 6), ValueError, r"pad must be an integer or before/after pairs"),
     (dict(pad=-1), ValueError, r"pad must be non-negative"),
     (dict(pad=(3, 0, 0, 0), mode="reflect"), ValueError, r"reflect padding must be smaller"),
     (dict(pad=(4, 0, 0, 0), mode="symmetric"), ValueError, r"symmetric padding must be at most"),
@@ -121,3 +130,21 @@ def test_pad_rejects_bad_arrays():
         ops.pad_backward(np.zeros((1, 1, 4)), np.zeros((1, 1, 3)), 1)
     with pytest.raises(TypeError, match="grad_out has dtype"):
         ops.pad_backward(np.zeros((1, 1, 5), np.float32), np.zeros((1, 1, 3)), 1)
+
+
+def test_every_padding_tuple_lists_the_last_axis_first():
+    """One convention: ops.pad, F.pad, convolution and pooling take before/after pairs last
+    axis first, as torch.nn.functional.pad; torch's F.pad agrees."""
+    torch = pytest.importorskip("torch")
+    import cnncore as cc
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 5))
+    want = torch.nn.functional.pad(torch.tensor(x), (1, 2, 3, 0)).numpy()
+    np.testing.assert_array_equal(ops.pad(x, (1, 2, 3, 0)), want)
+    np.testing.assert_array_equal(cc.functional.pad(cc.tensor(x), (1, 2, 3, 0)).data, want)
+    np.testing.assert_array_equal(ops.pad(x, (1, 2)), torch.nn.functional.pad(
+        torch.tensor(x), (1, 2)).numpy())                      # only the last axis
+    w = np.ones((1, 2, 3, 3))
+    np.testing.assert_allclose(ops.conv2d(x, w, padding=(1, 2, 3, 0)), ops.conv2d(want, w),
+                               rtol=1e-12)
+    y = ops.max_pool2d(x, 2, padding=(1, 1, 0, 0))            # W padded, H not
+    assert y.shape == (1, 2, 2, 3)

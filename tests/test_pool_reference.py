@@ -43,7 +43,8 @@ class Config:
     def _padding(self):
         if all(b == a for b, a in self.pads):
             return tuple(b for b, _ in self.pads)  # one per axis
-        return tuple(v for pair in self.pads for v in pair)  # before/after per axis
+        # before/after pairs, last axis first (F.pad's order, which cnncore takes)
+        return tuple(v for pair in self.pads[::-1] for v in pair)
 
     def _args(self):
         nd, kind = self.nd, self.kind

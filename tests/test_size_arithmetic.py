@@ -51,7 +51,7 @@ def test_conv_transpose_large_asymmetric_padding_backward_matches_the_adjoint():
     # embeds grad_out there (it once wrote past the buffer).
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((1, 2, 5, 4)), rng.standard_normal((2, 3, 3, 3))
-    pad = (6, 0, 0, 5)
+    pad = (0, 5, 6, 0)      # (left, right, top, bottom), as F.pad
     y = ops.conv_transpose2d(x, w, padding=pad)
     full = ops.conv_transpose2d(x, w)
     np.testing.assert_allclose(y, full[:, :, 6:, :1], rtol=1e-12)

@@ -34,7 +34,7 @@ def oracle_forward(x, w, b, stride=1, padding=0, dilation=1, padding_mode="zeros
     """y[n,o,i,j] = b[o,i%tH,j%tW] + sum w[i%tH, j%tW, o, c, a', b'] xpad[n, c, i*s+a*d, j*s+b*d]."""
     x = x.astype(F64)
     th, tw, _, _, kh, kw = w.shape
-    t, bt, l, r = resolve_padding(padding, x.shape[2:], (kh, kw), stride, dilation)
+    t, bt, l, r = resolve_padding(padding, x.shape[2:], (kh, kw), stride, dilation, flip)
     (sh, sw), (dh, dw) = pair(stride), pair(dilation)
     hi = window_index_map(x.shape[2], t, bt, kh, sh, dh, padding_mode)
     wi = window_index_map(x.shape[3], l, r, kw, sw, dw, padding_mode)

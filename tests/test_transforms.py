@@ -84,7 +84,7 @@ def test_resize_dtypes_sizes_and_single_images():
 
 def test_pad_sides_and_value():
     x = ramp(n=1, c=2, h=2, w=3)
-    p = T.Pad((1, 2, 0, 3), value=-1.0)(x)
+    p = T.Pad((0, 1, 3, 2), value=-1.0)(x)          # (left, top, right, bottom), torchvision's
     assert p.shape == (1, 2, 5, 6)
     np.testing.assert_array_equal(p[:, :, 1:3, 0:3], x)
     mask = np.ones(p.shape, bool)
@@ -92,6 +92,9 @@ def test_pad_sides_and_value():
     assert np.all(p[mask] == -1.0)
     z = T.Pad(1)(x[0])
     assert z.shape == (2, 4, 5) and z[:, 0].max() == 0 and z[:, :, -1].max() == 0
+    assert T.Pad((2, 1))(x).shape == (1, 2, 4, 7)
+    with pytest.raises(ValueError, match=r"\(left, top, right, bottom\)"):
+        T.Pad((1, 2, 3))
 
 
 def test_center_crop_non_square_and_boundaries():

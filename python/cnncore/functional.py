@@ -220,17 +220,9 @@ def pad(input, pad, mode="constant", value=0.0):
     """Pad the spatial axes; ``pad`` lists the LAST axis first, like ``torch.nn.functional.pad``:
     ``(left, right)``, ``(left, right, top, bottom)``, ... Modes: ``constant`` (``zeros``),
     ``reflect``, ``replicate``, ``circular``, ``symmetric``."""
-    x = _t(input)
-    nd = x.ndim - 2
-    pad = tuple(pad)
-    if len(pad) % 2 or len(pad) // 2 > nd:
-        raise ValueError(f"pad: pad must hold before/after pairs for at most the {nd} spatial "
-                         f"axes of input (last axis first), got {pad!r}")
-    pairs = [pad[i:i + 2] for i in range(0, len(pad), 2)][::-1]
-    per_axis = [0, 0] * (nd - len(pairs)) + [p for pair in pairs for p in pair]
-    return ArrayOp.apply(x, op=ops.pad,
-                         op_backward=ops.pad_backward,
-                         kw=dict(pad=per_axis, mode=mode, value=value))
+    return ArrayOp.apply(_t(input), op=ops.pad, op_backward=ops.pad_backward,
+                         kw=dict(pad=pad if isinstance(pad, int) else tuple(pad), mode=mode,
+                                 value=value))
 
 
 # ---------------------------------------------------------------------------

@@ -229,8 +229,11 @@ ConvGeometry make_conv_geometry(const char* op, int nd, const Shape& src, const 
         const int64_t need = checked_add(checked_add(checked_mul(out - 1, g.stride[a], ctx.c_str()), reach, ctx.c_str()),
                                          1, ctx.c_str());
         const int64_t total = std::max<int64_t>(need - g.in[a], 0);
-        g.pad_before[a] = total / 2;
-        g.pad_after[a] = total - total / 2;
+        // An odd total leaves one pixel over: cross-correlation puts it after (torch's
+        // convention), true convolution before, so that 'same' is the centre of the full
+        // convolution as scipy.signal.convolve2d(mode="same") crops it.
+        g.pad_before[a] = p.flip ? total - total / 2 : total / 2;
+        g.pad_after[a] = total - g.pad_before[a];
       }
     }
   }

@@ -125,15 +125,24 @@ class Resize:
 
 
 class Pad:
-    """Constant padding of every side (or (top, bottom, left, right))."""
+    """Constant padding, with torchvision's forms: an int (every side), ``(horizontal,
+    vertical)``, or ``(left, top, right, bottom)``."""
 
     def __init__(self, padding, value=0.0):
-        p = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
+        if isinstance(padding, int):
+            p = (padding,) * 4
+        else:
+            p = tuple(padding)
+            if len(p) == 2:
+                p = (p[0], p[1], p[0], p[1])
+            if len(p) != 4 or not all(isinstance(v, int) and v >= 0 for v in p):
+                raise ValueError(f"Pad: padding must be a non-negative int, (horizontal, "
+                                 f"vertical) or (left, top, right, bottom), got {padding!r}")
         self.padding, self.value = p, value
 
     def __call__(self, x):
         x, single = _batch(x)
-        t, b, l, r = self.padding
+        l, t, r, b = self.padding
         out = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=self.value)
         return _unbatch(out, single)
 

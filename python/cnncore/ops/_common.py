@@ -64,8 +64,18 @@ def _per_axis(value, nd, op, name):
     return [_int(value, op, name)] * nd
 
 
+def _torch_pad_order(vals):
+    """Before/after pairs listed last axis first (``torch.nn.functional.pad``'s order:
+    ``(left, right, top, bottom)`` in 2-D) -> the core's first-axis-first list."""
+    pairs = [vals[i:i + 2] for i in range(0, len(vals), 2)][::-1]
+    return [p for pair in pairs for p in pair]
+
+
 def _padding(value, nd, op):
-    """Padding forms -> (explicit [before, after] * nd list, preset word)."""
+    """Padding forms -> (explicit [before, after] * nd list, first axis first, preset word).
+    A tuple of nd ints pads each axis on both sides (first axis first, as torch's conv and
+    pooling); a tuple of 2*nd ints gives before/after per axis, last axis first, as
+    ``torch.nn.functional.pad`` lists them: ``(left, right, top, bottom)`` in 2-D."""
     if isinstance(value, str):
         if value not in _PADDING_WORDS:
             raise ValueError(f"{op}: padding must be an integer, a tuple, or one of "
@@ -76,10 +86,10 @@ def _padding(value, nd, op):
         if len(vals) == nd:
             return [p for v in vals for p in (v, v)], ""
         if len(vals) == 2 * nd:
-            return vals, ""
+            return _torch_pad_order(vals), ""
         raise ValueError(f"{op}: padding must be an integer, a tuple of {nd} (per axis) or "
-                         f"{2 * nd} (before/after per axis) integers, or a word; got "
-                         f"{len(vals)} values {tuple(value)!r}")
+                         f"{2 * nd} (before/after per axis, last axis first as in F.pad) "
+                         f"integers, or a word; got {len(vals)} values {tuple(value)!r}")
     v = _int(value, op, "padding")
     return [v] * (2 * nd), ""
 

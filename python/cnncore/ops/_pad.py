@@ -2,7 +2,8 @@
 import numbers
 
 from .. import _core
-from ._common import _PADDING_MODES, _array, _float_array, _int, _same_dtype, _word
+from ._common import (_PADDING_MODES, _array, _float_array, _int, _same_dtype,
+                      _torch_pad_order, _word)
 
 __all__ = ["pad", "pad_backward"]
 
@@ -14,9 +15,11 @@ def _pad_args(x, pad, mode, value, op="pad"):
                          f"got {x.ndim} with shape {x.shape}")
     if isinstance(pad, (tuple, list)):
         vals = [_int(v, op, "pad") for v in pad]
-        if len(vals) != 2 * nd:
-            raise ValueError(f"{op}: pad must be an integer or {2 * nd} integers (before and after "
-                             f"each of x's {nd} spatial axes, first axis first), got {len(vals)}")
+        if len(vals) % 2 or not 2 <= len(vals) <= 2 * nd:
+            raise ValueError(f"{op}: pad must be an integer or before/after pairs for up to "
+                             f"x's {nd} spatial axes, last axis first as in torch's F.pad "
+                             f"((left, right, top, bottom) in 2-D), got {len(vals)} values")
+        vals = [0, 0] * (nd - len(vals) // 2) + _torch_pad_order(vals)
     else:
         vals = [_int(pad, op, "pad")] * (2 * nd)
     mode = "zeros" if mode == "constant" else _word(mode, _PADDING_MODES, op, "mode")
@@ -30,9 +33,10 @@ def _pad_args(x, pad, mode, value, op="pad"):
 def pad(x, pad, mode="zeros", value=0.0):
     """Pad the spatial axes of ``x`` (N, C, spatial...).
 
-    ``pad`` is an int (every side) or before/after for each spatial axis, first
-    axis first: ``(top, bottom, left, right)`` in 2-D (note: torch's ``F.pad``
-    lists the last axis first). ``mode``: ``"zeros"`` (alias ``"constant"``,
+    ``pad`` is an int (every side) or before/after pairs listed last axis first, as
+    ``torch.nn.functional.pad``: ``(left, right)`` pads only the last axis,
+    ``(left, right, top, bottom)`` the last two, and so on (every cnncore function
+    that takes before/after pairs lists them this way). ``mode``: ``"zeros"`` (alias ``"constant"``,
     filled with ``value``), ``"reflect"`` (edge not repeated), ``"replicate"``,
     ``"circular"``, ``"symmetric"`` (edge repeated, numpy's ``"symmetric"``).
     """
