@@ -213,3 +213,83 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path, capsys):
         cli.main(["train", "--sync-bn", "--out", str(tmp_path / "d")])
     assert "--sync-bn synchronises batch norm across ranks: it needs --distributed" in \
         capsys.readouterr().err
+
+
+def test_version_and_defaults_in_every_help(capsys):
+    import cnncore
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"cnncore {cnncore.__version__}"
+    for cmd in ("train", "eval", "predict", "summary"):
+        with pytest.raises(SystemExit):
+            cli.main([cmd, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(default:" in text, cmd
+
+
+def test_eval_finds_the_data_the_checkpoint_was_trained_on(tmp_path, capsys):
+    """A checkpoint trained on an image folder used to fall back to the digits in eval and
+    fail with a shape error: it now records its data source, split and seed."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for cls, level in (("dark", 40), ("light", 210)):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(12):
+            pix = np.clip(rng.normal(level, 20, (12, 12)), 0, 255).astype(np.uint8)
+            Image.fromarray(pix).save(tmp_path / "imgs" / cls / f"{i}.png")
+    out = tmp_path / "run"
+    assert cli.main(["train", "--data", str(tmp_path / "imgs"), "--epochs", "3", "--out",
+                     str(out), "--no-progress", "--no-plot", "--translate", "0",
+                     "--input-size", "16"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    code, text, _ = run(capsys, "eval", str(out / "checkpoint.safetensors"), "--json",
+                        str(tmp_path / "e.json"))
+    assert code == 0 and "imgs" in text
+    ev = json.loads((tmp_path / "e.json").read_text())
+    assert ev["test_accuracy"] == pytest.approx(rep["test_accuracy"])
+    meta = cnncore.io.load_metadata(out / "checkpoint.safetensors")
+    args = json.loads(meta["cnncore.args"])
+    assert args["epochs"] == 3 and args["translate"] == 0 and args["input_size"] == 16
+    assert json.loads(meta["cnncore.data"])["source"]["format"] == "auto"
+    import shutil
+    shutil.rmtree(tmp_path / "imgs")
+    assert "which no longer exists; pass --data" in fail(capsys, "eval",
+                                                         str(out / "checkpoint.safetensors"))
+
+
+def test_predict_detects_a_dark_on_light_image(trained, capsys, tmp_path):
+    from PIL import Image
+    from cnncore import data
+    te = data.load_digits("test")
+    i = int(np.flatnonzero(te.labels == 3)[0])
+    light = tmp_path / "dark_on_light.png"
+    Image.fromarray(((1 - te.images[i, 0]) * 255).astype(np.uint8)).save(light)
+    normal = tmp_path / "light_on_dark.png"
+    Image.fromarray((te.images[i, 0] * 255).astype(np.uint8)).save(normal)
+    ckpt = str(trained / "checkpoint.safetensors")
+    code, out, _ = run(capsys, "predict", ckpt, str(light), str(normal), "--json",
+                       str(tmp_path / "p.json"))
+    res = json.loads((tmp_path / "p.json").read_text())
+    assert [r["inverted"] for r in res] == [True, False]
+    assert "light background, unlike the training images: inverted" in out
+    # the same image once inverted (up to the PNG's rounding of 255 (1 - x))
+    assert [c for c, _ in res[0]["top"]] == [c for c, _ in res[1]["top"]]
+    np.testing.assert_allclose([p for _, p in res[0]["top"]], [p for _, p in res[1]["top"]],
+                               rtol=1e-3)
+    run(capsys, "predict", ckpt, str(light), "--polarity", "as-is", "--json",
+        str(tmp_path / "q.json"))
+    assert json.loads((tmp_path / "q.json").read_text())[0]["inverted"] is False
+    run(capsys, "predict", ckpt, str(normal), "--invert", "--json", str(tmp_path / "r.json"))
+    assert json.loads((tmp_path / "r.json").read_text())[0]["inverted"] is True
+
+
+def test_rgb_jitter_is_reachable_and_checked(tmp_path, capsys):
+    assert "RGB intensity jitter needs colour images (3 channels), these have 1" in fail(
+        capsys, "train", "--jitter", "0.1", "--epochs", "1", "--out", str(tmp_path / "a"))
+    x = np.random.default_rng(0).random((24, 3, 8, 8)).astype(np.float32)
+    np.savez(tmp_path / "rgb.npz", x=x, y=np.arange(24) % 2)
+    assert cli.main(["train", "--data", str(tmp_path / "rgb.npz"), "--jitter", "0.1",
+                     "--epochs", "1", "--out", str(tmp_path / "b"), "--no-progress",
+                     "--no-plot", "--model", "resnet18"]) == 0
+    capsys.readouterr()

@@ -550,9 +550,22 @@ def _train_data(args):
         transforms.append(T.RandomTranslate(args.translate))
     if args.augment and args.hflip:
         transforms.append(T.RandomHorizontalFlip())
+    if args.augment and args.jitter:
+        if channels != 3:
+            raise CLIError(f"--jitter {args.jitter}: RGB intensity jitter needs colour images "
+                           f"(3 channels), these have {channels}; use --channels 3")
+        transforms.append(T.RGBIntensityJitter.fit(tr.images, args.jitter))
     transforms.append(T.Normalize(mean, std))
     tr.transform = T.Compose(transforms)
+    info["source"] = _data_source(args)
     return tr, te, desc, info, num_classes
+
+
+def _data_source(args):
+    """Where the training data came from, so that eval can find the same test split."""
+    data = args.data if args.data == "digits" else os.path.abspath(args.data)
+    return dict(data=data, format=args.format, input_size=args.input_size,
+                channels=args.channels, test_fraction=args.test_fraction, seed=args.seed)
 
 
 def _train_model(name, num_classes, input_shape):
@@ -627,7 +640,9 @@ def _save_checkpoint(args, run, epoch):
             "cnncore.data": json.dumps(run.info),
             "cnncore.report": json.dumps({"epochs": epoch,
                                           "test_accuracy": final["test_accuracy"]}),
-            "cnncore.history": json.dumps(run.history)}
+            "cnncore.history": json.dumps(run.history),
+            "cnncore.args": json.dumps({k: v for k, v in vars(args).items()
+                                        if isinstance(v, (str, int, float, bool, type(None)))})}
     state = {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
              "epoch": epoch}
     if run.sched is not None:
@@ -661,7 +676,8 @@ def _save_run(args, run, seconds):
                   schedule=args.schedule, seed=args.seed,
                   augmentation=dict(enabled=args.augment,
                                     translate=args.translate if args.augment else 0,
-                                    hflip=bool(args.augment and args.hflip)),
+                                    hflip=bool(args.augment and args.hflip),
+                                    rgb_jitter=args.jitter if args.augment else 0.0),
                   threads=get_num_threads(), world_size=run.ranks.world,
                   sync_batchnorm=bool(args.distributed and args.sync_bn),
                   resumed_from_epoch=run.first_epoch - 1 if args.resume else None,
@@ -836,6 +852,18 @@ def _eval(args):
         _check_writable_file(args.json, "--json")
     model, spec, info, _ = _read_checkpoint(args.checkpoint)
     shape = info.get("input_shape", [1, 32, 32])
+    source = info.get("source") if isinstance(info.get("source"), dict) else {}
+    if args.data is None:               # the data the checkpoint was trained on
+        args.data = source.get("data", "digits")
+        if args.data != "digits" and not os.path.lexists(args.data):
+            raise CLIError(f"the checkpoint was trained on {args.data!r}, which no longer "
+                           f"exists; pass --data")
+        for key in ("format", "test_fraction", "seed"):
+            if getattr(args, key) is None and key in source:
+                setattr(args, key, source[key])
+    args.format = args.format or "auto"
+    args.test_fraction = 0.2 if args.test_fraction is None else args.test_fraction
+    args.seed = 0 if args.seed is None else args.seed
     if args.data == "digits" and args.format == "auto":
         args.format = "digits"
     _, te, desc = _load_data(args, shape[1], shape[0], "the checkpoint's input size")
@@ -880,12 +908,16 @@ def _predict(args):
             img = load_image(path, (h, w), c)
         except DataError as exc:
             raise CLIError(str(exc)) from None
-        if args.invert:
+        inverted = _polarity(args, img, info, c)
+        if inverted:
             img = 1.0 - img
+            if args.polarity == "auto":
+                print(f"{path}: light background, unlike the training images: inverted "
+                      f"(--polarity as-is to keep it)")
         with no_grad():
             p = F.softmax(model(Tensor(_normalize(img[None], info))), 1).data[0]
         top = np.argsort(-p)[:args.top]
-        results.append(dict(image=path, prediction=name(int(top[0])),
+        results.append(dict(image=path, inverted=inverted, prediction=name(int(top[0])),
                             probability=float(p[top[0]]),
                             top=[[name(int(i)), float(p[i])] for i in top]))
         alts = ", ".join(f"{name(int(i))} {100 * p[i]:.1f}%" for i in top)
@@ -893,6 +925,19 @@ def _predict(args):
     if args.json:
         _write_json(results, args.json)
     return 0
+
+
+def _polarity(args, img, info, channels):
+    """Whether to invert a gray image: --polarity invert / as-is, or (auto) when its
+    background (the median of its border) and the training images' mean lie on opposite
+    sides of mid-gray: dark-on-light digits for a model trained on light-on-dark ones."""
+    if args.polarity != "auto":
+        return args.polarity == "invert"
+    if channels != 1:
+        return False
+    border = np.concatenate([img[0, 0], img[0, -1], img[0, :, 0], img[0, :, -1]])
+    train_mean = float(np.mean(info.get("mean", [0.5])))
+    return (float(np.median(border)) > 0.5) != (train_mean > 0.5)
 
 
 def _summary(args):
@@ -947,6 +992,8 @@ def _parser():
     from .models import MODELS
     p = argparse.ArgumentParser(prog="cnncore", description="cnncore: convolutional networks on "
                                 "a small C++ core", epilog=_EPILOG)
+    from . import __version__
+    p.add_argument("--version", action="version", version=f"cnncore {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("demo", help="convolve a small image and print results you can check by hand")
@@ -978,6 +1025,9 @@ def _parser():
                    help="held-out share when the data has no test split")
     t.add_argument("--translate", type=_NON_NEGATIVE, default=2, help="random translation (pixels)")
     t.add_argument("--hflip", action="store_true", help="random horizontal flips")
+    t.add_argument("--jitter", type=_bounded(float, 0), default=0.0, metavar="ALPHASTD",
+                   help="AlexNet's RGB intensity jitter along the training images' principal "
+                        "colour components (colour images; 0: off, AlexNet used 0.1)")
     t.add_argument("--no-augment", dest="augment", action="store_false")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--no-plot", action="store_true", help="skip the PNG of the curves")
@@ -994,26 +1044,36 @@ def _parser():
                    help="with --distributed: seconds a rank waits for the others before the "
                         "job is stopped")
 
-    e = sub.add_parser("eval", help="evaluate a checkpoint on test data", epilog=_EPILOG)
+    e = sub.add_parser("eval", help="evaluate a checkpoint on test data", epilog=_EPILOG,
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     e.add_argument("checkpoint")
-    e.add_argument("--data", default="digits")
-    e.add_argument("--format", default="auto", choices=["auto", "digits", "idx", "npz", "folder"])
+    e.add_argument("--data", default=None,
+                   help="test data (default: the data the checkpoint was trained on, which it "
+                        "records, with its format, split and seed)")
+    e.add_argument("--format", default=None, choices=["auto", "digits", "idx", "npz", "folder"],
+                   help="default: the checkpoint's, else auto")
     e.add_argument("--batch-size", type=_POSITIVE, default=256)
-    e.add_argument("--test-fraction", type=_bounded(float, 0, 1, lo_open=True, hi_open=True), default=0.2)
-    e.add_argument("--seed", type=_NON_NEGATIVE, default=0)
+    e.add_argument("--test-fraction", type=_bounded(float, 0, 1, lo_open=True, hi_open=True),
+                   default=None, help="default: the checkpoint's, else 0.2")
+    e.add_argument("--seed", type=_NON_NEGATIVE, default=None,
+                   help="default: the checkpoint's, else 0")
     e.add_argument("--threads", type=_bounded(int, 0, 1024), default=0)
     e.add_argument("--json", metavar="PATH")
 
-    r = sub.add_parser("predict", help="classify image files with a checkpoint", epilog=_EPILOG)
+    r = sub.add_parser("predict", help="classify image files with a checkpoint", epilog=_EPILOG,
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     r.add_argument("checkpoint")
     r.add_argument("images", nargs="+")
     r.add_argument("--top", type=_POSITIVE, default=3)
-    r.add_argument("--invert", action="store_true",
-                   help="invert gray levels (dark digits on a light background)")
+    r.add_argument("--polarity", choices=["auto", "as-is", "invert"], default="auto",
+                   help="gray images: 'auto' inverts an image whose background is light when "
+                        "the training images' was dark (or the reverse), and says so")
+    r.add_argument("--invert", dest="polarity", action="store_const", const="invert",
+                   help="the same as --polarity invert")
     r.add_argument("--json", metavar="PATH")
 
     s = sub.add_parser("summary", help="per-layer shapes, parameters, MACs, receptive fields",
-                       epilog=_EPILOG)
+                       epilog=_EPILOG, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s.add_argument("model", help=f"one of: {', '.join(sorted(MODELS))}")
     s.add_argument("--input", default=None, help="N,C,H,W (default 1,1,32,32 for lenet5, "
                                                 "1,3,224,224 otherwise)")

@@ -117,10 +117,18 @@ def _install_excepthook(comm):
         if not issubclass(kind, KeyboardInterrupt):
             sys.stderr.write(f"cnncore.distributed: rank {comm.Get_rank()} of "
                              f"{comm.Get_size()} raised {kind.__name__}; aborting the job\n")
-        sys.stderr.flush()
-        comm.Abort(1)
+        _abort_after_output(comm, 1)
 
     sys.excepthook = hook
+
+
+def _abort_after_output(comm, code):
+    """MPI_Abort, once the launcher has had a moment to forward what this rank printed
+    (aborting tears the job down at once, and output still in its pipes is lost)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    time.sleep(0.5)
+    comm.Abort(int(code))
 
 
 def _comm(what):
@@ -155,8 +163,7 @@ def abort(message, code=1):
     comm = _comm("abort")
     sys.stdout.flush()
     sys.stderr.write(f"cnncore.distributed: rank {comm.Get_rank()}: {message}\n")
-    sys.stderr.flush()
-    comm.Abort(int(code))
+    _abort_after_output(comm, code)
 
 
 def _wait(request, what):
