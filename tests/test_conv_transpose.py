@@ -207,3 +207,65 @@ def test_backward_skips_unwanted_gradients():
         ops.conv2d_backward(g[:, :, 1:], x, w, padding=1, input_grad=False, weight_grad=False)
     with pytest.raises(TypeError, match="input_grad must be a bool"):
         ops.conv2d_backward(g, x, w, padding=1, input_grad=1)
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("mode,flip", [("reflect", False), ("circular", True),
+                                       ("replicate", False), ("symmetric", True),
+                                       ("zeros", True)])
+def test_padding_modes_and_flip_make_it_the_adjoint_of_that_convolution(nd, mode, flip):
+    """<conv(x, w; mode, flip), y> == <x, conv_transpose(y, w; mode, flip)>, and its own
+    backward is checked by the same identity and against finite differences."""
+    rng = np.random.default_rng(nd)
+    conv = getattr(ops, f"conv{nd}d")
+    tconv = getattr(ops, f"conv_transpose{nd}d")
+    tback = getattr(ops, f"conv_transpose{nd}d_backward")
+    x = rng.standard_normal((2, 4) + (7, 6, 5)[:nd])
+    w = rng.standard_normal((4, 2) + (3, 2, 3)[:nd])
+    kw = dict(stride=(2, 1, 2)[:nd], padding=(2, 1, 1)[:nd], groups=2, padding_mode=mode,
+              flip=flip)
+    y = conv(x, w, **kw)
+    g = rng.standard_normal(y.shape)
+    t = tconv(g, w, output_padding=tuple((n + 2 * p - k) % s for n, p, k, s in zip(
+        x.shape[2:], kw["padding"], w.shape[2:], kw["stride"])), **kw)
+    assert t.shape == x.shape
+    np.testing.assert_allclose(np.sum(y * g), np.sum(x * t), rtol=1e-12)
+    # gradients of the transposed op: adjoint identities in both arguments
+    op_kw = dict(kw, output_padding=tuple((n + 2 * p - k) % s for n, p, k, s in zip(
+        x.shape[2:], kw["padding"], w.shape[2:], kw["stride"])))
+    h = rng.standard_normal(t.shape)
+    gx, gw, gb = tback(h, g, w, **op_kw)
+    np.testing.assert_allclose(np.sum(tconv(g, w, **op_kw) * h), np.sum(g * gx), rtol=1e-12)
+    np.testing.assert_allclose(np.sum(tconv(g, w, **op_kw) * h), np.sum(w * gw), rtol=1e-12)
+    np.testing.assert_allclose(gb, h.sum(axis=(0,) + tuple(range(2, h.ndim))), rtol=1e-12)
+    b = rng.standard_normal(w.shape[1] * 2)
+    np.testing.assert_allclose(tconv(g, w, b, **op_kw) - tconv(g, w, **op_kw),
+                               np.broadcast_to(b.reshape((1, -1) + (1,) * nd), t.shape))
+
+
+def test_transposed_layers_take_padding_mode_and_flip():
+    import cnncore as cc
+    from cnncore import nn
+    m = nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1, padding_mode="circular", flip=True,
+                           dtype=np.float64)
+    assert "padding_mode='circular'" in repr(m) and "flip=True" in repr(m)
+    x = cc.tensor(np.random.default_rng(0).standard_normal((1, 2, 4, 4)), requires_grad=True)
+    y = m(x)
+    want = ops.conv_transpose2d(x.data, m.weight.data, m.bias.data, stride=2, padding=1,
+                                padding_mode="circular", flip=True)
+    np.testing.assert_allclose(y.data, want, rtol=1e-12)
+    y.sum().backward()
+    assert x.grad.shape == x.shape and m.weight.grad.shape == m.weight.shape
+    with pytest.raises(ValueError, match="padding_mode must be one of"):
+        ops.conv_transpose2d(x.data, m.weight.data, padding_mode="mirror")
+    lc = nn.LocallyConnected2d(2, 3, 3, (5, 5), padding="same", padding_mode="reflect",
+                               flip=True, dtype=np.float64)
+    z = cc.tensor(np.random.default_rng(1).standard_normal((1, 2, 5, 5)))
+    np.testing.assert_allclose(lc(z).data, ops.local_conv2d(
+        z.data, lc.weight.data, lc.bias.data, padding="same", padding_mode="reflect",
+        flip=True), rtol=1e-12)
+    tc = nn.TiledConv2d(2, 3, 2, 2, padding=(1, 0, 1, 0), padding_mode="circular", flip=True,
+                        dtype=np.float64)
+    np.testing.assert_allclose(tc(z).data, ops.tiled_conv2d(
+        z.data, tc.weight.data, tc.bias.data, tile=2, padding=(1, 0, 1, 0),
+        padding_mode="circular", flip=True), rtol=1e-12)

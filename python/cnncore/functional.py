@@ -155,34 +155,35 @@ _CONV_TRANSPOSE = {1: (ops.conv_transpose1d, ops.conv_transpose1d_backward),
                    3: (ops.conv_transpose3d, ops.conv_transpose3d_backward)}
 
 
-def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation):
+def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                    padding_mode="zeros", flip=False):
     kw = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
-              dilation=dilation)
+              dilation=dilation, padding_mode=padding_mode, flip=flip)
     op, op_backward = _CONV_TRANSPOSE[nd]
     return Convolution.apply(_t(input), _t(weight), _opt(bias), op=op, op_backward=op_backward,
                              kw=kw)
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1):
+                     dilation=1, *, padding_mode="zeros", flip=False):
     """Transposed 1-D convolution; ``weight`` (C_in, C_out/groups, k)."""
     return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups,
-                           dilation)
+                           dilation, padding_mode, flip)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1):
+                     dilation=1, *, padding_mode="zeros", flip=False):
     """Transposed 2-D convolution (the adjoint of conv2d); ``weight`` (C_in, C_out/groups,
     kH, kW)."""
     return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups,
-                           dilation)
+                           dilation, padding_mode, flip)
 
 
 def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1):
+                     dilation=1, *, padding_mode="zeros", flip=False):
     """Transposed 3-D convolution; ``weight`` (C_in, C_out/groups, kD, kH, kW)."""
     return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups,
-                           dilation)
+                           dilation, padding_mode, flip)
 
 
 # ---------------------------------------------------------------------------

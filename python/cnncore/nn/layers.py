@@ -180,10 +180,11 @@ class _ConvTransposeNd(Module):
     _nd = 2
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups=1, bias=True, dilation=1, *, dtype=np.float32,
-                 generator=None):
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros", *,
+                 flip=False, dtype=np.float32, generator=None):
         super().__init__()
         name = type(self).__name__
+        self.padding_mode, self.flip = padding_mode, flip
         self.in_channels = _positive(in_channels, "in_channels", name)
         self.out_channels = _positive(out_channels, "out_channels", name)
         self.groups = _positive(groups, "groups", name)
@@ -193,7 +194,8 @@ class _ConvTransposeNd(Module):
         nd = self._nd
         self.kernel_size = _positive_tuple(kernel_size, nd, "kernel_size", type(self).__name__)
         self.stride = _positive_tuple(stride, nd, "stride", type(self).__name__)
-        self.padding = _tuple(padding, nd, "padding")
+        self.padding = tuple(padding) if isinstance(padding, (tuple, list)) and \
+            len(padding) == 2 * nd else _tuple(padding, nd, "padding")
         self.output_padding = _tuple(output_padding, nd, "output_padding")
         self.dilation = _positive_tuple(dilation, nd, "dilation", type(self).__name__)
         dt = _dtype(dtype)
@@ -205,11 +207,15 @@ class _ConvTransposeNd(Module):
 
     def forward(self, x):
         return self._fn(x, self.weight, self.bias, self.stride, self.padding,
-                        self.output_padding, self.groups, self.dilation)
+                        self.output_padding, self.groups, self.dilation,
+                        padding_mode=self.padding_mode, flip=self.flip)
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}")
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}, padding={self.padding}")
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
+        return s + (", flip=True" if self.flip else "")
 
 
 class ConvTranspose1d(_ConvTransposeNd):
@@ -233,7 +239,8 @@ class LocallyConnected2d(Module):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, input_size, stride=1, padding=0,
-                 dilation=1, bias=True, *, dtype=np.float32, generator=None):
+                 dilation=1, bias=True, padding_mode="zeros", *, flip=False, dtype=np.float32,
+                 generator=None):
         super().__init__()
         self.in_channels = _positive(in_channels, "in_channels", "LocallyConnected2d")
         self.out_channels = _positive(out_channels, "out_channels", "LocallyConnected2d")
@@ -241,14 +248,15 @@ class LocallyConnected2d(Module):
         self.input_size = _tuple(input_size, 2, "input_size")
         self.stride = _positive_tuple(stride, 2, "stride", type(self).__name__)
         self.dilation = _positive_tuple(dilation, 2, "dilation", type(self).__name__)
-        self.padding = padding
+        self.padding, self.padding_mode, self.flip = padding, padding_mode, flip
         kh, kw = self.kernel_size
         # The one output-size rule, the op's own (it validates padding, stride and dilation).
         try:
             ho, wo = ops.conv2d_output_shape((1, in_channels) + self.input_size,
                                              (out_channels, in_channels, kh, kw),
                                              stride=self.stride, padding=padding,
-                                             dilation=self.dilation)[2:]
+                                             dilation=self.dilation,
+                                             padding_mode=padding_mode)[2:]
         except ValueError as e:
             raise ValueError(f"LocallyConnected2d: {str(e).removeprefix('conv2d: ')}") from None
         self.output_size = (ho, wo)
@@ -260,7 +268,7 @@ class LocallyConnected2d(Module):
 
     def forward(self, x):
         return F.local_conv2d(x, self.weight, self.bias, self.stride, self.padding,
-                              self.dilation)
+                              self.dilation, padding_mode=self.padding_mode, flip=self.flip)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -274,12 +282,14 @@ class TiledConv2d(Module):
     convolution; a tile per output position is the locally connected layer."""
 
     def __init__(self, in_channels, out_channels, kernel_size, tile, stride=1, padding=0,
-                 dilation=1, bias=True, *, dtype=np.float32, generator=None):
+                 dilation=1, bias=True, padding_mode="zeros", *, flip=False, dtype=np.float32,
+                 generator=None):
         super().__init__()
         self.in_channels = _positive(in_channels, "in_channels", "TiledConv2d")
         self.out_channels = _positive(out_channels, "out_channels", "TiledConv2d")
         self.kernel_size = _positive_tuple(kernel_size, 2, "kernel_size", type(self).__name__)
         self.tile = _tuple(tile, 2, "tile")
+        self.padding_mode, self.flip = padding_mode, flip
         self.stride = _positive_tuple(stride, 2, "stride", type(self).__name__)
         self.dilation = _positive_tuple(dilation, 2, "dilation", type(self).__name__)
         self.padding = padding
@@ -293,7 +303,7 @@ class TiledConv2d(Module):
 
     def forward(self, x):
         return F.tiled_conv2d(x, self.weight, self.bias, self.tile, self.stride, self.padding,
-                              self.dilation)
+                              self.dilation, padding_mode=self.padding_mode, flip=self.flip)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
