@@ -25,7 +25,8 @@ def _f32(module):
 # ---- LeNet-5 ----------------------------------------------------------------------------
 
 class LeNet5(nn.Module):
-    """Conv 5x5 -> 6, pool, conv 5x5 -> 16, pool, then 400 -> 120 -> 84 -> classes;
+    """Conv 5x5 -> 6, pool, activation, conv 5x5 -> 16, pool, activation, then
+    400 -> 120 -> 84 -> classes;
     sigmoid and average pooling, or ReLU and max pooling with ``modern=True``. With
     ``input_size=28`` the first convolution pads by 2."""
 
@@ -39,8 +40,8 @@ class LeNet5(nn.Module):
         pool = nn.MaxPool2d if modern else nn.AvgPool2d
         self.input_size, self.in_channels = input_size, in_channels
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, 5, padding=pad), act(), pool(2),
-            nn.Conv2d(6, 16, 5), act(), pool(2),
+            nn.Conv2d(in_channels, 6, 5, padding=pad), pool(2), act(),
+            nn.Conv2d(6, 16, 5), pool(2), act(),
         )
         self.classifier = nn.Sequential(
             nn.Linear(16 * side * side, 120), act(),

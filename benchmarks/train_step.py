@@ -3,7 +3,7 @@
 
 A step is forward, cross-entropy, ``zero_grad``, backward and an optimiser
 update, on the same network in both libraries: the classic LeNet-5 (conv 5x5
--> sigmoid -> 2x2 average pool, twice; 400 -> 120 -> 84 -> 10 with sigmoids)
+-> 2x2 average pool -> sigmoid, twice; 400 -> 120 -> 84 -> 10 with sigmoids)
 on 1 x 32 x 32 inputs, and its ReLU / max-pool variant (``modern``). Weights
 are copied from the torch model into the cnncore one, so both start equal;
 the first steps' losses are compared as a check that the same thing is timed.
@@ -39,7 +39,7 @@ def torch_lenet(modern):
     act = tnn.ReLU if modern else tnn.Sigmoid
     pool = tnn.MaxPool2d if modern else tnn.AvgPool2d
     return tnn.Sequential(
-        tnn.Conv2d(1, 6, 5), act(), pool(2), tnn.Conv2d(6, 16, 5), act(), pool(2),
+        tnn.Conv2d(1, 6, 5), pool(2), act(), tnn.Conv2d(6, 16, 5), pool(2), act(),
         tnn.Flatten(), tnn.Linear(400, 120), act(), tnn.Linear(120, 84), act(),
         tnn.Linear(84, 10))
 

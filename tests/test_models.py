@@ -1,5 +1,7 @@
 """cnncore.models: parameter counts (torchvision's where it has the model),
 forward and backward of every network on a small input, clear input errors."""
+import re
+
 import numpy as np
 import pytest
 
@@ -46,10 +48,10 @@ def test_lenet5_layer_formula():
     expect = (25 * 1 * 6 + 6) + (25 * 6 * 16 + 16) + (400 * 120 + 120) + (120 * 84 + 84) + \
         (84 * 10 + 10)
     assert m.num_parameters() == expect
-    assert isinstance(m.features[1], nn.Sigmoid) and isinstance(m.features[2], nn.AvgPool2d)
+    # the paper's order: convolution, subsampling, then the squashing function
+    assert [type(layer) for layer in m.features] == [nn.Conv2d, nn.AvgPool2d, nn.Sigmoid] * 2
     modern = models.lenet5(modern=True)
-    assert isinstance(modern.features[1], nn.ReLU) and isinstance(modern.features[2],
-                                                                    nn.MaxPool2d)
+    assert [type(layer) for layer in modern.features] == [nn.Conv2d, nn.MaxPool2d, nn.ReLU] * 2
 
 
 def test_torchvision_names():
@@ -152,3 +154,16 @@ def test_checkpoint_of_another_architecture_is_rejected():
         r34.load_state_dict(r18.state_dict())
     with pytest.raises(ValueError, match="size mismatch for fc.weight"):
         models.resnet18(num_classes=5).load_state_dict(r18.state_dict())
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_every_builder_documents_the_paper_what_differs_and_its_parameter_count(name):
+    """Model docstrings used to be one line: each now names the paper, says what differs
+    from it, and states the parameter count, which must be the built model's."""
+    fn = models.MODELS[name]
+    doc = " ".join((fn.__doc__ or "").split())
+    with nn.init.skip_init():
+        count = fn().num_parameters()
+    assert f"{count:,} parameters" in doc, (name, count)
+    assert re.search(r"\b(19|20)\d\d\b", doc), name            # the paper's year
+    assert len(doc) > 150, name

@@ -65,5 +65,18 @@ def classifier_head(num_classes, dropout, dt):
 
 
 def alexnet(num_classes=1000, original=False, dropout=0.5, **kwargs):
-    """AlexNet; inputs of at least 63 x 63 (224 x 224 in the paper)."""
+    """AlexNet (Krizhevsky, Sutskever & Hinton, "ImageNet classification with deep
+    convolutional neural networks", 2012): five convolutions (11x11/4, 5x5, 3x3 x 3) with
+    ReLU and overlapping 3x3/2 max pooling, then two 4096-unit layers with dropout.
+
+    ``original=False`` (default) is torchvision's single-tower layout: 64-192-384-256-256
+    channels, no local response normalisation, 61,100,840 parameters for 1000 classes, and
+    weight names that load torchvision's checkpoints. ``original=True`` is the paper's
+    network as one device runs it: the two GPU towers become ``groups=2`` convolutions
+    (conv2, conv4 and conv5 see only their own tower's maps, conv3 sees both),
+    96-256-384-384-256 channels and LRN (size 5, alpha 1e-4, beta 0.75, k 2) after the
+    first two ReLUs: 60,965,224 parameters (the paper: 60 million). Both add torchvision's
+    adaptive 6x6 average pooling before the classifier, so any input of at least 63 x 63
+    works (the paper used 224 x 224 crops; 227 makes its arithmetic exact). The paper's
+    PCA colour augmentation is :class:`cnncore.data.transforms.RGBIntensityJitter`."""
     return named(AlexNet(num_classes, dropout, original, **kwargs), "alexnet")

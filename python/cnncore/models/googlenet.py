@@ -134,5 +134,12 @@ class GoogLeNet(MemoryCheckedModel):
 
 
 def googlenet(num_classes=1000, aux_logits=False, true_5x5=False, **kwargs):
-    """GoogLeNet (Inception v1); inputs of at least 32 x 32."""
+    """GoogLeNet (Szegedy et al., "Going deeper with convolutions", 2014): 22 layers, nine
+    Inception modules (parallel 1x1, 3x3 and 5x5 convolutions and 3x3 max pooling, with 1x1
+    reductions, concatenated), global average pooling and one linear layer; two auxiliary
+    classifiers during training. This is torchvision's version: batch normalisation after
+    every convolution (the paper had none; it used LRN), and the "5x5" branch with 3x3
+    kernels: 6,624,904 parameters for 1000 classes, 13,004,888 with ``aux_logits=True``.
+    ``true_5x5=True`` restores the paper's 5x5 kernels (7,005,832). Inputs of at least
+    32 x 32 work (224 x 224 in the paper)."""
     return named(GoogLeNet(num_classes, aux_logits, true_5x5, **kwargs), "googlenet")

@@ -115,22 +115,40 @@ class ResNet(MemoryCheckedModel):
 
 
 def resnet18(num_classes=1000, **kwargs):
-    """ResNet-18: 11,689,512 parameters; inputs of at least 32 x 32 work."""
+    """ResNet-18 (He, Zhang, Ren & Sun, "Deep residual learning for image recognition",
+    2015): a 7x7/2 convolution and 3x3/2 max pooling, four stages of two basic blocks
+    (two 3x3 convolutions with batch normalisation and an identity shortcut; a 1x1
+    projection where the shape changes), global average pooling and one linear layer:
+    11,689,512 parameters for 1000 classes, as the paper and torchvision. Inputs of at
+    least 32 x 32 work (224 x 224 in the paper; on 32 x 32 images the last stage sees 1 x 1
+    maps, which the CIFAR variant of the paper avoids with a 3x3 stem)."""
     return named(ResNet(BasicBlock, [2, 2, 2, 2], num_classes, **kwargs), "resnet18")
 
 
 def resnet34(num_classes=1000, **kwargs):
+    """ResNet-34 (He et al., "Deep residual learning for image recognition", 2015): basic
+    blocks (two 3x3 convolutions and a shortcut) in stages of 3, 4, 6, 3; 21,797,672
+    parameters for 1000 classes, as the paper and torchvision (see :func:`resnet18`)."""
     return named(ResNet(BasicBlock, [3, 4, 6, 3], num_classes, **kwargs), "resnet34")
 
 
 def resnet50(num_classes=1000, **kwargs):
-    """ResNet-50: 25,557,032 parameters."""
+    """ResNet-50 (He et al., 2015): bottleneck blocks (1x1 reduce, 3x3, 1x1 expand by 4)
+    in stages of 3, 4, 6, 3; 25,557,032 parameters for 1000 classes. As torchvision's v1.5
+    the stride of a downsampling block sits on its 3x3 convolution (the paper put it on the
+    first 1x1), which is slightly more accurate and costs more multiply-adds."""
     return named(ResNet(Bottleneck, [3, 4, 6, 3], num_classes, **kwargs), "resnet50")
 
 
 def resnet101(num_classes=1000, **kwargs):
+    """ResNet-101 (He et al., 2015): bottleneck stages of 3, 4, 23, 3; 44,549,160
+    parameters for 1000 classes (torchvision's v1.5 stride placement, as :func:`resnet50`)."""
     return named(ResNet(Bottleneck, [3, 4, 23, 3], num_classes, **kwargs), "resnet101")
 
 
 def resnet152(num_classes=1000, **kwargs):
+    """ResNet-152 (He et al., "Deep residual learning for image recognition", 2015):
+    bottleneck blocks in stages of 3, 8, 36, 3; 60,192,808 parameters for 1000 classes
+    (the downsampling stride on the 3x3 convolution, torchvision's v1.5, as
+    :func:`resnet50`)."""
     return named(ResNet(Bottleneck, [3, 8, 36, 3], num_classes, **kwargs), "resnet152")

@@ -74,34 +74,61 @@ def _vgg(cfg, bn, num_classes, in_channels=3, **kwargs):
 
 
 def vgg11(num_classes=1000, **kwargs):
-    """VGG-11 (configuration A); inputs of at least 32 x 32."""
+    """VGG-11 (Simonyan & Zisserman, "Very deep convolutional networks for large-scale
+    image recognition", 2014, configuration A: 8 convolutions 3x3 with ReLU in five blocks
+    separated by 2x2 max pooling, then 4096, 4096, classes with dropout): 132,863,336
+    parameters for 1000 classes. As torchvision: an adaptive 7x7 average pooling before the
+    classifier (so inputs of at least 32 x 32 work; the paper used 224 x 224, where it
+    changes nothing) and no LRN (the paper's A-LRN variant). ``vgg11_bn`` adds batch
+    normalisation after each convolution (not in the paper)."""
     return _vgg("A", False, num_classes, **kwargs)
 
 
 def vgg13(num_classes=1000, **kwargs):
+    """VGG-13 (Simonyan & Zisserman, 2014, configuration B: 10 convolutions 3x3):
+    133,047,848 parameters for 1000 classes; see :func:`vgg11` for what differs from the
+    paper."""
     return _vgg("B", False, num_classes, **kwargs)
 
 
 def vgg16(num_classes=1000, **kwargs):
-    """VGG-16 (configuration D): 138,357,544 parameters."""
+    """VGG-16 (Simonyan & Zisserman, 2014, configuration D: 13 convolutions 3x3 in blocks
+    of 2, 2, 3, 3, 3, then 4096, 4096, classes): 138,357,544 parameters for 1000 classes,
+    the paper's count. Differences as :func:`vgg11` (adaptive 7x7 pooling; ``_bn`` adds
+    batch normalisation)."""
     return _vgg("D", False, num_classes, **kwargs)
 
 
 def vgg19(num_classes=1000, **kwargs):
+    """VGG-19 (Simonyan & Zisserman, 2014, configuration E: 16 convolutions 3x3):
+    143,667,240 parameters for 1000 classes; see :func:`vgg11` for what differs from the
+    paper."""
     return _vgg("E", False, num_classes, **kwargs)
 
 
 def vgg11_bn(num_classes=1000, **kwargs):
+    """VGG-11 with batch normalisation (Simonyan & Zisserman, 2014, configuration A: 8
+    convolutions 3x3), batch norm after each convolution (not in the paper): 132,868,840
+    parameters for 1000 classes; see :func:`vgg11` for what differs from the paper."""
     return _vgg("A", True, num_classes, **kwargs)
 
 
 def vgg13_bn(num_classes=1000, **kwargs):
+    """VGG-13 with batch normalisation (Simonyan & Zisserman, 2014, configuration B: 10
+    convolutions 3x3), batch norm after each convolution (not in the paper): 133,053,736
+    parameters for 1000 classes; see :func:`vgg11` for what differs from the paper."""
     return _vgg("B", True, num_classes, **kwargs)
 
 
 def vgg16_bn(num_classes=1000, **kwargs):
+    """VGG-16 with batch normalisation (Simonyan & Zisserman, 2014, configuration D: 13
+    convolutions 3x3), batch norm after each convolution (not in the paper): 138,365,992
+    parameters for 1000 classes; see :func:`vgg11` for what differs from the paper."""
     return _vgg("D", True, num_classes, **kwargs)
 
 
 def vgg19_bn(num_classes=1000, **kwargs):
+    """VGG-19 with batch normalisation (Simonyan & Zisserman, 2014, configuration E: 16
+    convolutions 3x3), batch norm after each convolution (not in the paper): 143,678,248
+    parameters for 1000 classes; see :func:`vgg11` for what differs from the paper."""
     return _vgg("E", True, num_classes, **kwargs)

@@ -36,5 +36,10 @@ class ZFNet(MemoryCheckedModel):
 
 
 def zfnet(num_classes=1000, dropout=0.5, **kwargs):
-    """ZFNet; inputs of at least 53 x 53 (224 x 224 in the paper)."""
+    """ZFNet (Zeiler & Fergus, "Visualizing and understanding convolutional networks",
+    2013): AlexNet with the first layer changed to 7x7 stride 2 and the second to stride
+    2, the changes the authors' deconvnet visualisations suggested, on one tower with
+    local contrast normalisation after the first two pooling layers: 62,357,608
+    parameters for 1000 classes. The head is AlexNet's (adaptive 6x6 pooling, 4096,
+    4096), so inputs of at least 53 x 53 work (224 x 224 in the paper)."""
     return named(ZFNet(num_classes, dropout, **kwargs), "zfnet")
