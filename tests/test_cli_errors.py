@@ -738,17 +738,17 @@ def test_a_batch_beyond_the_memory_limit_is_a_clear_error(tmp_path, capsys):
     """The model took one sample when it was built; a whole batch the memory limit
     refuses (a ValueError from the core before it allocates) says to use a smaller one."""
     import cnncore
-    data = npz(tmp_path, x=images(), y=labels())
+    data = npz(tmp_path, x=images(200), y=labels(200))
     old = cnncore.get_memory_limit()
-    cnncore.set_memory_limit(300_000)          # the model and one sample fit, 32 do not
+    cnncore.set_memory_limit(300_000)          # the model and one sample fit, 128 do not
     try:
         with pytest.raises(SystemExit) as exit_:
-            cli.main(train(tmp_path, data, "--batch-size", "32", "--no-augment"))
+            cli.main(train(tmp_path, data, "--batch-size", "128", "--no-augment"))
     finally:
         cnncore.set_memory_limit(old)
     err = capsys.readouterr().err
     assert exit_.value.code == 2
     lines = err.splitlines()
     assert len(lines) == 1, err
-    assert re.match(r"cnncore: error: a batch of 32 images does not fit in memory: .*memory "
+    assert re.match(r"cnncore: error: a batch of 128 images does not fit in memory: .*memory "
                     r"limit.*; use a smaller --batch-size$", lines[0]), lines[0]

@@ -1137,7 +1137,8 @@ def _parser():
     s.add_argument("model", help=f"one of: {', '.join(sorted(MODELS))}")
     s.add_argument("--input", default=None, help="N,C,H,W (default 1,1,32,32 for lenet5, "
                                                 "1,3,224,224 otherwise)")
-    s.add_argument("--num-classes", type=_num_classes_arg(), default=0)
+    s.add_argument("--num-classes", type=_num_classes_arg(), default=0,
+                   help="0: the model's own (1000, or 10 for lenet5)")
     s.add_argument("--json", metavar="PATH")
     _fill_help(p)
     return p
