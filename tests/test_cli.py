@@ -189,8 +189,9 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path, capsys):
     assert cli.main(["train", "--epochs", "2", "--out", str(tmp_path / "b")] + common) == 0
     ckpt = str(tmp_path / "b" / "checkpoint.safetensors")
     assert cli.main(["train", "--epochs", "4", "--out", str(tmp_path / "b"), "--resume",
-                     ckpt] + common) == 0
+                     str(tmp_path / "b")] + common) == 0          # the run's folder
     out = capsys.readouterr().out
+    assert "1 thread;" in out and "1 threads" not in out          # the banner's plural
     assert "resuming after epoch 2" in out and "epoch   3/4" in out and "epoch   1/4" not in \
         out.split("resuming")[1]
     a = cnncore.load(tmp_path / "a" / "checkpoint.safetensors")

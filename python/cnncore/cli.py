@@ -703,6 +703,8 @@ class _Run:
 def _resume(args, run):
     """Load --resume's model, optimiser and scheduler state and history into ``run``;
     returns the first epoch still to train."""
+    if os.path.isdir(args.resume):          # a run's --out folder
+        args.resume = os.path.join(args.resume, _CHECKPOINT)
     model, spec, _, obj = _read_checkpoint(args.resume)
     if spec["name"] != args.model:
         raise CLIError(f"--resume {args.resume!r} holds a {spec['name']} model, not --model "
@@ -1090,9 +1092,10 @@ def _parser():
                    help="no translation, flips or jitter")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--no-plot", action="store_true", help="skip the PNG of the curves")
-    t.add_argument("--resume", metavar="CHECKPOINT",
-                   help="continue the run that wrote CHECKPOINT (saved after every epoch) up "
-                        "to --epochs, with its model, optimiser and schedule state")
+    t.add_argument("--resume", metavar="CHECKPOINT|DIR",
+                   help="continue the run that wrote CHECKPOINT (or DIR/checkpoint."
+                        "safetensors; it is saved after every epoch) up to --epochs, with its "
+                        "model, optimiser and schedule state")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over MPI: run as 'mpiexec -n N cnncore train "
                         "--distributed ...'; --batch-size is the global batch (docs/"
