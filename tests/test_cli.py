@@ -201,6 +201,10 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path, capsys):
     rep = json.loads((tmp_path / "b" / "report.json").read_text())
     assert [h["epoch"] for h in rep["history"]] == [1, 2, 3, 4]
     assert rep["resumed_from_epoch"] == 2 and rep["schedule"] == "none"
+    # the report records how the run was trained (it used to omit these)
+    assert rep["weight_decay"] == 0.0 and rep["optimizer"] == "adam" and rep["lr"] == 5e-3
+    assert rep["augmentation"] == {"enabled": True, "translate": 2, "hflip": False,
+                                   "rgb_jitter": 0.0}
     with pytest.raises(SystemExit) as exit_:
         cli.main(["train", "--epochs", "4", "--out", str(tmp_path / "b"), "--resume", ckpt]
                  + common)
