@@ -53,6 +53,7 @@ from .tensor import (
 )
 from . import functional, nn, optim, models, data  # noqa: E402,I001
 from .io import CheckpointError, UnverifiedCheckpointWarning, load, save
+from .weights import UnsafeCheckpointError, load_torch
 
 __version__ = "0.1.0"
 
@@ -95,6 +96,8 @@ __all__ = [
     "CheckpointError",
     "UnverifiedCheckpointWarning",
     "load",
+    "load_torch",
+    "UnsafeCheckpointError",
     "functional",
     "nn",
     "optim",

@@ -979,6 +979,33 @@ def _polarity(args, img, info, channels):
     return (float(np.median(border)) > 0.5) != (train_mean > 0.5)
 
 
+def _convert_weights(args):
+    """IN (.pth/.pt/.safetensors/.npz) -> OUT.safetensors; with --model, renamed to that
+    model's names and checked to load into it."""
+    from . import io
+    from .weights import for_model, load_weights
+    if not args.output.endswith(".safetensors"):
+        raise CLIError(f"OUT {args.output!r} must end in .safetensors")
+    _check_writable_file(args.output, "OUT")
+    state = load_weights(args.input)
+    if args.model:
+        model = _build(args.model, {}, what="--model")
+        state = for_model(state, model)
+        try:
+            model.load_state_dict(state)
+        except (KeyError, ValueError) as exc:
+            raise CLIError(f"{args.input!r} does not fit --model {args.model}: "
+                           f"{_one_line(exc)}") from None
+    try:
+        io.save({k: np.array(v, order="C", copy=True) for k, v in state.items()}, args.output)
+    except OSError as exc:
+        raise CLIError(f"OUT {args.output!r}: cannot write ({exc.strerror or exc})") from None
+    print(f"{args.input} -> {args.output}: {len(state)} arrays, "
+          f"{sum(int(np.asarray(v).size) for v in state.values()):,} values"
+          + (f", loads into {args.model}" if args.model else ""))
+    return 0
+
+
 def _summary(args):
     from .models import MODELS
     from .summary import format_summary, summary
@@ -1143,6 +1170,14 @@ def _parser():
     s.add_argument("--num-classes", type=_num_classes_arg(), default=0,
                    help="0: the model's own (1000, or 10 for lenet5)")
     s.add_argument("--json", metavar="PATH")
+    c = sub.add_parser("convert-weights", help="a torch .pth/.pt (read without torch), timm "
+                       "safetensors or .npz weights file to a cnncore safetensors file",
+                       epilog=_EPILOG, formatter_class=_HelpFormatter)
+    c.add_argument("input", metavar="IN")
+    c.add_argument("output", metavar="OUT.safetensors")
+    c.add_argument("--model", default=None,
+                   help="rename to this zoo model's names (timm -> torchvision) and check "
+                        "that the weights load into it")
     _fill_help(p)
     return p
 
@@ -1168,7 +1203,7 @@ def main(argv=None):
     if args.command == "summary" and args.input is None:
         args.input = "1,1,32,32" if args.model == "lenet5" else "1,3,224,224"
     handler = {"train": _train, "eval": _eval, "predict": _predict, "summary": _summary,
-               "demo": _demo}[args.command]
+               "demo": _demo, "convert-weights": _convert_weights}[args.command]
     from ._runtime import get_num_threads, set_num_threads
     threads = get_num_threads()
     from .data import DataError

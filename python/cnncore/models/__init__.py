@@ -16,6 +16,21 @@ from .resnet import ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
 from .vgg import VGG, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
 from .zfnet import ZFNet, zfnet
 
+def _with_weights(builder):
+    """``builder`` taking ``weights=PATH`` too: a .pth/.pt (torch, read without torch),
+    .safetensors (torchvision, timm or cnncore) or .npz file loaded into the new model."""
+    import functools
+
+    @functools.wraps(builder)
+    def build(*args, weights=None, **kwargs):
+        model = builder(*args, **kwargs)
+        if weights is not None:
+            from ..weights import load_into
+            load_into(model, weights)
+        return model
+    return build
+
+
 MODELS = {
     "lenet5": lenet5, "alexnet": alexnet, "zfnet": zfnet,
     "vgg11": vgg11, "vgg13": vgg13, "vgg16": vgg16, "vgg19": vgg19,
@@ -24,6 +39,11 @@ MODELS = {
     "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50, "resnet101": resnet101,
     "resnet152": resnet152,
 }
+
+
+for _name, _fn in list(MODELS.items()):
+    MODELS[_name] = globals()[_name] = _with_weights(_fn)
+del _name, _fn
 
 
 def get_model(name, **kwargs):
