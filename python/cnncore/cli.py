@@ -1006,6 +1006,24 @@ def _convert_weights(args):
     return 0
 
 
+def _export_onnx(args):
+    """A `cnncore train` checkpoint's model as ONNX, for its recorded input shape."""
+    from . import onnx as cnx
+    if not args.output.endswith(".onnx"):
+        raise CLIError(f"OUT {args.output!r} must end in .onnx")
+    _check_writable_file(args.output, "OUT")
+    model, spec, info, _ = _read_checkpoint(args.checkpoint)
+    shape = info.get("input_shape", [1, 32, 32])
+    try:
+        cnx.export(model, np.zeros([1] + list(shape), np.float32), args.output,
+                   opset=args.opset)
+    except cnx.ExportError as exc:
+        raise CLIError(f"cannot export {spec['name']}: {_one_line(exc)}") from None
+    print(f"{args.checkpoint} -> {args.output}: {spec['name']} on (N, "
+          f"{', '.join(map(str, shape))}) inputs, opset {args.opset}")
+    return 0
+
+
 def _summary(args):
     from .models import MODELS
     from .summary import format_summary, summary
@@ -1178,6 +1196,12 @@ def _parser():
     c.add_argument("--model", default=None,
                    help="rename to this zoo model's names (timm -> torchvision) and check "
                         "that the weights load into it")
+    x = sub.add_parser("export-onnx", help="a checkpoint's model as an ONNX file (needs the "
+                       "onnx package)", epilog=_EPILOG, formatter_class=_HelpFormatter)
+    x.add_argument("checkpoint")
+    x.add_argument("output", metavar="OUT.onnx")
+    x.add_argument("--opset", type=_bounded(int, 13, 23), default=18,
+                   help="ONNX opset (19 or more for circular padding)")
     _fill_help(p)
     return p
 
@@ -1203,7 +1227,8 @@ def main(argv=None):
     if args.command == "summary" and args.input is None:
         args.input = "1,1,32,32" if args.model == "lenet5" else "1,3,224,224"
     handler = {"train": _train, "eval": _eval, "predict": _predict, "summary": _summary,
-               "demo": _demo, "convert-weights": _convert_weights}[args.command]
+               "demo": _demo, "convert-weights": _convert_weights,
+               "export-onnx": _export_onnx}[args.command]
     from ._runtime import get_num_threads, set_num_threads
     threads = get_num_threads()
     from .data import DataError
