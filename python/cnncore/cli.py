@@ -1024,6 +1024,55 @@ def _export_onnx(args):
     return 0
 
 
+def _viz(args):
+    """cnncore viz filters|features|receptive-field|saliency: a PNG of what the network sees."""
+    from . import viz
+    from .data import DataError, load_image
+    if not args.output.endswith(".png"):
+        raise CLIError(f"OUT {args.output!r} must end in .png")
+    _check_writable_file(args.output, "OUT")
+
+    def image_for(info):
+        c, h, w = info.get("input_shape", [1, 32, 32])
+        try:
+            img = load_image(args.image, (h, w), c)
+        except DataError as exc:
+            raise CLIError(str(exc)) from None
+        return _normalize(img[None], info)[0]
+
+    try:
+        if args.kind == "receptive-field":
+            from .models import MODELS
+            if args.model not in MODELS:
+                raise CLIError(f"unknown model {args.model!r}; choose one of: "
+                               f"{', '.join(sorted(MODELS))}")
+            shape = [int(v) for v in args.input.split(",")] if args.input else (
+                [1, 1, 32, 32] if args.model == "lenet5" else [1, 3, 224, 224])
+            model = _build(args.model, {} if args.model != "lenet5" else
+                           {"input_size": shape[-1]}, what="model")
+            unit = [int(v) for v in args.unit.split(",")]
+            box, full = viz.receptive_field(model, shape, args.layer, unit, args.output)
+            print(f"{args.model} {args.layer} unit {tuple(unit)}: input rows {full[0][0]}.."
+                  f"{full[0][1]}, columns {full[1][0]}..{full[1][1]} (drawn clipped to the "
+                  f"{shape[2]}x{shape[3]} input); {args.output}")
+            return 0
+        model, spec, info, _ = _read_checkpoint(args.checkpoint)
+        if args.kind == "filters":
+            viz.filters(model, args.output, args.layer)
+        elif args.kind == "features":
+            maps, _ = viz.feature_maps(model, image_for(info), args.layer, args.output)
+            print(f"{args.layer}: {maps.shape[0]} maps of {maps.shape[1]}x{maps.shape[2]}")
+        else:
+            names = info.get("classes") or []
+            smap, target = viz.saliency(model, image_for(info), args.target, args.output)
+            label = names[target] if target < len(names) else str(target)
+            print(f"saliency for class {label}")
+    except ValueError as exc:
+        raise CLIError(_one_line(exc)) from None
+    print(f"wrote {args.output}")
+    return 0
+
+
 def _summary(args):
     from .models import MODELS
     from .summary import format_summary, summary
@@ -1202,6 +1251,35 @@ def _parser():
     x.add_argument("output", metavar="OUT.onnx")
     x.add_argument("--opset", type=_bounded(int, 13, 23), default=18,
                    help="ONNX opset (19 or more for circular padding)")
+    v = sub.add_parser("viz", help="pictures of what a CNN sees: filters, feature maps, "
+                       "receptive fields, saliency", epilog=_EPILOG, formatter_class=_HelpFormatter)
+    vk = v.add_subparsers(dest="kind", required=True)
+    f = vk.add_parser("filters", help="the first convolution's kernels as a grid",
+                      formatter_class=_HelpFormatter)
+    f.add_argument("checkpoint")
+    f.add_argument("output", metavar="OUT.png")
+    f.add_argument("--layer", default=None, help="another convolution, by its summary name")
+    fm = vk.add_parser("features", help="the feature maps of a named layer for an image",
+                       formatter_class=_HelpFormatter)
+    fm.add_argument("checkpoint")
+    fm.add_argument("image")
+    fm.add_argument("output", metavar="OUT.png")
+    fm.add_argument("--layer", required=True, help="a layer name as `cnncore summary` prints")
+    rf = vk.add_parser("receptive-field", help="the input region one output unit reads",
+                       formatter_class=_HelpFormatter)
+    rf.add_argument("model", help=f"one of: {', '.join(sorted(MODELS))}")
+    rf.add_argument("output", metavar="OUT.png")
+    rf.add_argument("--layer", required=True, help="a layer name as `cnncore summary` prints")
+    rf.add_argument("--unit", required=True, help="the unit's position I,J in that layer's map")
+    rf.add_argument("--input", default=None, help="N,C,H,W (default 1,1,32,32 for lenet5, "
+                                                  "1,3,224,224 otherwise)")
+    sa = vk.add_parser("saliency", help="|d class score / d input| for an image",
+                       formatter_class=_HelpFormatter)
+    sa.add_argument("checkpoint")
+    sa.add_argument("image")
+    sa.add_argument("output", metavar="OUT.png")
+    sa.add_argument("--target", type=_NON_NEGATIVE, default=None,
+                    help="class index (default: the predicted one)")
     _fill_help(p)
     return p
 
@@ -1228,7 +1306,7 @@ def main(argv=None):
         args.input = "1,1,32,32" if args.model == "lenet5" else "1,3,224,224"
     handler = {"train": _train, "eval": _eval, "predict": _predict, "summary": _summary,
                "demo": _demo, "convert-weights": _convert_weights,
-               "export-onnx": _export_onnx}[args.command]
+               "export-onnx": _export_onnx, "viz": _viz}[args.command]
     from ._runtime import get_num_threads, set_num_threads
     threads = get_num_threads()
     from .data import DataError
