@@ -55,7 +55,7 @@ from . import functional, nn, optim, models, data  # noqa: E402,I001
 from .io import CheckpointError, UnverifiedCheckpointWarning, load, save
 from .weights import UnsafeCheckpointError, load_torch
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 __all__ = [
     "ops",
