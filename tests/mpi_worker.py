@@ -86,6 +86,29 @@ def main():
             epochs[epoch] = list(sampler)
         with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
             json.dump(epochs, f)
+    elif scenario == "errors":            # argument checks, and the collectives' results
+        found = {}
+        for label, call in [
+                ("op", lambda: dist.all_reduce(np.zeros(2), "avg")),
+                ("strided", lambda: dist.all_reduce(np.zeros((2, 2))[:, 0])),
+                ("dtype", lambda: dist.all_reduce(np.array(["a"]))),
+                ("mean-int", lambda: dist.all_reduce(np.zeros(2, np.int64), "mean")),
+                ("root", lambda: dist.broadcast(np.zeros(2), root=world)),
+                ("list", lambda: dist.all_reduce([1.0, 2.0])),
+                ("ddp", lambda: dist.DistributedDataParallel(make_model(np.float32, False),
+                                                             bucket_cap_mb=0))]:
+            try:
+                call()
+                found[label] = "no error"
+            except (TypeError, ValueError) as exc:
+                found[label] = f"{type(exc).__name__}: {exc}"
+        found["mean"] = dist.all_reduce(np.array([float(rank), 10.0]), "mean").tolist()
+        found["max"] = dist.all_reduce(np.array([rank]), "max").tolist()
+        found["bcast"] = dist.broadcast(np.array([rank + 5.0]), root=1).tolist()
+        found["gather"] = dist.all_gather(np.array([rank])).tolist()
+        dist.barrier()
+        with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+            json.dump(found, f)
     elif scenario == "mismatch":
         model = make_model(np.float32, False, wide=4 if rank == 0 else 5)
         try:

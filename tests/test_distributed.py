@@ -207,6 +207,25 @@ def test_init_without_mpi4py_names_the_extra():
 
 
 @needs_mpi
+def test_collectives_check_their_arguments_and_compute(tmp_path):
+    _worker("errors", tmp_path)
+    for r in (0, 1):
+        got = json.loads((tmp_path / f"rank{r}.json").read_text())
+        assert got["op"].startswith("ValueError: all_reduce: op must be one of sum, mean")
+        assert got["strided"].startswith("ValueError: all_reduce: the array must be "
+                                         "C-contiguous and writeable")
+        assert got["dtype"].startswith("TypeError: all_reduce: dtype <U1 cannot be reduced")
+        assert got["mean-int"].startswith("TypeError: all_reduce: op='mean' needs a floating")
+        assert got["root"].startswith("ValueError: broadcast: root must be a rank in [0, 2)")
+        assert got["list"].startswith("TypeError: all_reduce: expected a NumPy array or "
+                                      "Tensor, got list")
+        assert got["ddp"].startswith("ValueError: DistributedDataParallel: bucket_cap_mb must "
+                                     "be a positive number")
+        assert got["mean"] == [0.5, 10.0] and got["max"] == [1]
+        assert got["bcast"] == [6.0] and got["gather"] == [[0], [1]]
+
+
+@needs_mpi
 def test_mismatched_models_are_refused_on_every_rank(tmp_path):
     _worker("mismatch", tmp_path)
     for r in (0, 1):

@@ -355,6 +355,8 @@ def test_dropout2d_drops_whole_channels():
     assert F.dropout2d(cc.ones(4, 2, 2), 0.25, seed=1).shape == (4, 2, 2)   # unbatched
     with pytest.raises(ValueError, match="3-D .* or 4-D"):
         F.dropout2d(cc.ones(2, 3), 0.5)
+    with pytest.raises(ValueError, match=r"^Dropout2d: p must be in \[0, 1\], got 2"):
+        nn.Dropout2d(2)
 
 
 @pytest.mark.parametrize("kw", [dict(size=(7, 5), mode="nearest"),
@@ -421,6 +423,12 @@ def test_cross_entropy_with_probability_targets_matches_torch(kw):
     q = np.random.default_rng(3).random((3, 4, 2, 2))
     _grads_match(F.cross_entropy(y, q, weight=w, **kw),
                  TF.cross_entropy(ty, torch.tensor(q), weight=torch.tensor(w), **kw), [(y, ty)])
+    with pytest.raises(ValueError, match="reduction must be 'mean', 'sum' or 'none'"):
+        F.cross_entropy(x, p, reduction="avg")
+    with pytest.raises(ValueError, match="one value per class"):
+        F.cross_entropy(x, p, weight=np.ones(3))
+    with pytest.raises(ValueError, match="probability targets must have the logits' shape"):
+        cc._numpy_functional.soft_cross_entropy(x, p[:2])
 
 
 # --- optimisers and schedules ---------------------------------------------------------

@@ -423,12 +423,4 @@ def soft_cross_entropy(logits, target, weight=None, reduction="mean", label_smoo
             raise ValueError(f"cross_entropy: weight must have one value per class ({c}), "
                              f"got shape {w.shape}")
         tt = tt * Tensor(w.reshape((1, c) + (1,) * (x.ndim - 2)) if x.ndim > 1 else w)
-    loss = -(tt * logp).sum(cls_axis)
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got "
-                     f"{reduction!r}")
+    return F._reduce(-(tt * logp).sum(cls_axis), reduction)

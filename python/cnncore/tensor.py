@@ -366,8 +366,10 @@ class Mean(Function):
 
 class Max(Function):
     # saves: a mask of the maxima (ties share the gradient equally)
+    _extreme = staticmethod(np.max)
+
     def forward(self, a, axes, keepdim):
-        out = a.max(axis=axes, keepdims=True)
+        out = self._extreme(a, axis=axes, keepdims=True)
         mask = (a == out)
         self.mask = mask / mask.sum(axis=axes, keepdims=True)
         self.axes, self.keepdim = axes, keepdim
@@ -381,12 +383,7 @@ class Max(Function):
 
 class Min(Max):
     # saves: a mask of the minima (ties share the gradient equally)
-    def forward(self, a, axes, keepdim):
-        out = a.min(axis=axes, keepdims=True)
-        mask = (a == out)
-        self.mask = mask / mask.sum(axis=axes, keepdims=True)
-        self.axes, self.keepdim = axes, keepdim
-        return out if keepdim else np.squeeze(out, axis=axes)
+    _extreme = staticmethod(np.min)
 
 
 class Where(Function):

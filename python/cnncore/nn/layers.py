@@ -577,7 +577,7 @@ class Dropout(Module):
     def __init__(self, p=0.5, inplace=False, *, generator=None):
         super().__init__()
         if not 0 <= p <= 1:
-            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+            raise ValueError(f"{type(self).__name__}: p must be in [0, 1], got {p}")
         self.p = p
         self._generator = generator if generator is None else _random.resolve(generator)
 
@@ -588,22 +588,12 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class Dropout2d(Module):
+class Dropout2d(Dropout):
     """Zero whole channels with probability ``p`` in training mode (identity in eval mode);
     (N, C, H, W) or (C, H, W) inputs."""
 
-    def __init__(self, p=0.5, inplace=False, *, generator=None):
-        super().__init__()
-        if not 0 <= p <= 1:
-            raise ValueError(f"Dropout2d: p must be in [0, 1], got {p}")
-        self.p = p
-        self._generator = generator if generator is None else _random.resolve(generator)
-
     def forward(self, x):
         return F.dropout2d(x, self.p, self.training, generator=self._generator)
-
-    def extra_repr(self):
-        return f"p={self.p}"
 
 
 class LayerNorm(Module):

@@ -8,7 +8,17 @@ __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnea
            "LinearWarmup", "OneCycleLR", "ReduceLROnPlateau"]
 
 
-class LRScheduler:
+class _State:
+    """state_dict() / load_state_dict(): every attribute but the optimiser."""
+
+    def state_dict(self):
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state):
+        self.__dict__.update(state)
+
+
+class LRScheduler(_State):
     def __init__(self, optimizer, last_epoch=-1):
         self.optimizer = optimizer
         for g in optimizer.param_groups:
@@ -27,12 +37,6 @@ class LRScheduler:
 
     def get_last_lr(self):
         return [g["lr"] for g in self.optimizer.param_groups]
-
-    def state_dict(self):
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state):
-        self.__dict__.update(state)
 
 
 class StepLR(LRScheduler):
@@ -186,7 +190,7 @@ class OneCycleLR(LRScheduler):
                 start_step = end_step
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(_State):
     """Multiply the learning rate by ``factor`` when ``step(metric)`` has not improved
     for ``patience`` calls (torch's semantics: ``mode`` "min"/"max", ``threshold`` in
     ``threshold_mode`` "rel"/"abs", ``cooldown`` calls after a reduction, ``min_lr``
@@ -240,9 +244,3 @@ class ReduceLROnPlateau:
 
     def get_last_lr(self):
         return [g["lr"] for g in self.optimizer.param_groups]
-
-    def state_dict(self):
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state):
-        self.__dict__.update(state)
