@@ -90,6 +90,15 @@ def problems(rng, dtype):
         yield (f"tanh_{tag}_{s}", lambda: ops.tanh(x), t and (lambda: torch.tanh(tx)))
         yield (f"tanh_bwd_{tag}_{s}", lambda: ops.tanh_backward(g, x),
                t and (lambda: torch.ops.aten.tanh_backward(tg, ty_tanh)))
+        yield (f"silu_{tag}_{s}", lambda: ops.silu(x), t and (lambda: F.silu(tx)))
+        yield (f"silu_bwd_{tag}_{s}", lambda: ops.silu_backward(g, x),
+               t and (lambda: torch.ops.aten.silu_backward(tg, tx)))
+        for approx in ("none", "tanh"):
+            label = "gelu" if approx == "none" else "gelu_tanh"
+            yield (f"{label}_{tag}_{s}", lambda a=approx: ops.gelu(x, a),
+                   t and (lambda a=approx: F.gelu(tx, approximate=a)))
+            yield (f"{label}_bwd_{tag}_{s}", lambda a=approx: ops.gelu_backward(g, x, a),
+                   t and (lambda a=approx: torch.ops.aten.gelu_backward(tg, tx, approximate=a)))
     for tag, shape in LOGIT_SHAPES:
         x = (3 * rng.standard_normal(shape)).astype(dtype)
         g = rng.standard_normal(shape).astype(dtype)
