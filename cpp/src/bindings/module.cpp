@@ -8,6 +8,7 @@
 namespace cnncore::bindings {
 
 Tensor from_numpy(const py::handle& obj, const char* op, const char* name) {
+  if (py::isinstance<DeviceTensor>(obj)) return obj.cast<const DeviceTensor&>().t;
   if (!py::isinstance<py::array>(obj))
     throw type_error(detail::str(op, ": ", name, " must be a NumPy array, got ",
                                  std::string(py::str(py::type::of(obj).attr("__name__")))));
@@ -62,7 +63,8 @@ Tensor from_numpy_or_none(const py::handle& obj, const char* op, const char* nam
   return obj.is_none() ? Tensor() : from_numpy(obj, op, name);
 }
 
-py::array to_numpy(const Tensor& t) {
+py::object to_numpy(const Tensor& t) {
+  if (t.device() != Device::cpu) return wrap_device_tensor(t);
   auto* keep = new std::shared_ptr<void>(t.storage());
   py::capsule owner(keep, [](void* p) { delete static_cast<std::shared_ptr<void>*>(p); });
   const py::dtype dt = t.dtype() == DType::f32 ? py::dtype::of<float>() : py::dtype::of<double>();
@@ -100,6 +102,7 @@ PYBIND11_MODULE(_core, m) {
     }
   });
   b::register_runtime(m);
+  b::register_device(m);
   b::register_conv(m);
   b::register_conv_transpose(m);
   b::register_local_conv(m);

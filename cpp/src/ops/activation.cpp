@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "device/backend.hpp"
 #include "cnncore/layers.hpp"
 #include "cnncore/runtime.hpp"
 #include "cpu/kernels/activation-parallel.hpp"
@@ -49,8 +50,19 @@ void check_activation_params(const char* op, const ActivationParams& p) {
 
 Tensor activation_forward(const Tensor& src, const ActivationParams& params) {
   const char* op = activation_name(params.kind);
+  detail::AllowDevice allow(src.defined() ? src.device() : Device::cpu);
   detail::check_tensor(op, "x", src);
   check_activation_params(op, params);
+  if (src.device() != Device::cpu) {
+    Tensor dst = device::allocate(op, src.shape(), src.dtype(), src.device());
+    detail::with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for(op, src.device()).kernels(T{}).activation_forward(
+          static_cast<int>(params.kind), static_cast<T>(params.negative_slope), src.numel(), src.data_as<T>(),
+          dst.data_as<T>());
+    });
+    return dst;
+  }
   Tensor dst = detail::allocate_checked(op, src.shape(), src.dtype(), 0);
   detail::with_dtype(src.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -61,11 +73,23 @@ Tensor activation_forward(const Tensor& src, const ActivationParams& params) {
 
 Tensor activation_backward(const Tensor& diff_dst, const Tensor& src, const ActivationParams& params) {
   const char* op = activation_name(params.kind);
+  const Device dev = device::common_device(op, {{"x", &src}, {"grad_out", &diff_dst}});
+  detail::AllowDevice allow(dev);
   detail::check_tensor(op, "grad_out", diff_dst);
   detail::check_tensor(op, "x", src);
   check_activation_params(op, params);
   detail::check_shape(op, "grad_out", diff_dst, src.shape(), "the shape of x");
   detail::check_same_dtype(op, "grad_out", diff_dst, "x", src.dtype());
+  if (dev != Device::cpu) {
+    Tensor diff_src = device::allocate(op, src.shape(), src.dtype(), dev);
+    detail::with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for(op, dev).kernels(T{}).activation_backward(
+          static_cast<int>(params.kind), static_cast<T>(params.negative_slope), src.numel(), diff_dst.data_as<T>(),
+          src.data_as<T>(), diff_src.data_as<T>());
+    });
+    return diff_src;
+  }
   Tensor diff_src = detail::allocate_checked(op, src.shape(), src.dtype(), 0);
   detail::with_dtype(src.dtype(), [&](auto tag) {
     using T = decltype(tag);

@@ -7,13 +7,14 @@
 
 #include "cnncore/tensor.hpp"
 #include "ops/checks.hpp"
+#include "util/hd.hpp"
 
 namespace cnncore::detail {
 
 // x viewed as (outer, axis, inner): element (o, a, i) at (o * axis + a) * inner + i.
 struct AxisGeometry {
   int64_t outer = 1, axis = 1, inner = 1;
-  int64_t numel() const { return outer * axis * inner; }
+  CNNCORE_HD int64_t numel() const { return outer * axis * inner; }
 };
 
 // Around axis `dim` of `shape` (already resolved to [0, rank)).

@@ -7,10 +7,19 @@
 
 namespace cnncore::detail {
 
+namespace {
+thread_local Device allowed_device = Device::cpu;
+}
+
+AllowDevice::AllowDevice(Device device) : prev_(allowed_device) { allowed_device = device; }
+AllowDevice::~AllowDevice() { allowed_device = prev_; }
+
 void check_tensor(const char* op, const char* name, const Tensor& t) {
   if (!t.defined()) throw value_error(str(op, ": ", name, " is missing (an undefined tensor)"));
-  if (t.device() != Device::cpu)
-    throw value_error(str(op, ": ", name, " is on a device this build cannot run on; expected a CPU tensor"));
+  if (t.device() != Device::cpu && t.device() != allowed_device)
+    throw value_error(str(op, ": ", name, " is a CUDA tensor and ", op,
+                          " has no CUDA kernel (docs/cuda.md lists the ops that have one); "
+                          "move the inputs to the CPU with .cpu()"));
 }
 
 void check_same_dtype(const char* op, const char* name, const Tensor& t, const char* ref_name, DType ref) {

@@ -12,8 +12,23 @@
 
 namespace cnncore::detail {
 
-// Defined CPU tensor, or value_error naming `name`.
+// Defined tensor on the CPU (or on the device an AllowDevice in scope names),
+// or value_error naming `name`.
 void check_tensor(const char* op, const char* name, const Tensor& t);
+
+// While alive, check_tensor on this thread also accepts tensors on `device`:
+// an op entry point opens one after device::common_device, before its checks,
+// and then runs its device branch (never a CPU kernel) for such tensors.
+class AllowDevice {
+ public:
+  explicit AllowDevice(Device device);
+  ~AllowDevice();
+  AllowDevice(const AllowDevice&) = delete;
+  AllowDevice& operator=(const AllowDevice&) = delete;
+
+ private:
+  Device prev_;
+};
 // t has dtype `ref`, or type_error naming both arguments.
 void check_same_dtype(const char* op, const char* name, const Tensor& t, const char* ref_name, DType ref);
 // check_tensor on both, then b has a's dtype.

@@ -1,5 +1,6 @@
 // The convolution op layer: validate once, allocate, pick an implementation, run.
 #include "cnncore/conv.hpp"
+#include "device/backend.hpp"
 
 #include <cmath>
 #include <cstring>
@@ -197,8 +198,64 @@ Tensor crop_weights(const ConvGeometry& g, const ConvGeometry& c, const std::vec
   return finite ? out : Tensor();
 }
 
+// ---- the device branch: the CUDA backend's direct kernels (any padding mode,
+// stride, dilation, groups, flip; 1-3 D); the CPU algorithms do not apply.
+void check_device_algorithm(const char* op, ConvAlgorithm algo) {
+  if (algo != ConvAlgorithm::auto_ && algo != ConvAlgorithm::reference)
+    throw value_error(str(op, ": algorithm='", conv_algorithm_name(algo),
+                          "' is a CPU algorithm; on CUDA use 'auto' or 'reference'"));
+}
+
+Tensor device_forward(const char* op, const ConvGeometry& g, const Tensor& src, const Tensor& weights,
+                      const Tensor& bias, const ConvParams& params) {
+  check_device_algorithm(op, params.algorithm);
+  Tensor dst = device::allocate(op, g.dst_shape(), src.dtype(), src.device());
+  if (dst.numel() == 0) return dst;
+  device::Backend& be = device::backend_for(op, src.device());
+  with_dtype(src.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    be.kernels(T{}).conv_forward(g, src.data_as<T>(), weights.data_as<T>(),
+                                 bias.defined() ? bias.data_as<T>() : nullptr, dst.data_as<T>());
+  });
+  return dst;
+}
+
+Tensor device_backward_data(const char* op, const ConvGeometry& g, const Tensor& diff_dst, const Tensor& weights,
+                            const Shape& src_shape, const ConvParams& params) {
+  check_device_algorithm(op, params.algorithm);
+  const Device dev = diff_dst.device();
+  Tensor diff_src = device::allocate(op, src_shape, diff_dst.dtype(), dev);
+  if (diff_src.numel() == 0) return diff_src;
+  Shape padded_shape{g.N, g.C_in};
+  for (int a = 0; a < 3; ++a)
+    padded_shape.push_back(detail::checked_add(detail::checked_add(g.in[a], g.pad_before[a], op), g.pad_after[a], op));
+  Tensor padded = device::allocate(op, padded_shape, diff_dst.dtype(), dev);
+  device::Backend& be = device::backend_for(op, dev);
+  with_dtype(diff_dst.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    be.kernels(T{}).conv_backward_data(g, diff_dst.data_as<T>(), weights.data_as<T>(), padded.data_as<T>(),
+                                       diff_src.data_as<T>());
+  });
+  return diff_src;
+}
+
+Tensor device_backward_weight(const char* op, const ConvGeometry& g, const Tensor& diff_dst, const Tensor& src,
+                              const Shape& weights_shape, const ConvParams& params) {
+  check_device_algorithm(op, params.algorithm);
+  Tensor diff_weights = device::allocate(op, weights_shape, src.dtype(), src.device());
+  if (diff_weights.numel() == 0) return diff_weights;
+  device::Backend& be = device::backend_for(op, src.device());
+  with_dtype(src.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    be.kernels(T{}).conv_backward_weight(g, diff_dst.data_as<T>(), src.data_as<T>(), diff_weights.data_as<T>());
+  });
+  return diff_weights;
+}
+
 Tensor forward_nd(const char* op, int nd, const Tensor& src, const Tensor& weights, const Tensor& bias,
                   const ConvParams& params) {
+  const Device dev = device::common_device(op, {{"x", &src}, {"weight", &weights}, {"bias", &bias}});
+  detail::AllowDevice allow(dev);
   check_tensor(op, "x", src);
   check_tensor(op, "weight", weights);
   const ConvGeometry g = detail::make_conv_geometry(op, nd, src.shape(), weights.shape(), params);
@@ -208,6 +265,7 @@ Tensor forward_nd(const char* op, int nd, const Tensor& src, const Tensor& weigh
     detail::check_bias_shape(op, bias.shape(), g.C_out);
     check_same_dtype(op, "bias", bias, "x", src.dtype());
   }
+  if (dev != Device::cpu) return device_forward(op, g, src, weights, bias, params);
   const ConvAlgorithm algo = choose(op, params.algorithm, g);
   const Shape dst_shape = g.dst_shape();
   check_budget(op, g, algo, ConvPass::forward, src.dtype(), shape_numel(dst_shape));
@@ -231,11 +289,14 @@ Tensor forward_nd(const char* op, int nd, const Tensor& src, const Tensor& weigh
 
 Tensor backward_data_nd(const char* op, int nd, const Tensor& diff_dst, const Tensor& weights,
                         const Shape& src_shape, const ConvParams& params) {
+  const Device dev = device::common_device(op, {{"grad_out", &diff_dst}, {"weight", &weights}});
+  detail::AllowDevice allow(dev);
   check_tensor(op, "grad_out", diff_dst);
   check_tensor(op, "weight", weights);
   const ConvGeometry g = detail::make_conv_geometry(op, nd, src_shape, weights.shape(), params);
   detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape());
   check_same_dtype(op, "weight", weights, "grad_out", diff_dst.dtype());
+  if (dev != Device::cpu) return device_backward_data(op, g, diff_dst, weights, src_shape, params);
   const ConvAlgorithm algo = choose(op, params.algorithm, g);
   check_budget(op, g, algo, ConvPass::backward_data, diff_dst.dtype(), shape_numel(src_shape));
   Tensor diff_src = Tensor::zeros(src_shape, diff_dst.dtype());
@@ -256,11 +317,14 @@ Tensor backward_data_nd(const char* op, int nd, const Tensor& diff_dst, const Te
 
 Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const Tensor& src,
                           const Shape& weights_shape, const ConvParams& params) {
+  const Device dev = device::common_device(op, {{"grad_out", &diff_dst}, {"x", &src}});
+  detail::AllowDevice allow(dev);
   check_tensor(op, "grad_out", diff_dst);
   check_tensor(op, "x", src);
   const ConvGeometry g = detail::make_conv_geometry(op, nd, src.shape(), weights_shape, params);
   detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape());
   check_same_dtype(op, "grad_out", diff_dst, "x", src.dtype());
+  if (dev != Device::cpu) return device_backward_weight(op, g, diff_dst, src, weights_shape, params);
   const ConvAlgorithm algo = choose(op, params.algorithm, g);
   check_budget(op, g, algo, ConvPass::backward_weight, src.dtype(), shape_numel(weights_shape));
   Tensor diff_weights = Tensor::zeros(weights_shape, src.dtype());
@@ -316,6 +380,8 @@ Tensor conv_backward_weight(const Tensor& diff_dst, const Tensor& src, const Sha
 
 Gradients conv_backward(const Tensor& diff_dst, const Tensor& src, const Tensor& weights, GradMask mask,
                         const ConvParams& params, const char* op, int spatial_dims) {
+  const Device dev = device::common_device(op, {{"x", &src}, {"weight", &weights}, {"grad_out", &diff_dst}});
+  detail::AllowDevice allow(dev);
   detail::check_pair(op, "x", src, "weight", weights);
   check_tensor(op, "grad_out", diff_dst);
   check_same_dtype(op, "grad_out", diff_dst, "x", src.dtype());
@@ -331,6 +397,7 @@ Gradients conv_backward(const Tensor& diff_dst, const Tensor& src, const Tensor&
 
 // grad_bias[c] = sum over images and positions of grad_out[:, c, ...].
 Tensor conv_backward_bias(const Tensor& diff_dst, const char* op) {
+  detail::AllowDevice allow(diff_dst.defined() ? diff_dst.device() : Device::cpu);
   check_tensor(op, "grad_out", diff_dst);
   const Shape& s = diff_dst.shape();
   if (s.size() < 3)
@@ -338,6 +405,15 @@ Tensor conv_backward_bias(const Tensor& diff_dst, const char* op) {
                           shape_str(s)));
   const int64_t N = s[0], C = s[1];
   const int64_t inner = C == 0 || N == 0 ? 0 : diff_dst.numel() / (N * C);
+  if (diff_dst.device() != Device::cpu) {
+    Tensor db = zeros_on({C}, diff_dst.dtype(), diff_dst.device());
+    device::Backend& be = device::backend_for(op, diff_dst.device());
+    with_dtype(diff_dst.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      if (N * inner > 0) be.kernels(T{}).channel_sum(N, C, inner, diff_dst.data_as<T>(), db.data_as<T>());
+    });
+    return db;
+  }
   Tensor db = Tensor::zeros({C}, diff_dst.dtype());
   with_dtype(diff_dst.dtype(), [&](auto tag) {
     using T = decltype(tag);

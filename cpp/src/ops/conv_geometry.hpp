@@ -9,6 +9,7 @@
 
 #include "cnncore/conv.hpp"
 #include "cnncore/tensor.hpp"
+#include "util/hd.hpp"
 
 namespace cnncore::detail {
 
@@ -27,9 +28,9 @@ struct ConvGeometry {
   PaddingMode mode = PaddingMode::zeros;
   bool flip = false;
 
-  int64_t in_size() const { return in[0] * in[1] * in[2]; }
-  int64_t out_size() const { return out[0] * out[1] * out[2]; }
-  int64_t k_size() const { return k[0] * k[1] * k[2]; }
+  CNNCORE_HD int64_t in_size() const { return in[0] * in[1] * in[2]; }
+  CNNCORE_HD int64_t out_size() const { return out[0] * out[1] * out[2]; }
+  CNNCORE_HD int64_t k_size() const { return k[0] * k[1] * k[2]; }
   // Rows of the im2col matrix of one group: C_in_g * kD * kH * kW.
   int64_t patch_size() const { return C_in_g * k_size(); }
   bool has_padding() const;
@@ -64,7 +65,7 @@ void check_bias_shape(const char* op, const Shape& bias, int64_t C_out);
 // outside [0, n)), following `mode`; -1 means "a zero" (zeros mode only).
 // Preconditions checked by make_conv_geometry: reflect pads are < n,
 // symmetric pads are <= n.
-inline int64_t padded_source_index(int64_t i, int64_t n, PaddingMode mode) {
+CNNCORE_HD inline int64_t padded_source_index(int64_t i, int64_t n, PaddingMode mode) {
   if (i >= 0 && i < n) return i;
   switch (mode) {
     case PaddingMode::zeros: return -1;

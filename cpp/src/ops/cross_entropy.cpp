@@ -5,7 +5,10 @@
 // "ref", the fused kernels otherwise; nll_loss is a gather, its reference
 // loop serves every level).
 #include <cmath>
+#include <cstring>
 
+#include "cnncore/device.hpp"
+#include "device/backend.hpp"
 #include "cnncore/layers.hpp"
 #include "cnncore/runtime.hpp"
 #include "cpu/kernels/cross-entropy-fused.hpp"
@@ -75,6 +78,8 @@ CeProblem make_ce_problem(const char* kCe, const Tensor& src, const Labels& targ
   pr.out_shape = p.reduction == Reduction::none ? expected : Shape{};
   const int64_t P = shape_numel(expected);
   if (P > 0 && !target.data) throw value_error(str(kCe, ": target is missing (no data)"));
+  // The class weights are read here on the host (a copy when they live on a device).
+  const Tensor host_weights = weights.defined() ? to_device(weights, Device::cpu) : Tensor();
   double total = 0;
   for (int64_t i = 0; i < P; ++i) {
     const int64_t t = target.data[i];
@@ -83,7 +88,7 @@ CeProblem make_ce_problem(const char* kCe, const Tensor& src, const Labels& targ
       throw value_error(str(kCe, ": target values must be class indices in [0, ", C - 1, "] or ignore_index=",
                             p.ignore_index, ", got ", t, " at flat position ", i));
     if (weights.defined())
-      detail::with_dtype(weights.dtype(), [&](auto tag) { total += double(weights.data_as<decltype(tag)>()[t]); });
+      detail::with_dtype(host_weights.dtype(), [&](auto tag) { total += double(host_weights.data_as<decltype(tag)>()[t]); });
     else
       total += 1.0;
   }
@@ -114,11 +119,36 @@ int64_t ce_workspace(const AxisGeometry& g, DType dtype) {
   return use_reference() ? detail::checked_mul(g.numel(), static_cast<int64_t>(dtype_size(dtype)), kCe) : 0;
 }
 
+// The device branch. Class indices stay host arrays (Labels); each call sends
+// them to the device (8-byte elements in an f64-sized buffer, reinterpreted).
+Tensor device_labels(const Labels& target, Device dev) {
+  const int64_t P = shape_numel(target.shape);
+  Tensor host = Tensor::empty({P}, DType::f64);
+  if (P) std::memcpy(host.data(), target.data, static_cast<std::size_t>(P) * sizeof(int64_t));
+  return to_device(host, dev);
+}
+
 }  // namespace
 
 Tensor cross_entropy_forward(const Tensor& src, const Labels& target, const Tensor& weights,
                              const CrossEntropyParams& params) {
+  const Device dev = device::common_device(kCe, {{"input", &src}, {"weight", &weights}});
+  detail::AllowDevice allow(dev);
   const CeProblem pr = make_ce_problem(kCe, src, target, weights, params);
+  if (dev != Device::cpu) {
+    const Tensor labels = device_labels(target, dev);
+    Tensor loss = device::allocate(kCe, {pr.g.outer * pr.g.inner}, src.dtype(), dev);
+    detail::with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for(kCe, dev).kernels(T{}).cross_entropy_forward(
+          pr.g, src.data_as<T>(), detail::data_or_null<T>(weights), static_cast<const int64_t*>(labels.data()),
+          params.ignore_index, params.label_smoothing, loss.data_as<T>());
+    });
+    if (params.reduction == Reduction::none) return device::reshaped(loss, pr.out_shape);
+    Tensor total = array_reduce(loss, {0}, ReduceOp::sum, false);
+    if (params.reduction == Reduction::sum) return total;
+    return array_binary_scalar(total, pr.weight_total, BinaryOp::div, false);  // 0 / 0 is NaN, as on the CPU
+  }
   Tensor dst = detail::allocate_checked(kCe, pr.out_shape, src.dtype(), ce_workspace(pr.g, src.dtype()));
   const cpu::CrossEntropyTerms terms{target.data, params.ignore_index, params.label_smoothing};
   detail::with_dtype(src.dtype(), [&](auto tag) {
@@ -134,12 +164,26 @@ Tensor cross_entropy_forward(const Tensor& src, const Labels& target, const Tens
 
 Tensor cross_entropy_backward(const Tensor& diff_dst, const Tensor& src, const Labels& target, const Tensor& weights,
                               const CrossEntropyParams& params) {
+  const Device dev = device::common_device(kCe, {{"input", &src}, {"grad_out", &diff_dst}, {"weight", &weights}});
+  detail::AllowDevice allow(dev);
   const CeProblem pr = make_ce_problem(kCe, src, target, weights, params);
   check_loss_grad(kCe, diff_dst, src, pr, params.reduction);
-  Tensor diff_src = detail::allocate_checked(kCe, src.shape(), src.dtype(), ce_workspace(pr.g, src.dtype()));
-  const cpu::CrossEntropyTerms terms{target.data, params.ignore_index, params.label_smoothing};
   const int64_t dstride = params.reduction == Reduction::none ? 1 : 0;
   const double factor = params.reduction == Reduction::mean ? 1.0 / pr.weight_total : 1.0;
+  if (dev != Device::cpu) {
+    const Tensor labels = device_labels(target, dev);
+    Tensor diff_src = device::allocate(kCe, src.shape(), src.dtype(), dev);
+    detail::with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for(kCe, dev).kernels(T{}).cross_entropy_backward(
+          pr.g, diff_dst.data_as<T>(), dstride, factor, src.data_as<T>(), detail::data_or_null<T>(weights),
+          static_cast<const int64_t*>(labels.data()), params.ignore_index, params.label_smoothing,
+          diff_src.data_as<T>());
+    });
+    return diff_src;
+  }
+  Tensor diff_src = detail::allocate_checked(kCe, src.shape(), src.dtype(), ce_workspace(pr.g, src.dtype()));
+  const cpu::CrossEntropyTerms terms{target.data, params.ignore_index, params.label_smoothing};
   detail::with_dtype(src.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* w = detail::data_or_null<T>(weights);

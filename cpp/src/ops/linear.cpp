@@ -3,6 +3,8 @@
 // naive reference at kernel level "ref").
 #include <algorithm>
 
+#include "cnncore/device.hpp"
+#include "device/backend.hpp"
 #include "cnncore/layers.hpp"
 #include "cnncore/runtime.hpp"
 #include "cpu/kernels/linear-gemm.hpp"
@@ -60,9 +62,14 @@ void check_diff_dst(const Tensor& diff_dst, const Shape& expected, DType dtype, 
   detail::check_same_dtype(kOp, "grad_out", diff_dst, ref_name, dtype);
 }
 
+
+device::LinearDims on_device(const LinearDims& d) { return device::LinearDims{d.rows, d.in, d.out}; }
+
 }  // namespace
 
 Tensor linear_forward(const Tensor& src, const Tensor& weights, const Tensor& bias) {
+  const Device dev = device::common_device(kOp, {{"x", &src}, {"weight", &weights}, {"bias", &bias}});
+  detail::AllowDevice allow(dev);
   detail::check_tensor(kOp, "x", src);
   detail::check_tensor(kOp, "weight", weights);
   const LinearDims d = make_dims(src.shape(), weights.shape());
@@ -75,6 +82,15 @@ Tensor linear_forward(const Tensor& src, const Tensor& weights, const Tensor& bi
     detail::check_same_dtype(kOp, "bias", bias, "x", src.dtype());
   }
   const Shape out = dst_shape(src.shape(), d);
+  if (dev != Device::cpu) {
+    Tensor dst = device::allocate(kOp, out, src.dtype(), dev);
+    detail::with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for(kOp, dev).kernels(T{}).linear_forward(on_device(d), src.data_as<T>(), weights.data_as<T>(),
+                                                                detail::data_or_null<T>(bias), dst.data_as<T>());
+    });
+    return dst;
+  }
   check_budget(out, src.dtype(), d.rows, d.out, d.in);
   Tensor dst = Tensor::empty(out, src.dtype());
   if (dst.numel() == 0) return dst;
@@ -90,9 +106,20 @@ Tensor linear_forward(const Tensor& src, const Tensor& weights, const Tensor& bi
 }
 
 Tensor linear_backward_data(const Tensor& diff_dst, const Tensor& weights, const Shape& src_shape) {
+  const Device dev = device::common_device(kOp, {{"weight", &weights}, {"grad_out", &diff_dst}});
+  detail::AllowDevice allow(dev);
   detail::check_tensor(kOp, "weight", weights);
   const LinearDims d = make_dims(src_shape, weights.shape());
   check_diff_dst(diff_dst, dst_shape(src_shape, d), weights.dtype(), "weight");
+  if (dev != Device::cpu) {
+    Tensor diff_src = device::allocate(kOp, src_shape, weights.dtype(), dev);
+    detail::with_dtype(weights.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for(kOp, dev).kernels(T{}).linear_backward_data(on_device(d), diff_dst.data_as<T>(),
+                                                                      weights.data_as<T>(), diff_src.data_as<T>());
+    });
+    return diff_src;
+  }
   check_budget(src_shape, weights.dtype(), d.rows, d.in, d.out);
   Tensor diff_src = Tensor::empty(src_shape, weights.dtype());
   if (diff_src.numel() == 0) return diff_src;
@@ -107,9 +134,20 @@ Tensor linear_backward_data(const Tensor& diff_dst, const Tensor& weights, const
 }
 
 Tensor linear_backward_weight(const Tensor& diff_dst, const Tensor& src, const Shape& weights_shape) {
+  const Device dev = device::common_device(kOp, {{"x", &src}, {"grad_out", &diff_dst}});
+  detail::AllowDevice allow(dev);
   detail::check_tensor(kOp, "x", src);
   const LinearDims d = make_dims(src.shape(), weights_shape);
   check_diff_dst(diff_dst, dst_shape(src.shape(), d), src.dtype(), "x");
+  if (dev != Device::cpu) {
+    Tensor diff_w = device::allocate(kOp, weights_shape, src.dtype(), dev);
+    detail::with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for(kOp, dev).kernels(T{}).linear_backward_weight(on_device(d), diff_dst.data_as<T>(),
+                                                                        src.data_as<T>(), diff_w.data_as<T>());
+    });
+    return diff_w;
+  }
   check_budget(weights_shape, src.dtype(), d.out, d.in, d.rows);
   Tensor diff_w = Tensor::empty(weights_shape, src.dtype());
   if (diff_w.numel() == 0) return diff_w;
@@ -124,12 +162,24 @@ Tensor linear_backward_weight(const Tensor& diff_dst, const Tensor& src, const S
 }
 
 Tensor linear_backward_bias(const Tensor& diff_dst) {
+  detail::AllowDevice allow(diff_dst.defined() ? diff_dst.device() : Device::cpu);
   detail::check_tensor(kOp, "grad_out", diff_dst);
   if (diff_dst.dim() < 1)
     throw value_error(str(kOp, ": grad_out must have at least 1 dimension (..., out_features), got a 0-d array"));
   LinearDims d;
   d.out = diff_dst.shape().back();
   d.rows = d.out == 0 ? 0 : diff_dst.numel() / d.out;
+  if (diff_dst.device() != Device::cpu) {
+    Tensor diff_b = zeros_on({d.out}, diff_dst.dtype(), diff_dst.device());
+    detail::with_dtype(diff_dst.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      if (d.rows > 0 && d.out > 0)
+        device::backend_for(kOp, diff_dst.device())
+            .kernels(T{})
+            .channel_sum(d.rows, d.out, 1, diff_dst.data_as<T>(), diff_b.data_as<T>());
+    });
+    return diff_b;
+  }
   check_budget({d.out}, diff_dst.dtype(), 0, 0, 0);
   Tensor diff_b = Tensor::empty({d.out}, diff_dst.dtype());
   if (d.out == 0) return diff_b;
@@ -144,6 +194,8 @@ Tensor linear_backward_bias(const Tensor& diff_dst) {
 }
 
 Gradients linear_backward(const Tensor& diff_dst, const Tensor& src, const Tensor& weights, GradMask mask) {
+  const Device dev = device::common_device(kOp, {{"x", &src}, {"weight", &weights}, {"grad_out", &diff_dst}});
+  detail::AllowDevice allow(dev);
   detail::check_pair(kOp, "x", src, "weight", weights);
   Gradients grads;
   if (mask.diff_src) grads.diff_src = linear_backward_data(diff_dst, weights, src.shape());

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "cnncore/device.hpp"
+#include "device/backend.hpp"
 #include "cnncore/layers.hpp"
 #include "cnncore/runtime.hpp"
 #include "cpu/kernels/batch-norm-partials.hpp"
@@ -111,6 +113,30 @@ void bn_statistics(const BnProblem& pr, const T* src, const Tensor& running_mean
   if (batch_var) *batch_var = std::move(var);
 }
 
+// The device side of bn_statistics: mean and invstd per channel in device
+// memory (double); `update` moves the running statistics in training.
+struct DeviceStats {
+  Tensor mean, var, invstd;
+};
+
+DeviceStats device_statistics(const BnProblem& pr, const Tensor& src, const Tensor& running_mean,
+                              const Tensor& running_var, const BatchNormParams& p, bool update) {
+  const Device dev = src.device();
+  const int64_t C = pr.g.axis;
+  DeviceStats st{device::allocate(kBn, {C}, DType::f64, dev), device::allocate(kBn, {C}, DType::f64, dev),
+                 device::allocate(kBn, {C}, DType::f64, dev)};
+  detail::with_dtype(src.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const device::Kernels<T>& k = device::backend_for(kBn, dev).kernels(T{});
+    if (p.training) k.batch_norm_stats(pr.g, src.data_as<T>(), st.mean.data_as<double>(), st.var.data_as<double>());
+    const bool running = running_mean.defined() && (update || !p.training);
+    k.batch_norm_finish(C, pr.M, p.training, p.eps, p.momentum, st.mean.data_as<double>(), st.var.data_as<double>(),
+                        st.invstd.data_as<double>(), running ? running_mean.data_as<T>() : nullptr,
+                        running ? running_var.data_as<T>() : nullptr);
+  });
+  return st;
+}
+
 }  // namespace
 
 // ---- LRN --------------------------------------------------------------------------
@@ -150,7 +176,22 @@ Tensor lrn_backward(const Tensor& diff_dst, const Tensor& src, const LrnParams& 
 
 Tensor batch_norm_forward(const Tensor& src, const Tensor& running_mean, const Tensor& running_var,
                           const Tensor& weights, const Tensor& bias, const BatchNormParams& params) {
+  const Device dev = device::common_device(kBn, {{"x", &src}, {"running_mean", &running_mean},
+                                                 {"running_var", &running_var}, {"weight", &weights}, {"bias", &bias}});
+  detail::AllowDevice allow(dev);
   const BnProblem pr = make_bn_problem(src, running_mean, running_var, weights, bias, params);
+  if (dev != Device::cpu) {
+    Tensor dst = device::allocate(kBn, src.shape(), src.dtype(), dev);
+    if (pr.M == 0 || pr.g.axis == 0) return dst;
+    const DeviceStats st = device_statistics(pr, src, running_mean, running_var, params, true);
+    detail::with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for(kBn, dev).kernels(T{}).batch_norm_apply(
+          pr.g, src.data_as<T>(), st.mean.data_as<double>(), st.invstd.data_as<double>(),
+          detail::data_or_null<T>(weights), detail::data_or_null<T>(bias), dst.data_as<T>());
+    });
+    return dst;
+  }
   check_budget(kBn, src.shape(), src.dtype(), use_reference() ? 0 : cpu::batch_norm_workspace_bytes(pr.g));
   Tensor dst = Tensor::empty(src.shape(), src.dtype());
   if (pr.M == 0 || pr.g.axis == 0) return dst;  // an empty batch: nothing to normalise or update
@@ -181,11 +222,33 @@ Tensor batch_norm_forward(const Tensor& src, const Tensor& running_mean, const T
 BatchNormGrads batch_norm_backward(const Tensor& diff_dst, const Tensor& src, const Tensor& running_mean,
                                    const Tensor& running_var, const Tensor& weights, const Tensor& bias,
                                    const BatchNormParams& params) {
+  const Device dev =
+      device::common_device(kBn, {{"x", &src}, {"grad_out", &diff_dst}, {"running_mean", &running_mean},
+                                  {"running_var", &running_var}, {"weight", &weights}, {"bias", &bias}});
+  detail::AllowDevice allow(dev);
   detail::check_tensor(kBn, "grad_out", diff_dst);
   const BnProblem pr = make_bn_problem(src, running_mean, running_var, weights, bias, params);
   detail::check_shape(kBn, "grad_out", diff_dst, src.shape(), "the shape of x");
   detail::check_same_dtype(kBn, "grad_out", diff_dst, "x", src.dtype());
   const int64_t C = pr.g.axis;
+  if (dev != Device::cpu) {
+    BatchNormGrads out;
+    out.diff_src = device::allocate(kBn, src.shape(), src.dtype(), dev);
+    if (weights.defined()) out.diff_weights = zeros_on({C}, src.dtype(), dev);
+    if (bias.defined()) out.diff_bias = zeros_on({C}, src.dtype(), dev);
+    if (pr.M == 0 || C == 0) return out;
+    const DeviceStats st = device_statistics(pr, src, running_mean, running_var, params, false);
+    Tensor partials = device::allocate(kBn, {2 * C}, DType::f64, dev);
+    detail::with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for(kBn, dev).kernels(T{}).batch_norm_backward(
+          pr.g, params.training, diff_dst.data_as<T>(), src.data_as<T>(), st.mean.data_as<double>(),
+          st.invstd.data_as<double>(), detail::data_or_null<T>(weights), partials.data_as<double>(),
+          out.diff_src.data_as<T>(), weights.defined() ? out.diff_weights.data_as<T>() : nullptr,
+          bias.defined() ? out.diff_bias.data_as<T>() : nullptr);
+    });
+    return out;
+  }
   const int64_t extra = (weights.defined() ? C : 0) + (bias.defined() ? C : 0);
   check_budget(kBn, src.shape(), src.dtype(),
                detail::checked_add(detail::checked_mul(extra, static_cast<int64_t>(dtype_size(src.dtype())), kBn),

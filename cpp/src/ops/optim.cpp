@@ -1,5 +1,6 @@
 // The optimiser updates' op layer: checks the tensors and the hyper-parameters,
 // then runs one pass in parallel chunks (memory-bound: the baseline ISA serves).
+#include "device/backend.hpp"
 #include "cnncore/optim.hpp"
 
 #include <algorithm>
@@ -129,6 +130,9 @@ void adam(int64_t n, T* w, const T* g, T* m, T* v, T* vmax, const AdamParams& p)
 
 void sgd_update(Tensor& weights, const Tensor& grad, Tensor& momentum_buffer, const SgdParams& p) {
   const char* op = "sgd_update";
+  const Device dev =
+      device::common_device(op, {{"grad", &grad}, {"weight", &weights}, {"momentum_buffer", &momentum_buffer}});
+  detail::AllowDevice allow(dev);
   detail::check_tensor(op, "grad", grad);
   check_like(op, "weight", weights, grad);
   check_finite(op, "lr", p.lr);
@@ -141,6 +145,10 @@ void sgd_update(Tensor& weights, const Tensor& grad, Tensor& momentum_buffer, co
   if (p.momentum != 0) check_like(op, "momentum_buffer", momentum_buffer, grad);
   detail::with_dtype(grad.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    if (dev != Device::cpu)
+      return device::backend_for(op, dev).kernels(T{}).sgd_update(
+          grad.numel(), weights.data_as<T>(), grad.data_as<T>(),
+          p.momentum != 0 ? momentum_buffer.data_as<T>() : nullptr, p);
     sgd<T>(grad.numel(), weights.data_as<T>(), grad.data_as<T>(),
            p.momentum != 0 ? momentum_buffer.data_as<T>() : nullptr, p);
   });
@@ -149,6 +157,9 @@ void sgd_update(Tensor& weights, const Tensor& grad, Tensor& momentum_buffer, co
 void adam_update(Tensor& weights, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, Tensor& max_exp_avg_sq,
                  const AdamParams& p) {
   const char* op = "adam_update";
+  const Device dev = device::common_device(op, {{"grad", &grad}, {"weight", &weights}, {"exp_avg", &exp_avg},
+                                                {"exp_avg_sq", &exp_avg_sq}, {"max_exp_avg_sq", &max_exp_avg_sq}});
+  detail::AllowDevice allow(dev);
   detail::check_tensor(op, "grad", grad);
   check_like(op, "weight", weights, grad);
   check_like(op, "exp_avg", exp_avg, grad);
@@ -162,6 +173,10 @@ void adam_update(Tensor& weights, const Tensor& grad, Tensor& exp_avg, Tensor& e
   if (p.step < 1) throw value_error(str(op, ": step counts from 1, got ", p.step));
   detail::with_dtype(grad.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    if (dev != Device::cpu)
+      return device::backend_for(op, dev).kernels(T{}).adam_update(
+          grad.numel(), weights.data_as<T>(), grad.data_as<T>(), exp_avg.data_as<T>(), exp_avg_sq.data_as<T>(),
+          p.amsgrad ? max_exp_avg_sq.data_as<T>() : nullptr, p);
     adam<T>(grad.numel(), weights.data_as<T>(), grad.data_as<T>(), exp_avg.data_as<T>(), exp_avg_sq.data_as<T>(),
             p.amsgrad ? max_exp_avg_sq.data_as<T>() : nullptr, p);
   });

@@ -1,6 +1,11 @@
 // The pooling op layer: validate once, allocate, pick an implementation, run.
 #include "cnncore/pool.hpp"
 
+#include <algorithm>
+
+#include "cnncore/device.hpp"
+#include "device/backend.hpp"
+
 #include "cnncore/error.hpp"
 #include "cnncore/runtime.hpp"
 #include "cpu/kernels/pool-direct.hpp"
@@ -46,14 +51,46 @@ void check_grad_out(const char* op, const Shape& diff_dst, const PoolGeometry& g
   detail::check_grad_out_shape(op, diff_dst, want);
 }
 
+// The device branch: weighted_avg's tap weights travel to the device once per call.
+Tensor device_tap_weights(const char* op, const PoolGeometry& g, Device dev) {
+  if (g.kind != PoolKind::weighted_avg) return Tensor();
+  const std::vector<double> w = cpu::ref::pool_gaussian_weights(g);
+  Tensor host = Tensor::empty({static_cast<int64_t>(w.size())}, DType::f64);
+  std::copy(w.begin(), w.end(), host.data_as<double>());
+  (void)op;
+  return to_device(host, dev);
+}
+
+void check_device_pool(const char* op, const PoolParams& params) {
+  if (params.algorithm == PoolAlgorithm::direct)
+    throw value_error(str(op, ": algorithm='direct' is a CPU algorithm; on CUDA use 'auto' or 'reference'"));
+}
+
 }  // namespace
 
 Tensor pool_forward(const Tensor& src, const PoolParams& params, int64_t* indices, const char* op, int spatial_dims) {
+  detail::AllowDevice allow(src.defined() ? src.device() : Device::cpu);
   check_tensor(op, "x", src);
   const int nd = detail::pool_spatial_rank(op, spatial_dims, src.shape());
   const PoolGeometry g = detail::make_pool_geometry(op, nd, src.shape(), params);
   if (indices && g.kind != PoolKind::max)
     throw value_error(str(op, ": indices are only produced by max pooling, not ", pool_kind_name(g.kind)));
+  if (src.device() != Device::cpu) {
+    check_device_pool(op, params);
+    if (indices)
+      throw value_error(str(op, ": return_indices is not available on CUDA (the backward pass finds the maxima "
+                                "again); pool on the CPU for the indices"));
+    Tensor dst = device::allocate(op, g.dst_shape(), src.dtype(), src.device());
+    if (dst.numel() == 0) return dst;
+    const Tensor tw = device_tap_weights(op, g, src.device());
+    device::Backend& be = device::backend_for(op, src.device());
+    with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      be.kernels(T{}).pool_forward(g, src.data_as<T>(), tw.defined() ? tw.data_as<double>() : nullptr,
+                                   dst.data_as<T>());
+    });
+    return dst;
+  }
   const PoolAlgorithm algo = choose(params.algorithm);
   const Shape dst_shape = g.dst_shape();
   check_budget(op, g, algo, src.dtype(), shape_numel(dst_shape));
@@ -71,12 +108,27 @@ Tensor pool_forward(const Tensor& src, const PoolParams& params, int64_t* indice
 
 Tensor pool_backward(const Tensor& diff_dst, const Tensor& src, const PoolParams& params, const char* op,
                      int spatial_dims) {
+  const Device dev = device::common_device(op, {{"x", &src}, {"grad_out", &diff_dst}});
+  detail::AllowDevice allow(dev);
   check_tensor(op, "grad_out", diff_dst);
   check_tensor(op, "x", src);
   check_same_dtype(op, "grad_out", diff_dst, "x", src.dtype());
   const int nd = detail::pool_spatial_rank(op, spatial_dims, src.shape());
   const PoolGeometry g = detail::make_pool_geometry(op, nd, src.shape(), params);
   check_grad_out(op, diff_dst.shape(), g);
+  if (dev != Device::cpu) {
+    check_device_pool(op, params);
+    Tensor diff_src = device::allocate(op, src.shape(), src.dtype(), dev);
+    if (diff_src.numel() == 0) return diff_src;
+    const Tensor tw = device_tap_weights(op, g, dev);
+    device::Backend& be = device::backend_for(op, dev);
+    with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      be.kernels(T{}).pool_backward(g, diff_dst.data_as<T>(), src.data_as<T>(),
+                                    tw.defined() ? tw.data_as<double>() : nullptr, diff_src.data_as<T>());
+    });
+    return diff_src;
+  }
   const PoolAlgorithm algo = choose(params.algorithm);
   check_budget(op, g, algo, src.dtype(), src.numel());
   Tensor diff_src = Tensor::empty(src.shape(), src.dtype());

@@ -9,6 +9,7 @@
 
 #include "cnncore/pool.hpp"
 #include "cnncore/tensor.hpp"
+#include "util/hd.hpp"
 
 namespace cnncore::detail {
 
@@ -30,22 +31,22 @@ struct PoolGeometry {
   int64_t pad_after[3] = {0, 0, 0};
   double sigma[3] = {1, 1, 1};  // weighted_avg
 
-  int64_t planes() const { return N * C; }
-  int64_t in_size() const { return in[0] * in[1] * in[2]; }
-  int64_t out_size() const { return out[0] * out[1] * out[2]; }
+  CNNCORE_HD int64_t planes() const { return N * C; }
+  CNNCORE_HD int64_t in_size() const { return in[0] * in[1] * in[2]; }
+  CNNCORE_HD int64_t out_size() const { return out[0] * out[1] * out[2]; }
 
   // Window of output `o` on axis `a`: taps t = 0 .. window_taps-1 read input
   // coordinate window_start + t * dilation (outside [0, in) is padding).
-  int64_t window_start(int a, int64_t o) const {
+  CNNCORE_HD int64_t window_start(int a, int64_t o) const {
     return adaptive ? (o * in[a]) / out[a] : o * stride[a] - pad_before[a];
   }
-  int64_t window_taps(int a, int64_t o) const {
+  CNNCORE_HD int64_t window_taps(int a, int64_t o) const {
     return adaptive ? ((o + 1) * in[a] + out[a] - 1) / out[a] - (o * in[a]) / out[a] : k[a];
   }
   // Average-pooling divisor factor on axis `a` for a window starting at
   // `start` with its in-bounds taps counted by `inside`: the window clipped
   // to the padded input when count_include_pad (PyTorch), else `inside`.
-  int64_t avg_extent(int a, int64_t start, int64_t taps, int64_t inside) const {
+  CNNCORE_HD int64_t avg_extent(int a, int64_t start, int64_t taps, int64_t inside) const {
     if (adaptive || !count_include_pad) return inside;
     const int64_t end = start + taps < in[a] + pad_after[a] ? start + taps : in[a] + pad_after[a];
     return end - start;

@@ -11,6 +11,32 @@ namespace cnncore::cpu::ref {
 
 using detail::PoolGeometry;
 
+// Normalised Gaussian weight of every tap of a weighted_avg window, in scan
+// order, from the Euclidean distance to the centre in sigma units. The
+// squared distance is taken relative to the nearest tap's (per axis: 0 for
+// odd k, 1/4 for even k, before scaling by sigma), so the nearest taps weigh
+// exactly 1 before normalising: with an even kernel and a small sigma every
+// plain exp(-r2/2) underflowed to 0 and the sum gave 0/0.
+std::vector<double> pool_gaussian_weights(const PoolGeometry& g) {
+  std::vector<double> w;
+  double total = 0;
+  for (int64_t td = 0; td < g.k[0]; ++td)
+    for (int64_t th = 0; th < g.k[1]; ++th)
+      for (int64_t tw = 0; tw < g.k[2]; ++tw) {
+        const int64_t t[3] = {td, th, tw};
+        double r2 = 0;
+        for (int a = 0; a < 3; ++a) {
+          const double d = static_cast<double>(t[a]) - 0.5 * static_cast<double>(g.k[a] - 1);
+          const double nearest = g.k[a] % 2 == 0 ? 0.25 : 0.0;
+          r2 += (d * d - nearest) / g.sigma[a] / g.sigma[a];
+        }
+        w.push_back(std::exp(-0.5 * r2));
+        total += w.back();
+      }
+  for (double& v : w) v /= total;
+  return w;
+}
+
 namespace {
 
 // One window: per axis the coordinate of tap 0, the number of taps and how
@@ -103,32 +129,6 @@ T lp_norm(const PoolGeometry& g, const Window& w, const T* x) {
   return m * std::pow(s, static_cast<T>(1.0 / g.p));
 }
 
-// Normalised Gaussian weight of every tap of a weighted_avg window, in scan
-// order, from the Euclidean distance to the centre in sigma units. The
-// squared distance is taken relative to the nearest tap's (per axis: 0 for
-// odd k, 1/4 for even k, before scaling by sigma), so the nearest taps weigh
-// exactly 1 before normalising: with an even kernel and a small sigma every
-// plain exp(-r2/2) underflowed to 0 and the sum gave 0/0.
-std::vector<double> gaussian_weights(const PoolGeometry& g) {
-  std::vector<double> w;
-  double total = 0;
-  for (int64_t td = 0; td < g.k[0]; ++td)
-    for (int64_t th = 0; th < g.k[1]; ++th)
-      for (int64_t tw = 0; tw < g.k[2]; ++tw) {
-        const int64_t t[3] = {td, th, tw};
-        double r2 = 0;
-        for (int a = 0; a < 3; ++a) {
-          const double d = static_cast<double>(t[a]) - 0.5 * static_cast<double>(g.k[a] - 1);
-          const double nearest = g.k[a] % 2 == 0 ? 0.25 : 0.0;
-          r2 += (d * d - nearest) / g.sigma[a] / g.sigma[a];
-        }
-        w.push_back(std::exp(-0.5 * r2));
-        total += w.back();
-      }
-  for (double& v : w) v /= total;
-  return w;
-}
-
 template <typename T>
 T tap_weight(const std::vector<double>& w, int64_t t) {
   return static_cast<T>(w[static_cast<std::size_t>(t)]);
@@ -144,7 +144,7 @@ T sign(T v) {
 template <typename T>
 void pool_forward(const PoolGeometry& g, const T* src, T* dst, int64_t* indices) {
   const int64_t isz = g.in_size(), osz = g.out_size();
-  const std::vector<double> gw = g.kind == PoolKind::weighted_avg ? gaussian_weights(g) : std::vector<double>();
+  const std::vector<double> gw = g.kind == PoolKind::weighted_avg ? pool_gaussian_weights(g) : std::vector<double>();
 #pragma omp parallel for schedule(dynamic) num_threads(get_num_threads())
   for (int64_t plane = 0; plane < g.planes(); ++plane) {
     const T* x = src + plane * isz;
@@ -179,7 +179,7 @@ void pool_forward(const PoolGeometry& g, const T* src, T* dst, int64_t* indices)
 template <typename T>
 void pool_backward(const PoolGeometry& g, const T* diff_dst, const T* src, T* diff_src) {
   const int64_t isz = g.in_size(), osz = g.out_size();
-  const std::vector<double> gw = g.kind == PoolKind::weighted_avg ? gaussian_weights(g) : std::vector<double>();
+  const std::vector<double> gw = g.kind == PoolKind::weighted_avg ? pool_gaussian_weights(g) : std::vector<double>();
 #pragma omp parallel for schedule(dynamic) num_threads(get_num_threads())
   for (int64_t plane = 0; plane < g.planes(); ++plane) {
     const T* x = src + plane * isz;

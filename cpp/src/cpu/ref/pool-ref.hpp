@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "ops/pool_geometry.hpp"
 
@@ -14,6 +15,10 @@ namespace cnncore::cpu::ref {
 // `indices` may be null; it is only written for max pooling.
 template <typename T>
 void pool_forward(const detail::PoolGeometry& g, const T* src, T* dst, int64_t* indices);
+
+// weighted_avg's normalised tap weights, in scan order over the kernel (the
+// CUDA backend takes them from here too).
+std::vector<double> pool_gaussian_weights(const detail::PoolGeometry& g);
 
 // diff_src is overwritten.
 template <typename T>
