@@ -51,7 +51,7 @@ from .tensor import (
     zeros,
     zeros_like,
 )
-from . import functional, nn, optim, models, data  # noqa: E402,I001
+from . import cuda, functional, nn, optim, models, data  # noqa: E402,I001
 from .io import CheckpointError, UnverifiedCheckpointWarning, load, save
 from .weights import UnsafeCheckpointError, load_torch
 

@@ -19,7 +19,7 @@ import functools
 import numpy as np
 
 from . import _numpy_functional as _nf
-from . import _random, ops
+from . import _core, _random, ops
 from ._numpy_functional import (dropout2d, fold, group_norm, interpolate, layer_norm,
                                 max_unpool2d, unfold)
 from .tensor import Function, Tensor, _wrap, is_grad_enabled
@@ -53,7 +53,7 @@ def _opt(x):
 
 def _backward_tuple(result, n):
     """An op's backward result as an n-tuple (a bare array is the first input's gradient)."""
-    if isinstance(result, np.ndarray):
+    if isinstance(result, (np.ndarray, _core.DeviceTensor)):
         return (result,) + (None,) * (n - 1)
     result = tuple(result)
     return result + (None,) * (n - len(result))
@@ -250,7 +250,9 @@ class MaxPool(Function):
     # (half the work of the forward).
     def forward(self, x, op, op_backward, kw, indices_out=None):
         self.x, self.op_backward, self.kw = x, op_backward, kw
-        if indices_out is None and not (is_grad_enabled() and any(self.needs_input_grad)):
+        # On CUDA the backward finds the maxima again (no indices on the device).
+        if indices_out is None and (isinstance(x, _core.DeviceTensor) or
+                                    not (is_grad_enabled() and any(self.needs_input_grad))):
             self.indices = None
             return op(x, **kw)
         out, self.indices = op(x, return_indices=True, **kw)

@@ -19,6 +19,15 @@ import weakref
 
 import numpy as np
 
+from . import _core
+
+_DeviceArray = _core.DeviceTensor  # cnncore.cuda.CudaArray derives from it
+
+
+def _asarray(x):
+    """np.asarray, leaving a device array (cnncore.cuda.CudaArray) where it is."""
+    return x if isinstance(x, _DeviceArray) else np.asarray(x)
+
 __all__ = [
     "Tensor", "Function", "tensor", "from_numpy", "from_dlpack", "no_grad", "enable_grad",
     "is_grad_enabled", "set_grad_enabled", "cat", "stack", "zeros", "ones", "randn", "rand",
@@ -131,7 +140,7 @@ class Function:
         ctx.parents = inputs
         ctx.needs_input_grad = needs
         out = ctx.forward(*[None if t is None else t.data for t in inputs], **kwargs)
-        if type(out) is not np.ndarray:
+        if type(out) is not np.ndarray and not isinstance(out, _DeviceArray):
             out = np.asarray(out)
         if _grad_enabled and True in needs:
             return Tensor._make(out, True, ctx)
@@ -343,7 +352,7 @@ class Sum(Function):
     # saves: the input shape and the reduced axes
     def forward(self, a, axes, keepdim):
         self.shape, self.axes, self.keepdim = a.shape, axes, keepdim
-        return np.asarray(a.sum(axis=axes, keepdims=keepdim))
+        return _asarray(a.sum(axis=axes, keepdims=keepdim))
 
     def backward(self, grad):
         if not self.keepdim:
@@ -356,7 +365,7 @@ class Mean(Function):
     def forward(self, a, axes, keepdim):
         self.shape, self.axes, self.keepdim = a.shape, axes, keepdim
         self.count = int(np.prod([a.shape[i] for i in axes])) if axes else 1
-        return np.asarray(a.mean(axis=axes, keepdims=keepdim))
+        return _asarray(a.mean(axis=axes, keepdims=keepdim))
 
     def backward(self, grad):
         if not self.keepdim:
@@ -451,10 +460,10 @@ class GetItem(Function):
     # saves: the input shape and the index
     def forward(self, a, index):
         self.shape, self.dtype, self.index = a.shape, a.dtype, index
-        return np.asarray(a[index])
+        return _asarray(a[index])
 
     def backward(self, grad):
-        out = np.zeros(self.shape, dtype=self.dtype)
+        out = np.zeros_like(grad, shape=self.shape, dtype=self.dtype)
         if _is_basic_index(self.index):
             out[self.index] = grad
         else:
@@ -500,7 +509,7 @@ def _default_dtype_of(value):
 def _to_array(value, dtype=None):
     if isinstance(value, Tensor):
         arr = value.data
-    elif isinstance(value, np.ndarray):
+    elif isinstance(value, (np.ndarray, _DeviceArray)):
         arr = value
     elif isinstance(value, np.generic):
         arr = np.asarray(value)
@@ -541,8 +550,8 @@ MaxResult = collections.namedtuple("MaxResult", ["values", "indices"])
 
 
 class Device:
-    """Where a tensor's data lives: ``cnncore.device("cpu")``. Only the CPU exists in this
-    build (the CUDA backend is not written yet); asking for another device is an error."""
+    """Where a tensor's data lives: ``cnncore.device("cpu")`` or ``cnncore.device("cuda")``
+    (device 0, the only CUDA device cnncore uses; see :mod:`cnncore.cuda`)."""
 
     __slots__ = ("type", "index")
 
@@ -550,10 +559,11 @@ class Device:
         if isinstance(type, Device):
             type, index = type.type, type.index
         kind, _, idx = str(type).partition(":")
-        if kind != "cpu":
-            raise RuntimeError(f"device {str(type)!r} is not available: this cnncore build "
-                               f"runs on the CPU only (device 'cpu')")
+        if kind not in ("cpu", "cuda"):
+            raise RuntimeError(f"unknown device {str(type)!r}: cnncore has 'cpu' and 'cuda'")
         self.type, self.index = kind, (int(idx) if idx else index)
+        if kind == "cuda" and self.index not in (None, 0):
+            raise RuntimeError(f"device {str(type)!r}: cnncore uses CUDA device 0 only")
 
     def __eq__(self, other):
         if isinstance(other, str):
@@ -574,10 +584,28 @@ class Device:
 
 
 _CPU = Device("cpu")
+_CUDA = Device("cuda")
 
 
 def _check_device(device):
-    Device(device)          # raises for anything but the CPU
+    """The Device named; RuntimeError for an unknown one, or for "cuda" when no CUDA
+    device (or the emulator, cnncore.cuda.use_emulator) can serve it."""
+    d = Device(device)
+    if d.type == "cuda":
+        info = _core.cuda_info()
+        if not (info["available"] or info["emulated"]):
+            raise RuntimeError(f"CUDA is not available: {info['why_unavailable']}")
+    return d
+
+
+class ToDevice(Function):
+    # saves: the source device (the gradient goes back there)
+    def forward(self, a, device):
+        self.src = "cuda" if isinstance(a, _DeviceArray) else "cpu"
+        return _core.to_device(a if self.src == "cuda" else np.ascontiguousarray(a), device)
+
+    def backward(self, grad):
+        return (_core.to_device(grad, self.src),)
 
 
 def _is_dtype_name(value):
@@ -713,7 +741,9 @@ class Tensor:
 
     # --- conversion ---
     def numpy(self):
-        """The underlying ndarray (no copy)."""
+        """The underlying ndarray (no copy); TypeError for a CUDA tensor (use .cpu() first)."""
+        if isinstance(self.data, _DeviceArray):
+            raise TypeError("can't convert a cuda tensor to NumPy: copy it to the host with .cpu() first")
         return self.data
 
     def item(self):
@@ -733,11 +763,29 @@ class Tensor:
 
     @property
     def device(self):
-        """Where the data lives: always ``cnncore.device("cpu")`` (no CUDA backend yet)."""
-        return _CPU
+        """Where the data lives: ``cnncore.device("cpu")`` or ``cnncore.device("cuda")``."""
+        return _CUDA if isinstance(self.data, _DeviceArray) else _CPU
+
+    @property
+    def is_cuda(self):
+        return isinstance(self.data, _DeviceArray)
 
     def cpu(self):
-        return self
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else device)
+
+    def _to_device(self, device):
+        """This tensor on `device` (itself when it is there), differentiable. Integer
+        tensors (class labels) stay on the host: the ops that take labels accept them
+        from the CPU whatever the device of their other inputs (docs/cuda.md)."""
+        d = _check_device(device)
+        if d.type == self.device.type or not np.issubdtype(self.data.dtype, np.floating):
+            return self
+        if self.data.dtype not in (np.float32, np.float64):
+            raise TypeError(f"to({d.type!r}): CUDA tensors hold float32 or float64, got {self.data.dtype}")
+        return ToDevice.apply(self, device=d.type)
 
     def to(self, *args, dtype=None, device=None, copy=False):
         """``to(dtype)``, ``to("cpu")``, ``to(device, dtype)``, ``to(other_tensor)``, as in
@@ -750,11 +798,10 @@ class Tensor:
                 device = a
             else:
                 dtype = a if dtype is None else dtype
-        if device is not None:
-            _check_device(device)
+        src = self if device is None else self._to_device(device)
         if dtype is None:
-            return self.clone() if copy else self
-        out = self._cast(dtype)
+            return src.clone() if copy and src is self else src
+        out = src._cast(dtype)
         return out.clone() if copy and out is self else out
 
     def _cast(self, dtype):
@@ -787,6 +834,8 @@ class Tensor:
         return self.to(other.dtype)
 
     def __array__(self, dtype=None, copy=None):
+        if isinstance(self.data, _DeviceArray):
+            raise TypeError("can't convert a cuda tensor to NumPy implicitly: use .cpu() first")
         if dtype is not None and np.dtype(dtype) != self.data.dtype:
             return self.data.astype(dtype)
         if copy:
@@ -825,7 +874,8 @@ class Tensor:
         return bool(self.data.reshape(()))
 
     def __repr__(self):
-        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4)
+        host = self.data.get() if isinstance(self.data, _DeviceArray) else self.data
+        body = np.array2string(host, separator=", ", prefix="tensor(", precision=4)
         extra = ""
         if self.data.dtype not in (np.float32, np.int64, np.bool_):
             extra += f", dtype={self.data.dtype}"
@@ -853,7 +903,12 @@ class Tensor:
                                    f"tensor, this one has shape {self.shape}")
             grad = np.ones_like(self.data)
         else:
-            grad = np.asarray(_to_array(grad), dtype=self.data.dtype)
+            grad = _to_array(grad)
+            grad = grad.astype(self.data.dtype, copy=False) if isinstance(grad, _DeviceArray) else np.asarray(
+                grad, dtype=self.data.dtype)
+            if isinstance(grad, _DeviceArray) != isinstance(self.data, _DeviceArray):
+                raise ValueError(f"backward(): grad is on {'cuda' if isinstance(grad, _DeviceArray) else 'cpu'}, "
+                                 f"this tensor on {self.device}; move one of them")
             if grad.shape != self.shape:
                 raise ValueError(f"backward(): grad has shape {grad.shape}, expected "
                                  f"{self.shape}")
@@ -1023,7 +1078,7 @@ class Tensor:
     # --- comparisons (no gradient) ---
     def _compare(self, other, fn):
         other = other.data if isinstance(other, Tensor) else other
-        return Tensor._make(np.asarray(fn(self.data, other)), False, None)
+        return Tensor._make(_asarray(fn(self.data, other)), False, None)
 
     def __eq__(self, other):
         return self._compare(other, np.equal)
@@ -1066,8 +1121,8 @@ class Tensor:
 
     def argmin(self, dim=None, keepdim=False):
         if dim is None:
-            return Tensor._make(np.asarray(self.data.argmin()), False, None)
-        return Tensor._make(np.asarray(self.data.argmin(axis=dim, keepdims=keepdim)),
+            return Tensor._make(_asarray(self.data.argmin()), False, None)
+        return Tensor._make(_asarray(self.data.argmin(axis=dim, keepdims=keepdim)),
                             False, None)
 
     def var(self, dim=None, unbiased=True, keepdim=False, *, correction=None):
@@ -1085,8 +1140,8 @@ class Tensor:
 
     def argmax(self, dim=None, keepdim=False):
         if dim is None:
-            return Tensor._make(np.asarray(self.data.argmax()), False, None)
-        return Tensor._make(np.asarray(self.data.argmax(axis=dim, keepdims=keepdim)),
+            return Tensor._make(_asarray(self.data.argmax()), False, None)
+        return Tensor._make(_asarray(self.data.argmax(axis=dim, keepdims=keepdim)),
                             False, None)
 
     # --- shape ---

@@ -13,6 +13,7 @@ namespace {
 // A Tensor over the memory of `obj` itself; refuses arrays it would have to copy.
 Tensor in_place(py::handle obj, const char* op, const char* name) {
   Tensor t = from_numpy(obj, op, name);
+  if (t.device() != Device::cpu) return t;  // a device array is its own memory
   auto arr = py::reinterpret_borrow<py::array>(obj);
   if (t.data() != arr.data() || !arr.writeable())
     throw value_error(detail::str(op, ": ", name,

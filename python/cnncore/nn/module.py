@@ -251,8 +251,10 @@ class Module:
         return self
 
     def to(self, *args, dtype=None, device=None):
-        """``to(dtype)``, ``to("cpu")`` or ``to(device, dtype)``: convert every floating
-        parameter and buffer to ``dtype`` in place (the CPU is the only device)."""
+        """``to(dtype)``, ``to("cuda")``, ``to("cpu")`` or ``to(device, dtype)``: move and/or
+        convert every floating parameter and buffer in place (gradients are dropped
+        when a parameter moves or changes dtype)."""
+        from .. import _core
         from ..tensor import _check_device, _is_dtype_name, Device
         for a in args:
             if isinstance(a, (str, Device)) and not _is_dtype_name(a):
@@ -260,7 +262,17 @@ class Module:
             else:
                 dtype = a
         if device is not None:
-            _check_device(device)
+            target = _check_device(device).type
+            for m in self.modules():
+                for store in (m._parameters, m._buffers):
+                    for t in store.values():
+                        if t is None or not np.issubdtype(t.data.dtype, np.floating):
+                            continue
+                        here = "cuda" if isinstance(t.data, _core.DeviceTensor) else "cpu"
+                        if here != target:
+                            t.data = _core.to_device(t.data if here == "cuda" else np.ascontiguousarray(t.data),
+                                                     target)
+                            t.grad = None
         if dtype is None:
             return self
         dt = _dtype(dtype)

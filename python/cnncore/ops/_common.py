@@ -125,7 +125,7 @@ def _array(value, op, name):
     """`value` as an ndarray for the core, which checks its dtype and shape (naming
     `op` and `name`) and makes the C-order copy of a non-contiguous or unaligned array
     within the call's memory budget."""
-    return value if isinstance(value, np.ndarray) else np.asarray(value)
+    return value if isinstance(value, (np.ndarray, _core.DeviceTensor)) else np.asarray(value)
 
 
 _AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}

@@ -43,6 +43,8 @@ def _running_stat(value, op, name, training):
     C-contiguous ndarray (a converted copy would be updated instead)."""
     if value is None:
         return None
+    if isinstance(value, _core.DeviceTensor):  # device arrays are contiguous and writable
+        return value
     if training:
         if not isinstance(value, np.ndarray):
             raise TypeError(f"{op}: {name} must be a NumPy array (it is updated in place when "

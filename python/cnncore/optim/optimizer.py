@@ -332,6 +332,9 @@ def _fusable(w, g, state):
     shape, the parameter and every state array C-contiguous, aligned and writable."""
     if w.dtype not in (np.float32, np.float64) or g.dtype != w.dtype or g.shape != w.shape:
         return False
+    if isinstance(w, _core.DeviceTensor):  # device arrays are contiguous, aligned and writable
+        return all(isinstance(a, _core.DeviceTensor) and a.dtype == w.dtype and a.shape == w.shape
+                   for a in [g] + [v for v in state.values() if hasattr(v, "shape") and v.ndim > 0])
     arrays = [w] + [v for v in state.values() if isinstance(v, np.ndarray)]
     return all(a.dtype == w.dtype and a.shape == w.shape and a.flags.c_contiguous and a.flags.aligned
                and a.flags.writeable for a in arrays)
