@@ -5,6 +5,8 @@
 # NAME of their own:
 #
 #   scripts/dev-build.sh me && PYTHONPATH=build/dev-me/stage python3 -m pytest -q
+#
+# CMAKE_ARGS adds CMake options, e.g. CMAKE_ARGS=-DCNNCORE_CUDA=ON (scripts/cuda-build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:-default}
@@ -19,7 +21,7 @@ fi
 generator=()
 if command -v ninja >/dev/null; then generator=(-G Ninja); fi
 cmake -S . -B "$dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
-  -Dpybind11_DIR="$pybind11_dir" >/dev/null
+  -Dpybind11_DIR="$pybind11_dir" ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$dir" -j "${JOBS:-1}"
 if ! ls "$dir"/_core*.so >/dev/null 2>&1; then
   echo "scripts/dev-build.sh: the build made no Python extension ($dir/_core*.so);" \

@@ -99,6 +99,40 @@ def test_convolution_is_exact_with_small_integers(device):
     assert np.array_equal(cpu, dev)
 
 
+MORE_CONV = [
+    ("transpose", lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
+     [(2, 3, 5, 4), (3, 2, 3, 3), (2,)]),
+    ("transpose-grouped", lambda x, w, b: F.conv_transpose2d(x, w, b, stride=(1, 2), groups=3, dilation=2),
+     [(1, 3, 4, 5), (3, 2, 2, 3), (6,)]),
+    ("separable", lambda x, dw, pw: F.separable_conv2d(x, dw, pw, padding=1, stride=2),
+     [(2, 3, 7, 6), (6, 1, 3, 3), (4, 6, 1, 1)]),
+    ("pad-reflect", lambda x, w, b: F.pad(x, (2, 1, 1, 2), mode="reflect") * w.sum() + b.sum(),
+     [(2, 3, 5, 4), (2,), (2,)]),
+    ("pad-circular", lambda x, w, b: F.pad(x, (3, 1, 0, 4), mode="circular") + w.sum() * b.sum(),
+     [(1, 2, 3, 4), (2,), (1,)]),
+    ("pad-constant", lambda x, w, b: F.pad(x, (1, 2, 3, 0), value=0.5) * b.sum() + w.sum(),
+     [(1, 2, 3, 4), (2,), (1,)]),
+    ("lrn", lambda x, w, b: F.local_response_norm(x, 3, alpha=0.1, beta=0.75, k=2.0) + w.sum() + b.sum(),
+     [(2, 5, 3, 3), (1,), (1,)]),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name,fn,shapes", MORE_CONV, ids=[c[0] for c in MORE_CONV])
+def test_transposed_separable_pad_and_lrn_match_cpu(device, name, fn, shapes, dtype):
+    _run(fn, [_rand(*s, seed=k) for k, s in enumerate(shapes)], dtype, device)
+
+
+def test_dropout_draws_the_cpu_mask_and_nll_matches(device):
+    x = _rand(4, 6, 5)
+    cpu = F.dropout(cc.tensor(x), 0.3, seed=123).numpy()
+    dev = F.dropout(cc.tensor(x).to(device), 0.3, seed=123).cpu().numpy()
+    np.testing.assert_array_equal(cpu, dev)
+    assert (cpu == 0).mean() > 0.1
+    target = cc.tensor(np.array([1, 0, 3, 5]))
+    _run(lambda x: F.nll_loss(F.log_softmax(x, dim=1), target, ignore_index=3), [_rand(4, 6)], np.float64, device)
+
+
 POOLS = [
     ("max", lambda x: F.max_pool2d(x, 3, 2, padding=1)),
     ("max-ceil-dilated", lambda x: F.max_pool2d(x, 2, 2, dilation=2, ceil_mode=True)),
@@ -234,7 +268,7 @@ def test_errors_name_the_problem(device):
     with pytest.raises(ValueError, match="weight is on cpu but x is on cuda"):
         F.conv2d(x, w)
     with pytest.raises(ValueError, match="has no CUDA kernel"):
-        F.conv_transpose2d(x, w.to(device).permute(1, 0, 2, 3))
+        F.local_conv2d(x, cc.tensor(_rand(3, 3, 2, 2, 3, 3)).to(device))
     with pytest.raises(ValueError, match="CPU algorithm"):
         F.conv2d(x, w.to(device), algorithm="im2col")
     with pytest.raises(TypeError, match="cpu"):
@@ -283,4 +317,4 @@ def test_without_a_device_cuda_is_refused_with_the_reason():
         cc.models.lenet5().to("cuda")
     with pytest.raises(RuntimeError, match="device 0 only"):
         cc.device("cuda:1")
-    assert "conv_forward" in cc.cuda.supported_ops() and "conv_transpose_forward" not in cc.cuda.supported_ops()
+    assert "conv_forward" in cc.cuda.supported_ops() and "local_conv_forward" not in cc.cuda.supported_ops()

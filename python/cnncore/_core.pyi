@@ -8,6 +8,9 @@ import numpy.typing
 import typing
 __all__: list[str] = ['DeviceTensor', 'activation_backward', 'activation_forward', 'adam_update', 'array_binary', 'array_binary_scalar', 'array_cast', 'array_clip', 'array_gather', 'array_matmul', 'array_reduce', 'array_reshape', 'array_scatter', 'array_unary', 'array_where', 'batch_norm_backward', 'batch_norm_forward', 'best_isa', 'conv_backward', 'conv_forward', 'conv_output_shape', 'conv_transpose_backward', 'conv_transpose_forward', 'conv_transpose_output_shape', 'cross_entropy_backward', 'cross_entropy_forward', 'cuda_empty_cache', 'cuda_info', 'cuda_memory_stats', 'cuda_reset_peak_memory', 'cuda_supported_ops', 'cuda_synchronize', 'cuda_use_emulator', 'device_empty', 'device_full', 'dropout_backward', 'dropout_forward', 'get_deterministic', 'get_isa', 'get_memory_limit', 'get_num_threads', 'linear_backward', 'linear_forward', 'local_conv_backward', 'local_conv_forward', 'lrn_backward', 'lrn_forward', 'nll_loss_backward', 'nll_loss_forward', 'pad_backward', 'pad_forward', 'pool_backward', 'pool_forward', 'pool_output_shape', 'separable_conv_backward', 'separable_conv_forward', 'set_deterministic', 'set_isa', 'set_memory_limit', 'set_num_threads', 'sgd_update', 'softmax_backward', 'softmax_forward', 'to_device']
 class DeviceTensor:
+    """
+    A tensor in device memory (the base of cnncore.cuda.CudaArray)
+    """
     def __init__(self, other: DeviceTensor) -> None:
         ...
     def _same_storage(self, arg0: DeviceTensor) -> bool:

@@ -42,7 +42,8 @@ py::object wrap_device_tensor(const Tensor& t) {
 }
 
 void register_device(py::module_& m) {
-  py::class_<DeviceTensor>(m, "DeviceTensor", py::dynamic_attr())
+  py::class_<DeviceTensor>(m, "DeviceTensor", py::dynamic_attr(),
+                           "A tensor in device memory (the base of cnncore.cuda.CudaArray)")
       .def(py::init([](const DeviceTensor& other) { return DeviceTensor{other.t}; }), py::arg("other"))
       .def_property_readonly("shape",
                              [](const DeviceTensor& d) {
@@ -70,7 +71,6 @@ void register_device(py::module_& m) {
           py::gil_scoped_release release;
           out = to_device(src, d);
         }
-        if (d == Device::cpu && out.storage() == src.storage()) return to_numpy(out);
         return to_numpy(out);
       }, py::arg("x"), py::arg("device"));
 

@@ -12,7 +12,9 @@
 #include <cstdint>
 
 #include "cnncore/device.hpp"
+#include "cnncore/layers.hpp"
 #include "cnncore/optim.hpp"
+#include "cpu/kernels/dropout-counter.hpp"
 #include "cuda/math.hpp"
 #include "device/backend.hpp"
 #include "ops/axis_geometry.hpp"
@@ -311,30 +313,64 @@ struct ConvBackwardPadded {
   }
 };
 
-// Folds the padded gradient onto the input: every padded coordinate adds to
-// the source element the padding mode maps it to (zeros: only the interior).
+// Padding of one plane box (pad and the convolution's padded gradient):
+// destination coordinate p on axis a copies source padded_source_index(p - before).
+// (PadBox is in device/backend.hpp.)
+
+// pad forward: one destination element per item; constant-mode padding gets `value`.
 template <typename T>
-struct ConvFoldPadded {
-  ConvGeometry g;
-  int64_t P[3];
-  const T* padded;
+struct PadGather {
+  PadBox b;
+  T value;
+  const T* src;
+  T* dst;
+  CNNCORE_HD void operator()(int64_t i) const {
+    const int64_t osz = b.out[0] * b.out[1] * b.out[2], q = i % osz, plane = i / osz;
+    const int64_t o[3] = {q / (b.out[1] * b.out[2]), (q / b.out[2]) % b.out[1], q % b.out[2]};
+    int64_t s[3];
+    for (int a = 0; a < 3; ++a) {
+      s[a] = detail::padded_source_index(o[a] - b.before[a], b.in[a], b.mode);
+      if (s[a] < 0) {
+        dst[i] = value;
+        return;
+      }
+    }
+    dst[i] = src[plane * b.in[0] * b.in[1] * b.in[2] + (s[0] * b.in[1] + s[1]) * b.in[2] + s[2]];
+  }
+};
+
+// The adjoint of PadGather: one source element per item adds every
+// destination element that copies it (constant mode: only the interior one).
+template <typename T>
+struct PadFold {
+  PadBox b;
+  const T* dy;
   T* dx;
   CNNCORE_HD void operator()(int64_t i) const {
-    const int64_t isz = g.in_size(), psz = P[0] * P[1] * P[2];
-    const int64_t q = i % isz, nc = i / isz;
-    const int64_t s[3] = {q / (g.in[1] * g.in[2]), (q / g.in[2]) % g.in[1], q % g.in[2]};
-    const T* pp = padded + nc * psz;
-    if (g.mode == PaddingMode::zeros) {
-      dx[i] = pp[((s[0] + g.pad_before[0]) * P[1] + s[1] + g.pad_before[1]) * P[2] + s[2] + g.pad_before[2]];
+    const int64_t isz = b.in[0] * b.in[1] * b.in[2], osz = b.out[0] * b.out[1] * b.out[2];
+    const int64_t q = i % isz, plane = i / isz;
+    const int64_t s[3] = {q / (b.in[1] * b.in[2]), (q / b.in[2]) % b.in[1], q % b.in[2]};
+    const T* d = dy + plane * osz;
+    if (b.mode == PaddingMode::zeros) {  // (a negative `before` crops: then s may fall outside)
+      int64_t o[3];
+      for (int a = 0; a < 3; ++a) {
+        o[a] = s[a] + b.before[a];
+        if (o[a] < 0 || o[a] >= b.out[a]) {
+          dx[i] = T(0);
+          return;
+        }
+      }
+      dx[i] = d[(o[0] * b.out[1] + o[1]) * b.out[2] + o[2]];
       return;
     }
     T acc = 0;
-    for (int64_t a = 0; a < P[0]; ++a) {
-      if (detail::padded_source_index(a - g.pad_before[0], g.in[0], g.mode) != s[0]) continue;
-      for (int64_t b = 0; b < P[1]; ++b) {
-        if (detail::padded_source_index(b - g.pad_before[1], g.in[1], g.mode) != s[1]) continue;
-        for (int64_t c = 0; c < P[2]; ++c)
-          if (detail::padded_source_index(c - g.pad_before[2], g.in[2], g.mode) == s[2]) acc += pp[(a * P[1] + b) * P[2] + c];
+    for (int64_t p0 = 0; p0 < b.out[0]; ++p0) {
+      if (detail::padded_source_index(p0 - b.before[0], b.in[0], b.mode) != s[0]) continue;
+      for (int64_t p1 = 0; p1 < b.out[1]; ++p1) {
+        if (detail::padded_source_index(p1 - b.before[1], b.in[1], b.mode) != s[1]) continue;
+        for (int64_t p2 = 0; p2 < b.out[2]; ++p2)
+          if (detail::padded_source_index(p2 - b.before[2], b.in[2], b.mode) == s[2])
+            acc += d[(p0 * b.out[1] + p1) * b.out[2] + p2];
       }
     }
     dx[i] = acc;
@@ -760,6 +796,101 @@ struct CrossEntropyBackward {
       dx[k] = scale * (static_cast<T>(1.0 - smoothing) * wt * (pc - (c == tp ? T(1) : T(0))) +
                        static_cast<T>(smoothing / double(g.axis)) * (pc * wsum - wc));
     }
+  }
+};
+
+template <typename T>
+struct NllForward {
+  AxisGeometry g;
+  const T* src;
+  const T* w;
+  const int64_t* target;
+  int64_t ignore;
+  T* loss;
+  CNNCORE_HD void operator()(int64_t p) const {
+    const int64_t o = p / g.inner, i = p % g.inner, t = target[p];
+    double l = 0;
+    if (t != ignore) l = -(w ? double(w[t]) : 1.0) * double(src[axis_at<T>(g, o, t, i)]);
+    loss[p] = static_cast<T>(l);
+  }
+};
+
+template <typename T>
+struct NllBackward {
+  AxisGeometry g;
+  const T* dy;
+  int64_t dstride;
+  double factor;
+  const T* w;
+  const int64_t* target;
+  int64_t ignore;
+  T* dx;
+  CNNCORE_HD void operator()(int64_t p) const {
+    const int64_t o = p / g.inner, i = p % g.inner, t = target[p];
+    for (int64_t c = 0; c < g.axis; ++c) dx[axis_at<T>(g, o, c, i)] = T(0);
+    if (t == ignore) return;
+    const double wt = w ? double(w[t]) : 1.0;
+    dx[axis_at<T>(g, o, t, i)] = static_cast<T>(-wt * factor * double(dy[p * dstride]));
+  }
+};
+
+// ---- dropout: the CPU's counter-based mask, element by element ----------------------
+
+template <typename T>
+struct Dropout {
+  cpu::DropoutKey key;
+  bool all;  // p >= 1: every element dropped
+  T scale;
+  const T* src;
+  T* dst;
+  CNNCORE_HD void operator()(int64_t i) const {
+    dst[i] = !all && cpu::dropout_keep(key, static_cast<uint64_t>(i)) ? src[i] * scale : T(0);
+  }
+};
+
+// ---- local response normalisation across channels (axis of AxisGeometry) -----------
+
+template <typename T>
+CNNCORE_HD inline T lrn_scale(const AxisGeometry& g, const LrnParams& p, const T* src, int64_t o, int64_t c,
+                              int64_t i) {
+  T sum = 0;
+  for (int64_t q = c - p.size / 2; q <= c + (p.size - 1) / 2; ++q)
+    if (q >= 0 && q < g.axis) sum += src[axis_at<T>(g, o, q, i)] * src[axis_at<T>(g, o, q, i)];
+  return static_cast<T>(p.k) + static_cast<T>(p.alpha / static_cast<double>(p.size)) * sum;
+}
+
+template <typename T>
+struct LrnForward {
+  AxisGeometry g;
+  LrnParams p;
+  const T* src;
+  T* dst;
+  CNNCORE_HD void operator()(int64_t k) const {
+    const int64_t i = k % g.inner, c = (k / g.inner) % g.axis, o = k / (g.inner * g.axis);
+    dst[k] = src[k] / dm::pow(lrn_scale(g, p, src, o, c, i), static_cast<T>(p.beta));
+  }
+};
+
+// dx_j = dy_j s_j^-beta - 2 alpha/size beta x_j sum_{c: j in W(c)} dy_c x_c s_c^(-beta-1).
+template <typename T>
+struct LrnBackward {
+  AxisGeometry g;
+  LrnParams p;
+  const T* dy;
+  const T* src;
+  T* dx;
+  CNNCORE_HD void operator()(int64_t k) const {
+    const int64_t i = k % g.inner, j = (k / g.inner) % g.axis, o = k / (g.inner * g.axis);
+    const T beta = static_cast<T>(p.beta);
+    const T coef = static_cast<T>(2.0 * p.alpha / static_cast<double>(p.size) * p.beta);
+    const T xj = src[k];
+    T d = dy[k] / dm::pow(lrn_scale(g, p, src, o, j, i), beta);
+    for (int64_t c = 0; c < g.axis; ++c) {
+      if (!(c - p.size / 2 <= j && j <= c + (p.size - 1) / 2)) continue;
+      const T s = lrn_scale(g, p, src, o, c, i);
+      d -= coef * xj * dy[axis_at<T>(g, o, c, i)] * src[axis_at<T>(g, o, c, i)] / (dm::pow(s, beta) * s);
+    }
+    dx[k] = d;
   }
 };
 

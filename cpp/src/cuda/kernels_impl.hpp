@@ -58,8 +58,20 @@ class KernelsImpl final : public Kernels<T> {
     bodies::ConvBackwardPadded<T> pass{g, {}, diff_dst, weights, padded};
     for (int a = 0; a < 3; ++a) pass.P[a] = g.in[a] + g.pad_before[a] + g.pad_after[a];
     Exec::run(g.N * g.C_in * pass.P[0] * pass.P[1] * pass.P[2], pass);
-    bodies::ConvFoldPadded<T> fold{g, {pass.P[0], pass.P[1], pass.P[2]}, padded, diff_src};
-    Exec::run(g.N * g.C_in * g.in_size(), fold);
+    PadBox box;
+    for (int a = 0; a < 3; ++a) {
+      box.in[a] = g.in[a];
+      box.out[a] = pass.P[a];
+      box.before[a] = g.pad_before[a];
+    }
+    box.mode = g.mode;
+    pad_backward(box, g.N * g.C_in, padded, diff_src);
+  }
+  void pad_forward(const PadBox& b, int64_t planes, T value, const T* src, T* dst) const override {
+    Exec::run(planes * b.out[0] * b.out[1] * b.out[2], bodies::PadGather<T>{b, value, src, dst});
+  }
+  void pad_backward(const PadBox& b, int64_t planes, const T* diff_dst, T* diff_src) const override {
+    Exec::run(planes * b.in[0] * b.in[1] * b.in[2], bodies::PadFold<T>{b, diff_dst, diff_src});
   }
   void conv_backward_weight(const detail::ConvGeometry& g, const T* diff_dst, const T* src,
                             T* diff_weights) const override {
@@ -102,6 +114,29 @@ class KernelsImpl final : public Kernels<T> {
                               double smoothing, T* diff_src) const override {
     Exec::run(g.outer * g.inner, bodies::CrossEntropyBackward<T>{g, diff_dst, dstride, factor, src, weights, target,
                                                                  ignore_index, smoothing, diff_src});
+  }
+
+  void nll_loss_forward(const detail::AxisGeometry& g, const T* src, const T* weights, const int64_t* target,
+                        int64_t ignore_index, T* loss) const override {
+    Exec::run(g.outer * g.inner, bodies::NllForward<T>{g, src, weights, target, ignore_index, loss});
+  }
+  void nll_loss_backward(const detail::AxisGeometry& g, const T* diff_dst, int64_t dstride, double factor,
+                         const T* weights, const int64_t* target, int64_t ignore_index, T* diff_src) const override {
+    Exec::run(g.outer * g.inner,
+              bodies::NllBackward<T>{g, diff_dst, dstride, factor, weights, target, ignore_index, diff_src});
+  }
+
+  void dropout(uint64_t seed, double p, int64_t n, const T* src, T* dst) const override {
+    const bool all = p >= 1.0;
+    const cpu::DropoutKey key = all ? cpu::DropoutKey{0, 0} : cpu::dropout_key(seed, p);
+    Exec::run(n, bodies::Dropout<T>{key, all, all ? T(0) : static_cast<T>(1.0 / (1.0 - p)), src, dst});
+  }
+  void lrn_forward(const detail::AxisGeometry& g, const LrnParams& p, const T* src, T* dst) const override {
+    Exec::run(g.numel(), bodies::LrnForward<T>{g, p, src, dst});
+  }
+  void lrn_backward(const detail::AxisGeometry& g, const LrnParams& p, const T* diff_dst, const T* src,
+                    T* diff_src) const override {
+    Exec::run(g.numel(), bodies::LrnBackward<T>{g, p, diff_dst, src, diff_src});
   }
 
   void batch_norm_stats(const detail::AxisGeometry& g, const T* src, double* mean, double* var) const override {

@@ -171,9 +171,10 @@ const std::vector<std::string>& supported_ops() {
       "activation_backward", "activation_forward", "adam_update", "array_binary", "array_cast", "array_clip",
       "array_fill", "array_gather", "array_matmul", "array_reduce", "array_scatter", "array_unary", "array_where",
       "batch_norm_backward", "batch_norm_forward", "conv_backward_bias", "conv_backward_data",
-      "conv_backward_weight", "conv_forward", "cross_entropy_backward", "cross_entropy_forward",
+      "conv_backward_weight", "conv_forward", "conv_transpose_backward_data", "conv_transpose_backward_weight",
+      "conv_transpose_forward", "cross_entropy_backward", "cross_entropy_forward", "dropout_backward", "dropout_forward",
       "linear_backward_bias", "linear_backward_data", "linear_backward_weight", "linear_forward",
-      "pool_backward", "pool_forward", "sgd_update", "softmax_backward", "softmax_forward", "to_device"};
+      "lrn_backward", "lrn_forward", "nll_loss_backward", "nll_loss_forward", "pad_backward", "pad_forward", "pool_backward", "pool_forward", "separable_conv_backward", "separable_conv_forward", "sgd_update", "softmax_backward", "softmax_forward", "to_device"};
   return ops;
 }
 

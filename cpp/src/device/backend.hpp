@@ -79,6 +79,13 @@ struct Reduction {
   View reduced;  // the reduced axes, strides into the input (offset 0)
 };
 
+// One plane of a padding: `in` grows to `out` = before + in + after per axis
+// (three axes, leading ones of extent 1), the border following `mode`.
+struct PadBox {
+  int64_t in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, before[3] = {0, 0, 0};
+  PaddingMode mode = PaddingMode::zeros;
+};
+
 struct LinearDims {
   int64_t rows = 0, in = 0, out = 0;
 };
@@ -115,6 +122,10 @@ class Kernels {
   // out[c] = sum over n and i of x[(n * C + c) * inner + i].
   virtual void channel_sum(int64_t N, int64_t C, int64_t inner, const T* src, T* dst) const = 0;
 
+  // ---- padding: `planes` planes of box b
+  virtual void pad_forward(const PadBox& b, int64_t planes, T value, const T* src, T* dst) const = 0;
+  virtual void pad_backward(const PadBox& b, int64_t planes, const T* diff_dst, T* diff_src) const = 0;
+
   // ---- pooling (tap_weights: weighted_avg's normalised weights, device memory, else null)
   virtual void pool_forward(const detail::PoolGeometry& g, const T* src, const double* tap_weights,
                             T* dst) const = 0;
@@ -138,6 +149,18 @@ class Kernels {
   virtual void cross_entropy_backward(const detail::AxisGeometry& g, const T* diff_dst, int64_t dstride,
                                       double factor, const T* src, const T* weights, const int64_t* target,
                                       int64_t ignore_index, double smoothing, T* diff_src) const = 0;
+
+  virtual void nll_loss_forward(const detail::AxisGeometry& g, const T* src, const T* weights, const int64_t* target,
+                                int64_t ignore_index, T* loss) const = 0;
+  virtual void nll_loss_backward(const detail::AxisGeometry& g, const T* diff_dst, int64_t dstride, double factor,
+                                 const T* weights, const int64_t* target, int64_t ignore_index,
+                                 T* diff_src) const = 0;
+
+  // ---- dropout (the CPU's counter-based mask from seed and p) and LRN
+  virtual void dropout(uint64_t seed, double p, int64_t n, const T* src, T* dst) const = 0;
+  virtual void lrn_forward(const detail::AxisGeometry& g, const LrnParams& p, const T* src, T* dst) const = 0;
+  virtual void lrn_backward(const detail::AxisGeometry& g, const LrnParams& p, const T* diff_dst, const T* src,
+                            T* diff_src) const = 0;
 
   // ---- batch norm over axis 1 (statistics in double, device memory)
   virtual void batch_norm_stats(const detail::AxisGeometry& g, const T* src, double* mean, double* var) const = 0;

@@ -13,7 +13,9 @@
 #include <string>
 
 #include "cnncore/conv.hpp"
+#include "cnncore/device.hpp"
 #include "cnncore/error.hpp"
+#include "device/backend.hpp"
 #include "cnncore/runtime.hpp"
 #include "ops/conv_geometry.hpp"
 #include "ops/checks.hpp"
@@ -140,7 +142,29 @@ void window_copy(const TransposeGeometry& g, const T* full, T* out, bool embed) 
       }
 }
 
+// On a device the window copy is a padding by -crop (pad forward crops, its
+// adjoint embeds).
+device::PadBox crop_box(const TransposeGeometry& g) {
+  device::PadBox b;
+  for (int a = 0; a < 3; ++a) {
+    b.in[a] = g.full[a];
+    b.out[a] = g.out[a];
+    b.before[a] = -g.crop[a];
+  }
+  return b;
+}
+
 Tensor crop(const TransposeGeometry& g, const Tensor& full) {
+  if (full.device() != Device::cpu) {
+    Tensor out = device::allocate("conv_transpose", g.dst_shape, full.dtype(), full.device());
+    detail::with_dtype(full.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for("conv_transpose", full.device())
+          .kernels(T{})
+          .pad_forward(crop_box(g), g.planes, T(0), full.data_as<T>(), out.data_as<T>());
+    });
+    return out;
+  }
   Tensor out = Tensor::empty(g.dst_shape, full.dtype());
   if (out.numel() == 0) return out;
   if (full.dtype() == DType::f32)
@@ -151,6 +175,16 @@ Tensor crop(const TransposeGeometry& g, const Tensor& full) {
 }
 
 Tensor embed(const TransposeGeometry& g, const Tensor& out) {
+  if (out.device() != Device::cpu) {
+    Tensor full = device::allocate("conv_transpose", g.full_shape, out.dtype(), out.device());
+    detail::with_dtype(out.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for("conv_transpose", out.device())
+          .kernels(T{})
+          .pad_backward(crop_box(g), g.planes, out.data_as<T>(), full.data_as<T>());
+    });
+    return full;
+  }
   Tensor full = Tensor::zeros(g.full_shape, out.dtype());
   if (out.numel() == 0) return full;
   if (out.dtype() == DType::f32)
@@ -169,11 +203,20 @@ Shape conv_transpose_output_shape(const Shape& src, const Shape& weights, const 
 
 Tensor conv_transpose_forward(const Tensor& src, const Tensor& weights, const Tensor& bias,
                               const ConvTransposeParams& params, const char* op, int spatial_dims) {
+  const Device dev = device::common_device(op, {{"x", &src}, {"weight", &weights}, {"bias", &bias}});
+  detail::AllowDevice allow(dev);
   detail::check_pair(op, "x", src, "weight", weights);
   const TransposeGeometry g = make_geometry(op, spatial_dims, src.shape(), weights.shape(), params);
   if (bias.defined()) {
     detail::check_bias_shape(op, bias.shape(), g.dst_shape[1]);
     detail::check_pair(op, "x", src, "bias", bias);
+  }
+  if (dev != Device::cpu) {
+    Tensor y = crop(g, conv_backward_data(src, weights, g.full_shape, g.conv, op, g.nd));
+    if (!bias.defined() || y.numel() == 0) return y;
+    Shape bshape(g.dst_shape.size(), 1);
+    bshape[1] = g.dst_shape[1];
+    return array_binary(y, device::reshaped(bias, bshape), BinaryOp::add);
   }
   check_memory(op, detail::checked_mul(detail::checked_add(shape_numel(g.full_shape), shape_numel(g.dst_shape), op),
                                        static_cast<int64_t>(dtype_size(src.dtype())), op));
@@ -195,6 +238,7 @@ Tensor conv_transpose_forward(const Tensor& src, const Tensor& weights, const Te
 
 Tensor conv_transpose_backward_data(const Tensor& diff_dst, const Tensor& weights, const Shape& src_shape,
                                     const ConvTransposeParams& params, const char* op, int spatial_dims) {
+  detail::AllowDevice allow(device::common_device(op, {{"grad_out", &diff_dst}, {"weight", &weights}}));
   detail::check_pair(op, "grad_out", diff_dst, "weight", weights);
   const TransposeGeometry g = make_geometry(op, spatial_dims, src_shape, weights.shape(), params);
   detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape);
@@ -203,6 +247,7 @@ Tensor conv_transpose_backward_data(const Tensor& diff_dst, const Tensor& weight
 
 Tensor conv_transpose_backward_weight(const Tensor& diff_dst, const Tensor& src, const Shape& weights_shape,
                                       const ConvTransposeParams& params, const char* op, int spatial_dims) {
+  detail::AllowDevice allow(device::common_device(op, {{"x", &src}, {"grad_out", &diff_dst}}));
   detail::check_pair(op, "x", src, "grad_out", diff_dst);
   const TransposeGeometry g = make_geometry(op, spatial_dims, src.shape(), weights_shape, params);
   detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape);

@@ -128,6 +128,14 @@ Tensor device_labels(const Labels& target, Device dev) {
   return to_device(host, dev);
 }
 
+// The loss tensor from the per-position losses on the device.
+Tensor device_reduce_loss(const Tensor& loss, Reduction reduction, const CeProblem& pr) {
+  if (reduction == Reduction::none) return device::reshaped(loss, pr.out_shape);
+  Tensor total = array_reduce(loss, {0}, ReduceOp::sum, false);
+  if (reduction == Reduction::sum) return total;
+  return array_binary_scalar(total, pr.weight_total, BinaryOp::div, false);  // 0 / 0 is NaN, as on the CPU
+}
+
 }  // namespace
 
 Tensor cross_entropy_forward(const Tensor& src, const Labels& target, const Tensor& weights,
@@ -144,10 +152,7 @@ Tensor cross_entropy_forward(const Tensor& src, const Labels& target, const Tens
           pr.g, src.data_as<T>(), detail::data_or_null<T>(weights), static_cast<const int64_t*>(labels.data()),
           params.ignore_index, params.label_smoothing, loss.data_as<T>());
     });
-    if (params.reduction == Reduction::none) return device::reshaped(loss, pr.out_shape);
-    Tensor total = array_reduce(loss, {0}, ReduceOp::sum, false);
-    if (params.reduction == Reduction::sum) return total;
-    return array_binary_scalar(total, pr.weight_total, BinaryOp::div, false);  // 0 / 0 is NaN, as on the CPU
+    return device_reduce_loss(loss, params.reduction, pr);
   }
   Tensor dst = detail::allocate_checked(kCe, pr.out_shape, src.dtype(), ce_workspace(pr.g, src.dtype()));
   const cpu::CrossEntropyTerms terms{target.data, params.ignore_index, params.label_smoothing};
@@ -198,7 +203,20 @@ Tensor cross_entropy_backward(const Tensor& diff_dst, const Tensor& src, const L
 }
 
 Tensor nll_loss_forward(const Tensor& src, const Labels& target, const Tensor& weights, const NllLossParams& params) {
+  const Device dev = device::common_device(kNll, {{"input", &src}, {"weight", &weights}});
+  detail::AllowDevice allow(dev);
   const CeProblem pr = make_ce_problem(kNll, src, target, weights, {params.ignore_index, params.reduction, 0.0});
+  if (dev != Device::cpu) {
+    const Tensor labels = device_labels(target, dev);
+    Tensor loss = device::allocate(kNll, {pr.g.outer * pr.g.inner}, src.dtype(), dev);
+    detail::with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for(kNll, dev).kernels(T{}).nll_loss_forward(
+          pr.g, src.data_as<T>(), detail::data_or_null<T>(weights), static_cast<const int64_t*>(labels.data()),
+          params.ignore_index, loss.data_as<T>());
+    });
+    return device_reduce_loss(loss, params.reduction, pr);
+  }
   Tensor dst = detail::allocate_checked(kNll, pr.out_shape, src.dtype(), 0);
   detail::with_dtype(src.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -212,11 +230,24 @@ Tensor nll_loss_forward(const Tensor& src, const Labels& target, const Tensor& w
 
 Tensor nll_loss_backward(const Tensor& diff_dst, const Tensor& src, const Labels& target, const Tensor& weights,
                          const NllLossParams& params) {
+  const Device dev = device::common_device(kNll, {{"input", &src}, {"grad_out", &diff_dst}, {"weight", &weights}});
+  detail::AllowDevice allow(dev);
   const CeProblem pr = make_ce_problem(kNll, src, target, weights, {params.ignore_index, params.reduction, 0.0});
   check_loss_grad(kNll, diff_dst, src, pr, params.reduction);
-  Tensor diff_src = detail::allocate_checked(kNll, src.shape(), src.dtype(), 0);
   const int64_t dstride = params.reduction == Reduction::none ? 1 : 0;
   const double factor = params.reduction == Reduction::mean ? 1.0 / pr.weight_total : 1.0;
+  if (dev != Device::cpu) {
+    const Tensor labels = device_labels(target, dev);
+    Tensor diff_src = device::allocate(kNll, src.shape(), src.dtype(), dev);
+    detail::with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for(kNll, dev).kernels(T{}).nll_loss_backward(
+          pr.g, diff_dst.data_as<T>(), dstride, factor, detail::data_or_null<T>(weights),
+          static_cast<const int64_t*>(labels.data()), params.ignore_index, diff_src.data_as<T>());
+    });
+    return diff_src;
+  }
+  Tensor diff_src = detail::allocate_checked(kNll, src.shape(), src.dtype(), 0);
   detail::with_dtype(src.dtype(), [&](auto tag) {
     using T = decltype(tag);
     cpu::ref::nll_loss_backward<T>(pr.g, diff_dst.data_as<T>(), dstride, factor, detail::data_or_null<T>(weights),

@@ -1,6 +1,7 @@
 // The dropout op layer: a counter-based mask (cpu/kernels/dropout-counter.hpp),
 // so forward and backward regenerate the same mask from (seed, index).
 #include "cnncore/layers.hpp"
+#include "device/backend.hpp"
 #include "cnncore/runtime.hpp"
 #include "cpu/kernels/dropout-counter.hpp"
 #include "ops/checks.hpp"
@@ -20,8 +21,22 @@ void check_dropout_params(const DropoutParams& p) {
 // Forward and backward are the same masked scaling: d(x * m * s)/dx = m * s.
 Tensor dropout_run(const char* name, const Tensor& t, const DropoutParams& params) {
   const char* op = "dropout";
+  detail::AllowDevice allow(t.defined() ? t.device() : Device::cpu);
   detail::check_tensor(op, name, t);
   check_dropout_params(params);
+  if (t.device() != Device::cpu) {
+    device::Backend& be = device::backend_for(op, t.device());
+    Tensor out = device::allocate(op, t.shape(), t.dtype(), t.device());
+    if (!params.training) {
+      be.copy(out.data(), t.data(), t.nbytes(), device::CopyKind::device_to_device);
+      return out;
+    }
+    detail::with_dtype(t.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      be.kernels(T{}).dropout(params.seed, params.p, t.numel(), t.data_as<T>(), out.data_as<T>());
+    });
+    return out;
+  }
   Tensor out = detail::allocate_checked(op, t.shape(), t.dtype(), 0);
   detail::with_dtype(t.dtype(), [&](auto tag) {
     using T = decltype(tag);

@@ -142,7 +142,16 @@ DeviceStats device_statistics(const BnProblem& pr, const Tensor& src, const Tens
 // ---- LRN --------------------------------------------------------------------------
 
 Tensor lrn_forward(const Tensor& src, const LrnParams& params) {
+  detail::AllowDevice allow(src.defined() ? src.device() : Device::cpu);
   const AxisGeometry g = make_lrn_geometry(src, params);
+  if (src.device() != Device::cpu) {
+    Tensor dst = device::allocate(kLrn, src.shape(), src.dtype(), src.device());
+    detail::with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for(kLrn, src.device()).kernels(T{}).lrn_forward(g, params, src.data_as<T>(), dst.data_as<T>());
+    });
+    return dst;
+  }
   check_budget(kLrn, src.shape(), src.dtype(), lrn_workspace(g, src.dtype(), false));
   Tensor dst = Tensor::empty(src.shape(), src.dtype());
   detail::with_dtype(src.dtype(), [&](auto tag) {
@@ -156,10 +165,21 @@ Tensor lrn_forward(const Tensor& src, const LrnParams& params) {
 }
 
 Tensor lrn_backward(const Tensor& diff_dst, const Tensor& src, const LrnParams& params) {
+  const Device dev = device::common_device(kLrn, {{"x", &src}, {"grad_out", &diff_dst}});
+  detail::AllowDevice allow(dev);
   detail::check_tensor(kLrn, "grad_out", diff_dst);
   const AxisGeometry g = make_lrn_geometry(src, params);
   detail::check_shape(kLrn, "grad_out", diff_dst, src.shape(), "the shape of x");
   detail::check_same_dtype(kLrn, "grad_out", diff_dst, "x", src.dtype());
+  if (dev != Device::cpu) {
+    Tensor diff_src = device::allocate(kLrn, src.shape(), src.dtype(), dev);
+    detail::with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for(kLrn, dev).kernels(T{}).lrn_backward(g, params, diff_dst.data_as<T>(), src.data_as<T>(),
+                                                               diff_src.data_as<T>());
+    });
+    return diff_src;
+  }
   check_budget(kLrn, src.shape(), src.dtype(), lrn_workspace(g, src.dtype(), true));
   Tensor diff_src = Tensor::empty(src.shape(), src.dtype());
   detail::with_dtype(src.dtype(), [&](auto tag) {

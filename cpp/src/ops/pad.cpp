@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "cnncore/device.hpp"
 #include "cnncore/error.hpp"
+#include "device/backend.hpp"
 #include "cnncore/runtime.hpp"
 #include "ops/conv_geometry.hpp"
 #include "ops/checks.hpp"
@@ -83,11 +85,34 @@ void for_each_row(const PadGeometry& g, F&& f, G&& fill_row) {
     }
 }
 
+device::PadBox box_of(const PadGeometry& g) {
+  device::PadBox b;
+  for (int a = 0; a < 3; ++a) {
+    b.in[a] = g.in[a];
+    b.out[a] = g.out[a];
+    b.before[a] = g.before[a];
+  }
+  b.mode = g.mode;
+  return b;
+}
+
 }  // namespace
 
 Tensor pad_forward(const Tensor& src, const PadParams& params) {
+  detail::AllowDevice allow(src.defined() ? src.device() : Device::cpu);
   check_tensor("pad", "x", src);
   const PadGeometry g = make_pad_geometry(src.shape(), params);
+  if (src.device() != Device::cpu) {
+    Tensor dst = device::allocate("pad", g.dst_shape, src.dtype(), src.device());
+    if (dst.numel() == 0) return dst;
+    with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for("pad", src.device())
+          .kernels(T{})
+          .pad_forward(box_of(g), g.planes, static_cast<T>(params.value), src.data_as<T>(), dst.data_as<T>());
+    });
+    return dst;
+  }
   check_memory("pad", detail::checked_mul(shape_numel(g.dst_shape, "pad"), dtype_size(src.dtype()), "pad"));
   Tensor dst = Tensor::empty(g.dst_shape, src.dtype());
   if (dst.numel() == 0) return dst;
@@ -116,9 +141,21 @@ Tensor pad_forward(const Tensor& src, const PadParams& params) {
 }
 
 Tensor pad_backward(const Tensor& diff_dst, const Shape& src_shape, const PadParams& params) {
+  detail::AllowDevice allow(diff_dst.defined() ? diff_dst.device() : Device::cpu);
   check_tensor("pad", "grad_out", diff_dst);
   const PadGeometry g = make_pad_geometry(src_shape, params);
   detail::check_grad_out_shape("pad", diff_dst.shape(), g.dst_shape);
+  if (diff_dst.device() != Device::cpu) {
+    Tensor diff_src = zeros_on(src_shape, diff_dst.dtype(), diff_dst.device());
+    if (diff_src.numel() == 0 || diff_dst.numel() == 0) return diff_src;
+    with_dtype(diff_dst.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      device::backend_for("pad", diff_dst.device())
+          .kernels(T{})
+          .pad_backward(box_of(g), g.planes, diff_dst.data_as<T>(), diff_src.data_as<T>());
+    });
+    return diff_src;
+  }
   Tensor diff_src = Tensor::zeros(src_shape, diff_dst.dtype());
   if (diff_src.numel() == 0 || diff_dst.numel() == 0) return diff_src;
   // Several destination rows can map to one source row (replicate, circular,

@@ -1,5 +1,6 @@
 // Depthwise-separable convolution as the composition of two convolutions;
 // the backward recomputes the depthwise output instead of keeping it.
+#include "device/backend.hpp"
 #include "cnncore/conv.hpp"
 #include "cnncore/error.hpp"
 #include "ops/checks.hpp"
@@ -48,6 +49,8 @@ ConvParams pointwise_params(const char* op, const Tensor& depthwise, const Tenso
 
 Tensor separable_conv_forward(const Tensor& src, const Tensor& depthwise, const Tensor& pointwise,
                               const Tensor& bias, const ConvParams& params, const char* op, int spatial_dims) {
+  detail::AllowDevice allow(device::common_device(
+      op, {{"x", &src}, {"depthwise_weight", &depthwise}, {"pointwise_weight", &pointwise}, {"bias", &bias}}));
   check_arrays(op, src, depthwise, pointwise, bias, Tensor());
   const ConvParams dp = depthwise_params(op, src, depthwise, params);
   const ConvParams pp = pointwise_params(op, depthwise, pointwise);
@@ -58,6 +61,9 @@ Tensor separable_conv_forward(const Tensor& src, const Tensor& depthwise, const 
 std::vector<Tensor> separable_conv_backward(const Tensor& diff_dst, const Tensor& src, const Tensor& depthwise,
                                             const Tensor& pointwise, bool need_bias, const ConvParams& params,
                                             const char* op, int spatial_dims) {
+  detail::AllowDevice allow(device::common_device(op, {{"x", &src}, {"grad_out", &diff_dst},
+                                                       {"depthwise_weight", &depthwise},
+                                                       {"pointwise_weight", &pointwise}}));
   detail::check_tensor(op, "grad_out", diff_dst);
   check_arrays(op, src, depthwise, pointwise, Tensor(), diff_dst);
   const ConvParams dp = depthwise_params(op, src, depthwise, params);
