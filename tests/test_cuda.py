@@ -318,3 +318,24 @@ def test_without_a_device_cuda_is_refused_with_the_reason():
     with pytest.raises(RuntimeError, match="device 0 only"):
         cc.device("cuda:1")
     assert "conv_forward" in cc.cuda.supported_ops() and "local_conv_forward" not in cc.cuda.supported_ops()
+
+
+def test_state_dicts_and_checkpoints_cross_devices(device, tmp_path):
+    cc.manual_seed(3)
+    model = cc.models.lenet5()
+    gpu = cc.models.lenet5().to(device)
+    gpu.load_state_dict(model.state_dict())          # host arrays into device parameters
+    x = cc.tensor(_rand(2, 1, 32, 32).astype(np.float32))
+    np.testing.assert_allclose(gpu(x.to(device)).cpu().numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
+    path = tmp_path / "gpu.safetensors"
+    cc.save(gpu.state_dict(), path)                   # saved from the host
+    back = cc.models.lenet5()
+    back.load_state_dict(cc.load(path))
+    for (k, a), b in zip(model.state_dict().items(), back.state_dict().values()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
+    cpu_again = cc.models.lenet5()
+    cpu_again.load_state_dict(gpu.state_dict())      # device arrays into host parameters
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in
+               zip(model.parameters(), cpu_again.parameters()))
+    gpu.to("cpu")
+    assert all(p.device.type == "cpu" for p in gpu.parameters())

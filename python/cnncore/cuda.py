@@ -305,7 +305,10 @@ class CudaArray(_core.DeviceTensor):
         return _core.array_gather(self, shape, strides, offset)
 
     def __setitem__(self, index, value):
+        """Assignment; a NumPy array value is copied from the host (an explicit upload)."""
         shape, strides, offset = self._view(index)
+        if isinstance(value, np.ndarray) and value.ndim > 0:
+            value = CudaArray.from_numpy(value.astype(self.dtype, copy=False))
         value = _as_cuda(value, self.dtype, "__setitem__")
         _core.array_scatter(self, shape, strides, offset, value)
 

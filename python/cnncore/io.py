@@ -134,7 +134,7 @@ def _code(arr, name):
 
 def _leaf_array(value):
     if isinstance(value, Tensor):
-        return value.data
+        return value.data.get() if value.is_cuda else value.data   # a CUDA tensor is saved from the host
     if isinstance(value, np.ndarray):
         return value
     if hasattr(value, "detach") and hasattr(value, "cpu") and hasattr(value, "numpy"):

@@ -224,6 +224,75 @@ struct MatMul {
   }
 };
 
+// ---- split sums: out[item] = scale * sum over j in [0, len) of term(item, j) -------------
+//
+// A sum that one work item would run alone for long (a weight gradient over
+// the batch, a channel's statistics) is cut into `splits` contiguous ranges:
+// pass one writes one partial per (item, range), pass two adds an item's
+// partials in range order. The split depends on the sizes only, so results
+// repeat run to run.
+
+template <class Term, typename Acc>
+struct PartialSums {
+  Term term;
+  int64_t len, splits;
+  Acc* partial;
+  CNNCORE_HD void operator()(int64_t k) const {
+    const int64_t item = k / splits, r = k % splits;
+    const int64_t lo = len * r / splits, hi = len * (r + 1) / splits;
+    Acc a = 0;
+    for (int64_t j = lo; j < hi; ++j) a += static_cast<Acc>(term(item, j));
+    partial[k] = a;
+  }
+};
+
+template <typename Acc, typename Out>
+struct FinishSums {
+  const Acc* partial;
+  int64_t splits;
+  double scale;
+  Out* out;
+  CNNCORE_HD void operator()(int64_t item) const {
+    Acc a = 0;
+    for (int64_t r = 0; r < splits; ++r) a += partial[item * splits + r];
+    out[item] = static_cast<Out>(scale == 1.0 ? a : static_cast<Acc>(a * scale));
+  }
+};
+
+// Element (n, c, i) of an (outer, axis, inner) tensor, j = n * inner + i.
+template <typename T>
+struct ChannelTerm {
+  AxisGeometry g;
+  const T* src;
+  CNNCORE_HD T operator()(int64_t c, int64_t j) const { return src[((j / g.inner) * g.axis + c) * g.inner + j % g.inner]; }
+};
+
+// (x - mean_c)^2, in double.
+template <typename T>
+struct CenteredSquareTerm {
+  AxisGeometry g;
+  const T* src;
+  const double* mean;
+  CNNCORE_HD double operator()(int64_t c, int64_t j) const {
+    const double d = src[((j / g.inner) * g.axis + c) * g.inner + j % g.inner] - mean[c];
+    return d * d;
+  }
+};
+
+// dy * xhat, xhat = (x - mean_c) * invstd_c, in double.
+template <typename T>
+struct DyXhatTerm {
+  AxisGeometry g;
+  const T* dy;
+  const T* src;
+  const double* mean;
+  const double* invstd;
+  CNNCORE_HD double operator()(int64_t c, int64_t j) const {
+    const int64_t k = ((j / g.inner) * g.axis + c) * g.inner + j % g.inner;
+    return dy[k] * (src[k] - mean[c]) * invstd[c];
+  }
+};
+
 // ---- convolution -----------------------------------------------------------------------
 
 // Source index on axis a for output position o and tap t (-1: a padding zero),
@@ -377,49 +446,25 @@ struct PadFold {
   }
 };
 
-// One weight element (o, c, td, th, tw) per item: image by image, position by
-// position, as cpu::ref::conv_backward_weight.
+// The weight gradient as a split sum: item = weight element (o, c, td, th, tw),
+// j = n * out_size + output position; term = dy * x (x = 0 on padding zeros).
 template <typename T>
-struct ConvBackwardWeight {
+struct ConvWeightTerm {
   ConvGeometry g;
   const T* dy;
   const T* src;
-  T* dw;
-  CNNCORE_HD void operator()(int64_t i) const {
-    const int64_t ksz = g.k_size(), osz = g.out_size(), isz = g.in_size();
-    const int64_t t = i % ksz, oc = i / ksz, c = oc % g.C_in_g, o = oc / g.C_in_g;
+  CNNCORE_HD T operator()(int64_t item, int64_t j) const {
+    const int64_t ksz = g.k_size(), osz = g.out_size();
+    const int64_t t = item % ksz, oc = item / ksz, c = oc % g.C_in_g, o = oc / g.C_in_g;
     const int64_t tw = t % g.k[2], th = (t / g.k[2]) % g.k[1], td = t / (g.k[2] * g.k[1]);
-    const int64_t grp = o / g.C_out_g;
-    T acc = 0;
-    for (int64_t n = 0; n < g.N; ++n) {
-      const T* dyo = dy + (n * g.C_out + o) * osz;
-      const T* x = src + (n * g.C_in + grp * g.C_in_g + c) * isz;
-      for (int64_t od = 0; od < g.out[0]; ++od) {
-        const int64_t sd = conv_src_index(g, 0, od, td);
-        for (int64_t oh = 0; oh < g.out[1]; ++oh) {
-          const int64_t sh = conv_src_index(g, 1, oh, th);
-          for (int64_t ow = 0; ow < g.out[2]; ++ow) {
-            const int64_t sw = conv_src_index(g, 2, ow, tw);
-            const bool inside = sd >= 0 && sh >= 0 && sw >= 0;
-            acc += dyo[(od * g.out[1] + oh) * g.out[2] + ow] * (inside ? x[(sd * g.in[1] + sh) * g.in[2] + sw] : T(0));
-          }
-        }
-      }
-    }
-    dw[i] = acc;
-  }
-};
-
-template <typename T>
-struct ChannelSum {
-  int64_t N, C, inner;
-  const T* src;
-  T* dst;
-  CNNCORE_HD void operator()(int64_t c) const {
-    T s = 0;
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t i = 0; i < inner; ++i) s += src[(n * C + c) * inner + i];
-    dst[c] = s;
+    const int64_t n = j / osz, p = j % osz;
+    const int64_t ow = p % g.out[2], oh = (p / g.out[2]) % g.out[1], od = p / (g.out[2] * g.out[1]);
+    const int64_t sd = conv_src_index(g, 0, od, td), sh = conv_src_index(g, 1, oh, th),
+                  sw = conv_src_index(g, 2, ow, tw);
+    const T x = sd >= 0 && sh >= 0 && sw >= 0
+                    ? src[(n * g.C_in + (o / g.C_out_g) * g.C_in_g + c) * g.in_size() + (sd * g.in[1] + sh) * g.in[2] + sw]
+                    : T(0);
+    return dy[(n * g.C_out + o) * osz + p] * x;
   }
 };
 
@@ -894,30 +939,7 @@ struct LrnBackward {
   }
 };
 
-// ---- batch norm: statistics one channel per item, in double as the CPU -----------------
-
-template <typename T>
-struct BatchNormStats {
-  AxisGeometry g;
-  const T* src;
-  double* mean;
-  double* var;
-  CNNCORE_HD void operator()(int64_t c) const {
-    const double M = static_cast<double>(g.outer * g.inner);
-    double s = 0;
-    for (int64_t n = 0; n < g.outer; ++n)
-      for (int64_t i = 0; i < g.inner; ++i) s += src[axis_at<T>(g, n, c, i)];
-    const double mu = s / M;
-    double v = 0;
-    for (int64_t n = 0; n < g.outer; ++n)
-      for (int64_t i = 0; i < g.inner; ++i) {
-        const double d = src[axis_at<T>(g, n, c, i)] - mu;
-        v += d * d;
-      }
-    mean[c] = mu;
-    var[c] = v / M;
-  }
-};
+// ---- batch norm (statistics by split sums in double, as the CPU sums in double) -----------------
 
 template <typename T>
 struct BatchNormFinish {
@@ -958,32 +980,6 @@ struct BatchNormApply {
   }
 };
 
-// Per channel: partials[2c] = sum dy, partials[2c + 1] = sum dy * xhat (and dw, db).
-template <typename T>
-struct BatchNormPartials {
-  AxisGeometry g;
-  const T* dy;
-  const T* src;
-  const double* mean;
-  const double* invstd;
-  double* partials;
-  T* dw;
-  T* db;
-  CNNCORE_HD void operator()(int64_t c) const {
-    double sdy = 0, sdyx = 0;
-    for (int64_t n = 0; n < g.outer; ++n)
-      for (int64_t i = 0; i < g.inner; ++i) {
-        const int64_t k = axis_at<T>(g, n, c, i);
-        sdy += dy[k];
-        sdyx += dy[k] * (src[k] - mean[c]) * invstd[c];
-      }
-    partials[2 * c] = sdy;
-    partials[2 * c + 1] = sdyx;
-    if (dw) dw[c] = static_cast<T>(sdyx);
-    if (db) db[c] = static_cast<T>(sdy);
-  }
-};
-
 template <typename T>
 struct BatchNormBackward {
   AxisGeometry g;
@@ -1000,7 +996,7 @@ struct BatchNormBackward {
     const double M = static_cast<double>(g.outer * g.inner);
     const double wc = w ? double(w[c]) : 1.0, d = dy[k];
     const double xhat = (src[k] - mean[c]) * invstd[c];
-    dx[k] = static_cast<T>(training ? wc * invstd[c] * (d - partials[2 * c] / M - xhat * partials[2 * c + 1] / M)
+    dx[k] = static_cast<T>(training ? wc * invstd[c] * (d - partials[c] / M - xhat * partials[g.axis + c] / M)
                                     : wc * invstd[c] * d);
   }
 };

@@ -11,8 +11,28 @@
 
 namespace cnncore::device {
 
+// Ranges per item of a split sum: enough work items to fill a large GPU
+// (~2^18 threads), each range at least 512 terms long; 1 for short sums.
+inline int64_t split_count(int64_t items, int64_t len) {
+  constexpr int64_t kThreads = int64_t(1) << 18, kMinRange = 512;
+  if (items <= 0 || len < 2 * kMinRange || items >= kThreads) return 1;
+  int64_t s = (kThreads + items - 1) / items;
+  const int64_t most = len / kMinRange;
+  return s < most ? s : most;
+}
+
 template <class Exec, typename T>
 class KernelsImpl final : public Kernels<T> {
+  // out[item] = scale * sum_j term(item, j) as PartialSums + FinishSums.
+  template <typename Acc, class Term, typename Out>
+  static void split_sum(int64_t items, int64_t len, const Term& term, double scale, Out* out) {
+    if (items <= 0) return;
+    const int64_t splits = split_count(items, len);
+    Tensor partial = device::allocate("split_sum", {items * splits}, dtype_of<Acc>(), Device::cuda);
+    Exec::run(items * splits, bodies::PartialSums<Term, Acc>{term, len, splits, partial.data_as<Acc>()});
+    Exec::run(items, bodies::FinishSums<Acc, Out>{partial.data_as<Acc>(), splits, scale, out});
+  }
+
  public:
   void unary(UnaryOp op, int64_t n, const T* src, T* dst) const override {
     Exec::run(n, bodies::Unary<T>{op, src, dst});
@@ -75,10 +95,11 @@ class KernelsImpl final : public Kernels<T> {
   }
   void conv_backward_weight(const detail::ConvGeometry& g, const T* diff_dst, const T* src,
                             T* diff_weights) const override {
-    Exec::run(g.C_out * g.C_in_g * g.k_size(), bodies::ConvBackwardWeight<T>{g, diff_dst, src, diff_weights});
+    split_sum<T>(g.C_out * g.C_in_g * g.k_size(), g.N * g.out_size(), bodies::ConvWeightTerm<T>{g, diff_dst, src},
+                 1.0, diff_weights);
   }
   void channel_sum(int64_t N, int64_t C, int64_t inner, const T* src, T* dst) const override {
-    Exec::run(C, bodies::ChannelSum<T>{N, C, inner, src, dst});
+    split_sum<T>(C, N * inner, bodies::ChannelTerm<T>{detail::AxisGeometry{N, C, inner}, src}, 1.0, dst);
   }
 
   void pool_forward(const detail::PoolGeometry& g, const T* src, const double* tap_weights, T* dst) const override {
@@ -140,7 +161,9 @@ class KernelsImpl final : public Kernels<T> {
   }
 
   void batch_norm_stats(const detail::AxisGeometry& g, const T* src, double* mean, double* var) const override {
-    Exec::run(g.axis, bodies::BatchNormStats<T>{g, src, mean, var});
+    const int64_t M = g.outer * g.inner;
+    split_sum<double>(g.axis, M, bodies::ChannelTerm<T>{g, src}, 1.0 / double(M), mean);
+    split_sum<double>(g.axis, M, bodies::CenteredSquareTerm<T>{g, src, mean}, 1.0 / double(M), var);
   }
   void batch_norm_finish(int64_t C, int64_t M, bool training, double eps, double momentum, double* mean,
                          double* var, double* invstd, T* running_mean, T* running_var) const override {
@@ -154,8 +177,12 @@ class KernelsImpl final : public Kernels<T> {
   void batch_norm_backward(const detail::AxisGeometry& g, bool training, const T* diff_dst, const T* src,
                            const double* mean, const double* invstd, const T* weights, double* partials,
                            T* diff_src, T* diff_weights, T* diff_bias) const override {
-    Exec::run(g.axis,
-              bodies::BatchNormPartials<T>{g, diff_dst, src, mean, invstd, partials, diff_weights, diff_bias});
+    // partials: sum dy per channel, then sum dy * xhat per channel
+    const int64_t C = g.axis, M = g.outer * g.inner;
+    split_sum<double>(C, M, bodies::ChannelTerm<T>{g, diff_dst}, 1.0, partials);
+    split_sum<double>(C, M, bodies::DyXhatTerm<T>{g, diff_dst, src, mean, invstd}, 1.0, partials + C);
+    if (diff_bias) Exec::run(C, bodies::Cast<double, T>{partials, diff_bias});
+    if (diff_weights) Exec::run(C, bodies::Cast<double, T>{partials + C, diff_weights});
     if (diff_src)
       Exec::run(g.numel(), bodies::BatchNormBackward<T>{g, training, diff_dst, src, mean, invstd, weights, partials,
                                                         diff_src});

@@ -171,7 +171,8 @@ class Kernels {
   virtual void batch_norm_apply(const detail::AxisGeometry& g, const T* src, const double* mean,
                                 const double* invstd, const T* weights, const T* bias, T* dst) const = 0;
   virtual void batch_norm_backward(const detail::AxisGeometry& g, bool training, const T* diff_dst, const T* src,
-                                   const double* mean, const double* invstd, const T* weights, double* partials,
+                                   const double* mean, const double* invstd, const T* weights,
+                                   double* partials /* 2C: sum dy, then sum dy * xhat */,
                                    T* diff_src, T* diff_weights, T* diff_bias) const = 0;
 
   // ---- linear: y (rows, out) = x (rows, in) @ w (out, in)^T + b

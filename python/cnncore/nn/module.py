@@ -490,7 +490,7 @@ class _HookIdentity(Function):
 
 def _as_numpy(value):
     if isinstance(value, Tensor):
-        return value.data
+        return value.data.get() if value.is_cuda else value.data
     if isinstance(value, np.ndarray):
         return value
     if hasattr(value, "detach") and hasattr(value, "cpu"):   # a torch tensor
