@@ -9,6 +9,7 @@ results must match the CPU to 1e-10 relative, float32 to 1e-4.
 """
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -201,14 +202,16 @@ def test_linear_and_tensor_arithmetic_match_cpu(device, dtype):
     _run(fn, [_rand(4, 6), _rand(5, 6, seed=1), _rand(5, seed=2)], dtype, device)
 
 
-@pytest.mark.parametrize("opt", ["sgd", "adam"])
+@pytest.mark.parametrize("opt", ["sgd", "adam", "adamw", "rmsprop"])
 def test_training_steps_of_a_network_match_cpu(device, opt):
     cc.manual_seed(1)
     model = cc.models.lenet5().double()
     twin = copy.deepcopy(model).to(device)
     assert all(p.device.type == "cuda" for p in twin.parameters())
     make = {"sgd": lambda ps: cc.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
-            "adam": lambda ps: cc.optim.Adam(ps, lr=1e-3, amsgrad=True)}[opt]
+            "adam": lambda ps: cc.optim.Adam(ps, lr=1e-3, amsgrad=True),
+            "adamw": lambda ps: cc.optim.AdamW(ps, lr=1e-3, weight_decay=0.1),
+            "rmsprop": lambda ps: cc.optim.RMSprop(ps, lr=1e-3, momentum=0.5, centered=True)}[opt]
     opts = make(model.parameters()), make(twin.parameters())
     rng = np.random.default_rng(0)
     for _ in range(3):
@@ -339,3 +342,38 @@ def test_state_dicts_and_checkpoints_cross_devices(device, tmp_path):
                zip(model.parameters(), cpu_again.parameters()))
     gpu.to("cpu")
     assert all(p.device.type == "cpu" for p in gpu.parameters())
+
+
+def test_cli_trains_on_the_device_like_on_the_cpu(device, tmp_path, capsys):
+    """`cnncore train --device cuda` follows the CPU run: the same per-epoch losses and
+    weights to float32 tolerance, and its checkpoint (written from the host) resumes."""
+    from cnncore import cli
+    common = ["--epochs", "2", "--no-progress", "--no-plot", "--schedule", "none"]
+    reports = {}
+    for dev in ("cpu", "cuda"):
+        out = tmp_path / dev
+        assert cli.main(["train", "--device", dev, "--out", str(out)] + common) == 0, \
+            capsys.readouterr().err
+        reports[dev] = json.loads((out / "report.json").read_text())
+    assert reports["cuda"]["device"] == "cuda" and reports["cpu"]["device"] == "cpu"
+    for ha, hb in zip(reports["cpu"]["history"], reports["cuda"]["history"]):
+        assert hb["train_loss"] == pytest.approx(ha["train_loss"], rel=1e-3), (ha, hb)
+    a = cc.load(tmp_path / "cpu" / "checkpoint.safetensors")["model"]
+    b = cc.load(tmp_path / "cuda" / "checkpoint.safetensors")["model"]
+    for k in a:
+        np.testing.assert_allclose(np.asarray(b[k].data), np.asarray(a[k].data), rtol=1e-2,
+                                   atol=1e-3, err_msg=k)
+    code = cli.main(["train", "--device", "cuda", "--resume", str(tmp_path / "cuda"), "--out",
+                     str(tmp_path / "cuda"), "--epochs", "3", "--no-progress", "--no-plot",
+                     "--schedule", "none"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "cuda" / "report.json").read_text())["epochs"] == 3
+
+
+def test_cli_device_cuda_without_cuda_is_a_usage_error(tmp_path, capsys):
+    if REAL_GPU:
+        pytest.skip("a real GPU is present")
+    from cnncore import cli
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--epochs", "1", "--device", "cuda", "--out", str(tmp_path / "o")])
+    assert exit_.value.code == 2 and "CUDA is not available" in capsys.readouterr().err

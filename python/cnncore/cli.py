@@ -366,9 +366,17 @@ def _normalize(x, info):
     return ((x - mean) / std).astype(np.float32)
 
 
+def _host(t):
+    """A tensor's values as a NumPy array (copied from the device for a CUDA tensor)."""
+    return t.cpu().data
+
+
 def _forward(model, x):
-    """``model(x)``; the model took one sample already, so a ValueError here is a batch
-    the memory limit refuses: a CLIError."""
+    """``model(x)`` with x moved to the model's device; the model took one sample already,
+    so a ValueError here is a batch the memory limit refuses: a CLIError."""
+    p = next(iter(model.parameters()), None)
+    if p is not None and p.device.type != "cpu":
+        x = x.to(p.device)
     try:
         return model(x)
     except ValueError as exc:
@@ -388,7 +396,7 @@ def _evaluate(model, images, labels, info, batch_size=256):
             y = labels[s:s + batch_size]
             out = _forward(model, x)
             total += float(F.cross_entropy(out, Tensor(y), reduction="sum").item())
-            p = out.data.argmax(1)
+            p = _host(out).argmax(1)
             correct += int((p == y).sum())
             preds.append(p)
     n = max(len(labels), 1)
@@ -467,6 +475,13 @@ class _Ranks:
     def __init__(self, args):
         self.dist = None
         self.rank, self.world, self.local = 0, 1, 1
+        if args.device == "cuda":
+            from . import cuda
+            if args.distributed:
+                raise CLIError("--device cuda with --distributed is not supported yet: the "
+                               "collectives move host arrays (train on one GPU, or on CPUs)")
+            if not (cuda.is_available() or cuda.is_emulated()):
+                raise CLIError(f"--device cuda: CUDA is not available: {cuda.why_unavailable()}")
         if not args.distributed:
             if args.sync_bn:
                 raise CLIError("--sync-bn synchronises batch norm across ranks: it needs "
@@ -618,7 +633,7 @@ def _train_epoch(model, loader, opt, desc, show, epoch=1):
             n = y.data.shape[0]
             seen += n
             loss_sum += loss_val * n
-            correct += int((out.data.argmax(1) == y.data).sum())
+            correct += int((_host(out).argmax(1) == y.data).sum())
             if show and hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{loss_val:.4f}", refresh=False)
     finally:
@@ -678,7 +693,7 @@ def _save_run(args, run, seconds):
                                     translate=args.translate if args.augment else 0,
                                     hflip=bool(args.augment and args.hflip),
                                     rgb_jitter=args.jitter if args.augment else 0.0),
-                  threads=get_num_threads(), world_size=run.ranks.world,
+                  device=args.device, threads=get_num_threads(), world_size=run.ranks.world,
                   sync_batchnorm=bool(args.distributed and args.sync_bn),
                   resumed_from_epoch=run.first_epoch - 1 if args.resume else None,
                   images_per_second=images / train_s if train_s > 0 else None,
@@ -803,6 +818,8 @@ def _train(args):
         return tr, te, desc, info, model, kwargs
 
     tr, te, desc, info, model, kwargs = ranks.agree(setup)
+    if args.device == "cuda":
+        model.to("cuda")                    # before the optimiser sees the parameters
     model = ranks.wrap(model, args.sync_bn)
     opt = _optimizer(args, model.parameters())
     run = _Run(model=model, opt=opt, sched=_scheduler(args, opt), kwargs=kwargs, info=info,
@@ -818,6 +835,9 @@ def _train(args):
     threads = get_num_threads()
     where = (f"{ranks.world} ranks x {threads} thread{'s' if threads != 1 else ''}"
              if ranks.dist is not None else f"{threads} thread{'s' if threads != 1 else ''}")
+    if args.device == "cuda":
+        from . import cuda
+        where += f" + {cuda.get_device_name()}"
     if ranks.lead:
         print(f"cnncore train: {name} ({model.num_parameters():,} parameters) on {desc}; "
               f"{args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
@@ -1190,6 +1210,8 @@ def _parser():
                    help="continue the run that wrote CHECKPOINT (or DIR/checkpoint."
                         "safetensors; it is saved after every epoch) up to --epochs, with its "
                         "model, optimiser and schedule state")
+    t.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="where to train: cuda needs the CUDA backend and a GPU (docs/cuda.md)")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over MPI: run as 'mpiexec -n N cnncore train "
                         "--distributed ...'; --batch-size is the global batch (docs/"

@@ -15,7 +15,8 @@ so the autograd rules written against NumPy run unchanged. It never turns
 into host memory silently: ``numpy.asarray`` of it raises; ``.get()`` copies
 it to the host.
 
-Without a GPU, :func:`use_emulator` lets the host emulator of the backend
+Without a GPU, :func:`use_emulator` (or ``CNNCORE_CUDA_EMULATOR=1`` in the environment
+before import) lets the host emulator of the backend
 (the same kernel bodies run on the CPU, device memory on the host heap)
 stand in for ``"cuda"``; the test suite uses it to run the device code paths
 on any machine. It is never picked silently and is far slower than the CPU
@@ -24,6 +25,7 @@ kernels.
 
 import numbers
 import operator
+import os
 
 import numpy as np
 
@@ -463,6 +465,11 @@ class CudaArray(_core.DeviceTensor):
 
 
 _core._set_device_array_type(CudaArray)
+
+# CNNCORE_CUDA_EMULATOR=1 turns the emulator on at import where there is no GPU (for tests
+# that run cnncore in a child process, e.g. `cnncore train --device cuda`).
+if os.environ.get("CNNCORE_CUDA_EMULATOR") == "1" and not _core.cuda_info()["available"]:
+    _core.cuda_use_emulator(True)
 
 _UNARY = {"negative": "neg", "exp": "exp", "log": "log", "sqrt": "sqrt", "absolute": "abs", "fabs": "abs",
           "sign": "sign", "reciprocal": "reciprocal", "tanh": "tanh", "floor": "floor", "ceil": "ceil",

@@ -82,6 +82,7 @@ import zlib
 
 import numpy as np
 
+from . import _core
 from .tensor import Tensor
 
 __all__ = ["save", "load", "load_metadata", "CheckpointError", "UnverifiedCheckpointWarning",
@@ -137,6 +138,8 @@ def _leaf_array(value):
         return value.data.get() if value.is_cuda else value.data   # a CUDA tensor is saved from the host
     if isinstance(value, np.ndarray):
         return value
+    if isinstance(value, _core.DeviceTensor):
+        return value.get()
     if hasattr(value, "detach") and hasattr(value, "cpu") and hasattr(value, "numpy"):
         return value.detach().cpu().numpy()        # a torch tensor
     return None

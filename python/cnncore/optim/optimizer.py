@@ -104,7 +104,9 @@ class Optimizer:
         for g in self.param_groups:
             for p in g["params"]:
                 if id(p) in self.state:
-                    state[index[id(p)]] = {k: (v.copy() if isinstance(v, np.ndarray) else v)
+                    # arrays are copied (a device array to the host: a state dict saves)
+                    state[index[id(p)]] = {k: (v.copy() if isinstance(v, np.ndarray) else
+                                               v.get() if isinstance(v, _core.DeviceTensor) else v)
                                            for k, v in self.state[id(p)].items()}
         return {"state": state, "param_groups": groups}
 
@@ -132,12 +134,16 @@ class Optimizer:
             for k, v in st.items():
                 if isinstance(v, Tensor):
                     v = v.data
+                if isinstance(v, _core.DeviceTensor):
+                    v = v.get()
                 if isinstance(v, np.ndarray) and v.ndim > 0:
                     if v.shape != p.data.shape:
                         raise ValueError(f"{type(self).__name__}.load_state_dict: {k} of "
                                          f"parameter {key} has shape {v.shape}, the parameter "
                                          f"has {p.data.shape}")
                     v = v.astype(p.data.dtype, copy=True)
+                    if isinstance(p.data, _core.DeviceTensor):     # the state follows its parameter
+                        v = _core.to_device(np.ascontiguousarray(v), "cuda")
                 elif isinstance(v, np.ndarray):
                     v = v.item()
                 entry[k] = v
