@@ -17,9 +17,9 @@ Without a GPU (cnncore.cuda.is_available() false) the script says why and exits 
 ``--emulator`` asks it to run the workloads' correctness lines (small sizes) on the host
 emulator instead; nothing is timed then.
 
-    python3 benchmarks/cuda.py                  # on a machine with a GPU
-    python3 benchmarks/cuda.py --only resnet18_train --repeat 10
-    python3 benchmarks/cuda.py --emulator       # anywhere: the plumbing, no timing
+    python3 benchmarks/cuda_vs_torch.py                  # on a machine with a GPU
+    python3 benchmarks/cuda_vs_torch.py --only resnet18_train --repeat 10
+    python3 benchmarks/cuda_vs_torch.py --emulator       # anywhere: the plumbing, no timing
 """
 import argparse
 import statistics
