@@ -181,7 +181,7 @@ bool images_in_parallel(int64_t N, int threads) { return threads > 1 && N >= thr
 template <typename T>
 void run(const Plan& p, int64_t N, int64_t M, const T* src, int64_t in_stride, const T* w, const T* bias, T* dst,
          int64_t out_stride) {
-  const auto& uk = gemm_ukernel_for_current_isa<T>();
+  const auto& uk = gemm_ukernel_for_shape<T>(M, p.Q());
   const std::vector<int64_t> off = p.offsets();
   const std::vector<int64_t> rows = source_table(p.Hp, p.pad_h, p.H, p.mode);
   const std::vector<int64_t> cols = source_table(p.Wp, p.pad_w, p.W, p.mode);
@@ -333,7 +333,7 @@ void conv_backward_data_shifted(const ConvGeometry& g, const T* diff_dst, const 
 template <typename T>
 void conv_backward_weight_shifted(const ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights) {
   const Plan p = forward_plan(g);
-  const auto& uk = gemm_ukernel_for_current_isa<T>();
+  const auto& uk = gemm_ukernel_for_shape<T>(p.Kd(), g.C_out_g);
   const int64_t M = g.C_out_g, Kd = p.Kd(), Q = p.Q(), nr = uk.nr, isz = g.in_size(), osz = g.out_size();
   const int64_t bpack_elems = (M + nr - 1) / nr * nr * Q, wsz = Kd * M;
   const std::vector<int64_t> off = p.offsets();

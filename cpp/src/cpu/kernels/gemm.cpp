@@ -131,6 +131,7 @@ const CacheSizes& cache_sizes() {
 }
 
 int64_t round_down(int64_t v, int64_t m) { return std::max(m, v / m * m); }
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 }  // namespace
 
@@ -162,6 +163,19 @@ const GemmUkernel<T>& gemm_ukernel_for_current_isa() {
   for (const auto& k : registry<T>())
     if (k.isa <= level && (!best || k.isa > best->isa)) best = &k;
   return *best;  // the generic kernels are always registered
+}
+
+template <typename T>
+const GemmUkernel<T>& gemm_ukernel_for_shape(int64_t m, int64_t n) {
+  const GemmUkernel<T>& cur = gemm_ukernel_for_current_isa<T>();
+  const auto work = [&](const GemmUkernel<T>& k) {
+    return static_cast<long double>(round_up(std::max<int64_t>(m, 0), k.mr)) *
+           static_cast<long double>(round_up(std::max<int64_t>(n, 0), k.nr));
+  };
+  const GemmUkernel<T>* best = &cur;
+  for (const auto& k : registry<T>())
+    if (k.isa <= cur.isa && k.isa > Isa::generic && work(k) < work(*best)) best = &k;
+  return work(*best) < 0.9L * work(cur) ? *best : cur;
 }
 
 namespace {
@@ -350,6 +364,7 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
 #define CNNCORE_INSTANTIATE(T)                                                                            \
   template const GemmUkernel<T>* gemm_ukernels<T>(int*);                                                  \
   template const GemmUkernel<T>& gemm_ukernel_for_current_isa<T>();                                       \
+  template const GemmUkernel<T>& gemm_ukernel_for_shape<T>(int64_t, int64_t);                            \
   template void gemm<T>(const GemmUkernel<T>&, bool, bool, int64_t, int64_t, int64_t, const T*, int64_t,  \
                         const T*, int64_t, bool, T*, int64_t, bool);                                      \
   template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, bool, \

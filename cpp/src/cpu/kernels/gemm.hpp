@@ -47,6 +47,12 @@ struct GemmUkernel {
 template <typename T> const GemmUkernel<T>* gemm_ukernels(int* count);
 template <typename T> const GemmUkernel<T>& gemm_ukernel_for_current_isa();
 
+// The kernel for an m x n product: the current level's, unless a narrower
+// SIMD kernel this CPU runs leaves fewer lanes idle on the shape (computes
+// under 90% of the padded elements round_up(m, mr) * round_up(n, nr)); e.g.
+// a convolution's weight gradient with 16 output channels takes a 16-wide
+// tile on AVX-512 rather than half of a 32-wide one.
+template <typename T> const GemmUkernel<T>& gemm_ukernel_for_shape(int64_t m, int64_t n);
 // Cache blocking of the GEMM for a kernel's tile: kc steps of K per packed
 // sliver, mc rows of A per block (kept in L2), nc columns of B per panel.
 // Derived once from the CPU's cache sizes (sysconf, with defaults where the
