@@ -131,6 +131,54 @@ void direct_equals_reference(bool ints) {
 TEST(pool_direct_equals_reference_f32_exact) { direct_equals_reference<float>(true); }
 TEST(pool_direct_equals_reference_f64) { direct_equals_reference<double>(false); }
 
+// The 2x2 / stride-2 kernels (pool-2x2-body.hpp) against the reference, bit
+// for bit on real-valued fills: max (with NaN and infinities in the input) and
+// avg (plain and with a divisor override), odd and even sizes, ceil mode that
+// keeps the floor size, 2-D and 3-D with a depth kernel of 1, channels 1, 3,
+// 17, batch 0-2, 1 and 2 threads. Gradients too, where they go that way (avg).
+template <typename T>
+void pool2x2_equals_reference() {
+  int checked = 0;
+  for (int nd = 2; nd <= 3; ++nd)
+    for (PoolKind kind : {PoolKind::max, PoolKind::avg})
+      for (int64_t h = 2; h <= 7; ++h)
+        for (int64_t w : {2, 3, 5, 16, 33}) {
+          const int i = checked;
+          Config c;
+          c.src = {int64_t(i % 7 == 6 ? 0 : 1 + i % 2), i % 3 == 0 ? 1 : i % 3 == 1 ? 3 : 17};
+          if (nd == 3) c.src.push_back(2);
+          c.src.push_back(h);
+          c.src.push_back(w);
+          c.p.kind = kind;
+          c.p.kernel = nd == 3 ? std::vector<int64_t>{1, 2, 2} : std::vector<int64_t>{2, 2};
+          c.p.stride = nd == 3 ? std::vector<int64_t>{1, 2, 2} : std::vector<int64_t>{2, 2};
+          c.p.ceil_mode = h % 2 == 0 && w % 2 == 0 && i % 2 == 1;
+          if (kind == PoolKind::avg && i % 3 == 2) c.p.divisor_override = 3;
+          Tensor x = filled<T>(c.src, 300 + i, false);
+          if (kind == PoolKind::max && x.numel() > 8) {
+            x.data_as<T>()[1] = std::numeric_limits<T>::quiet_NaN();
+            x.data_as<T>()[x.numel() - 2] = std::numeric_limits<T>::infinity();
+            x.data_as<T>()[x.numel() / 2] = -std::numeric_limits<T>::infinity();
+          }
+          c.p.algorithm = PoolAlgorithm::reference;
+          Tensor y_ref = pool_forward(x, c.p);
+          Tensor g = filled<T>(y_ref.shape(), 400 + i, false);
+          Tensor dx_ref = pool_backward(g, x, c.p);
+          c.p.algorithm = PoolAlgorithm::direct;
+          for (int threads : {1, 2}) {
+            set_num_threads(threads);
+            CHECK(max_rel_diff<T>(pool_forward(x, c.p), y_ref) == 0.0);
+            CHECK(max_rel_diff<T>(pool_backward(g, x, c.p), dx_ref) == 0.0);
+          }
+          set_num_threads(1);
+          ++checked;
+        }
+  CHECK(checked == 120);
+}
+
+TEST(pool_2x2_stride_2_equals_reference_f32) { pool2x2_equals_reference<float>(); }
+TEST(pool_2x2_stride_2_equals_reference_f64) { pool2x2_equals_reference<double>(); }
+
 // <pool(x), g> = <x, pool_backward(g)> for the linear kinds.
 TEST(pool_adjoint_identity_avg_weighted) {
   int checked = 0;

@@ -15,7 +15,9 @@
   double f32_cross_entropy_forward__##s(int64_t, int64_t, int64_t, int64_t, const float*, const float*,              \
                                         const int64_t*, int64_t, double, float*);                                   \
   void f32_cross_entropy_backward__##s(int64_t, int64_t, int64_t, int64_t, const float*, int64_t, double,           \
-                                       const float*, const float*, float, const int64_t*, int64_t, double, float*);
+                                       const float*, const float*, float, const int64_t*, int64_t, double, float*);  \
+  void f32_pool2x2_forward__##s(bool, int64_t, int64_t, int64_t, float, const float*, float*);                     \
+  void f32_pool2x2_avg_backward__##s(int64_t, int64_t, int64_t, float, const float*, float*);
 
 namespace cnncore::cpu {
 
@@ -29,7 +31,8 @@ namespace {
   F32ElementwiseKernels{"f32_elementwise__" #s,       isa,                          &f32_exp__##s,       \
                         &f32_activation_forward__##s, &f32_activation_backward__##s, &f32_softmax_forward__##s, \
                         &f32_softmax_backward__##s,   &f32_cross_entropy_forward__##s,                     \
-                        &f32_cross_entropy_backward__##s},
+                        &f32_cross_entropy_backward__##s, &f32_pool2x2_forward__##s,                  \
+                        &f32_pool2x2_avg_backward__##s},
 const F32ElementwiseKernels kLevels[] = {
 #include "cpu/kernels/f32-elementwise-levels.inc"
 };

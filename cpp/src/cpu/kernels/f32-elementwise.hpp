@@ -1,5 +1,5 @@
 // The float32 elementwise kernels of each kernel level: exp, activations,
-// softmax tasks and cross-entropy ranges. CMake compiles one source,
+// softmax tasks, cross-entropy ranges and 2x2 pooling. CMake compiles one source,
 // f32-elementwise-level.inc, once per level (generic, avx2_fma, avx512): the same
 // bodies (activation-body.hpp, softmax-body.hpp, cross-entropy-body.hpp on top
 // of exp-tanh-body.hpp) with its own flags; f32-elementwise-levels.inc lists
@@ -35,6 +35,12 @@ struct F32ElementwiseKernels {
   void (*cross_entropy_backward)(int64_t C, int64_t inner, int64_t p0, int64_t p1, const float* diff_dst,
                                  int64_t dstride, double factor, const float* src, const float* weights, float wsum,
                                  const int64_t* target, int64_t ignore_index, double smoothing, float* diff_src);
+  // 2x2 windows at stride 2, no padding, over `planes` planes of hi x wi (pool-2x2-body.hpp):
+  // max (NaN sticking) or the sum divided by `divisor`; the average's input gradient.
+  void (*pool2x2_forward)(bool max, int64_t planes, int64_t hi, int64_t wi, float divisor, const float* x,
+                          float* y);
+  void (*pool2x2_avg_backward)(int64_t planes, int64_t hi, int64_t wi, float divisor, const float* dy,
+                               float* dx);
 };
 
 // Every level built into this library, lowest first (generic is always there).

@@ -1,5 +1,7 @@
 #include "cpu/kernels/pool-direct.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -7,6 +9,7 @@
 #include <vector>
 
 #include "cnncore/runtime.hpp"
+#include "cpu/kernels/f32-elementwise.hpp"
 #include "util/checked.hpp"
 #include "util/parallel.hpp"
 
@@ -17,6 +20,68 @@ using detail::PoolGeometry;
 namespace {
 
 using detail::ceil_div;
+
+#include "cpu/kernels/pool-2x2-body.hpp"
+
+// Windows of 2x2 at stride 2 on the last two axes, none on the first, no
+// padding and no dilation, so every window lies inside the input; max
+// without positions, or the average (whose divisor is then 4 or the
+// override): pool-2x2-body.hpp's kernels serve it.
+bool pool2x2_serves(const PoolGeometry& g, bool wants_indices) {
+  if (g.adaptive || wants_indices || (g.kind != PoolKind::max && g.kind != PoolKind::avg)) return false;
+  if (g.k[0] != 1 || g.stride[0] != 1 || g.in[0] != g.out[0]) return false;
+  for (int a = 0; a < 3; ++a)
+    if (g.pad_before[a] != 0 || g.pad_after[a] != 0 || g.dilation[a] != 1) return false;
+  for (int a = 1; a < 3; ++a)
+    if (g.k[a] != 2 || g.stride[a] != 2 || g.out[a] != g.in[a] / 2) return false;
+  return true;
+}
+
+template <typename T>
+T pool2x2_divisor(const PoolGeometry& g) {
+  return static_cast<T>(g.divisor_override ? g.divisor_override : 4);
+}
+
+// Planes (with the first axis folded in: each depth slice is a plane) split
+// between the threads.
+template <typename F>
+void pool2x2_over_planes(const PoolGeometry& g, F&& run) {
+  const int64_t planes = g.planes() * g.in[0], work = planes * g.in[1] * g.in[2];
+  const int nt = detail::parallel_pays(work) ? get_num_threads() : 1;
+  if (nt <= 1) return run(int64_t{0}, planes);
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t p0 = planes * t / n, p1 = planes * (t + 1) / n;
+    if (p0 < p1) run(p0, p1 - p0);
+  }
+}
+
+template <typename T>
+void pool2x2_forward(const PoolGeometry& g, const T* src, T* dst) {
+  const bool max = g.kind == PoolKind::max;
+  const int64_t H = g.in[1], W = g.in[2], isz = H * W, osz = g.out[1] * g.out[2];
+  const T d = pool2x2_divisor<T>(g);
+  pool2x2_over_planes(g, [&](int64_t p0, int64_t n) {
+    if constexpr (sizeof(T) == 4)
+      f32_elementwise_kernels_for_current_isa().pool2x2_forward(max, n, H, W, d, src + p0 * isz, dst + p0 * osz);
+    else
+      pool2x2_forward_body<T>(max, n, H, W, d, src + p0 * isz, dst + p0 * osz);
+  });
+}
+
+template <typename T>
+void pool2x2_avg_backward(const PoolGeometry& g, const T* diff_dst, T* diff_src) {
+  const int64_t H = g.in[1], W = g.in[2], isz = H * W, osz = g.out[1] * g.out[2];
+  const T d = pool2x2_divisor<T>(g);
+  pool2x2_over_planes(g, [&](int64_t p0, int64_t n) {
+    if constexpr (sizeof(T) == 4)
+      f32_elementwise_kernels_for_current_isa().pool2x2_avg_backward(n, H, W, d, diff_dst + p0 * osz,
+                                                                     diff_src + p0 * isz);
+    else
+      pool2x2_avg_backward_body<T>(n, H, W, d, diff_dst + p0 * osz, diff_src + p0 * isz);
+  });
+}
 
 // Everything about the windows that does not depend on the data, per axis
 // and output: the coordinate of tap 0, the taps [tlo, thi) that read inside
@@ -388,6 +453,7 @@ void with_index_type(const PoolGeometry& g, F&& f) {
 
 template <typename T>
 void pool_forward_direct(const PoolGeometry& g, const T* src, T* dst, int64_t* indices) {
+  if (pool2x2_serves(g, indices != nullptr)) return pool2x2_forward(g, src, dst);
   const Tables tb(g);
   const int64_t isz = g.in_size(), osz = g.out_size(), W = g.out[2];
   with_index_type<T>(g, [&](auto itag) {
@@ -410,6 +476,8 @@ void pool_forward_direct(const PoolGeometry& g, const T* src, T* dst, int64_t* i
 
 template <typename T>
 void pool_backward_direct(const PoolGeometry& g, const T* diff_dst, const T* src, T* diff_src) {
+  // Max pooling's gradient needs the positions, so only the average goes the 2x2 way.
+  if (g.kind == PoolKind::avg && pool2x2_serves(g, false)) return pool2x2_avg_backward(g, diff_dst, diff_src);
   const Tables tb(g);
   const int64_t isz = g.in_size(), osz = g.out_size(), W = g.out[2];
   with_index_type<T>(g, [&](auto itag) {
