@@ -308,6 +308,45 @@ TEST(conv_direct_depthwise_equals_reference) {
   set_num_threads(2);
 }
 
+// The depthwise kernels' register blocks: channel multipliers that fill 8, 4,
+// 2 and 1 output-channel groups and more than 8 (with and without a bias),
+// one channel's rows grouped on short rows, batches that span several image
+// blocks of the weight gradient (16 images each), LeNet's first layer (one
+// input channel, six outputs, 5x5 on 32x32) among them; exact with
+// small-integer fills, at 1 and 2 threads.
+TEST(conv2d_direct_depthwise_register_blocks) {
+  struct Case {
+    int64_t N, C, m, H, W, k;
+  };
+  const Case cases[] = {{64, 1, 6, 32, 32, 5}, {17, 2, 3, 13, 7, 3}, {40, 1, 11, 5, 28, 3}, {3, 3, 9, 13, 33, 3},
+                        {33, 2, 1, 20, 9, 5},  {1, 1, 5, 9, 65, 3},  {18, 1, 2, 6, 17, 1}};
+  int n = 0;
+  for (const Case& c : cases)
+    for (bool with_bias : {true, false}) {
+      ++n;
+      ConvParams p;
+      p.groups = c.C;
+      p.flip = n % 3 == 0;
+      p.padding = {n % 2, n % 2, 0, n % 2};
+      const Shape xs{c.N, c.C, c.H, c.W}, ws{c.C * c.m, 1, c.k, c.k};
+      Tensor x = filled<float>(xs, 71 + n, true), w = filled<float>(ws, 72 + n, true);
+      Tensor b = with_bias ? filled<float>({ws[0]}, 73 + n, true) : Tensor();
+      p.algorithm = ConvAlgorithm::reference;
+      Tensor y_ref = conv2d_forward(x, w, b, p);
+      Tensor g = filled<float>(y_ref.shape(), 74 + n, true);
+      Tensor dx_ref = conv_backward_data(g, w, xs, p), dw_ref = conv_backward_weight(g, x, ws, p);
+      ConvParams q = p;
+      q.algorithm = ConvAlgorithm::direct;
+      for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        CHECK(max_abs_diff<float>(conv2d_forward(x, w, b, q), y_ref) == 0);
+        CHECK(max_abs_diff<float>(conv_backward_data(g, w, xs, q), dx_ref) == 0);
+        CHECK(max_abs_diff<float>(conv_backward_weight(g, x, ws, q), dw_ref) == 0);
+      }
+    }
+  set_num_threads(2);
+}
+
 // Strided layers on the shifted path with grids large enough for its weight
 // gradient (at least 512 grid positions): the stem-like few-channel case and
 // a 7x7 kernel with stride 2 and 3, odd sizes so the phase planes are ragged.

@@ -169,6 +169,14 @@ ConvGeometry dw_data_gradient_geometry(const ConvGeometry& g) {
   return b;
 }
 
+// The weight gradient sums over images in blocks of a size fixed by N alone
+// (at least 16, at most 64 blocks), so the order of the sums does not depend
+// on the thread count: one (channel, block) task each, with its own partial
+// sums, added per channel in block order afterwards. Few channels (LeNet's
+// first layer has one) still give every thread work.
+int64_t dw_images_per_block(const ConvGeometry& g) { return std::max<int64_t>(16, detail::ceil_div(g.N, 64)); }
+int64_t dw_image_blocks(const ConvGeometry& g) { return detail::ceil_div(g.N, dw_images_per_block(g)); }
+
 int64_t depthwise_workspace_bytes(const ConvGeometry& g, int64_t es, detail::ConvPass pass, int threads) {
   int64_t per_thread = DwPlane::bytes(g, es);
   if (pass == detail::ConvPass::backward_data) {
@@ -177,8 +185,12 @@ int64_t depthwise_workspace_bytes(const ConvGeometry& g, int64_t es, detail::Con
     per_thread = detail::checked_add(per_thread, DwPlane::bytes(b, es), "conv");
     per_thread = detail::checked_add(per_thread, detail::checked_mul(b.out_size(), es, "conv"), "conv");
   }
-  per_thread = detail::checked_add(per_thread, 2 * 8 * g.k_size(), "conv");
-  return detail::checked_mul(per_thread, threads, "conv");
+  per_thread = detail::checked_add(per_thread, 2 * 8 * g.k_size() * g.C_out_g, "conv");
+  const int64_t total = detail::checked_mul(per_thread, threads, "conv");
+  if (pass != detail::ConvPass::backward_weight) return total;
+  // the partial sums of the image blocks
+  const int64_t part = detail::checked_mul(detail::checked_mul(g.C_out, g.k_size(), "conv"), dw_image_blocks(g), "conv");
+  return detail::checked_add(total, detail::checked_mul(part, es, "conv"), "conv");
 }
 
 }  // namespace
@@ -252,34 +264,37 @@ void depthwise_backward_data_scatter(const ConvGeometry& g, const T* diff_dst, c
     }
 }
 
-// w[t] for tap t of the cross-correlation the layer computes (flip: the kernel reversed).
+// The tap weights of input channel c's M = C_out_g outputs, tap-major as the
+// micro-kernels read them: out[t * M + m] = the weight of tap t of the
+// cross-correlation output c * M + m computes (flip, or reverse for the data
+// gradient: the kernel reversed).
 template <typename T>
-void dw_taps_weights(const ConvGeometry& g, const T* w, bool reverse, T* out) {
-  const int64_t ksz = g.k_size();
-  for (int64_t t = 0; t < ksz; ++t) out[t] = w[reverse != g.flip ? ksz - 1 - t : t];
+void dw_channel_taps_weights(const ConvGeometry& g, const T* w, int64_t c, bool reverse, T* out) {
+  const int64_t ksz = g.k_size(), M = g.C_out_g;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t t = 0; t < ksz; ++t) out[t * M + m] = w[(c * M + m) * ksz + (reverse != g.flip ? ksz - 1 - t : t)];
 }
 
 template <typename T>
 void depthwise_forward(const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
   const auto& uk = dwconv_ukernels_for_current_isa<T>();
   const DwPlane pl(g);
-  const int64_t P = g.out_size(), isz = g.in_size(), ksz = g.k_size(), rows = g.out[1] * g.out[2];
+  const int64_t P = g.out_size(), isz = g.in_size(), ksz = g.k_size(), rows = g.out[1] * g.out[2], M = g.C_out_g;
+  std::vector<T> wt(static_cast<std::size_t>(g.C_out * ksz));
+  for (int64_t c = 0; c < g.C_in; ++c) dw_channel_taps_weights(g, weights, c, false, wt.data() + c * M * ksz);
 #pragma omp parallel num_threads(get_num_threads())
   {
-    std::vector<T> buf(static_cast<std::size_t>(pl.elems())), w(static_cast<std::size_t>(ksz));
+    std::vector<T> buf(static_cast<std::size_t>(pl.elems()));
     std::vector<const T*> taps(static_cast<std::size_t>(ksz));
 #pragma omp for collapse(2) schedule(static)
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t c = 0; c < g.C_in; ++c) {
         pl.fill(g, src + (n * g.C_in + c) * isz, buf.data());
-        for (int64_t o = c * g.C_out_g; o < (c + 1) * g.C_out_g; ++o) {
-          T* y = dst + (n * g.C_out + o) * P;
-          dw_taps_weights(g, weights + o * ksz, false, w.data());
-          for (int64_t od = 0; od < g.out[0]; ++od) {
-            pl.point(g, buf.data(), od, taps.data());
-            uk.rows(g.out[1], g.out[2], ksz, taps.data(), pl.tap_ld(g), w.data(), bias ? bias[o] : T(0),
-                    y + od * rows, g.out[2], false);
-          }
+        T* y = dst + (n * g.C_out + c * M) * P;
+        for (int64_t od = 0; od < g.out[0]; ++od) {
+          pl.point(g, buf.data(), od, taps.data());
+          uk.rows(M, g.out[1], g.out[2], ksz, taps.data(), pl.tap_ld(g), wt.data() + c * M * ksz,
+                  bias ? bias + c * M : nullptr, y + od * rows, g.out[2], P, false);
         }
       }
   }
@@ -304,19 +319,23 @@ void depthwise_backward_data(const ConvGeometry& g, const T* diff_dst, const T* 
   const int64_t prow = pl.ext[1] * pl.ext[2], W = g.in[2], pb = g.pad_before[2];
 #pragma omp parallel num_threads(get_num_threads())
   {
+    std::vector<T> wm(static_cast<std::size_t>(ksz));
     std::vector<T> dyp(static_cast<std::size_t>(gp.elems())), dxp(static_cast<std::size_t>(b.out_size())),
-        w(static_cast<std::size_t>(ksz));
+        w(static_cast<std::size_t>(ksz * g.C_out_g));
     std::vector<const T*> taps(static_cast<std::size_t>(ksz));
 #pragma omp for collapse(2) schedule(static)
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t c = 0; c < g.C_in; ++c) {
-        for (int64_t o = c * g.C_out_g; o < (c + 1) * g.C_out_g; ++o) {
-          gp.fill(b, diff_dst + (n * g.C_out + o) * P, dyp.data());
-          dw_taps_weights(g, weights + o * ksz, true, w.data());
+        // Each output reads its own (padded) gradient plane, so the outputs
+        // of a channel go one at a time, accumulating; taps[t] stride M in w.
+        dw_channel_taps_weights(g, weights, c, true, w.data());
+        for (int64_t m = 0; m < g.C_out_g; ++m) {
+          gp.fill(b, diff_dst + (n * g.C_out + c * g.C_out_g + m) * P, dyp.data());
+          for (int64_t t = 0; t < ksz; ++t) wm[static_cast<std::size_t>(t)] = w[static_cast<std::size_t>(t * g.C_out_g + m)];
           for (int64_t pd = 0; pd < pl.ext[0]; ++pd) {
             gp.point(b, dyp.data(), pd, taps.data());
-            uk.rows(pl.ext[1], pl.ext[2], ksz, taps.data(), gp.tap_ld(b), w.data(), T(0), dxp.data() + pd * prow,
-                    pl.ext[2], o > c * g.C_out_g);
+            uk.rows(1, pl.ext[1], pl.ext[2], ksz, taps.data(), gp.tap_ld(b), wm.data(), nullptr,
+                    dxp.data() + pd * prow, pl.ext[2], 0, m > 0);
           }
         }
         // Fold the padded gradient into the input's: each padded value goes to
@@ -344,35 +363,38 @@ void depthwise_backward_data(const ConvGeometry& g, const T* diff_dst, const T* 
   }
 }
 
-// One thread per input channel: it owns the weight gradients of the
-// channel's outputs and walks the images in order.
 template <typename T>
 void depthwise_backward_weight(const ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights) {
   const auto& uk = dwconv_ukernels_for_current_isa<T>();
   const DwPlane pl(g);
-  const int64_t P = g.out_size(), isz = g.in_size(), ksz = g.k_size(), rows = g.out[1] * g.out[2];
+  const int64_t P = g.out_size(), isz = g.in_size(), ksz = g.k_size(), rows = g.out[1] * g.out[2], M = g.C_out_g;
+  const int64_t per = M * ksz, bsize = dw_images_per_block(g), blocks = dw_image_blocks(g);
+  std::vector<T> part(static_cast<std::size_t>(g.C_in * blocks * per), T(0));
 #pragma omp parallel num_threads(get_num_threads())
   {
-    std::vector<T> buf(static_cast<std::size_t>(pl.elems())), acc(static_cast<std::size_t>(g.C_out_g * ksz));
+    std::vector<T> buf(static_cast<std::size_t>(pl.elems()));
     std::vector<const T*> taps(static_cast<std::size_t>(ksz));
-#pragma omp for schedule(static)
-    for (int64_t c = 0; c < g.C_in; ++c) {
-      std::fill(acc.begin(), acc.end(), T(0));
-      for (int64_t n = 0; n < g.N; ++n) {
-        pl.fill(g, src + (n * g.C_in + c) * isz, buf.data());
-        for (int64_t m = 0; m < g.C_out_g; ++m) {
-          const T* dy = diff_dst + (n * g.C_out + c * g.C_out_g + m) * P;
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t c = 0; c < g.C_in; ++c)
+      for (int64_t blk = 0; blk < blocks; ++blk) {
+        T* acc = part.data() + (c * blocks + blk) * per;
+        for (int64_t n = blk * bsize; n < std::min(g.N, (blk + 1) * bsize); ++n) {
+          pl.fill(g, src + (n * g.C_in + c) * isz, buf.data());
+          const T* dy = diff_dst + (n * g.C_out + c * M) * P;
           for (int64_t od = 0; od < g.out[0]; ++od) {
             pl.point(g, buf.data(), od, taps.data());
-            uk.dots(g.out[1], g.out[2], ksz, taps.data(), pl.tap_ld(g), dy + od * rows, g.out[2],
-                    acc.data() + m * ksz);
+            uk.dots(M, g.out[1], g.out[2], ksz, taps.data(), pl.tap_ld(g), dy + od * rows, g.out[2], P, acc);
           }
         }
       }
-      for (int64_t m = 0; m < g.C_out_g; ++m)
-        dw_taps_weights(g, acc.data() + m * ksz, false, diff_weights + (c * g.C_out_g + m) * ksz);
-    }
   }
+  for (int64_t c = 0; c < g.C_in; ++c)
+    for (int64_t i = 0; i < per; ++i) {
+      T s = part[static_cast<std::size_t>(c * blocks * per + i)];
+      for (int64_t blk = 1; blk < blocks; ++blk) s += part[static_cast<std::size_t>((c * blocks + blk) * per + i)];
+      const int64_t m = i / ksz, t = i % ksz;
+      diff_weights[(c * M + m) * ksz + (g.flip ? ksz - 1 - t : t)] = s;
+    }
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // AVX2 + FMA depthwise convolution micro-kernels (dwconv-ukernel.hpp on Ymm
-// registers: 2-vector output blocks, 8 weight-gradient accumulators). This file
+// registers: rows of up to 2 vectors a block, 12 accumulators). This file
 // alone is compiled with -mavx2 -mfma; its kernels run only after cpu/dispatch found
 // both features.
 #include <immintrin.h>
@@ -13,21 +13,23 @@ namespace {
 
 namespace cnncore::cpu {
 
-void f32_dwconv_rows__avx2(int64_t rows, int64_t cols, int64_t ntaps, const float* const* taps, int64_t tap_ld,
-                           const float* w, float bias, float* dst, int64_t ldd, bool accumulate) {
-  dw_rows_body<Ymm<float>, 2>(rows, cols, ntaps, taps, tap_ld, w, bias, dst, ldd, accumulate);
+void f32_dwconv_rows__avx2(int64_t M, int64_t rows, int64_t cols, int64_t ntaps, const float* const* taps,
+                              int64_t tap_ld, const float* w, const float* bias, float* dst, int64_t ldd, int64_t ldm,
+                              bool accumulate) {
+  dw_rows_body<Ymm<float>, 2>(M, rows, cols, ntaps, taps, tap_ld, w, bias, dst, ldd, ldm, accumulate);
 }
-void f64_dwconv_rows__avx2(int64_t rows, int64_t cols, int64_t ntaps, const double* const* taps, int64_t tap_ld,
-                           const double* w, double bias, double* dst, int64_t ldd, bool accumulate) {
-  dw_rows_body<Ymm<double>, 2>(rows, cols, ntaps, taps, tap_ld, w, bias, dst, ldd, accumulate);
+void f64_dwconv_rows__avx2(int64_t M, int64_t rows, int64_t cols, int64_t ntaps, const double* const* taps,
+                              int64_t tap_ld, const double* w, const double* bias, double* dst, int64_t ldd, int64_t ldm,
+                              bool accumulate) {
+  dw_rows_body<Ymm<double>, 2>(M, rows, cols, ntaps, taps, tap_ld, w, bias, dst, ldd, ldm, accumulate);
 }
-void f32_dwconv_dots__avx2(int64_t rows, int64_t cols, int64_t ntaps, const float* const* taps, int64_t tap_ld,
-                           const float* dy, int64_t ldy, float* dw) {
-  dw_dots_body<Ymm<float>, 8>(rows, cols, ntaps, taps, tap_ld, dy, ldy, dw);
+void f32_dwconv_dots__avx2(int64_t M, int64_t rows, int64_t cols, int64_t ntaps, const float* const* taps,
+                              int64_t tap_ld, const float* dy, int64_t ldy, int64_t ldm, float* dw) {
+  dw_dots_body<Ymm<float>>(M, rows, cols, ntaps, taps, tap_ld, dy, ldy, ldm, dw);
 }
-void f64_dwconv_dots__avx2(int64_t rows, int64_t cols, int64_t ntaps, const double* const* taps, int64_t tap_ld,
-                           const double* dy, int64_t ldy, double* dw) {
-  dw_dots_body<Ymm<double>, 8>(rows, cols, ntaps, taps, tap_ld, dy, ldy, dw);
+void f64_dwconv_dots__avx2(int64_t M, int64_t rows, int64_t cols, int64_t ntaps, const double* const* taps,
+                              int64_t tap_ld, const double* dy, int64_t ldy, int64_t ldm, double* dw) {
+  dw_dots_body<Ymm<double>>(M, rows, cols, ntaps, taps, tap_ld, dy, ldy, ldm, dw);
 }
 
 }  // namespace cnncore::cpu

@@ -14,32 +14,34 @@ namespace {
 
 namespace cnncore::cpu {
 
-void f32_dwconv_rows__generic(int64_t rows, int64_t cols, int64_t ntaps, const float* const* taps, int64_t tap_ld,
-                              const float* w, float bias, float* dst, int64_t ldd, bool accumulate) {
-  dw_rows_body<Lanes<float, 4>, 2>(rows, cols, ntaps, taps, tap_ld, w, bias, dst, ldd, accumulate);
+void f32_dwconv_rows__generic(int64_t M, int64_t rows, int64_t cols, int64_t ntaps, const float* const* taps,
+                              int64_t tap_ld, const float* w, const float* bias, float* dst, int64_t ldd, int64_t ldm,
+                              bool accumulate) {
+  dw_rows_body<Lanes<float, 4>, 2>(M, rows, cols, ntaps, taps, tap_ld, w, bias, dst, ldd, ldm, accumulate);
 }
-void f64_dwconv_rows__generic(int64_t rows, int64_t cols, int64_t ntaps, const double* const* taps, int64_t tap_ld,
-                              const double* w, double bias, double* dst, int64_t ldd, bool accumulate) {
-  dw_rows_body<Lanes<double, 2>, 2>(rows, cols, ntaps, taps, tap_ld, w, bias, dst, ldd, accumulate);
+void f64_dwconv_rows__generic(int64_t M, int64_t rows, int64_t cols, int64_t ntaps, const double* const* taps,
+                              int64_t tap_ld, const double* w, const double* bias, double* dst, int64_t ldd, int64_t ldm,
+                              bool accumulate) {
+  dw_rows_body<Lanes<double, 2>, 2>(M, rows, cols, ntaps, taps, tap_ld, w, bias, dst, ldd, ldm, accumulate);
 }
-void f32_dwconv_dots__generic(int64_t rows, int64_t cols, int64_t ntaps, const float* const* taps, int64_t tap_ld,
-                              const float* dy, int64_t ldy, float* dw) {
-  dw_dots_body<Lanes<float, 4>, 6>(rows, cols, ntaps, taps, tap_ld, dy, ldy, dw);
+void f32_dwconv_dots__generic(int64_t M, int64_t rows, int64_t cols, int64_t ntaps, const float* const* taps,
+                              int64_t tap_ld, const float* dy, int64_t ldy, int64_t ldm, float* dw) {
+  dw_dots_body<Lanes<float, 4>>(M, rows, cols, ntaps, taps, tap_ld, dy, ldy, ldm, dw);
 }
-void f64_dwconv_dots__generic(int64_t rows, int64_t cols, int64_t ntaps, const double* const* taps, int64_t tap_ld,
-                              const double* dy, int64_t ldy, double* dw) {
-  dw_dots_body<Lanes<double, 2>, 6>(rows, cols, ntaps, taps, tap_ld, dy, ldy, dw);
+void f64_dwconv_dots__generic(int64_t M, int64_t rows, int64_t cols, int64_t ntaps, const double* const* taps,
+                              int64_t tap_ld, const double* dy, int64_t ldy, int64_t ldm, double* dw) {
+  dw_dots_body<Lanes<double, 2>>(M, rows, cols, ntaps, taps, tap_ld, dy, ldy, ldm, dw);
 }
 
 #define CNNCORE_DWCONV_UKERNELS(isa_name)                                                                    \
-  void f32_dwconv_rows__##isa_name(int64_t, int64_t, int64_t, const float* const*, int64_t, const float*,   \
-                                   float, float*, int64_t, bool);                                           \
-  void f64_dwconv_rows__##isa_name(int64_t, int64_t, int64_t, const double* const*, int64_t, const double*, \
-                                   double, double*, int64_t, bool);                                         \
-  void f32_dwconv_dots__##isa_name(int64_t, int64_t, int64_t, const float* const*, int64_t, const float*,   \
-                                   int64_t, float*);                                                        \
-  void f64_dwconv_dots__##isa_name(int64_t, int64_t, int64_t, const double* const*, int64_t, const double*, \
-                                   int64_t, double*);
+  void f32_dwconv_rows__##isa_name(int64_t, int64_t, int64_t, int64_t, const float* const*, int64_t,         \
+                                   const float*, const float*, float*, int64_t, int64_t, bool);             \
+  void f64_dwconv_rows__##isa_name(int64_t, int64_t, int64_t, int64_t, const double* const*, int64_t,        \
+                                   const double*, const double*, double*, int64_t, int64_t, bool);          \
+  void f32_dwconv_dots__##isa_name(int64_t, int64_t, int64_t, int64_t, const float* const*, int64_t,         \
+                                   const float*, int64_t, int64_t, float*);                                 \
+  void f64_dwconv_dots__##isa_name(int64_t, int64_t, int64_t, int64_t, const double* const*, int64_t,        \
+                                   const double*, int64_t, int64_t, double*);
 #if defined(CNNCORE_HAVE_AVX2_KERNELS)
 CNNCORE_DWCONV_UKERNELS(avx2)
 #endif
