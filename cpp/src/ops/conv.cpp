@@ -16,6 +16,7 @@
 #include "ops/conv_geometry.hpp"
 #include "ops/checks.hpp"
 #include "util/checked.hpp"
+#include "util/parallel.hpp"
 
 namespace cnncore {
 
@@ -419,7 +420,7 @@ Tensor conv_backward_bias(const Tensor& diff_dst, const char* op) {
     using T = decltype(tag);
     const T* dy = diff_dst.data_as<T>();
     T* out = db.data_as<T>();
-#pragma omp parallel for schedule(static) num_threads(get_num_threads())
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (detail::parallel_pays(N * C * inner))
     for (int64_t c = 0; c < C; ++c) {
       T sum = 0;
       for (int64_t n = 0; n < N; ++n) {

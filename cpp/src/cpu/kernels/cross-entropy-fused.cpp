@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cnncore/runtime.hpp"
+#include "util/parallel.hpp"
 #include "cpu/kernels/f32-elementwise.hpp"
 
 namespace cnncore::cpu {
@@ -28,6 +29,12 @@ namespace {
 
 // Positions per piece: totals are summed per piece, then in piece order.
 constexpr int64_t kChunk = 256;
+
+// An element costs an exponential (some 16 simple elements' time), and one
+// chunk leaves the other threads nothing to do.
+inline bool ce_parallel_pays(int64_t chunks, int64_t elements) {
+  return chunks > 1 && detail::parallel_pays(16 * elements);
+}
 
 }  // namespace
 
@@ -43,7 +50,7 @@ double cross_entropy_forward(const AxisGeometry& g, const T* src, const T* weigh
   const F32ElementwiseKernels& k =
       inner == 1 ? f32_elementwise_kernels_for_rows(C) : f32_elementwise_kernels_for_current_isa();
   const auto fn = k.cross_entropy_forward;
-#pragma omp parallel for schedule(static) num_threads(get_num_threads())
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (ce_parallel_pays(chunks, P * C))
   for (int64_t ch = 0; ch < chunks; ++ch) {
     const int64_t p0 = ch * kChunk, p1 = std::min(P, p0 + kChunk);
     double sum;
@@ -72,7 +79,7 @@ void cross_entropy_backward(const AxisGeometry& g, const T* diff_dst, int64_t ds
   const F32ElementwiseKernels& k =
       inner == 1 ? f32_elementwise_kernels_for_rows(C) : f32_elementwise_kernels_for_current_isa();
   const auto fn = k.cross_entropy_backward;
-#pragma omp parallel for schedule(static) num_threads(get_num_threads())
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (ce_parallel_pays(chunks, P * C))
   for (int64_t ch = 0; ch < chunks; ++ch) {
     const int64_t p0 = ch * kChunk, p1 = std::min(P, p0 + kChunk);
     if constexpr (std::is_same_v<T, float>)

@@ -5,6 +5,7 @@
 #include "cnncore/runtime.hpp"
 #include "cpu/kernels/gemm.hpp"
 #include "util/checked.hpp"
+#include "util/parallel.hpp"
 
 namespace cnncore::cpu {
 
@@ -17,7 +18,7 @@ int64_t gemm_workspace_bytes(int64_t M, int64_t N, int64_t K, int64_t elem_size)
 template <typename T>
 void linear_forward(const LinearDims& d, const T* src, const T* weights, const T* bias, T* dst) {
   if (bias) {
-#pragma omp parallel for schedule(static) num_threads(get_num_threads())
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (detail::parallel_pays(d.rows * d.out))
     for (int64_t r = 0; r < d.rows; ++r) std::copy(bias, bias + d.out, dst + r * d.out);
   }
   gemm<T>(false, true, d.rows, d.out, d.in, src, d.in, weights, d.in, bias != nullptr, dst, d.out, true);
@@ -33,12 +34,14 @@ void linear_backward_weight(const LinearDims& d, const T* diff_dst, const T* src
   gemm<T>(true, false, d.out, d.in, d.rows, diff_dst, d.out, src, d.in, false, diff_weights, d.in, true);
 }
 
-// Column blocks in parallel; each block adds the rows in order.
+// Column blocks in parallel (when there are several and the sum is big
+// enough to pay a region's wake-up); each block adds the rows in order.
 template <typename T>
 void linear_backward_bias(const LinearDims& d, const T* diff_dst, T* diff_bias) {
   constexpr int64_t kCols = 256;
   const int64_t blocks = (d.out + kCols - 1) / kCols;
-#pragma omp parallel for schedule(static) num_threads(get_num_threads())
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) \
+    if (blocks > 1 && detail::parallel_pays(d.rows * d.out))
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t j0 = b * kCols, w = std::min(kCols, d.out - j0);
     T* acc = diff_bias + j0;

@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "cnncore/runtime.hpp"
+#include "util/parallel.hpp"
 #include "cpu/kernels/f32-elementwise.hpp"
 
 namespace cnncore::cpu {
@@ -31,13 +32,15 @@ constexpr int64_t kBlock = kSoftmaxBlock;
 template <typename F>
 void for_each_task(const AxisGeometry& g, F&& f) {
   const int64_t plane = g.axis * g.inner;
+  // an element costs an exponential, some 16 simple elements' time
+  const bool par = detail::parallel_pays(16 * g.outer * plane);
   if (g.inner == 1) {
-#pragma omp parallel for schedule(static) num_threads(get_num_threads())
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (par)
     for (int64_t o = 0; o < g.outer; ++o) f(o * plane, int64_t{1});
     return;
   }
   const int64_t blocks = (g.inner + kBlock - 1) / kBlock;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(get_num_threads())
+#pragma omp parallel for collapse(2) schedule(static) num_threads(get_num_threads()) if (par)
   for (int64_t o = 0; o < g.outer; ++o)
     for (int64_t b = 0; b < blocks; ++b) f(o * plane + b * kBlock, std::min(kBlock, g.inner - b * kBlock));
 }
