@@ -390,8 +390,8 @@ void depthwise_backward_weight(const ConvGeometry& g, const T* diff_dst, const T
   }
   for (int64_t c = 0; c < g.C_in; ++c)
     for (int64_t i = 0; i < per; ++i) {
-      T s = part[static_cast<std::size_t>(c * blocks * per + i)];
-      for (int64_t blk = 1; blk < blocks; ++blk) s += part[static_cast<std::size_t>((c * blocks + blk) * per + i)];
+      T s = T(0);  // and 0 for a batch of 0 (no blocks)
+      for (int64_t blk = 0; blk < blocks; ++blk) s += part[static_cast<std::size_t>((c * blocks + blk) * per + i)];
       const int64_t m = i / ksz, t = i % ksz;
       diff_weights[(c * M + m) * ksz + (g.flip ? ksz - 1 - t : t)] = s;
     }

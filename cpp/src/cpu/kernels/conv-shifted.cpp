@@ -28,15 +28,20 @@ constexpr int64_t kMaxNR = 64;
 // output (r, c) of tap (a, b) reads plane ((a*dh) % sh, (b*dw) % sw) at
 // (r + a*dh / sh, c + b*dw / sw), so on the grid of Wq columns every patch
 // row is again the image shifted by a constant. Small maps put B images
-// side by side on one grid (image b's columns at b * Wq of each row), so one
-// GEMM serves them all and reads the weights once.
+// side by side on one grid (image b's columns at b * step() of each row), so
+// one GEMM serves them all and reads the weights once. With zero padding
+// (and no column stride) neighbours share `ov` columns of it: image b's
+// right zeros are image b + 1's left zeros, so the grid computes fewer
+// positions that are no output (LeNet's data gradient: 14 columns an image
+// instead of 18).
 struct Plan {
-  int64_t C, H, W, Hp, Wp, OH, OW, kh, kw, dh, dw, pad_h, pad_w, sh = 1, sw = 1, B = 1;
+  int64_t C, H, W, Hp, Wp, OH, OW, kh, kw, dh, dw, pad_h, pad_w, sh = 1, sw = 1, B = 1, ov = 0;
   PaddingMode mode;
   bool flip;
   int64_t Hq() const { return (Hp + sh - 1) / sh; }
   int64_t Wq() const { return (Wp + sw - 1) / sw; }  // one image's width on the grid
-  int64_t Wg() const { return B * Wq(); }            // the grid's row length
+  int64_t step() const { return Wq() - ov; }         // from one image to the next
+  int64_t Wg() const { return B * step() + ov; }     // the grid's row length
   int64_t plane() const { return Hq() * Wg(); }
   int64_t Q() const { return OH * Wg(); }            // grid positions computed
   int64_t Kd() const { return C * kh * kw; }
@@ -60,7 +65,11 @@ struct Plan {
 // padded images), with the batches a multiple of the thread count when the
 // images run in parallel.
 void batch_images(Plan& p, int64_t N) {
-  const int64_t q1 = p.OH * p.Wq(), img = p.C * p.sh * p.sw * p.Hq() * p.Wq();
+  // the shared zero columns: at most either side's padding, and no more
+  // than keeps the outputs of neighbours apart (step >= OW)
+  if (p.mode == PaddingMode::zeros && p.sw == 1)
+    p.ov = std::max<int64_t>(0, std::min({p.pad_w, p.Wp - p.W - p.pad_w, p.dw * (p.kw - 1)}));
+  const int64_t q1 = p.OH * p.step(), img = p.C * p.sh * p.sw * p.Hq() * p.Wq();
   if (N <= 1 || q1 >= 512 || img <= 0) return;
   int64_t b = std::min<int64_t>({N, (1024 + q1 - 1) / q1, std::max<int64_t>(1, (int64_t(1) << 20) / img)});
   int64_t batches = (N + b - 1) / b;
@@ -131,7 +140,7 @@ void pad_images_phases(const Plan& p, const T* x, int64_t in_stride, int64_t nb,
         const int64_t r = rows[i];
         if (r < 0) continue;
         const T* s = x + b * in_stride + (c * p.H + r) * p.W;
-        T* d = xp + (c * p.sh + i % p.sh) * p.sw * plane + (i / p.sh) * p.Wg() + b * p.Wq();
+        T* d = xp + (c * p.sh + i % p.sh) * p.sw * plane + (i / p.sh) * p.Wg() + b * p.step();
         for (int64_t j = 0; j < p.Wp; ++j) {
           const int64_t k = j < p.pad_w || j >= p.pad_w + p.W ? cols[j] : j - p.pad_w;
           if (k >= 0) d[(j % p.sw) * plane + j / p.sw] = s[k];
@@ -149,7 +158,9 @@ void pad_images(const Plan& p, const T* x, int64_t in_stride, int64_t nb, T* xp,
   for (int64_t c = 0; c < p.C; ++c)
     for (int64_t i = 0; i < p.Hp; ++i)
       for (int64_t b = 0; b < p.B; ++b) {
-        T* d = xp + (c * p.Hp + i) * p.Wg() + b * p.Wp;
+        // (a neighbour's shared columns are zeros on both sides, so the
+        // overlapping writes agree)
+        T* d = xp + (c * p.Hp + i) * p.Wg() + b * p.step();
         const int64_t r = rows[i];
         if (r < 0 || b >= nb) {
           std::fill(d, d + p.Wp, T(0));
@@ -203,7 +214,7 @@ void run(const Plan& p, int64_t N, int64_t M, const T* src, int64_t in_stride, c
         const T bo = bias ? bias[o] : T(0);
         T* out = dst + (n0 + b) * out_stride + o * OHW;
         for (int64_t r = 0; r < p.OH; ++r) {
-          const T* from = y + o * Q + r * p.Wg() + b * p.Wq();
+          const T* from = y + o * Q + r * p.Wg() + b * p.step();
 #pragma omp simd
           for (int64_t j = 0; j < p.OW; ++j) out[r * p.OW + j] = from[j] + bo;
         }
@@ -232,7 +243,7 @@ void pack_grid_transposed(const Plan& p, int64_t M, const T* dy, int64_t dy_stri
     for (int64_t b = 0; b < nb; ++b)
       for (int64_t r = 0; r < p.OH; ++r)
         for (int64_t c = 0; c < p.OW; ++c) {
-          T* dq = d + (r * p.Wg() + b * p.Wq() + c) * nr;
+          T* dq = d + (r * p.Wg() + b * p.step() + c) * nr;
           const T* src = dy + b * dy_stride + o0 * OHW + r * p.OW + c;
           for (int64_t j = 0; j < cols; ++j) dq[j] = src[j * OHW];
         }
@@ -264,7 +275,7 @@ bool conv_shifted_weight_gradient_pays(const ConvGeometry& g) {
 bool conv_shifted_preferred(const ConvGeometry& g) {
   if (!conv_shifted_serves(g) || g.k_size() == 1) return false;
   const Plan p = forward_plan(g);
-  const double valid = static_cast<double>(p.OW) / static_cast<double>(p.Wq());  // share of the grid kept
+  const double valid = static_cast<double>(p.OW) / static_cast<double>(p.step());  // share of the grid kept
   // Stride 1: whenever at least half the grid is output. Small maps go side
   // by side on one grid, so the weights are read once per batch of images
   // and no patch matrix is built; one thread, forward ms direct / im2col:
