@@ -347,6 +347,42 @@ TEST(conv2d_direct_depthwise_register_blocks) {
   set_num_threads(2);
 }
 
+// Small maps at batches that share a grid on the shifted path: valid
+// convolutions (LeNet's c3 among them), whose images' columns interleave so
+// the GEMMs skip the columns that are no output, and zero-padded ones,
+// whose neighbours share padding columns; forward, data and weight
+// gradients against the reference, exact with small-integer fills.
+TEST(conv2d_direct_shared_grids_equal_reference) {
+  struct Case {
+    int64_t N, C, K, H, W, k, pad;
+  };
+  const Case cases[] = {{64, 6, 16, 14, 14, 5, 0}, {17, 3, 5, 9, 11, 3, 0}, {5, 2, 7, 8, 15, 5, 0},
+                        {33, 4, 9, 7, 7, 3, 1},    {16, 1, 3, 12, 13, 3, 2}, {2, 5, 4, 10, 9, 3, 0}};
+  int n = 0;
+  for (const Case& c : cases) {
+    ++n;
+    ConvParams p;
+    p.padding = {c.pad, c.pad, c.pad, n % 2 ? c.pad : 0};
+    p.flip = n % 3 == 0;
+    const Shape xs{c.N, c.C, c.H, c.W}, ws{c.K, c.C, c.k, c.k};
+    Tensor x = filled<float>(xs, 81 + n, true), w = filled<float>(ws, 82 + n, true);
+    Tensor b = filled<float>({c.K}, 83 + n, true);
+    p.algorithm = ConvAlgorithm::reference;
+    Tensor y_ref = conv2d_forward(x, w, b, p);
+    Tensor g = filled<float>(y_ref.shape(), 84 + n, true);
+    Tensor dx_ref = conv_backward_data(g, w, xs, p), dw_ref = conv_backward_weight(g, x, ws, p);
+    ConvParams q = p;
+    q.algorithm = ConvAlgorithm::direct;
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      CHECK(max_abs_diff<float>(conv2d_forward(x, w, b, q), y_ref) == 0);
+      CHECK(max_abs_diff<float>(conv_backward_data(g, w, xs, q), dx_ref) == 0);
+      CHECK(max_abs_diff<float>(conv_backward_weight(g, x, ws, q), dw_ref) == 0);
+    }
+  }
+  set_num_threads(2);
+}
+
 // Strided layers on the shifted path with grids large enough for its weight
 // gradient (at least 512 grid positions): the stem-like few-channel case and
 // a 7x7 kernel with stride 2 and 3, odd sizes so the phase planes are ragged.

@@ -41,14 +41,27 @@ struct Plan {
   // Patch rows ordered (th, c, tw) rather than (c, th, tw), so that the taps
   // of a range of kernel rows are a range of K (row_bands()).
   bool th_major = false;
+  // Without padding to share (a valid convolution: LeNet's), the columns of
+  // the B images interleave instead: image b's column j at j * B + b, a tap's
+  // column shift t at t * B. Every grid row then holds its OW * B outputs
+  // first and its (kw - 1) * dw * B non-outputs last, which the GEMMs skip
+  // (segments()), where side by side they would compute (kw - 1) / Wp of
+  // the grid for nothing (29% on LeNet's 14-column maps).
+  bool interleave = false;
   int64_t Hq() const { return (Hp + sh - 1) / sh; }
   int64_t Wq() const { return (Wp + sw - 1) / sw; }  // one image's width on the grid
-  int64_t step() const { return Wq() - ov; }         // from one image to the next
-  int64_t Wg() const { return B * step() + ov; }     // the grid's row length
+  int64_t step() const { return Wq() - ov; }         // from one image to the next (side by side)
+  int64_t Wg() const { return interleave ? B * Wq() : B * step() + ov; }  // the grid's row length
+  int64_t cs() const { return interleave ? B : 1; }  // grid columns per image column
+  // grid column of image b's (padded) column j
+  int64_t col(int64_t b, int64_t j) const { return interleave ? j * B + b : b * step() + j; }
   int64_t plane() const { return Hq() * Wg(); }
-  int64_t Q() const { return OH * Wg(); }            // grid positions computed
+  int64_t Q() const { return OH * Wg(); }            // grid positions of the output rows
+  // The grid positions the GEMMs compute: R segments of L, Wg apart.
+  int64_t seg_rows() const { return interleave ? OH : 1; }
+  int64_t seg_len() const { return interleave ? OW * B : Q(); }
   int64_t Kd() const { return C * kh * kw; }
-  int64_t image_elems() const { return C * sh * sw * plane() + dw * (kw - 1) + kMaxNR; }
+  int64_t image_elems() const { return C * sh * sw * plane() + dw * (kw - 1) * cs() + kMaxNR; }
   // offset of patch row p = (c, th, tw) in the padded image
   std::vector<int64_t> offsets() const {
     std::vector<int64_t> off(static_cast<std::size_t>(Kd()));
@@ -57,7 +70,8 @@ struct Plan {
         for (int64_t tw = 0; tw < kw; ++tw) {
           const int64_t a = (flip ? kh - 1 - th : th) * dh, b = (flip ? kw - 1 - tw : tw) * dw;
           const int64_t p = th_major ? (th * C + c) * kw + tw : (c * kh + th) * kw + tw;
-          off[static_cast<std::size_t>(p)] = ((c * sh + a % sh) * sw + b % sw) * plane() + (a / sh) * Wg() + b / sw;
+          off[static_cast<std::size_t>(p)] =
+              ((c * sh + a % sh) * sw + b % sw) * plane() + (a / sh) * Wg() + (b / sw) * cs();
         }
     return off;
   }
@@ -102,6 +116,19 @@ void batch_images(Plan& p, int64_t N) {
   const int nt = get_num_threads();
   if (nt > 1 && N >= nt) batches = (batches + nt - 1) / nt * nt;
   p.B = (N + batches - 1) / batches;
+  p.interleave = p.B > 1 && p.sh == 1 && p.sw == 1 && p.ov == 0 && 8 * (p.Wp - p.OW) > p.Wp;
+  if (!p.interleave) return;
+  // Interleaved rows are computed OW * B columns at a time: up to twice the
+  // images, when that makes them whole 32-column tiles (LeNet's 10 columns:
+  // 16 images, 5 tiles, where 8 would leave 80 columns in 3 tiles).
+  const int64_t cap = std::min(N, 2 * p.B);
+  for (int64_t b2 = p.B; b2 <= cap; ++b2)
+    if (p.OW * b2 % 32 == 0) {
+      const int64_t nbat = (N + b2 - 1) / b2;
+      if (nt > 1 && N >= nt && nbat % nt != 0) continue;  // keep the threads' shares equal
+      p.B = b2;
+      break;
+    }
 }
 
 // The forward problem of one group of `g` (the H axis is axis 1, W axis 2).
@@ -167,7 +194,7 @@ void pad_images_phases(const Plan& p, const T* x, int64_t in_stride, int64_t nb,
         const int64_t r = rows[i];
         if (r < 0) continue;
         const T* s = x + b * in_stride + (c * p.H + r) * p.W;
-        T* d = xp + (c * p.sh + i % p.sh) * p.sw * plane + (i / p.sh) * p.Wg() + b * p.step();
+        T* d = xp + (c * p.sh + i % p.sh) * p.sw * plane + (i / p.sh) * p.Wg() + p.col(b, 0);
         for (int64_t j = 0; j < p.Wp; ++j) {
           const int64_t k = j < p.pad_w || j >= p.pad_w + p.W ? cols[j] : j - p.pad_w;
           if (k >= 0) d[(j % p.sw) * plane + j / p.sw] = s[k];
@@ -187,17 +214,20 @@ void pad_images(const Plan& p, const T* x, int64_t in_stride, int64_t nb, T* xp,
       for (int64_t b = 0; b < p.B; ++b) {
         // (a neighbour's shared columns are zeros on both sides, so the
         // overlapping writes agree)
-        T* d = xp + (c * p.Hp + i) * p.Wg() + b * p.step();
-        const int64_t r = rows[i];
+        T* d = xp + (c * p.Hp + i) * p.Wg() + p.col(b, 0);
+        const int64_t r = rows[i], e = p.cs();
         if (r < 0 || b >= nb) {
-          std::fill(d, d + p.Wp, T(0));
+          for (int64_t j = 0; j < p.Wp; ++j) d[j * e] = T(0);
           continue;
         }
         const T* s = x + b * in_stride + (c * p.H + r) * p.W;
         // the interior is a straight copy; the borders go through the table
-        for (int64_t j = 0; j < p.pad_w; ++j) d[j] = cols[j] < 0 ? T(0) : s[cols[j]];
-        std::copy_n(s, p.W, d + p.pad_w);
-        for (int64_t j = p.pad_w + p.W; j < p.Wp; ++j) d[j] = cols[j] < 0 ? T(0) : s[cols[j]];
+        for (int64_t j = 0; j < p.pad_w; ++j) d[j * e] = cols[j] < 0 ? T(0) : s[cols[j]];
+        if (e == 1)
+          std::copy_n(s, p.W, d + p.pad_w);
+        else
+          for (int64_t j = 0; j < p.W; ++j) d[(p.pad_w + j) * e] = s[j];  // (the row is in L1)
+        for (int64_t j = p.pad_w + p.W; j < p.Wp; ++j) d[j * e] = cols[j] < 0 ? T(0) : s[cols[j]];
       }
   std::fill(xp + p.C * p.plane(), xp + p.image_elems(), T(0));
 }
@@ -244,15 +274,30 @@ void run(const Plan& p, int64_t N, int64_t M, const T* src, int64_t in_stride, c
     T* y = buf + p.image_elems();
     const int64_t n0 = k * p.B, nb = std::min(p.B, N - n0);
     pad_images(p, src + n0 * in_stride, in_stride, nb, xp, rows.data(), cols.data());
+    const int64_t R = p.seg_rows(), L = p.seg_len(), S = p.Wg();
     if (bands.empty())
-      gemm_shifted(uk, M, Q, Kd, w, Kd, xp, off.data(), false, y, Q, par);
+      gemm_shifted_segments(uk, M, R, L, S, Kd, w, Kd, xp, off.data(), false, y, Q, par);
     for (const Plan::Band& b : bands) {
-      const int64_t q0 = b.r0 * p.Wg(), nq = (b.r1 - b.r0) * p.Wg(), k0 = b.t0 * per_th;
-      if (b.t1 > b.t0)
-        gemm_shifted(uk, M, nq, (b.t1 - b.t0) * per_th, w + k0, Kd, xp + q0, off.data() + k0, false, y + q0, Q,
-                     par);
-      else
-        for (int64_t o = 0; o < M; ++o) std::fill_n(y + o * Q + q0, nq, T(0));
+      // (bands are whole grid rows: with interleaved columns, the band's rows' segments)
+      const int64_t q0 = b.r0 * p.Wg(), nr = b.r1 - b.r0;
+      const int64_t br = p.interleave ? nr : 1, bl = p.interleave ? L : nr * p.Wg(), k0 = b.t0 * per_th;
+      gemm_shifted_segments(uk, M, br, bl, S, (b.t1 - b.t0) * per_th, w + k0, Kd, xp + q0, off.data() + k0, false,
+                            y + q0, Q, par);
+    }
+    if (p.interleave) {
+      // one output row of all images at a time, so its segment (OW x B,
+      // transposed on the way out) is read once while it is in cache
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (par && nb * M * OHW > 32768)
+      for (int64_t o = 0; o < M; ++o)
+        for (int64_t r = 0; r < p.OH; ++r) {
+          const T bo = bias ? bias[o] : T(0);
+          const T* from = y + o * Q + r * p.Wg();
+          for (int64_t b = 0; b < nb; ++b) {
+            T* out = dst + (n0 + b) * out_stride + o * OHW + r * p.OW;
+            for (int64_t j = 0; j < p.OW; ++j) out[j] = from[j * p.B + b] + bo;
+          }
+        }
+      return;
     }
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (par && nb * M * OHW > 32768)
     for (int64_t b = 0; b < nb; ++b)
@@ -260,7 +305,7 @@ void run(const Plan& p, int64_t N, int64_t M, const T* src, int64_t in_stride, c
         const T bo = bias ? bias[o] : T(0);
         T* out = dst + (n0 + b) * out_stride + o * OHW;
         for (int64_t r = 0; r < p.OH; ++r) {
-          const T* from = y + o * Q + r * p.Wg() + b * p.step();
+          const T* from = y + o * Q + r * p.Wg() + p.col(b, 0);
 #pragma omp simd
           for (int64_t j = 0; j < p.OW; ++j) out[r * p.OW + j] = from[j] + bo;
         }
@@ -280,7 +325,9 @@ void run(const Plan& p, int64_t N, int64_t M, const T* src, int64_t in_stride, c
 // slots), in NR-column slivers over all Q positions.
 template <typename T>
 void pack_grid_transposed(const Plan& p, int64_t M, const T* dy, int64_t dy_stride, int64_t nb, int nr, T* bpack) {
-  const int64_t Q = p.Q(), OHW = p.OH * p.OW;
+  // K runs over the positions the GEMM sums (segments: the output rows' first
+  // OW * B columns when interleaved, else the whole grid)
+  const int64_t Q = p.seg_rows() * p.seg_len(), OHW = p.OH * p.OW, rl = p.interleave ? p.seg_len() : p.Wg();
   const int64_t slivers = (M + nr - 1) / nr;
   std::fill(bpack, bpack + slivers * Q * nr, T(0));
   for (int64_t s = 0; s < slivers; ++s) {
@@ -289,7 +336,7 @@ void pack_grid_transposed(const Plan& p, int64_t M, const T* dy, int64_t dy_stri
     for (int64_t b = 0; b < nb; ++b)
       for (int64_t r = 0; r < p.OH; ++r)
         for (int64_t c = 0; c < p.OW; ++c) {
-          T* dq = d + (r * p.Wg() + b * p.step() + c) * nr;
+          T* dq = d + (r * rl + p.col(b, c)) * nr;
           const T* src = dy + b * dy_stride + o0 * OHW + r * p.OW + c;
           for (int64_t j = 0; j < cols; ++j) dq[j] = src[j * OHW];
         }
@@ -416,7 +463,8 @@ void conv_backward_weight_shifted(const ConvGeometry& g, const T* diff_dst, cons
       pad_images(p, src + (n0 * g.C_in + grp * g.C_in_g) * isz, g.C_in * isz, nb, xp, rows.data(), cols.data());
       pack_grid_transposed(p, M, diff_dst + (n0 * g.C_out + grp * M) * osz, g.C_out * osz, nb,
                            static_cast<int>(nr), bpack);
-      gemm_offset_a(uk, Kd, M, Q, xp, off.data(), bpack, true, dwt, M, par);
+      gemm_offset_a_segments(uk, Kd, M, p.seg_rows(), p.seg_len(), p.Wg(), xp, off.data(), bpack, true, dwt, M,
+                             par);
     };
     if (par_images) {
       detail::schedule_partial_sums(1);

@@ -301,15 +301,23 @@ void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t
 }
 
 template <typename T>
-void gemm_shifted(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* b,
-                  const int64_t* off, bool accumulate, T* C, int64_t ldc, bool parallel) {
-  if (empty_product(M, N, K, accumulate, C, ldc)) return;
-  parallel = parallel && worth_threads(M, N, K);
+void gemm_shifted_segments(const GemmUkernel<T>& uk, int64_t M, int64_t R, int64_t L, int64_t S, int64_t K,
+                           const T* A, int64_t lda, const T* b, const int64_t* off, bool accumulate, T* C,
+                           int64_t ldc, bool parallel) {
+  if (R <= 0 || L <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t r = 0; r < R; ++r) std::fill_n(C + i * ldc + r * S, L, T(0));
+    return;
+  }
+  if (M <= 0) return;
+  parallel = parallel && worth_threads(M, R * L, K);
   const int mr = uk.mr, nr = uk.nr;
   const GemmBlocking bl = gemm_blocking(mr, nr, static_cast<int>(sizeof(T)));
   const int nt = parallel ? get_num_threads() : 1;
   const bool par = parallel && nt > 1;
-  const int64_t n_slivers = ceil_div(N, nr);
+  const int64_t per_row = ceil_div(L, nr), n_slivers = R * per_row;
   // The rows of one B sliver overlap (the taps of a channel read the same
   // few image rows), so its footprint is far below kc x NR: K is split only
   // when it is very long, which saves re-reading and re-writing C.
@@ -324,17 +332,26 @@ void gemm_shifted(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, con
       for (int64_t u = 0; u < (split_b ? n_slivers : m_slivers); ++u)
         for (int64_t v = 0; v < (split_b ? m_slivers : n_slivers); ++v) {
           const int64_t js = split_b ? u : v, is = split_b ? v : u;
-          const int64_t j = js * nr, i = ic + is * mr;
+          const int64_t jl = (js % per_row) * nr, j = (js / per_row) * S + jl, i = ic + is * mr;
           uk.shifted(kc, A + i * lda + pc, lda, b + j, off + pc, C + i * ldc + j, ldc,
-                     std::min<int64_t>(mr, M - i), std::min<int64_t>(nr, N - j), acc);
+                     std::min<int64_t>(mr, M - i), std::min<int64_t>(nr, L - jl), acc);
         }
     }
   }
 }
 
 template <typename T>
-void gemm_offset_a(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* a, const int64_t* off,
-                   const T* bpack, bool accumulate, T* C, int64_t ldc, bool parallel) {
+void gemm_shifted(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* b,
+                  const int64_t* off, bool accumulate, T* C, int64_t ldc, bool parallel) {
+  if (empty_product(M, N, K, accumulate, C, ldc)) return;
+  gemm_shifted_segments(uk, M, 1, N, 0, K, A, lda, b, off, accumulate, C, ldc, parallel);
+}
+
+template <typename T>
+void gemm_offset_a_segments(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t R, int64_t L, int64_t S,
+                            const T* a, const int64_t* off, const T* bpack, bool accumulate, T* C, int64_t ldc,
+                            bool parallel) {
+  const int64_t K = R * L;
   if (empty_product(M, N, K, accumulate, C, ldc)) return;
   parallel = parallel && worth_threads(M, N, K);
   const int mr = uk.mr, nr = uk.nr;
@@ -342,17 +359,27 @@ void gemm_offset_a(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, co
   const int nt = parallel ? get_num_threads() : 1;
   const bool par = parallel && nt > 1;
   const int64_t n_slivers = ceil_div(N, nr), m_slivers = ceil_div(M, mr);
-  for (int64_t pc = 0; pc < K; pc += bl.kc) {
-    const int64_t kc = std::min(bl.kc, K - pc);
-    const bool acc = accumulate || pc > 0;
+  bool first = true;
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t l0 = 0; l0 < L; l0 += bl.kc) {
+      const int64_t kc = std::min(bl.kc, L - l0), pk = r * L + l0;
+      const T* ak = a + r * S + l0;
+      const bool acc = accumulate || !first;
+      first = false;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (par)
-    for (int64_t is = 0; is < m_slivers; ++is)
-      for (int64_t js = 0; js < n_slivers; ++js) {
-        const int64_t i = is * mr, j = js * nr;
-        uk.offset_a(kc, a + pc, off + i, bpack + js * K * nr + pc * nr, nr, C + i * ldc + j, ldc,
-                    std::min<int64_t>(mr, M - i), std::min<int64_t>(nr, N - j), acc);
-      }
-  }
+      for (int64_t is = 0; is < m_slivers; ++is)
+        for (int64_t js = 0; js < n_slivers; ++js) {
+          const int64_t i = is * mr, j = js * nr;
+          uk.offset_a(kc, ak, off + i, bpack + js * K * nr + pk * nr, nr, C + i * ldc + j, ldc,
+                      std::min<int64_t>(mr, M - i), std::min<int64_t>(nr, N - j), acc);
+        }
+    }
+}
+
+template <typename T>
+void gemm_offset_a(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* a, const int64_t* off,
+                   const T* bpack, bool accumulate, T* C, int64_t ldc, bool parallel) {
+  gemm_offset_a_segments(uk, M, N, 1, K, 0, a, off, bpack, accumulate, C, ldc, parallel);
 }
 
 template <typename T>
@@ -369,6 +396,10 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
                         const T*, int64_t, bool, T*, int64_t, bool);                                      \
   template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, bool, \
                         T*, int64_t, bool);                                                               \
+  template void gemm_shifted_segments<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, int64_t, int64_t,    \
+                                         const T*, int64_t, const T*, const int64_t*, bool, T*, int64_t, bool);  \
+  template void gemm_offset_a_segments<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, int64_t, int64_t,   \
+                                          const T*, const int64_t*, const T*, bool, T*, int64_t, bool);         \
   template void gemm_shifted<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, const T*, int64_t, const T*, \
                                 const int64_t*, bool, T*, int64_t, bool);                               \
   template void gemm_offset_a<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, const T*, const int64_t*,  \

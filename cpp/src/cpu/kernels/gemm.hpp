@@ -74,6 +74,14 @@ template <typename T>
 void gemm_shifted(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* b,
                   const int64_t* off, bool accumulate, T* C, int64_t ldc, bool parallel);
 
+// gemm_shifted on the columns r * S + [0, L) for r < R only (the columns
+// between are neither computed nor written): a grid whose rows end in
+// columns that are no output.
+template <typename T>
+void gemm_shifted_segments(const GemmUkernel<T>& uk, int64_t M, int64_t R, int64_t L, int64_t S, int64_t K,
+                           const T* A, int64_t lda, const T* b, const int64_t* off, bool accumulate, T* C,
+                           int64_t ldc, bool parallel);
+
 // C (M x N, row stride ldc) = [C +] A * B where A(i, q) = a[off[i] + q] (a
 // stride-1 convolution's patch matrix read from its padded image) and B is
 // packed in NR-column slivers over all of K: sliver s at bpack + s * K * NR,
@@ -81,6 +89,13 @@ void gemm_shifted(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, con
 template <typename T>
 void gemm_offset_a(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* a, const int64_t* off,
                    const T* bpack, bool accumulate, T* C, int64_t ldc, bool parallel);
+
+// gemm_offset_a summing over the positions r * S + [0, L) of a for r < R
+// only: B is packed over those R * L positions (segment r at K index r * L).
+template <typename T>
+void gemm_offset_a_segments(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t R, int64_t L, int64_t S,
+                            const T* a, const int64_t* off, const T* bpack, bool accumulate, T* C, int64_t ldc,
+                            bool parallel);
 
 // Same, with the kernel of the current level.
 template <typename T>
