@@ -7,6 +7,7 @@
 #include "cnncore/error.hpp"
 #include "cnncore/runtime.hpp"
 #include "util/checked.hpp"
+#include "util/host_cache.hpp"
 #include "util/memory_ledger.hpp"
 
 namespace cnncore {
@@ -37,19 +38,18 @@ namespace detail {
 
 Tensor charged_empty(const Shape& shape, DType dtype) {
   const int64_t bytes = checked_mul(shape_numel(shape), static_cast<int64_t>(dtype_size(dtype)), "tensor");
-  // Round up to the alignment, as aligned_alloc requires; never ask for 0.
-  const std::size_t alloc = (static_cast<std::size_t>(bytes) + 63) / 64 * 64 + 64;
-  void* p = std::aligned_alloc(64, alloc);
-  if (!p) throw std::bad_alloc();
+  // One alignment's slack past the end; never ask for 0.
+  const HostBlock block = host_alloc(static_cast<std::size_t>(bytes) + 64);
+  void* p = block.ptr;
   std::shared_ptr<void> storage;
   if (auto ledger = memory_ledger()) {
     ledger->held += bytes;
-    storage = std::shared_ptr<void>(p, [ledger, bytes](void* q) {
-      std::free(q);
+    storage = std::shared_ptr<void>(p, [ledger, bytes, block](void*) {
+      host_free(block);
       ledger->held -= bytes;
     });
   } else {
-    storage = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+    storage = std::shared_ptr<void>(p, [block](void*) { host_free(block); });
   }
   return Tensor::wrap(p, shape, dtype, std::move(storage));
 }

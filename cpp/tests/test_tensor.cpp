@@ -90,3 +90,45 @@ TEST(runtime_threads_and_isa) {
   CHECK_THROWS(value_error, "isa", parse_isa("sse9"));
   CHECK(static_cast<int>(get_isa()) <= static_cast<int>(best_supported_isa()));
 }
+
+// Freed buffers of 256 KiB or more come back for a request of a similar
+// size, up to the limit; smaller ones, and everything with the limit at 0,
+// go straight back to the allocator. A memory scope still charges only
+// live tensors.
+TEST(host_cache_reuses_freed_buffers) {
+  const int64_t old = get_host_cache_limit();
+  set_host_cache_limit(int64_t{16} << 20);
+  empty_host_cache();
+  const void* first = nullptr;
+  {
+    Tensor t = Tensor::empty({1 << 18}, DType::f32);  // 1 MiB
+    first = t.data();
+  }
+  CHECK(host_cache_bytes() >= (int64_t{1} << 20));
+  {
+    MemoryScope scope;
+    Tensor t = Tensor::empty({(1 << 18) - 100}, DType::f32);  // a little smaller: the same block
+    CHECK(t.data() == first);
+    CHECK(host_cache_bytes() == 0);
+    CHECK(memory_held() == ((1 << 18) - 100) * 4);
+  }
+  {
+    Tensor small = Tensor::empty({1000}, DType::f32);
+  }
+  CHECK(host_cache_bytes() >= (int64_t{1} << 20));  // the 1 MiB block again, not the small one
+  {
+    Tensor a = Tensor::empty({1 << 20}, DType::f32), b = Tensor::empty({1 << 20}, DType::f32);  // 4 MiB each
+    (void)a;
+    (void)b;
+    set_host_cache_limit(int64_t{6} << 20);
+  }
+  CHECK(host_cache_bytes() <= (int64_t{6} << 20));
+  set_host_cache_limit(0);
+  CHECK(host_cache_bytes() == 0);
+  {
+    Tensor t = Tensor::empty({1 << 18}, DType::f32);
+  }
+  CHECK(host_cache_bytes() == 0);
+  CHECK_THROWS(value_error, "bytes must be >= 0", set_host_cache_limit(-1));
+  set_host_cache_limit(old);
+}

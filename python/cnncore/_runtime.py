@@ -73,6 +73,33 @@ def get_memory_limit():
     return _core.get_memory_limit()
 
 
+def set_host_cache_limit(nbytes):
+    """Most memory (bytes) kept in freed tensor buffers for reuse; 0 turns the cache off.
+
+    Buffers of 256 KiB or more that a NumPy array or an op result no longer needs wait
+    here, so that the next result of a similar size reuses them instead of faulting in
+    fresh pages (a page fault per 4 KiB: about a millisecond for a 3 MB activation on a
+    small virtual machine). The default is 64 MiB, or ``CNNCORE_HOST_CACHE_MB`` (MiB) when
+    that is set at start. Lowering the limit frees what is above it.
+    """
+    _core.set_host_cache_limit(_as_int(nbytes, "nbytes", "set_host_cache_limit"))
+
+
+def get_host_cache_limit():
+    """The host cache's limit in bytes (see :func:`set_host_cache_limit`)."""
+    return _core.get_host_cache_limit()
+
+
+def host_cache_bytes():
+    """Bytes of freed buffers the host cache holds now."""
+    return _core.host_cache_bytes()
+
+
+def empty_host_cache():
+    """Frees every buffer the host cache holds (the limit stays)."""
+    _core.empty_host_cache()
+
+
 def get_isa():
     """The kernel level in use: ``"avx512"``, ``"avx2"``, ``"generic"`` or ``"ref"``."""
     return _core.get_isa()

@@ -15,6 +15,15 @@ int get_num_threads();
 void set_memory_limit(int64_t bytes);  // bytes >= 1, else value_error
 int64_t get_memory_limit();
 
+// Freed tensor buffers of 256 KiB or more are kept for reuse, up to this
+// many bytes in all (default 64 MiB, or CNNCORE_HOST_CACHE_MB at start), so
+// that the next op's result of a similar size does not fault in fresh pages;
+// 0 turns the cache off. Lowering the limit frees what is above it.
+void set_host_cache_limit(int64_t bytes);  // bytes >= 0, else value_error
+int64_t get_host_cache_limit();
+int64_t host_cache_bytes();  // bytes the cache holds now
+void empty_host_cache();     // frees them
+
 // The memory account of one call. While a scope is open on a thread, every
 // tensor buffer that thread allocates is charged to it until the buffer is
 // freed, and check_memory counts what the call already holds. Scopes nest:

@@ -10,6 +10,10 @@ void register_runtime(py::module_& m) {
   m.def("get_num_threads", &get_num_threads);
   m.def("set_memory_limit", &set_memory_limit, py::arg("nbytes"));
   m.def("get_memory_limit", &get_memory_limit);
+  m.def("set_host_cache_limit", &set_host_cache_limit, py::arg("nbytes"));
+  m.def("get_host_cache_limit", &get_host_cache_limit);
+  m.def("host_cache_bytes", &host_cache_bytes);
+  m.def("empty_host_cache", &empty_host_cache);
   m.def("get_isa", [] { return std::string(isa_name(get_isa())); });
   m.def("set_isa", [](const std::string& name) { set_isa(parse_isa(name)); }, py::arg("name"));
   m.def("best_isa", [] { return std::string(isa_name(best_supported_isa())); });
