@@ -180,7 +180,10 @@ void linear_case() {
   unsigned seed = 400;
   const std::vector<std::pair<Shape, Shape>> cases = {
       {{5, 3}, {4, 3}},   {{2, 3, 17}, {1, 17}}, {{0, 7}, {5, 7}}, {{9}, {3, 9}},
-      {{33, 70}, {19, 70}}, {{2, 2, 2, 1}, {300, 1}}, {{4, 0}, {3, 0}}, {{3, 5}, {0, 5}}};
+      {{33, 70}, {19, 70}}, {{2, 2, 2, 1}, {300, 1}}, {{4, 0}, {3, 0}}, {{3, 5}, {0, 5}},
+      // at most 8 rows: the weight-streaming path (gemv-rows-body.hpp), odd rows and
+      // outputs past its blocks of 2 and 4; 9 rows: the GEMM again
+      {{1, 301}, {13, 301}}, {{7, 64}, {6, 64}}, {{8, 129}, {9, 129}}, {{9, 40}, {5, 40}}, {{3, 1}, {2, 1}}};
   for (const auto& c : cases) {
     Tensor x = filled<T>(c.first, seed++, true), w = filled<T>(c.second, seed++, true);
     Tensor b = filled<T>({c.second[0]}, seed++, true);

@@ -17,7 +17,8 @@
   void f32_cross_entropy_backward__##s(int64_t, int64_t, int64_t, int64_t, const float*, int64_t, double,           \
                                        const float*, const float*, float, const int64_t*, int64_t, double, float*);  \
   void f32_pool2x2_forward__##s(bool, int64_t, int64_t, int64_t, float, const float*, float*);                     \
-  void f32_pool2x2_avg_backward__##s(int64_t, int64_t, int64_t, float, const float*, float*);
+  void f32_pool2x2_avg_backward__##s(int64_t, int64_t, int64_t, float, const float*, float*);                    \
+  void f32_gemv_rows__##s(int64_t, int64_t, const float*, const float*, int64_t, int64_t, float*, int64_t, bool);
 
 namespace cnncore::cpu {
 
@@ -32,7 +33,7 @@ namespace {
                         &f32_activation_forward__##s, &f32_activation_backward__##s, &f32_softmax_forward__##s, \
                         &f32_softmax_backward__##s,   &f32_cross_entropy_forward__##s,                     \
                         &f32_cross_entropy_backward__##s, &f32_pool2x2_forward__##s,                  \
-                        &f32_pool2x2_avg_backward__##s},
+                        &f32_pool2x2_avg_backward__##s, &f32_gemv_rows__##s},
 const F32ElementwiseKernels kLevels[] = {
 #include "cpu/kernels/f32-elementwise-levels.inc"
 };

@@ -1,5 +1,5 @@
 // The float32 elementwise kernels of each kernel level: exp, activations,
-// softmax tasks, cross-entropy ranges and 2x2 pooling. CMake compiles one source,
+// softmax tasks, cross-entropy ranges, 2x2 pooling and few-row matrix-vector products. CMake compiles one source,
 // f32-elementwise-level.inc, once per level (generic, avx2_fma, avx512): the same
 // bodies (activation-body.hpp, softmax-body.hpp, cross-entropy-body.hpp on top
 // of exp-tanh-body.hpp) with its own flags; f32-elementwise-levels.inc lists
@@ -41,6 +41,9 @@ struct F32ElementwiseKernels {
                           float* y);
   void (*pool2x2_avg_backward)(int64_t planes, int64_t hi, int64_t wi, float divisor, const float* dy,
                                float* dx);
+  // A fully connected layer's few rows (gemv-rows-body.hpp): y[r*ldy + o] = [y +] x[r] . w[o], o0 <= o < o1.
+  void (*gemv_rows)(int64_t rows, int64_t in, const float* x, const float* w, int64_t o0, int64_t o1, float* y,
+                    int64_t ldy, bool accumulate);
 };
 
 // Every level built into this library, lowest first (generic is always there).
