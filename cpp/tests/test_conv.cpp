@@ -308,6 +308,26 @@ TEST(conv_direct_depthwise_equals_reference) {
   set_num_threads(2);
 }
 
+// The direct path's forward, data and weight gradients of a 2-D layer equal
+// the reference's exactly (small-integer fills from `seed` on), at 1 and 2
+// threads; p's algorithm is overwritten.
+static void direct_equals_reference_exact(const Shape& xs, const Shape& ws, bool with_bias, ConvParams p, unsigned seed) {
+  Tensor x = filled<float>(xs, seed, true), w = filled<float>(ws, seed + 1, true);
+  Tensor b = with_bias ? filled<float>({ws[0]}, seed + 2, true) : Tensor();
+  p.algorithm = ConvAlgorithm::reference;
+  Tensor y_ref = conv2d_forward(x, w, b, p);
+  Tensor g = filled<float>(y_ref.shape(), seed + 3, true);
+  Tensor dx_ref = conv_backward_data(g, w, xs, p), dw_ref = conv_backward_weight(g, x, ws, p);
+  p.algorithm = ConvAlgorithm::direct;
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    CHECK(max_abs_diff<float>(conv2d_forward(x, w, b, p), y_ref) == 0);
+    CHECK(max_abs_diff<float>(conv_backward_data(g, w, xs, p), dx_ref) == 0);
+    CHECK(max_abs_diff<float>(conv_backward_weight(g, x, ws, p), dw_ref) == 0);
+  }
+  set_num_threads(2);
+}
+
 // The depthwise kernels' register blocks: channel multipliers that fill 8, 4,
 // 2 and 1 output-channel groups and more than 8 (with and without a bias),
 // one channel's rows grouped on short rows, batches that span several image
@@ -329,22 +349,8 @@ TEST(conv2d_direct_depthwise_register_blocks) {
       p.flip = n % 3 == 0;
       p.padding = {n % 2, n % 2, 0, n % 2};
       const Shape xs{c.N, c.C, c.H, c.W}, ws{c.C * c.m, 1, c.k, c.k};
-      Tensor x = filled<float>(xs, 71 + n, true), w = filled<float>(ws, 72 + n, true);
-      Tensor b = with_bias ? filled<float>({ws[0]}, 73 + n, true) : Tensor();
-      p.algorithm = ConvAlgorithm::reference;
-      Tensor y_ref = conv2d_forward(x, w, b, p);
-      Tensor g = filled<float>(y_ref.shape(), 74 + n, true);
-      Tensor dx_ref = conv_backward_data(g, w, xs, p), dw_ref = conv_backward_weight(g, x, ws, p);
-      ConvParams q = p;
-      q.algorithm = ConvAlgorithm::direct;
-      for (int threads : {1, 2}) {
-        set_num_threads(threads);
-        CHECK(max_abs_diff<float>(conv2d_forward(x, w, b, q), y_ref) == 0);
-        CHECK(max_abs_diff<float>(conv_backward_data(g, w, xs, q), dx_ref) == 0);
-        CHECK(max_abs_diff<float>(conv_backward_weight(g, x, ws, q), dw_ref) == 0);
-      }
+      direct_equals_reference_exact(xs, ws, with_bias, p, 71 + n);
     }
-  set_num_threads(2);
 }
 
 // Small maps at batches that share a grid on the shifted path: valid
@@ -365,22 +371,8 @@ TEST(conv2d_direct_shared_grids_equal_reference) {
     p.padding = {c.pad, c.pad, c.pad, n % 2 ? c.pad : 0};
     p.flip = n % 3 == 0;
     const Shape xs{c.N, c.C, c.H, c.W}, ws{c.K, c.C, c.k, c.k};
-    Tensor x = filled<float>(xs, 81 + n, true), w = filled<float>(ws, 82 + n, true);
-    Tensor b = filled<float>({c.K}, 83 + n, true);
-    p.algorithm = ConvAlgorithm::reference;
-    Tensor y_ref = conv2d_forward(x, w, b, p);
-    Tensor g = filled<float>(y_ref.shape(), 84 + n, true);
-    Tensor dx_ref = conv_backward_data(g, w, xs, p), dw_ref = conv_backward_weight(g, x, ws, p);
-    ConvParams q = p;
-    q.algorithm = ConvAlgorithm::direct;
-    for (int threads : {1, 2}) {
-      set_num_threads(threads);
-      CHECK(max_abs_diff<float>(conv2d_forward(x, w, b, q), y_ref) == 0);
-      CHECK(max_abs_diff<float>(conv_backward_data(g, w, xs, q), dx_ref) == 0);
-      CHECK(max_abs_diff<float>(conv_backward_weight(g, x, ws, q), dw_ref) == 0);
-    }
+    direct_equals_reference_exact(xs, ws, true, p, 81 + n);
   }
-  set_num_threads(2);
 }
 
 // Strided layers on the shifted path with grids large enough for its weight
