@@ -108,4 +108,16 @@ TEST(gemm_f64_kernels_match_reference) { check_all_kernels<double>(true); }
 TEST(gemm_kernel_selection_follows_isa) {
   const auto& k = cpu::gemm_ukernel_for_current_isa<float>();
   CHECK(k.isa <= std::max(Isa::generic, get_isa()));
+  int count = 0;
+  const cpu::GemmUkernel<float>* all = cpu::gemm_ukernels<float>(&count);
+  for (int i = 0; i < count; ++i)  // the level's widest tile
+    if (all[i].isa == k.isa) CHECK(all[i].nr <= k.nr);
+  // A product 16 columns wide takes a 16-wide tile of the highest level that
+  // has one (AVX-512's 16 x 16 zmm tile over AVX2's 6 x 16).
+  if (get_isa() > Isa::generic) {
+    const auto& narrow = cpu::gemm_ukernel_for_shape<float>(64, 16);
+    CHECK(narrow.nr == 16);
+    for (int i = 0; i < count; ++i)
+      if (all[i].nr == 16 && all[i].isa <= get_isa()) CHECK(all[i].isa <= narrow.isa);
+  }
 }

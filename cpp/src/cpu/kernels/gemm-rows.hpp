@@ -60,7 +60,7 @@ struct BShifted {
 
 // Defines the three registered variants of one tile (gemm-kernels.inc);
 // the caller spells out the three names. BODY is the kernel template
-// instantiated for the tile, e.g. gemm_2v_kernel<Zmm<float>, 8>.
+// instantiated for the tile, e.g. gemm_vec_kernel<Zmm<float>, 8, 2>.
 // Expanded inside namespace cnncore::cpu by each ISA's source file.
 #define CNNCORE_DEFINE_GEMM_VARIANTS(T, MR, BODY, gemm_name, igemm_name, wgemm_name)                             \
   void gemm_name(int64_t kc, const T* a, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n,       \

@@ -161,9 +161,23 @@ const GemmUkernel<T>& gemm_ukernel_for_current_isa() {
   const Isa level = std::max(Isa::generic, get_isa());
   const GemmUkernel<T>* best = nullptr;
   for (const auto& k : registry<T>())
-    if (k.isa <= level && (!best || k.isa > best->isa)) best = &k;
+    if (k.isa <= level && (!best || k.isa > best->isa || (k.isa == best->isa && k.nr > best->nr))) best = &k;
   return *best;  // the generic kernels are always registered
 }
+
+namespace {
+
+// A kernel this CPU runs at a higher level has the same tile width: at one
+// width the higher level is never slower (twice as fast where 512-bit FMAs
+// run at full width).
+template <typename T>
+bool outclassed(const GemmUkernel<T>& k, Isa level) {
+  for (const auto& o : registry<T>())
+    if (o.nr == k.nr && o.isa > k.isa && o.isa <= level) return true;
+  return false;
+}
+
+}  // namespace
 
 template <typename T>
 const GemmUkernel<T>& gemm_ukernel_for_shape(int64_t m, int64_t n) {
@@ -174,7 +188,7 @@ const GemmUkernel<T>& gemm_ukernel_for_shape(int64_t m, int64_t n) {
   };
   const GemmUkernel<T>* best = &cur;
   for (const auto& k : registry<T>())
-    if (k.isa <= cur.isa && k.isa > Isa::generic && work(k) < work(*best)) best = &k;
+    if (k.isa <= cur.isa && k.isa > Isa::generic && !outclassed(k, cur.isa) && work(k) < work(*best)) best = &k;
   return work(*best) < 0.9L * work(cur) ? *best : cur;
 }
 

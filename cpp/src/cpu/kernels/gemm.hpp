@@ -43,15 +43,16 @@ struct GemmUkernel {
 };
 
 // Every micro-kernel built into this library (from gemm-kernels.inc), and the
-// one the current kernel level selects.
+// one the current kernel level selects (its widest tile).
 template <typename T> const GemmUkernel<T>* gemm_ukernels(int* count);
 template <typename T> const GemmUkernel<T>& gemm_ukernel_for_current_isa();
 
 // The kernel for an m x n product: the current level's, unless a narrower
 // SIMD kernel this CPU runs leaves fewer lanes idle on the shape (computes
 // under 90% of the padded elements round_up(m, mr) * round_up(n, nr)); e.g.
-// a convolution's weight gradient with 16 output channels takes a 16-wide
-// tile on AVX-512 rather than half of a 32-wide one.
+// a convolution's weight gradient with 16 output channels takes AVX-512's
+// 16-wide tile rather than half of its 32-wide one. Of kernels of one width
+// only the highest level's competes (AVX-512's 16 x 16 over AVX2's 6 x 16).
 template <typename T> const GemmUkernel<T>& gemm_ukernel_for_shape(int64_t m, int64_t n);
 // Cache blocking of the GEMM for a kernel's tile: kc steps of K per packed
 // sliver, mc rows of A per block (kept in L2), nc columns of B per panel.
