@@ -60,3 +60,25 @@ def test_non_finite_values_at_dropped_taps_spread_like_the_reference(algorithm):
     assert np.isnan(want[1][3, :, 0, 0]).all() and np.isfinite(want[1][2]).all()
     for g, r in zip(got, want):
         np.testing.assert_allclose(g, r)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("algorithm", ["auto", "direct"])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_non_finite_weights_on_small_maps_at_a_full_batch(dtype, algorithm, groups):
+    # Batch 16 on 2x2 maps takes the small-map batch-reduce path, which skips the taps
+    # that read padding; it finds the non-finite weight while packing and hands the
+    # problem to a path that multiplies the padding as the reference does. In the
+    # second group only, so that the first group's output is already written.
+    rng = np.random.default_rng(2)
+    x = rng.integers(-4, 5, (16, 4, 2, 2)).astype(dtype)
+    w = rng.integers(-4, 5, (6, 4 // groups, 3, 3)).astype(dtype)
+    w[5, 1, 0, 0] = np.nan
+    w[4, 0, 2, 2] = np.inf
+    ref = ops.conv2d(x, w, padding=1, groups=groups, algorithm="reference")
+    got = ops.conv2d(x, w, padding=1, groups=groups, algorithm=algorithm)
+    assert not np.isfinite(ref[:, 4:]).any() and np.isfinite(ref[:, :4]).all()
+    np.testing.assert_array_equal(got, ref)
+    w[:] = np.nan_to_num(w, nan=1.0, posinf=1.0)
+    np.testing.assert_array_equal(ops.conv2d(x, w, padding=1, groups=groups, algorithm=algorithm),
+                                  ops.conv2d(x, w, padding=1, groups=groups, algorithm="reference"))

@@ -402,8 +402,7 @@ void depthwise_backward_weight(const ConvGeometry& g, const T* diff_dst, const T
 template <typename T>
 void conv_forward_direct(const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
   if (is_depthwise(g)) return depthwise_forward(g, src, weights, bias, dst);
-  if (conv_smallmap_preferred(g) && conv_smallmap_serves_forward(g, weights))
-    return conv_forward_smallmap(g, src, weights, bias, dst);
+  if (conv_smallmap_preferred(g) && conv_forward_smallmap(g, src, weights, bias, dst)) return;
   conv_forward_shifted(g, src, weights, bias, dst);
 }
 

@@ -50,9 +50,10 @@ int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 bool fills(int64_t N, int64_t nr) { return N >= 1 && 4 * N >= 3 * round_up(N, nr); }
 
 // The current level's kernel, or, when N images would leave its column tiles
-// part-empty, the widest narrower SIMD kernel this CPU runs that they fill
-// (on AVX-512, batch 16 takes the AVX2 6x16 tile rather than half of 8x32;
-// the baseline 4x8 tile is too slow to pay); nullptr when none does.
+// part-empty, the widest narrower SIMD kernel this CPU runs that they fill,
+// of the highest level at that width (on AVX-512, batch 16 takes the 16x16
+// zmm tile rather than half of 8x32; the baseline 4x8 tile is too slow to
+// pay); nullptr when none does.
 template <typename T>
 const GemmUkernel<T>* ukernel_for_columns(int64_t N) {
   const GemmUkernel<T>& cur = gemm_ukernel_for_current_isa<T>();
@@ -62,7 +63,7 @@ const GemmUkernel<T>* ukernel_for_columns(int64_t N) {
   const GemmUkernel<T>* best = nullptr;
   for (int i = 0; i < count; ++i)
     if (all[i].isa <= get_isa() && all[i].isa > Isa::generic && all[i].nr < cur.nr && fills(N, all[i].nr) &&
-        (!best || all[i].nr > best->nr))
+        (!best || all[i].nr > best->nr || (all[i].nr == best->nr && all[i].isa > best->isa)))
       best = &all[i];
   return best;
 }
@@ -70,20 +71,30 @@ const GemmUkernel<T>* ukernel_for_columns(int64_t N) {
 // Per tap t, the rows x cols matrix M_t(r, k) = w[t] at element (r, k) of
 // the weights (w_at(r, k) points to tap 0 of that pair) in MR-row slivers
 // over all k: sliver s of tap t at out + (t * slivers + s) * cols * MR,
-// element (r = s*MR + i, k) at [k * MR + i], rows past `rows` zero.
+// element (r = s*MR + i, k) at [k * MR + i], rows past `rows` zero. One pass
+// over the weights (each pair's ksz taps are adjacent), writing whole
+// lines of every tap's sliver. Returns whether every weight is finite.
 template <typename T, typename At>
-void pack_taps(int64_t ksz, int64_t rows, int64_t cols, int mr, At w_at, T* out) {
-  const int64_t slivers = (rows + mr - 1) / mr;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(get_num_threads()) if (ksz * rows * cols > 65536)
-  for (int64_t t = 0; t < ksz; ++t)
-    for (int64_t s = 0; s < slivers; ++s) {
-      T* d = out + (t * slivers + s) * cols * mr;
-      for (int64_t k = 0; k < cols; ++k)
-        for (int64_t i = 0; i < mr; ++i) {
-          const int64_t r = s * mr + i;
-          d[k * mr + i] = r < rows ? w_at(r, k)[t] : T(0);
+bool pack_taps(int64_t ksz, int64_t rows, int64_t cols, int mr, At w_at, T* out) {
+  const int64_t slivers = (rows + mr - 1) / mr, tap_stride = slivers * cols * mr;
+  T probe = 0;  // sums w - w: zero unless a weight is infinite or NaN
+#pragma omp parallel for schedule(static) reduction(+ : probe) num_threads(get_num_threads()) \
+    if (ksz * rows * cols > 262144)
+  for (int64_t s = 0; s < slivers; ++s) {
+    const int64_t m = std::min<int64_t>(mr, rows - s * mr);
+    for (int64_t k = 0; k < cols; ++k) {
+      T* d = out + (s * cols + k) * mr;
+      for (int64_t i = 0; i < m; ++i) {
+        const T* src = w_at(s * mr + i, k);
+        for (int64_t t = 0; t < ksz; ++t) {
+          d[t * tap_stride + i] = src[t];
+          probe += src[t] - src[t];
         }
+      }
+      for (int64_t t = 0; t < ksz; ++t) std::fill(d + t * tap_stride + m, d + t * tap_stride + mr, T(0));
     }
+  }
+  return probe == T(0);
 }
 
 // out[p][c][n] = in[n * n_stride + c * P + p] for n < N, zero for n in [N, Np).
@@ -105,9 +116,12 @@ template <typename T>
 void batch_reduce(const GemmUkernel<T>& uk, const std::vector<std::vector<std::pair<int64_t, int64_t>>>& pairs,
                   int64_t R, int64_t K, int64_t N, int64_t Np, const T* apack, const T* b, T* z) {
   const int64_t J = static_cast<int64_t>(pairs.size()), mt = (R + uk.mr - 1) / uk.mr, nt = Np / uk.nr;
+  // Row slivers outermost: a sliver's taps (ksz * K * MR values) stay in L2
+  // while every position uses them, rather than all of the weights
+  // streaming from L3 once per position.
 #pragma omp parallel for collapse(3) schedule(static) num_threads(get_num_threads()) if (J * R * K * N > 262144)
-  for (int64_t j = 0; j < J; ++j)
-    for (int64_t s = 0; s < mt; ++s)
+  for (int64_t s = 0; s < mt; ++s)
+    for (int64_t j = 0; j < J; ++j)
       for (int64_t c = 0; c < nt; ++c) {
         const int64_t r0 = s * uk.mr, c0 = c * uk.nr;
         const int64_t m = std::min<int64_t>(uk.mr, R - r0), n = std::min<int64_t>(uk.nr, N - c0);
@@ -142,15 +156,6 @@ bool conv_smallmap_preferred(const ConvGeometry& g) {
   return conv_smallmap_serves(g) && ukernel_for_columns<float>(g.N) && ukernel_for_columns<double>(g.N);
 }
 
-template <typename T>
-bool conv_smallmap_serves_forward(const ConvGeometry& g, const T* weights) {
-  if (!conv_smallmap_serves(g)) return false;
-  const int64_t n = g.C_out * g.C_in_g * g.k_size();
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(weights[i])) return false;
-  return true;
-}
-
 int64_t conv_smallmap_workspace_bytes(const ConvGeometry& g, int64_t es) {
   const long double Np = static_cast<long double>(round_up(std::max<int64_t>(g.N, 1), kMaxNR));
   const long double pack = static_cast<long double>(g.k_size()) *
@@ -163,7 +168,7 @@ int64_t conv_smallmap_workspace_bytes(const ConvGeometry& g, int64_t es) {
 }
 
 template <typename T>
-void conv_forward_smallmap(const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
+bool conv_forward_smallmap(const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
   const auto& uk = *ukernel_for_columns<T>(g.N);  // non-null: conv_smallmap_preferred
   const Taps taps(g);
   const int64_t Pi = g.in_size(), Po = g.out_size(), ksz = g.k_size(), C = g.C_in_g, O = g.C_out_g;
@@ -173,7 +178,8 @@ void conv_forward_smallmap(const ConvGeometry& g, const T* src, const T* weights
   const std::unique_ptr<T[]> a(new T[static_cast<std::size_t>(ksz * slivers * C * uk.mr)]);
   for (int64_t grp = 0; grp < g.groups; ++grp) {
     const T* w = weights + grp * O * C * ksz;
-    pack_taps(ksz, O, C, uk.mr, [&](int64_t o, int64_t c) { return w + (o * C + c) * ksz; }, a.get());
+    if (!pack_taps(ksz, O, C, uk.mr, [&](int64_t o, int64_t c) { return w + (o * C + c) * ksz; }, a.get()))
+      return false;  // a non-finite weight: the caller's other path rewrites all of dst
     to_position_major(src + grp * C * Pi, g.N, g.C_in * Pi, C, Pi, Np, x.get());
     batch_reduce(uk, taps.of_out, O, C, g.N, Np, a.get(), x.get(), y.get());
 #pragma omp parallel for collapse(2) schedule(static) num_threads(get_num_threads()) if (g.N * O * Po > 65536)
@@ -183,7 +189,7 @@ void conv_forward_smallmap(const ConvGeometry& g, const T* src, const T* weights
         T* d = dst + (n * g.C_out + grp * O + o) * Po;
         for (int64_t q = 0; q < Po; ++q) d[q] = y[static_cast<std::size_t>((q * O + o) * Np + n)] + b;
       }
-  }
+  }  return true;
 }
 
 template <typename T>
@@ -211,8 +217,7 @@ void conv_backward_data_smallmap(const ConvGeometry& g, const T* diff_dst, const
 }
 
 #define CNNCORE_INSTANTIATE(T)                                                                    \
-  template bool conv_smallmap_serves_forward<T>(const ConvGeometry&, const T*);                  \
-  template void conv_forward_smallmap<T>(const ConvGeometry&, const T*, const T*, const T*, T*); \
+  template bool conv_forward_smallmap<T>(const ConvGeometry&, const T*, const T*, const T*, T*); \
   template void conv_backward_data_smallmap<T>(const ConvGeometry&, const T*, const T*, T*);
 CNNCORE_INSTANTIATE(float)
 CNNCORE_INSTANTIATE(double)

@@ -14,7 +14,7 @@
 // any dilation, groups and flip. The weight gradient is not served (the
 // direct path runs its own). A forward with a non-finite weight would differ
 // from the reference (which multiplies padding zeros), so it is not served
-// either: see conv_smallmap_serves_forward.
+// either: conv_forward_smallmap then returns false.
 #pragma once
 
 #include <cstdint>
@@ -28,13 +28,12 @@ bool conv_smallmap_serves(const detail::ConvGeometry& g);
 // Whether algorithm="auto" (and the direct path) should use it: the images
 // fill at least 3/4 of the column tiles of a SIMD kernel this CPU runs.
 bool conv_smallmap_preferred(const detail::ConvGeometry& g);
-// The forward also needs every weight finite.
-template <typename T>
-bool conv_smallmap_serves_forward(const detail::ConvGeometry& g, const T* weights);
 int64_t conv_smallmap_workspace_bytes(const detail::ConvGeometry& g, int64_t elem_size);
 
+// False, with dst partly written, when a weight is not finite (found while
+// packing them): the caller then runs another path.
 template <typename T>
-void conv_forward_smallmap(const detail::ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst);
+bool conv_forward_smallmap(const detail::ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst);
 // diff_src is overwritten.
 template <typename T>
 void conv_backward_data_smallmap(const detail::ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src);
