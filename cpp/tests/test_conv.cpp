@@ -206,7 +206,7 @@ TEST(conv_direct_serves_depthwise_and_two_axes) {
 // padding zeros), so that forward takes another route.
 TEST(conv2d_direct_small_maps_skip_padding_taps) {
   int n = 0;
-  for (int64_t N : {8, 16, 24, 57, 100})  // 16 on AVX-512: the AVX2 tile; 8 there: no small-map path
+  for (int64_t N : {8, 16, 24, 57, 100})  // 16 on AVX-512: the 16-wide tile; 8 there: no small-map path
     for (int64_t hw : {1, 2, 3, 4})
       for (int64_t groups : {1, 2}) {
         ++n;
@@ -215,7 +215,9 @@ TEST(conv2d_direct_small_maps_skip_padding_taps) {
         p.flip = n % 2 == 0;
         p.dilation = {1, n % 3 == 0 && hw > 2 ? 2 : 1};
         p.padding = {1, n % 4 == 1 ? 2 : 1, 2, 1};
-        const Shape xs{N, 6, hw, hw == 4 ? 4 : hw + n % 2}, ws{groups * (3 + n % 4), 6 / groups, 3, 3};
+        // every third case: more channels than one row sliver of the tallest tile (16), ragged
+        const int64_t ci = n % 3 == 0 ? 18 : 6, co = n % 3 == 0 ? 17 + n % 4 : 3 + n % 4;
+        const Shape xs{N, ci, hw, hw == 4 ? 4 : hw + n % 2}, ws{groups * co, ci / groups, 3, 3};
         Tensor x = filled<float>(xs, 71 + n, true), w = filled<float>(ws, 72 + n, true);
         Tensor b = filled<float>({ws[0]}, 73 + n, true);
         p.algorithm = ConvAlgorithm::reference;

@@ -15,7 +15,7 @@ using detail::ConvGeometry;
 namespace {
 
 constexpr int64_t kMaxPositions = 16;
-constexpr int64_t kMaxMR = 8, kMaxNR = 64;  // the widest tile of any kernel level
+constexpr int64_t kMaxMR = 16, kMaxNR = 64;  // the tallest and widest tiles of any kernel level
 
 bool two_d(const ConvGeometry& g) {
   return g.in[0] == 1 && g.k[0] == 1 && g.pad_before[0] == 0 && g.pad_after[0] == 0;
@@ -68,32 +68,32 @@ const GemmUkernel<T>* ukernel_for_columns(int64_t N) {
   return best;
 }
 
-// Per tap t, the rows x cols matrix M_t(r, k) = w[t] at element (r, k) of
-// the weights (w_at(r, k) points to tap 0 of that pair) in MR-row slivers
-// over all k: sliver s of tap t at out + (t * slivers + s) * cols * MR,
-// element (r = s*MR + i, k) at [k * MR + i], rows past `rows` zero. One pass
-// over the weights (each pair's ksz taps are adjacent), writing whole
-// lines of every tap's sliver. Returns whether every weight is finite.
+// Row sliver s (MR rows) of every tap's rows x cols matrix M_t(r, k) = w[t]
+// at element (r, k) of the weights (w_at(r, k) points to tap 0 of that
+// pair): tap t's sliver at out + t * cols * MR, element (r = s*MR + i, k) at
+// [k * MR + i], rows past `rows` zero. Each pair's taps are adjacent, so the
+// weights are read in one pass. Returns whether every value is finite (a
+// product by zero of each, summed in independent lanes).
 template <typename T, typename At>
-bool pack_taps(int64_t ksz, int64_t rows, int64_t cols, int mr, At w_at, T* out) {
-  const int64_t slivers = (rows + mr - 1) / mr, tap_stride = slivers * cols * mr;
-  T probe = 0;  // sums w - w: zero unless a weight is infinite or NaN
-#pragma omp parallel for schedule(static) reduction(+ : probe) num_threads(get_num_threads()) \
-    if (ksz * rows * cols > 262144)
-  for (int64_t s = 0; s < slivers; ++s) {
-    const int64_t m = std::min<int64_t>(mr, rows - s * mr);
-    for (int64_t k = 0; k < cols; ++k) {
-      T* d = out + (s * cols + k) * mr;
-      for (int64_t i = 0; i < m; ++i) {
-        const T* src = w_at(s * mr + i, k);
-        for (int64_t t = 0; t < ksz; ++t) {
-          d[t * tap_stride + i] = src[t];
-          probe += src[t] - src[t];
-        }
-      }
-      for (int64_t t = 0; t < ksz; ++t) std::fill(d + t * tap_stride + m, d + t * tap_stride + mr, T(0));
+bool pack_sliver(int64_t s, int64_t ksz, int64_t rows, int64_t cols, int mr, At w_at, T* out) {
+  const int64_t m = std::min<int64_t>(mr, rows - s * mr), tap_stride = cols * mr;
+  for (int64_t k = 0; k < cols; ++k) {
+    T* d = out + k * mr;
+    for (int64_t i = 0; i < m; ++i) {
+      const T* src = w_at(s * mr + i, k);
+      for (int64_t t = 0; t < ksz; ++t) d[t * tap_stride + i] = src[t];
     }
+    for (int64_t t = 0; t < ksz; ++t) std::fill(d + t * tap_stride + m, d + t * tap_stride + mr, T(0));
   }
+  constexpr int kLanes = 16;
+  T lanes[kLanes] = {};
+  const int64_t n = ksz * tap_stride, whole = n / kLanes * kLanes;
+  for (int64_t q = 0; q < whole; q += kLanes)
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) lanes[l] += out[q + l] * T(0);
+  T probe = 0;
+  for (int64_t q = whole; q < n; ++q) probe += out[q] * T(0);
+  for (int l = 0; l < kLanes; ++l) probe += lanes[l];
   return probe == T(0);
 }
 
@@ -110,33 +110,47 @@ void to_position_major(const T* in, int64_t N, int64_t n_stride, int64_t C, int6
 }
 
 // For each position j (J of them) and each tile of MR rows and NR columns:
-// Z_j (R x Np) = sum over (t, i) in pairs[j] of A_t (packed by pack_taps) B_i,
-// B_i the K x Np matrix at b + i * K * Np; zero where pairs[j] is empty.
-template <typename T>
-void batch_reduce(const GemmUkernel<T>& uk, const std::vector<std::vector<std::pair<int64_t, int64_t>>>& pairs,
-                  int64_t R, int64_t K, int64_t N, int64_t Np, const T* apack, const T* b, T* z) {
+// Z_j (R x Np) = sum over (t, i) in pairs[j] of A_t B_i, B_i the K x Np
+// matrix at b + i * K * Np, A_t tap t's R x K weights (packed one row sliver
+// at a time by pack_sliver through w_at); zero where pairs[j] is empty.
+// Row slivers outermost: each thread packs one sliver of every tap (ksz *
+// K * MR values) into a buffer that stays in L2 while every position uses
+// it, so the weights are read once and their packed copy never goes to
+// memory. With check_finite, returns false when a weight is not finite.
+template <typename T, typename At>
+bool batch_reduce(const GemmUkernel<T>& uk, const std::vector<std::vector<std::pair<int64_t, int64_t>>>& pairs,
+                  int64_t R, int64_t K, int64_t N, int64_t Np, int64_t ksz, At w_at, bool check_finite, const T* b,
+                  T* z) {
   const int64_t J = static_cast<int64_t>(pairs.size()), mt = (R + uk.mr - 1) / uk.mr, nt = Np / uk.nr;
-  // Row slivers outermost: a sliver's taps (ksz * K * MR values) stay in L2
-  // while every position uses them, rather than all of the weights
-  // streaming from L3 once per position.
-#pragma omp parallel for collapse(3) schedule(static) num_threads(get_num_threads()) if (J * R * K * N > 262144)
-  for (int64_t s = 0; s < mt; ++s)
-    for (int64_t j = 0; j < J; ++j)
-      for (int64_t c = 0; c < nt; ++c) {
-        const int64_t r0 = s * uk.mr, c0 = c * uk.nr;
-        const int64_t m = std::min<int64_t>(uk.mr, R - r0), n = std::min<int64_t>(uk.nr, N - c0);
-        T* zt = z + (j * R + r0) * Np + c0;
-        const auto& list = pairs[static_cast<std::size_t>(j)];
-        if (list.empty() || n <= 0) {
-          for (int64_t i = 0; i < m; ++i) std::fill(zt + i * Np, zt + i * Np + std::max<int64_t>(n, 0), T(0));
-          continue;
-        }
-        bool acc = false;
-        for (const auto& [t, i] : list) {
-          uk.fn(K, apack + (t * mt + s) * K * uk.mr, b + i * K * Np + c0, Np, zt, Np, m, n, acc);
-          acc = true;
-        }
+  bool finite = true;
+#pragma omp parallel num_threads(get_num_threads()) reduction(&& : finite) if (J * R * K * N > 262144)
+  {
+    const std::unique_ptr<T[]> a(new T[static_cast<std::size_t>(ksz * K * uk.mr)]);
+#pragma omp for schedule(static)
+    for (int64_t s = 0; s < mt; ++s) {
+      if (!pack_sliver(s, ksz, R, K, uk.mr, w_at, a.get()) && check_finite) {
+        finite = false;
+        continue;
       }
+      const int64_t r0 = s * uk.mr, m = std::min<int64_t>(uk.mr, R - r0);
+      for (int64_t j = 0; j < J; ++j)
+        for (int64_t c = 0; c < nt; ++c) {
+          const int64_t c0 = c * uk.nr, n = std::min<int64_t>(uk.nr, N - c0);
+          T* zt = z + (j * R + r0) * Np + c0;
+          const auto& list = pairs[static_cast<std::size_t>(j)];
+          if (list.empty() || n <= 0) {
+            for (int64_t i = 0; i < m; ++i) std::fill(zt + i * Np, zt + i * Np + std::max<int64_t>(n, 0), T(0));
+            continue;
+          }
+          bool acc = false;
+          for (const auto& [t, i] : list) {
+            uk.fn(K, a.get() + t * K * uk.mr, b + i * K * Np + c0, Np, zt, Np, m, n, acc);
+            acc = true;
+          }
+        }
+    }
+  }
+  return finite;
 }
 
 }  // namespace
@@ -158,8 +172,8 @@ bool conv_smallmap_preferred(const ConvGeometry& g) {
 
 int64_t conv_smallmap_workspace_bytes(const ConvGeometry& g, int64_t es) {
   const long double Np = static_cast<long double>(round_up(std::max<int64_t>(g.N, 1), kMaxNR));
-  const long double pack = static_cast<long double>(g.k_size()) *
-                           static_cast<long double>(round_up(std::max(g.C_out_g, g.C_in_g), kMaxMR)) *
+  // one packed row sliver of every tap per thread
+  const long double pack = static_cast<long double>(std::max(get_num_threads(), 1)) * g.k_size() * kMaxMR *
                            static_cast<long double>(std::max(g.C_out_g, g.C_in_g));
   const long double cols = Np * (static_cast<long double>(g.in_size()) * g.C_in_g +
                                  static_cast<long double>(g.out_size()) * g.C_out_g);
@@ -172,16 +186,15 @@ bool conv_forward_smallmap(const ConvGeometry& g, const T* src, const T* weights
   const auto& uk = *ukernel_for_columns<T>(g.N);  // non-null: conv_smallmap_preferred
   const Taps taps(g);
   const int64_t Pi = g.in_size(), Po = g.out_size(), ksz = g.k_size(), C = g.C_in_g, O = g.C_out_g;
-  const int64_t Np = round_up(g.N, uk.nr), slivers = (O + uk.mr - 1) / uk.mr;
+  const int64_t Np = round_up(g.N, uk.nr);
   const std::unique_ptr<T[]> x(new T[static_cast<std::size_t>(Pi * C * Np)]);
   const std::unique_ptr<T[]> y(new T[static_cast<std::size_t>(Po * O * Np)]);
-  const std::unique_ptr<T[]> a(new T[static_cast<std::size_t>(ksz * slivers * C * uk.mr)]);
   for (int64_t grp = 0; grp < g.groups; ++grp) {
     const T* w = weights + grp * O * C * ksz;
-    if (!pack_taps(ksz, O, C, uk.mr, [&](int64_t o, int64_t c) { return w + (o * C + c) * ksz; }, a.get()))
-      return false;  // a non-finite weight: the caller's other path rewrites all of dst
     to_position_major(src + grp * C * Pi, g.N, g.C_in * Pi, C, Pi, Np, x.get());
-    batch_reduce(uk, taps.of_out, O, C, g.N, Np, a.get(), x.get(), y.get());
+    if (!batch_reduce(uk, taps.of_out, O, C, g.N, Np, ksz, [&](int64_t o, int64_t c) { return w + (o * C + c) * ksz; },
+                      true, x.get(), y.get()))
+      return false;  // a non-finite weight: the caller's other path rewrites all of dst
 #pragma omp parallel for collapse(2) schedule(static) num_threads(get_num_threads()) if (g.N * O * Po > 65536)
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t o = 0; o < O; ++o) {
@@ -197,16 +210,15 @@ void conv_backward_data_smallmap(const ConvGeometry& g, const T* diff_dst, const
   const auto& uk = *ukernel_for_columns<T>(g.N);  // non-null: conv_smallmap_preferred
   const Taps taps(g);
   const int64_t Pi = g.in_size(), Po = g.out_size(), ksz = g.k_size(), C = g.C_in_g, O = g.C_out_g;
-  const int64_t Np = round_up(g.N, uk.nr), slivers = (C + uk.mr - 1) / uk.mr;
+  const int64_t Np = round_up(g.N, uk.nr);
   const std::unique_ptr<T[]> dy(new T[static_cast<std::size_t>(Po * O * Np)]);
   const std::unique_ptr<T[]> dx(new T[static_cast<std::size_t>(Pi * C * Np)]);
-  const std::unique_ptr<T[]> a(new T[static_cast<std::size_t>(ksz * slivers * O * uk.mr)]);
   for (int64_t grp = 0; grp < g.groups; ++grp) {
     const T* w = weights + grp * O * C * ksz;
-    // A_t = W_t^T: rows are input channels, columns output channels
-    pack_taps(ksz, C, O, uk.mr, [&](int64_t c, int64_t o) { return w + (o * C + c) * ksz; }, a.get());
     to_position_major(diff_dst + grp * O * Po, g.N, g.C_out * Po, O, Po, Np, dy.get());
-    batch_reduce(uk, taps.of_in, C, O, g.N, Np, a.get(), dy.get(), dx.get());
+    // A_t = W_t^T: rows are input channels, columns output channels
+    batch_reduce(uk, taps.of_in, C, O, g.N, Np, ksz, [&](int64_t c, int64_t o) { return w + (o * C + c) * ksz; },
+                 false, dy.get(), dx.get());
 #pragma omp parallel for collapse(2) schedule(static) num_threads(get_num_threads()) if (g.N * C * Pi > 65536)
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t c = 0; c < C; ++c) {
