@@ -215,8 +215,9 @@ TEST(conv2d_direct_small_maps_skip_padding_taps) {
         p.flip = n % 2 == 0;
         p.dilation = {1, n % 3 == 0 && hw > 2 ? 2 : 1};
         p.padding = {1, n % 4 == 1 ? 2 : 1, 2, 1};
-        // every third case: more channels than one row sliver of the tallest tile (16), ragged
-        const int64_t ci = n % 3 == 0 ? 18 : 6, co = n % 3 == 0 ? 17 + n % 4 : 3 + n % 4;
+        // every third case: more channels than one tile of the tallest (16 rows) and widest (32
+        // columns) kernels, ragged
+        const int64_t ci = n % 3 == 0 ? 40 : 6, co = n % 3 == 0 ? 17 + n % 4 : 3 + n % 4;
         const Shape xs{N, ci, hw, hw == 4 ? 4 : hw + n % 2}, ws{groups * co, ci / groups, 3, 3};
         Tensor x = filled<float>(xs, 71 + n, true), w = filled<float>(ws, 72 + n, true);
         Tensor b = filled<float>({ws[0]}, 73 + n, true);

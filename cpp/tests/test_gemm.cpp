@@ -42,8 +42,9 @@ static void check_all_kernels(bool exact) {
 }
 
 // The convolution variants of every kernel: B's rows through an offset
-// table (gemm_shifted, A read in place) and A's rows through an offset table
-// (gemm_offset_a, B packed), against the naive GEMM on the gathered matrices.
+// table (gemm_shifted, A read in place), A's rows through an offset table
+// (gemm_offset_a, B packed) and both A's columns and B's rows through tables
+// (gemm_brgemm), against the naive GEMM on the gathered matrices.
 template <typename T>
 static void check_offset_variants() {
   int count = 0;
@@ -95,6 +96,24 @@ static void check_offset_variants() {
           same = true;
           for (int64_t i = 0; i < M * N; ++i) same = same && C[i] == R[i];
           if (!same) std::fprintf(stderr, "  offset_a %s M=%ld N=%ld K=%ld\n", k.name, (long)M, (long)N, (long)K);
+          CHECK(same);
+
+          // brgemm: A''(i, q) = asrc[acol[q] + i] (M x K; MR values readable at each
+          // column), B''(q, j) = src[off[q] + j] (the gathered G above)
+          std::vector<int64_t> acol(static_cast<std::size_t>(K));
+          for (int64_t q = 0; q < K; ++q) acol[q] = (q * 3 + 2) % (2 * K) * M;  // scattered, some repeated
+          std::vector<T> csrc(static_cast<std::size_t>(2 * K * M + k.mr)), A3(M * K);
+          test::fill_ints(csrc.data(), static_cast<int64_t>(csrc.size()), 11 + ki);
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t q = 0; q < K; ++q) A3[i * K + q] = csrc[acol[q] + i];
+          test::fill_ints(C.data(), M * N, 12);
+          R = C;
+          cpu::gemm_brgemm(k, M, N, K, csrc.data(), acol.data(), src.data(), off.data(), acc != 0, C.data(), N,
+                           par != 0);
+          cpu::ref::gemm(false, false, M, N, K, A3.data(), K, G.data(), N, acc != 0, R.data(), N);
+          same = true;
+          for (int64_t i = 0; i < M * N; ++i) same = same && C[i] == R[i];
+          if (!same) std::fprintf(stderr, "  brgemm %s M=%ld N=%ld K=%ld\n", k.name, (long)M, (long)N, (long)K);
           CHECK(same);
         }
   }

@@ -1,10 +1,10 @@
 // Direct convolution, without a patch matrix: depthwise layers by the
 // per-channel micro-kernels (dwconv-ukernels.hpp), small maps at batches
-// filling the GEMM's column tiles by the batch-reduce GEMM over live taps (conv-smallmap.hpp; forward
-// and data gradient), other 1-D and 2-D layers by the shifted GEMM
+// filling the GEMM's column tiles by the batch-reduce GEMM over live taps (conv-smallmap.hpp; all
+// three passes), other 1-D and 2-D layers by the shifted GEMM
 // (conv-shifted.hpp); the data gradient of a padded
 // non-zero mode or a stride, which the shifted kernels do not serve, and the weight gradient of
-// small maps, where they do not pay, run through im2col.
+// other small maps, where they do not pay, run through im2col.
 //
 // Depthwise: each output channel o reads one input channel c = o /
 // multiplier. Each (image, channel) plane is first copied into a padded
@@ -216,8 +216,10 @@ bool conv_direct_preferred(const ConvGeometry& g) {
 
 int64_t conv_direct_workspace_bytes(const ConvGeometry& g, int64_t es, detail::ConvPass pass, int threads) {
   if (is_depthwise(g)) return depthwise_workspace_bytes(g, es, pass, threads);
-  if (pass != detail::ConvPass::backward_weight && conv_smallmap_preferred(g))  // forward: or the shifted path
-    return std::max(conv_smallmap_workspace_bytes(g, es), conv_shifted_workspace_bytes(g, es, pass, threads));
+  if (conv_smallmap_preferred(g))  // forward: or the shifted path
+    return pass == detail::ConvPass::forward ? std::max(conv_smallmap_workspace_bytes(g, es, pass, threads),
+                                                        conv_shifted_workspace_bytes(g, es, pass, threads))
+                                             : conv_smallmap_workspace_bytes(g, es, pass, threads);
   if (pass == detail::ConvPass::forward ||
       (pass == detail::ConvPass::backward_data && conv_shifted_serves_backward_data(g)) ||
       (pass == detail::ConvPass::backward_weight && conv_shifted_weight_gradient_pays(g)))
@@ -417,6 +419,7 @@ void conv_backward_data_direct(const ConvGeometry& g, const T* diff_dst, const T
 template <typename T>
 void conv_backward_weight_direct(const ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights) {
   if (is_depthwise(g)) return depthwise_backward_weight(g, diff_dst, src, diff_weights);
+  if (conv_smallmap_preferred(g)) return conv_backward_weight_smallmap(g, diff_dst, src, diff_weights);
   if (conv_shifted_weight_gradient_pays(g)) return conv_backward_weight_shifted(g, diff_dst, src, diff_weights);
   conv_backward_weight_im2col(g, diff_dst, src, diff_weights);
 }

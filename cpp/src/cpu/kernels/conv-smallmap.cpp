@@ -170,14 +170,21 @@ bool conv_smallmap_preferred(const ConvGeometry& g) {
   return conv_smallmap_serves(g) && ukernel_for_columns<float>(g.N) && ukernel_for_columns<double>(g.N);
 }
 
-int64_t conv_smallmap_workspace_bytes(const ConvGeometry& g, int64_t es) {
-  const long double Np = static_cast<long double>(round_up(std::max<int64_t>(g.N, 1), kMaxNR));
-  // one packed row sliver of every tap per thread
-  const long double pack = static_cast<long double>(std::max(get_num_threads(), 1)) * g.k_size() * kMaxMR *
-                           static_cast<long double>(std::max(g.C_out_g, g.C_in_g));
-  const long double cols = Np * (static_cast<long double>(g.in_size()) * g.C_in_g +
-                                 static_cast<long double>(g.out_size()) * g.C_out_g);
-  const long double total = (pack + cols) * es;
+int64_t conv_smallmap_workspace_bytes(const ConvGeometry& g, int64_t es, detail::ConvPass pass, int threads) {
+  const long double N = static_cast<long double>(std::max<int64_t>(g.N, 1));
+  const long double Pi = static_cast<long double>(g.in_size()), Po = static_cast<long double>(g.out_size());
+  const long double C = static_cast<long double>(g.C_in_g), O = static_cast<long double>(g.C_out_g);
+  const long double nt = static_cast<long double>(std::max(threads, 1)), ksz = static_cast<long double>(g.k_size());
+  long double total = 0;
+  if (pass == detail::ConvPass::backward_weight) {
+    // channels-last copies of both operands, the offset tables of the
+    // busiest tap, and each thread's column block of every tap's result
+    total = (Po * N * O + Pi * N * C + kMaxMR + kMaxNR + nt * ksz * O * kMaxNR) * es + 2 * 8 * Po * N;
+  } else {
+    const long double Np = static_cast<long double>(round_up(std::max<int64_t>(g.N, 1), kMaxNR));
+    // one packed row sliver of every tap per thread, and both operands position-major
+    total = (nt * ksz * kMaxMR * std::max(C, O) + Np * (Pi * C + Po * O)) * es;
+  }
   return total > 9.0e18L ? INT64_MAX : static_cast<int64_t>(total);
 }
 
@@ -228,9 +235,83 @@ void conv_backward_data_smallmap(const ConvGeometry& g, const T* diff_dst, const
   }
 }
 
+// dW_t (C_out x C_in, for each tap t) = sum over the (output q, input p)
+// position pairs that tap t joins, and over the images n, of
+// dY[n][.][q] X[n][.][p]^T: one batch-reduce GEMM per tap whose K runs over
+// (pair, image), reading both operands in place from channels-last copies
+// (dY as [q][n][o], X as [p][n][c]) through offset tables. Positions that
+// only meet padding are never multiplied. Threads take blocks of NR input
+// channels: each gathers its block of every tap's result in a buffer that
+// stays in L2, then writes its (o, c, t) slice of dW contiguously.
+template <typename T>
+void conv_backward_weight_smallmap(const ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights) {
+  const GemmUkernel<T>& uk = gemm_ukernel_for_shape<T>(g.C_out_g, g.C_in_g);
+  const int64_t Pi = g.in_size(), Po = g.out_size(), ksz = g.k_size(), C = g.C_in_g, O = g.C_out_g, N = g.N;
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> by_tap(static_cast<std::size_t>(ksz));
+  {
+    const Taps taps(g);
+    for (int64_t q = 0; q < Po; ++q)
+      for (const auto& [t, p] : taps.of_out[static_cast<std::size_t>(q)])
+        by_tap[static_cast<std::size_t>(t)].emplace_back(q, p);
+  }
+  if (N == 0) {
+    std::fill(diff_weights, diff_weights + g.C_out * C * ksz, T(0));
+    return;
+  }
+  const std::unique_ptr<T[]> dyt(new T[static_cast<std::size_t>(Po * N * O + uk.mr)]);
+  const std::unique_ptr<T[]> xt(new T[static_cast<std::size_t>(Pi * N * C + uk.nr)]);
+  std::fill(dyt.get() + Po * N * O, dyt.get() + Po * N * O + uk.mr, T(0));
+  std::fill(xt.get() + Pi * N * C, xt.get() + Pi * N * C + uk.nr, T(0));
+  // per tap: (aoff, boff) of each (pair, image)
+  std::vector<std::vector<int64_t>> aoff(static_cast<std::size_t>(ksz)), boff(static_cast<std::size_t>(ksz));
+  for (int64_t t = 0; t < ksz; ++t)
+    for (const auto& [q, p] : by_tap[static_cast<std::size_t>(t)])
+      for (int64_t n = 0; n < N; ++n) {
+        aoff[static_cast<std::size_t>(t)].push_back((q * N + n) * O);
+        boff[static_cast<std::size_t>(t)].push_back((p * N + n) * C);
+      }
+  const int64_t blocks = (C + uk.nr - 1) / uk.nr;
+  const int nt = g.N * O * C * Po > 65536 ? get_num_threads() : 1;
+  for (int64_t grp = 0; grp < g.groups; ++grp) {
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t q = 0; q < Po; ++q)
+      for (int64_t n = 0; n < N; ++n) {
+        T* d = dyt.get() + (q * N + n) * O;
+        const T* s0 = diff_dst + (n * g.C_out + grp * O) * Po + q;
+        for (int64_t o = 0; o < O; ++o) d[o] = s0[o * Po];
+      }
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t p = 0; p < Pi; ++p)
+      for (int64_t n = 0; n < N; ++n) {
+        T* d = xt.get() + (p * N + n) * C;
+        const T* s0 = src + (n * g.C_in + grp * C) * Pi + p;
+        for (int64_t c = 0; c < C; ++c) d[c] = s0[c * Pi];
+      }
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+      const std::unique_ptr<T[]> blk(new T[static_cast<std::size_t>(ksz * O * uk.nr)]);
+#pragma omp for schedule(static)
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t c0 = b * uk.nr, w = std::min<int64_t>(uk.nr, C - c0);
+        for (int64_t t = 0; t < ksz; ++t) {
+          const auto& ao = aoff[static_cast<std::size_t>(t)];
+          gemm_brgemm(uk, O, w, static_cast<int64_t>(ao.size()), dyt.get(), ao.data(), xt.get() + c0,
+                      boff[static_cast<std::size_t>(t)].data(), false, blk.get() + t * O * uk.nr, uk.nr, false);
+        }
+        for (int64_t o = 0; o < O; ++o) {
+          T* d = diff_weights + ((grp * O + o) * C + c0) * ksz;
+          for (int64_t c = 0; c < w; ++c)
+            for (int64_t t = 0; t < ksz; ++t) d[c * ksz + t] = blk[static_cast<std::size_t>((t * O + o) * uk.nr + c)];
+        }
+      }
+    }
+  }
+}
+
 #define CNNCORE_INSTANTIATE(T)                                                                    \
   template bool conv_forward_smallmap<T>(const ConvGeometry&, const T*, const T*, const T*, T*); \
-  template void conv_backward_data_smallmap<T>(const ConvGeometry&, const T*, const T*, T*);
+  template void conv_backward_data_smallmap<T>(const ConvGeometry&, const T*, const T*, T*);         \
+  template void conv_backward_weight_smallmap<T>(const ConvGeometry&, const T*, const T*, T*);
 CNNCORE_INSTANTIATE(float)
 CNNCORE_INSTANTIATE(double)
 #undef CNNCORE_INSTANTIATE

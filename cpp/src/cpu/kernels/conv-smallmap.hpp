@@ -10,9 +10,12 @@
 //
 // where W_t is tap t's C_out x C_in slice of the weights (packed once per
 // call), X_p is input position p of every image and channel laid out as a
-// C_in x N matrix (likewise dY_q). Stride 1, zero padding, two spatial axes,
-// any dilation, groups and flip. The weight gradient is not served (the
-// direct path runs its own). A forward with a non-finite weight would differ
+// C_in x N matrix (likewise dY_q); and
+//
+//   backward weight: dW_t (C_out x C_in) = sum over (q, p) joined by t of dY_q X_p^T
+//
+// with the images in the GEMM's K (see conv_backward_weight_smallmap). Stride
+// 1, zero padding, two spatial axes, any dilation, groups and flip. A forward with a non-finite weight would differ
 // from the reference (which multiplies padding zeros), so it is not served
 // either: conv_forward_smallmap then returns false.
 #pragma once
@@ -28,7 +31,8 @@ bool conv_smallmap_serves(const detail::ConvGeometry& g);
 // Whether algorithm="auto" (and the direct path) should use it: the images
 // fill at least 3/4 of the column tiles of a SIMD kernel this CPU runs.
 bool conv_smallmap_preferred(const detail::ConvGeometry& g);
-int64_t conv_smallmap_workspace_bytes(const detail::ConvGeometry& g, int64_t elem_size);
+int64_t conv_smallmap_workspace_bytes(const detail::ConvGeometry& g, int64_t elem_size, detail::ConvPass pass,
+                                      int threads);
 
 // False, with dst partly written, when a weight is not finite (found while
 // packing them): the caller then runs another path.
@@ -37,5 +41,8 @@ bool conv_forward_smallmap(const detail::ConvGeometry& g, const T* src, const T*
 // diff_src is overwritten.
 template <typename T>
 void conv_backward_data_smallmap(const detail::ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src);
+// diff_weights is overwritten.
+template <typename T>
+void conv_backward_weight_smallmap(const detail::ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights);
 
 }  // namespace cnncore::cpu

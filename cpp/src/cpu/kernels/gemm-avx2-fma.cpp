@@ -16,8 +16,10 @@ namespace {
 namespace cnncore::cpu {
 
 CNNCORE_DEFINE_GEMM_VARIANTS(float, 6, (gemm_vec_kernel<Ymm<float>, 6, 2>), f32_gemm_6x16__avx2_fma, f32_igemm_6x16__avx2_fma,
-                             f32_wgemm_6x16__avx2_fma)
+                             f32_wgemm_6x16__avx2_fma,
+                             f32_brgemm_6x16__avx2_fma)
 CNNCORE_DEFINE_GEMM_VARIANTS(double, 6, (gemm_vec_kernel<Ymm<double>, 6, 2>), f64_gemm_6x8__avx2_fma, f64_igemm_6x8__avx2_fma,
-                             f64_wgemm_6x8__avx2_fma)
+                             f64_wgemm_6x8__avx2_fma,
+                             f64_brgemm_6x8__avx2_fma)
 
 }  // namespace cnncore::cpu

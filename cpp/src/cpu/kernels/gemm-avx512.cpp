@@ -15,12 +15,16 @@ namespace {
 namespace cnncore::cpu {
 
 CNNCORE_DEFINE_GEMM_VARIANTS(float, 8, (gemm_vec_kernel<Zmm<float>, 8, 2>), f32_gemm_8x32__avx512,
-                             f32_igemm_8x32__avx512, f32_wgemm_8x32__avx512)
+                             f32_igemm_8x32__avx512, f32_wgemm_8x32__avx512,
+                             f32_brgemm_8x32__avx512)
 CNNCORE_DEFINE_GEMM_VARIANTS(double, 8, (gemm_vec_kernel<Zmm<double>, 8, 2>), f64_gemm_8x16__avx512,
-                             f64_igemm_8x16__avx512, f64_wgemm_8x16__avx512)
+                             f64_igemm_8x16__avx512, f64_wgemm_8x16__avx512,
+                             f64_brgemm_8x16__avx512)
 CNNCORE_DEFINE_GEMM_VARIANTS(float, 16, (gemm_vec_kernel<Zmm<float>, 16, 1>), f32_gemm_16x16__avx512,
-                             f32_igemm_16x16__avx512, f32_wgemm_16x16__avx512)
+                             f32_igemm_16x16__avx512, f32_wgemm_16x16__avx512,
+                             f32_brgemm_16x16__avx512)
 CNNCORE_DEFINE_GEMM_VARIANTS(double, 16, (gemm_vec_kernel<Zmm<double>, 16, 1>), f64_gemm_16x8__avx512,
-                             f64_igemm_16x8__avx512, f64_wgemm_16x8__avx512)
+                             f64_igemm_16x8__avx512, f64_wgemm_16x8__avx512,
+                             f64_brgemm_16x8__avx512)
 
 }  // namespace cnncore::cpu

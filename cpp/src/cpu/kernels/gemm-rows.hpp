@@ -1,5 +1,5 @@
 // How a GEMM micro-kernel finds its operands. A: APacked (an MR-row sliver,
-// a[p * MR + i]) or AStrided (row i of a row-major matrix read in place,
+// a[p * MR + i]), AColumns (see there) or AStrided (row i of a row-major matrix read in place,
 // rows past m repeat row m - 1 so that nothing outside A is read).
 // AOffsets: row i at a + off[i] (rows past m repeat row m - 1), the rows
 // of a convolution's patch matrix read in place for its weight gradient.
@@ -34,6 +34,16 @@ struct AOffsets {
   const T* at(int i, int64_t p) const { return r[i] + p; }
 };
 
+// AColumns: column p of A at a + off[p] (element (i, p) at a[off[p] + i]);
+// a + off[p] + i must be readable for every i < MR (the values of rows past
+// m are computed and discarded). A batch-reduce GEMM's gathered columns.
+template <typename T, int MR>
+struct AColumns {
+  const T* a;
+  const int64_t* off;
+  const T* at(int i, int64_t p) const { return a + off[p] + i; }
+};
+
 // prefetch(p, kc, bytes): asks for row p's first `bytes` ahead of use when
 // the hardware cannot guess it (p < kc; no-op for rows at a fixed stride).
 template <typename T>
@@ -58,11 +68,11 @@ struct BShifted {
   }
 };
 
-// Defines the three registered variants of one tile (gemm-kernels.inc);
-// the caller spells out the three names. BODY is the kernel template
+// Defines the four registered variants of one tile (gemm-kernels.inc);
+// the caller spells out the four names. BODY is the kernel template
 // instantiated for the tile, e.g. gemm_vec_kernel<Zmm<float>, 8, 2>.
 // Expanded inside namespace cnncore::cpu by each ISA's source file.
-#define CNNCORE_DEFINE_GEMM_VARIANTS(T, MR, BODY, gemm_name, igemm_name, wgemm_name)                             \
+#define CNNCORE_DEFINE_GEMM_VARIANTS(T, MR, BODY, gemm_name, igemm_name, wgemm_name, brgemm_name)                \
   void gemm_name(int64_t kc, const T* a, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n,       \
                  bool accumulate) {                                                                              \
     BODY(kc, APacked<T, MR>{a}, BStrided<T>{b, ldb}, c, ldc, m, n, accumulate);                                   \
@@ -74,4 +84,8 @@ struct BShifted {
   void wgemm_name(int64_t kc, const T* a, const int64_t* off, const T* b, int64_t ldb, T* c, int64_t ldc,         \
                   int64_t m, int64_t n, bool accumulate) {                                                       \
     BODY(kc, AOffsets<T, MR>(a, off, m), BStrided<T>{b, ldb}, c, ldc, m, n, accumulate);                          \
+  }                                                                                                              \
+  void brgemm_name(int64_t kc, const T* a, const int64_t* aoff, const T* b, const int64_t* boff, T* c,            \
+                   int64_t ldc, int64_t m, int64_t n, bool accumulate) {                                         \
+    BODY(kc, AColumns<T, MR>{a, aoff}, BShifted<T>{b, boff}, c, ldc, m, n, accumulate);                           \
   }

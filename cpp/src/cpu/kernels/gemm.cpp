@@ -13,12 +13,14 @@
 namespace cnncore::cpu {
 
 // Declarations of every registered micro-kernel.
-#define CNNCORE_GEMM_UKERNEL(ctype, name, shifted_name, offset_a_name, mr, nr, isa)                              \
+#define CNNCORE_GEMM_UKERNEL(ctype, name, shifted_name, offset_a_name, brgemm_name, mr, nr, isa)                 \
   void name(int64_t, const ctype*, const ctype*, int64_t, ctype*, int64_t, int64_t, int64_t, bool);              \
   void shifted_name(int64_t, const ctype*, int64_t, const ctype*, const int64_t*, ctype*, int64_t, int64_t, int64_t, \
                     bool);                                                                                      \
   void offset_a_name(int64_t, const ctype*, const int64_t*, const ctype*, int64_t, ctype*, int64_t, int64_t,      \
-                     int64_t, bool);
+                     int64_t, bool);                                                                             \
+  void brgemm_name(int64_t, const ctype*, const int64_t*, const ctype*, const int64_t*, ctype*, int64_t, int64_t, \
+                   int64_t, bool);
 #include "cpu/kernels/gemm-kernels.inc"
 #undef CNNCORE_GEMM_UKERNEL
 
@@ -27,9 +29,9 @@ namespace {
 template <typename T>
 std::vector<GemmUkernel<T>> collect() {
   std::vector<GemmUkernel<T>> v;
-#define CNNCORE_GEMM_UKERNEL(ctype, name, shifted_name, offset_a_name, mr, nr, isa) \
-  if constexpr (std::is_same_v<T, ctype>)                                           \
-    v.push_back(GemmUkernel<T>{#name, mr, nr, isa, &name, &shifted_name, &offset_a_name});
+#define CNNCORE_GEMM_UKERNEL(ctype, name, shifted_name, offset_a_name, brgemm_name, mr, nr, isa) \
+  if constexpr (std::is_same_v<T, ctype>)                                                        \
+    v.push_back(GemmUkernel<T>{#name, mr, nr, isa, &name, &shifted_name, &offset_a_name, &brgemm_name});
 #include "cpu/kernels/gemm-kernels.inc"
 #undef CNNCORE_GEMM_UKERNEL
   return v;
@@ -397,6 +399,25 @@ void gemm_offset_a(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, co
 }
 
 template <typename T>
+void gemm_brgemm(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* a, const int64_t* aoff,
+                 const T* b, const int64_t* boff, bool accumulate, T* C, int64_t ldc, bool parallel) {
+  if (empty_product(M, N, K, accumulate, C, ldc)) return;
+  const int64_t mt = ceil_div(M, int64_t{uk.mr}), nt = ceil_div(N, int64_t{uk.nr});
+  const int nt_threads = parallel && worth_threads(M, N, K) ? get_num_threads() : 1;
+  // Column tiles outermost: a tile's K rows of B stay in cache while the row
+  // tiles pass over them.
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt_threads) if (nt_threads > 1)
+  for (int64_t jt = 0; jt < nt; ++jt)
+    for (int64_t it = 0; it < mt; ++it) {
+      const int64_t i0 = it * uk.mr, j0 = jt * uk.nr;
+      const int64_t m = std::min<int64_t>(uk.mr, M - i0), n = std::min<int64_t>(uk.nr, N - j0);
+      for (int64_t k0 = 0; k0 < K; k0 += kShiftedKC)
+        uk.brgemm(std::min(kShiftedKC, K - k0), a + i0, aoff + k0, b + j0, boff + k0, C + i0 * ldc + j0, ldc, m, n,
+                  accumulate || k0 > 0);
+    }
+}
+
+template <typename T>
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
           int64_t ldb, bool accumulate, T* C, int64_t ldc, bool parallel) {
   gemm(gemm_ukernel_for_current_isa<T>(), transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc, parallel);
@@ -417,7 +438,9 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
   template void gemm_shifted<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, const T*, int64_t, const T*, \
                                 const int64_t*, bool, T*, int64_t, bool);                               \
   template void gemm_offset_a<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, const T*, const int64_t*,  \
-                                 const T*, bool, T*, int64_t, bool);
+                                 const T*, bool, T*, int64_t, bool);                                      \
+  template void gemm_brgemm<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, const T*, const int64_t*,    \
+                               const T*, const int64_t*, bool, T*, int64_t, bool);
 CNNCORE_INSTANTIATE(float)
 CNNCORE_INSTANTIATE(double)
 #undef CNNCORE_INSTANTIATE

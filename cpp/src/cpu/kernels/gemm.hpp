@@ -32,6 +32,15 @@ template <typename T>
 using GemmOffsetAUkernelFn = void (*)(int64_t kc, const T* a, const int64_t* off, const T* b, int64_t ldb, T* c,
                                       int64_t ldc, int64_t m, int64_t n, bool accumulate);
 
+// The same tile reading column p of A at a + aoff[p] (element (i, p) at
+// a[aoff[p] + i]; MR values readable there) and row p of B at b + boff[p]
+// (NR values readable): a batch-reduce GEMM whose K runs over gathered
+// (column, row) pairs, e.g. a convolution's weight gradient summed over the
+// (output, input) position pairs of one tap.
+template <typename T>
+using GemmBrgemmUkernelFn = void (*)(int64_t kc, const T* a, const int64_t* aoff, const T* b, const int64_t* boff,
+                                     T* c, int64_t ldc, int64_t m, int64_t n, bool accumulate);
+
 template <typename T>
 struct GemmUkernel {
   const char* name;  // e.g. "f32_gemm_6x16__avx2_fma"
@@ -40,6 +49,7 @@ struct GemmUkernel {
   GemmUkernelFn<T> fn;
   GemmShiftedUkernelFn<T> shifted;  // e.g. "f32_igemm_6x16__avx2_fma"
   GemmOffsetAUkernelFn<T> offset_a;  // e.g. "f32_wgemm_6x16__avx2_fma"
+  GemmBrgemmUkernelFn<T> brgemm;  // e.g. "f32_brgemm_6x16__avx2_fma"
 };
 
 // Every micro-kernel built into this library (from gemm-kernels.inc), and the
@@ -97,6 +107,15 @@ template <typename T>
 void gemm_offset_a_segments(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t R, int64_t L, int64_t S,
                             const T* a, const int64_t* off, const T* bpack, bool accumulate, T* C, int64_t ldc,
                             bool parallel);
+
+// C (M x N, row stride ldc) = [C +] A * B where A(i, p) = a[aoff[p] + i]
+// and B(p, j) = b[boff[p] + j]: a batch-reduce GEMM over K gathered
+// (column of A, row of B) pairs. a[aoff[p] + i] must be readable for every i
+// below M rounded up to the kernel's MR, b[boff[p] + j] for every j below N
+// rounded up to its NR (the values past M and N are computed and dropped).
+template <typename T>
+void gemm_brgemm(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* a, const int64_t* aoff,
+                 const T* b, const int64_t* boff, bool accumulate, T* C, int64_t ldc, bool parallel);
 
 // Same, with the kernel of the current level.
 template <typename T>
