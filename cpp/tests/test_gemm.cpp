@@ -15,7 +15,9 @@ static void check_all_kernels(bool exact) {
   const cpu::GemmUkernel<T>* kernels = cpu::gemm_ukernels<T>(&count);
   CHECK(count >= 1);
   const int sizes[][3] = {{1, 1, 1}, {3, 17, 5}, {7, 23, 300}, {13, 1, 9}, {17, 33, 1}, {64, 70, 257}, {5, 3100, 4},
-                          {1, 64, 64}, {3, 100, 70}, {16, 65, 300}, {9, 200, 2100}};
+                          {1, 64, 64}, {3, 100, 70}, {16, 65, 300}, {9, 200, 2100},
+                          // big enough for threads (2^23 multiply-adds): C's columns split, then its rows
+                          {67, 333, 389}, {300, 40, 701}};
   for (int ki = 0; ki < count; ++ki) {
     const auto& k = kernels[ki];
     if (k.isa > best_supported_isa()) continue;

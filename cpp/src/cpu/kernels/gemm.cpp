@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <vector>
 
+#include <omp.h>
 #include <unistd.h>
 
 #include "cnncore/runtime.hpp"
@@ -72,6 +73,18 @@ constexpr int64_t kDotMaxOutputs = 512;
 
 using detail::ceil_div;
 
+// One full MR-row sliver of row-major A (row i at a + i * lda), kc steps:
+// MR a compile-time constant so that the row loop unrolls into MR loads and
+// stores per step (a quarter of the loop's former time here).
+template <int MR, typename T>
+void pack_a_rows(const T* a, int64_t lda, int64_t kc, T* __restrict d) {
+  const T* r[MR];
+  for (int i = 0; i < MR; ++i) r[i] = a + i * lda;
+  for (int64_t p = 0; p < kc; ++p)
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) d[p * MR + i] = r[i][p];
+}
+
 // Packs rows [i0, i0+m) x cols [p0, p0+kc) of op(A) into MR-row slivers,
 // zero-filling the rows past m.
 template <typename T>
@@ -81,12 +94,30 @@ void pack_a(bool trans, const T* A, int64_t lda, int64_t i0, int64_t m, int64_t 
 #pragma omp parallel for schedule(static) num_threads(nt) if (parallel)
   for (int64_t s = 0; s < slivers; ++s) {
     T* d = dst + s * kc * mr;
+    const T* a = A + (i0 + s * mr) * lda + p0;
+    if (!trans && (s + 1) * mr <= m) {
+      switch (mr) {
+        case 4: pack_a_rows<4>(a, lda, kc, d); continue;
+        case 6: pack_a_rows<6>(a, lda, kc, d); continue;
+        case 8: pack_a_rows<8>(a, lda, kc, d); continue;
+        case 16: pack_a_rows<16>(a, lda, kc, d); continue;
+        default: break;
+      }
+    }
     for (int64_t p = 0; p < kc; ++p)
       for (int i = 0; i < mr; ++i) {
         const int64_t row = s * mr + i;
         d[p * mr + i] = row < m ? (trans ? A[(p0 + p) * lda + i0 + row] : A[(i0 + row) * lda + p0 + p]) : T(0);
       }
   }
+}
+
+// One full NR-column sliver of row-major B (row p at b + p * ldb), kc rows.
+template <int NR, typename T>
+void pack_b_cols(const T* b, int64_t ldb, int64_t kc, T* __restrict d) {
+  for (int64_t p = 0; p < kc; ++p)
+#pragma omp simd
+    for (int j = 0; j < NR; ++j) d[p * NR + j] = b[p * ldb + j];
 }
 
 // Packs rows [p0, p0+kc) x cols [j0, j0+n) of op(B) into NR-column slivers.
@@ -98,6 +129,15 @@ void pack_b(bool trans, const T* B, int64_t ldb, int64_t p0, int64_t kc, int64_t
   for (int64_t s = 0; s < slivers; ++s) {
     T* d = dst + s * kc * nr;
     const int64_t cols = std::min<int64_t>(nr, n - s * nr);
+    if (!trans && cols == nr) {
+      const T* b = B + p0 * ldb + j0 + s * nr;
+      switch (nr) {
+        case 8: pack_b_cols<8>(b, ldb, kc, d); continue;
+        case 16: pack_b_cols<16>(b, ldb, kc, d); continue;
+        case 32: pack_b_cols<32>(b, ldb, kc, d); continue;
+        default: break;
+      }
+    }
     for (int64_t p = 0; p < kc; ++p) {
       T* dp = d + p * nr;
       if (!trans) {
@@ -228,6 +268,12 @@ void small_rows_times_transposed(const GemmUkernel<T>& uk, int64_t M, int64_t N,
 
 }  // namespace
 
+namespace {
+template <typename T>
+void gemm_blocked(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
+                  int64_t lda, const T* B, int64_t ldb, bool accumulate, T* C, int64_t ldc, bool parallel);
+}  // namespace
+
 template <typename T>
 void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
           int64_t lda, const T* B, int64_t ldb, bool accumulate, T* C, int64_t ldc, bool parallel) {
@@ -253,6 +299,46 @@ void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t
     small_rows_times_transposed(uk, M, N, K, A, lda, B, ldb, accumulate, C, ldc, parallel);
     return;
   }
+  const int nt = parallel ? get_num_threads() : 1;
+  const int64_t n_slivers = ceil_div(N, int64_t{uk.nr}), m_slivers = ceil_div(M, int64_t{uk.mr});
+  // Split C's columns (each thread then packs all of A itself) when A is the
+  // smaller operand, else its rows (each packs all of B), whichever has at
+  // least two slivers a thread.
+  const bool split_n = n_slivers >= 2 * nt && (M <= N || m_slivers < 2 * nt);
+  const bool split_m = !split_n && m_slivers >= 2 * nt;
+  if (nt > 1 && (split_n || split_m)) {
+    // One parallel region in which each thread multiplies its own share of
+    // C's slivers with operands it packs itself: the threads never meet at
+    // a barrier. With passive waiting (docs/threads.md) every region and
+    // barrier costs a wake-up (55-65 us here), and the blocked loop below,
+    // run in parallel, opens three regions per block: 512^3 on two threads
+    // took as long as on one.
+#pragma omp parallel num_threads(nt)
+    {
+      const int64_t t = omp_get_thread_num(), tn = omp_get_num_threads();
+      const int64_t slivers = split_n ? n_slivers : m_slivers, step = split_n ? uk.nr : uk.mr;
+      const int64_t lo = slivers * t / tn * step, hi = std::min(split_n ? N : M, slivers * (t + 1) / tn * step);
+      if (hi > lo) {
+        if (split_n)
+          gemm_blocked(uk, transA, transB, M, hi - lo, K, A, lda, B + (transB ? lo * ldb : lo), ldb, accumulate,
+                       C + lo, ldc, false);
+        else
+          gemm_blocked(uk, transA, transB, hi - lo, N, K, A + (transA ? lo : lo * lda), lda, B, ldb, accumulate,
+                       C + lo * ldc, ldc, false);
+      }
+    }
+    return;
+  }
+  gemm_blocked(uk, transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc, nt > 1);
+}
+
+namespace {
+
+// The blocked GEMM (see gemm()), its packing and tiles split between the
+// threads when `parallel`.
+template <typename T>
+void gemm_blocked(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
+                  int64_t lda, const T* B, int64_t ldb, bool accumulate, T* C, int64_t ldc, bool parallel) {
   const int mr = uk.mr, nr = uk.nr;
   const GemmBlocking bl = gemm_blocking(mr, nr, static_cast<int>(sizeof(T)));
   const int64_t KC = bl.kc, MC = bl.mc, NC = bl.nc;
@@ -315,6 +401,8 @@ void gemm(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M, int64_t
     }
   }
 }
+
+}  // namespace
 
 template <typename T>
 void gemm_shifted_segments(const GemmUkernel<T>& uk, int64_t M, int64_t R, int64_t L, int64_t S, int64_t K,
