@@ -386,13 +386,14 @@ bool conv_shifted_preferred(const ConvGeometry& g) {
   // rows, where the grid's output pass outweighs the short GEMM: VGG's
   // 3->64 3x3 layer at 224 4.7 / 3.6, but 8->64 (72 rows) at 112 2.1 / 2.3.
   if (g.stride[1] == 1 && g.stride[2] == 1) return valid >= 0.5 && p.Kd() >= 64;
-  // With a stride, only when the patch rows are few (few input channels:
-  // im2col's strided gathers are then most of its time), or for one image
-  // (im2col packs all the weights for a few columns). One thread, ms direct
-  // / im2col: ResNet's 7x7/2 stem at 224 2.95 / 3.90, AlexNet's 11x11/4 at
-  // batch 8 15.0 / 20.2, 3x3/2 256->512 @14 1.58 / 1.96; but 3x3/2 64->128
-  // @56 1.73 / 1.27.
-  if (valid >= 0.75 && p.OH * p.OW >= 64) return p.Kd() <= 512;
+  // With a stride, when the patch rows are not many (im2col's strided
+  // gathers are then much of its time), or for one image (im2col packs all
+  // the weights for a few columns). One thread, ms direct / im2col: ResNet's
+  // 7x7/2 stem at 224 2.95 / 3.90, AlexNet's 11x11/4 at batch 8 15.0 / 20.2;
+  // 3x3/2 at batch 16 (1 / 2 threads) 64->128 @56 9.16 / 9.72 and 4.70 /
+  // 5.08, 128->256 @28 9.03 / 9.16 and 4.63 / 5.24, but 256->512 @14 (2304
+  // rows) 9.36 / 8.67; at batch 1 256->512 @14 0.64 / 1.09.
+  if (valid >= 0.75 && p.OH * p.OW >= 64) return p.Kd() <= 1152;
   return valid >= 0.5 && g.N == 1;
 }
 
