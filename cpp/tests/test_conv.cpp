@@ -249,6 +249,31 @@ TEST(conv2d_direct_small_maps_skip_padding_taps) {
   set_num_threads(2);
 }
 
+// The small-map path on maps past 4x4 (up to 8x8) serves the forward and
+// data gradient of layers of 256 channels or more: a ragged 6x5 map with
+// 256 -> 257 channels at a batch that fills the column tiles, flipped, with
+// uneven padding, against the reference (exact: small-integer fills).
+TEST(conv2d_direct_wide_layers_on_larger_maps) {
+  ConvParams p;
+  p.flip = true;
+  p.padding = {1, 2, 1, 1};
+  const Shape xs{12, 256, 6, 5}, ws{257, 256, 3, 3};
+  Tensor x = filled<float>(xs, 81, true), w = filled<float>(ws, 82, true), b = filled<float>({257}, 83, true);
+  p.algorithm = ConvAlgorithm::reference;
+  Tensor y_ref = conv2d_forward(x, w, b, p);
+  Tensor g = filled<float>(y_ref.shape(), 84, true);
+  Tensor dx_ref = conv2d_backward_data(g, w, xs, p), dw_ref = conv2d_backward_weight(g, x, ws, p);
+  ConvParams q = p;
+  q.algorithm = ConvAlgorithm::direct;
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    CHECK(max_abs_diff<float>(conv2d_forward(x, w, b, q), y_ref) == 0);
+    CHECK(max_abs_diff<float>(conv2d_backward_data(g, w, xs, q), dx_ref) == 0);
+    CHECK(max_abs_diff<float>(conv2d_backward_weight(g, x, ws, q), dw_ref) == 0);
+  }
+  set_num_threads(2);
+}
+
 // The depthwise direct kernels over rows wider than their register blocks
 // (full blocks, masked tails), channel multipliers, every padding mode, flip,
 // stride, dilation and the 1-D and 3-D ranks; exact with small-integer fills.

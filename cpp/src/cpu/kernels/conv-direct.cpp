@@ -211,12 +211,12 @@ std::string conv_direct_why_not(const ConvGeometry& g) {
 // Other layers: see conv_shifted_preferred.
 bool conv_direct_preferred(const ConvGeometry& g) {
   if (is_depthwise(g)) return true;
-  return conv_smallmap_preferred(g) || conv_shifted_preferred(g);
+  return conv_smallmap_preferred(g, detail::ConvPass::forward) || conv_shifted_preferred(g);
 }
 
 int64_t conv_direct_workspace_bytes(const ConvGeometry& g, int64_t es, detail::ConvPass pass, int threads) {
   if (is_depthwise(g)) return depthwise_workspace_bytes(g, es, pass, threads);
-  if (conv_smallmap_preferred(g))  // forward: or the shifted path
+  if (conv_smallmap_preferred(g, pass))  // forward: or the shifted path
     return pass == detail::ConvPass::forward ? std::max(conv_smallmap_workspace_bytes(g, es, pass, threads),
                                                         conv_shifted_workspace_bytes(g, es, pass, threads))
                                              : conv_smallmap_workspace_bytes(g, es, pass, threads);
@@ -404,14 +404,16 @@ void depthwise_backward_weight(const ConvGeometry& g, const T* diff_dst, const T
 template <typename T>
 void conv_forward_direct(const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
   if (is_depthwise(g)) return depthwise_forward(g, src, weights, bias, dst);
-  if (conv_smallmap_preferred(g) && conv_forward_smallmap(g, src, weights, bias, dst)) return;
+  if (conv_smallmap_preferred(g, detail::ConvPass::forward) && conv_forward_smallmap(g, src, weights, bias, dst))
+    return;
   conv_forward_shifted(g, src, weights, bias, dst);
 }
 
 template <typename T>
 void conv_backward_data_direct(const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src) {
   if (is_depthwise(g)) return depthwise_backward_data(g, diff_dst, weights, diff_src);
-  if (conv_smallmap_preferred(g)) return conv_backward_data_smallmap(g, diff_dst, weights, diff_src);
+  if (conv_smallmap_preferred(g, detail::ConvPass::backward_data))
+    return conv_backward_data_smallmap(g, diff_dst, weights, diff_src);
   if (conv_shifted_serves_backward_data(g)) return conv_backward_data_shifted(g, diff_dst, weights, diff_src);
   conv_backward_data_im2col(g, diff_dst, weights, diff_src);
 }
@@ -419,7 +421,8 @@ void conv_backward_data_direct(const ConvGeometry& g, const T* diff_dst, const T
 template <typename T>
 void conv_backward_weight_direct(const ConvGeometry& g, const T* diff_dst, const T* src, T* diff_weights) {
   if (is_depthwise(g)) return depthwise_backward_weight(g, diff_dst, src, diff_weights);
-  if (conv_smallmap_preferred(g)) return conv_backward_weight_smallmap(g, diff_dst, src, diff_weights);
+  if (conv_smallmap_preferred(g, detail::ConvPass::backward_weight))
+    return conv_backward_weight_smallmap(g, diff_dst, src, diff_weights);
   if (conv_shifted_weight_gradient_pays(g)) return conv_backward_weight_shifted(g, diff_dst, src, diff_weights);
   conv_backward_weight_im2col(g, diff_dst, src, diff_weights);
 }

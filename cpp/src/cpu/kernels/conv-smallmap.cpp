@@ -14,7 +14,10 @@ using detail::ConvGeometry;
 
 namespace {
 
-constexpr int64_t kMaxPositions = 16;
+// Maps of at most this many positions in and out are served; at most
+// kSmallPositions are preferred for every pass, up to kMaxPositions for the
+// forward and data-gradient passes of wide layers (conv_smallmap_preferred).
+constexpr int64_t kMaxPositions = 64, kSmallPositions = 16, kWideChannels = 256;
 constexpr int64_t kMaxMR = 16, kMaxNR = 64;  // the tallest and widest tiles of any kernel level
 
 bool two_d(const ConvGeometry& g) {
@@ -166,8 +169,23 @@ bool conv_smallmap_serves(const ConvGeometry& g) {
 // on 4x4 maps, forward ms here / im2col: batch 8 20.6 / 8.2, 16 21.8 / 16.7,
 // 32 22.8 / 35.5, 64 39.7 / 78.8 (AVX-512, NR = 32); 256 on 2x2 at batch
 // 32 1.5 / 3.0.
-bool conv_smallmap_preferred(const ConvGeometry& g) {
-  return conv_smallmap_serves(g) && ukernel_for_columns<float>(g.N) && ukernel_for_columns<double>(g.N);
+//
+// Larger maps, up to 8x8, for the forward and data-gradient passes of layers
+// of 256 channels or more: a 3x3 kernel's padding taps are then 18-25% of
+// the work, which the shifted path multiplies. One thread, ms shifted /
+// small-map (forward, data gradient, weight gradient): 512 @7 batch 16 18.1
+// / 14.8, 20.9 / 15.3, 22.2 / 17.9; batch 32 35.7 / 27.1, 43.1 / 28.8, 40.4
+// / 46.9; 512 @8 batch 16 23.8 / 20.9, 26.4 / 21.3, 27.2 / 29.9; 256 @7
+// batch 32 9.0 / 7.1, 9.6 / 7.1, 9.3 / 10.5 (batch 16: 4.6 / 4.8, 4.8 /
+// 4.0); 256 @8 batch 32 11.7 / 10.1, 12.0 / 10.2, 12.3 / 16.3. Not below
+// 256 channels (128 @8 batch 32: 3.0 / 2.8, 3.1 / 3.0, 3.2 / 4.0; 64 @8 0.80
+// / 0.88) and not for the weight gradient, whose per-tap products re-read
+// the larger output gradient from beyond L2.
+bool conv_smallmap_preferred(const ConvGeometry& g, detail::ConvPass pass) {
+  if (!conv_smallmap_serves(g) || !ukernel_for_columns<float>(g.N) || !ukernel_for_columns<double>(g.N))
+    return false;
+  if (g.in_size() <= kSmallPositions && g.out_size() <= kSmallPositions) return true;
+  return pass != detail::ConvPass::backward_weight && std::min(g.C_in_g, g.C_out_g) >= kWideChannels;
 }
 
 int64_t conv_smallmap_workspace_bytes(const ConvGeometry& g, int64_t es, detail::ConvPass pass, int threads) {

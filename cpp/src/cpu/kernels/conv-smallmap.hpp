@@ -1,5 +1,5 @@
-// Convolution of small maps (at most 16 positions in and out: the deep
-// layers of a network on small images) as a batch-reduce GEMM over the
+// Convolution of small maps (at most 64 positions in and out, 8x8: the deep
+// layers of a network) as a batch-reduce GEMM over the
 // kernel taps that read inside the image, with the images as the GEMM's
 // columns. With padding, most taps of an output on a 2x2 or 4x4 map read
 // only zeros (4 of 9 live per output of a 2x2 map with a 3x3 kernel); im2col
@@ -28,9 +28,10 @@ namespace cnncore::cpu {
 
 // The shape conditions (weights not looked at).
 bool conv_smallmap_serves(const detail::ConvGeometry& g);
-// Whether algorithm="auto" (and the direct path) should use it: the images
-// fill at least 3/4 of the column tiles of a SIMD kernel this CPU runs.
-bool conv_smallmap_preferred(const detail::ConvGeometry& g);
+// Whether algorithm="auto" (and the direct path) should use it for `pass`:
+// the images fill at least 3/4 of the column tiles of a SIMD kernel this CPU
+// runs, and the map is small enough for that pass (see the definition).
+bool conv_smallmap_preferred(const detail::ConvGeometry& g, detail::ConvPass pass);
 int64_t conv_smallmap_workspace_bytes(const detail::ConvGeometry& g, int64_t elem_size, detail::ConvPass pass,
                                       int threads);
 
