@@ -179,6 +179,76 @@ void pool2x2_equals_reference() {
 TEST(pool_2x2_stride_2_equals_reference_f32) { pool2x2_equals_reference<float>(); }
 TEST(pool_2x2_stride_2_equals_reference_f64) { pool2x2_equals_reference<double>(); }
 
+// The 3x3 / stride-2 max kernel (pool-3x3s2-body.hpp) against the reference:
+// values and positions, bit for bit, on small-integer fills (many ties: the
+// first maximum in row-major tap order must win) and with NaN, +inf and -inf
+// planted, one plane of only -inf (its windows take their first tap inside);
+// every padding of 0 or 1 a side, ceil mode, maps of 1 to 7 rows and 1 to
+// 70 columns (past the kernel's 64-output chunks), channels 1, 3, 17,
+// batch 0-2, 1 and 2 threads, and the backward from the positions.
+template <typename T>
+void pool3x3s2_equals_reference() {
+  int checked = 0;
+  for (int64_t h = 1; h <= 7; ++h)
+    for (int64_t w : {1, 2, 5, 16, 33, 70})
+      for (int pad = 0; pad < 4; ++pad) {
+        const int i = checked;
+        Config c;
+        c.src = {int64_t(i % 11 == 10 ? 0 : 1 + i % 2), i % 3 == 0 ? 1 : i % 3 == 1 ? 3 : 17, h, w};
+        c.p.kind = PoolKind::max;
+        c.p.kernel = {3, 3};
+        c.p.stride = {2, 2};
+        c.p.padding = {pad & 1, (pad >> 1) & 1, (pad >> 1) & 1, pad & 1};
+        c.p.ceil_mode = i % 3 == 2;
+        Shape out;
+        try {
+          out = pool_output_shape(c.src, c.p);
+        } catch (const value_error&) {
+          continue;  // a map too small for a 3-wide window without padding
+        }
+        Tensor x = filled<T>(c.src, 500 + i, true);
+        T* xd = x.data_as<T>();
+        if (x.numel() > 8) {
+          xd[1] = std::numeric_limits<T>::quiet_NaN();
+          xd[x.numel() - 2] = std::numeric_limits<T>::infinity();
+          xd[x.numel() / 2] = -std::numeric_limits<T>::infinity();
+        }
+        if (c.src[1] > 1 && c.src[0] > 0)  // channel 1 of image 0: only -inf
+          std::fill(xd + h * w, xd + 2 * h * w, -std::numeric_limits<T>::infinity());
+        c.p.algorithm = PoolAlgorithm::reference;
+        std::vector<int64_t> idx_ref(static_cast<std::size_t>(shape_numel(out)) + 1, -7);
+        Tensor y_ref = pool_forward(x, c.p, idx_ref.data());
+        c.p.algorithm = PoolAlgorithm::direct;
+        for (int threads : {1, 2}) {
+          set_num_threads(threads);
+          std::vector<int64_t> idx(idx_ref.size(), -7);
+          Tensor y = pool_forward(x, c.p, idx.data());
+          bool same = true;
+          for (int64_t k = 0; k < y.numel(); ++k) {
+            const T a = y.data_as<T>()[k], b = y_ref.data_as<T>()[k];
+            same = same && (a == b || (a != a && b != b));
+          }
+          CHECK(same);
+          CHECK(idx == idx_ref);
+          if (!same || idx != idx_ref)
+            std::fprintf(stderr, "    3x3/2 case %d: src %s pad %d\n", i, shape_str(c.src).c_str(), pad);
+          Tensor none = pool_forward(x, c.p);  // values alone take the same path
+          bool same2 = true;
+          for (int64_t k = 0; k < y.numel(); ++k) {
+            const T a = none.data_as<T>()[k], b = y_ref.data_as<T>()[k];
+            same2 = same2 && (a == b || (a != a && b != b));
+          }
+          CHECK(same2);
+        }
+        set_num_threads(1);
+        ++checked;
+      }
+  CHECK(checked > 120);
+}
+
+TEST(pool_3x3_stride_2_max_equals_reference_f32) { pool3x3s2_equals_reference<float>(); }
+TEST(pool_3x3_stride_2_max_equals_reference_f64) { pool3x3s2_equals_reference<double>(); }
+
 // <pool(x), g> = <x, pool_backward(g)> for the linear kinds.
 TEST(pool_adjoint_identity_avg_weighted) {
   int checked = 0;

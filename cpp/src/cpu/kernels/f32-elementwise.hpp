@@ -1,5 +1,5 @@
 // The float32 elementwise kernels of each kernel level: exp, activations,
-// softmax tasks, cross-entropy ranges, 2x2 pooling and few-row matrix-vector products. CMake compiles one source,
+// softmax tasks, cross-entropy ranges, 2x2 and 3x3/2 pooling and few-row matrix-vector products. CMake compiles one source,
 // f32-elementwise-level.inc, once per level (generic, avx2_fma, avx512): the same
 // bodies (activation-body.hpp, softmax-body.hpp, cross-entropy-body.hpp on top
 // of exp-tanh-body.hpp) with its own flags; f32-elementwise-levels.inc lists
@@ -41,6 +41,10 @@ struct F32ElementwiseKernels {
                           float* y);
   void (*pool2x2_avg_backward)(int64_t planes, int64_t hi, int64_t wi, float divisor, const float* dy,
                                float* dx);
+  // 3x3 windows at stride 2, padding at most 1 a side (pool-3x3s2-body.hpp): the max and,
+  // when indices is not null, each maximum's position in its plane.
+  void (*pool3x3s2_max)(int64_t planes, int64_t hi, int64_t wi, int64_t ho, int64_t wo, int64_t ph, int64_t pw,
+                        const float* x, float* y, int64_t* indices);
   // A fully connected layer's few rows (gemv-rows-body.hpp): y[r*ldy + o] = [y +] x[r] . w[o], o0 <= o < o1.
   void (*gemv_rows)(int64_t rows, int64_t in, const float* x, const float* w, int64_t o0, int64_t o1, float* y,
                     int64_t ldy, bool accumulate);
