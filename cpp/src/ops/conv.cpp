@@ -343,12 +343,14 @@ Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const 
   if (dev != Device::cpu) return device_backward_weight(op, g, diff_dst, src, weights_shape, params);
   const ConvAlgorithm algo = choose(op, params.algorithm, g);
   check_budget(op, g, algo, ConvPass::backward_weight, src.dtype(), shape_numel(weights_shape));
-  Tensor diff_weights = Tensor::zeros(weights_shape, src.dtype());
+  const LiveTaps lt = algo == ConvAlgorithm::reference ? LiveTaps{} : live_taps(g);
+  ConvGeometry c;
+  const bool crop = lt.any_dead && cropped_geometry(g, lt, &c);
+  // (the cropped route writes every element)
+  Tensor diff_weights = crop ? Tensor::empty(weights_shape, src.dtype()) : Tensor::zeros(weights_shape, src.dtype());
   with_dtype(src.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const LiveTaps lt = algo == ConvAlgorithm::reference ? LiveTaps{} : live_taps(g);
-    ConvGeometry c;
-    if (lt.any_dead && cropped_geometry(g, lt, &c)) {
+    if (crop) {
       Tensor dwc = Tensor::empty(c.weights_shape(), src.dtype());
       run_backward_weight<T>(choose(op, params.algorithm, c), c, diff_dst.data_as<T>(), src.data_as<T>(),
                              dwc.data_as<T>());
@@ -358,16 +360,19 @@ Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const 
       T* dw = diff_weights.data_as<T>();
       const T* from = dwc.data_as<T>();
       const std::vector<int64_t> map = tap_map(g, lt);
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (g.C_out * g.C_in_g * kk > 65536)
+      std::vector<std::pair<int64_t, int64_t>> live;  // (tap, cropped tap)
+      for (int64_t t = 0; t < kk; ++t)
+        if (map[static_cast<std::size_t>(t)] >= 0) live.emplace_back(t, map[static_cast<std::size_t>(t)]);
+      // per output channel: its whole block of dw set to the dead value (one
+      // contiguous fill), then the live taps copied over it
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (g.C_out * g.C_in_g * kk > 262144)
       for (int64_t o = 0; o < g.C_out; ++o) {
         T dead = T(0);
         for (int64_t n = 0; n < g.N && dead == T(0); ++n)
           for (int64_t q = 0; q < P; ++q) dead += dy[(n * g.C_out + o) * P + q] * T(0);
+        std::fill(dw + o * g.C_in_g * kk, dw + (o + 1) * g.C_in_g * kk, dead);
         for (int64_t r = o * g.C_in_g; r < (o + 1) * g.C_in_g; ++r)
-          for (int64_t t = 0; t < kk; ++t) {
-            const int64_t ct = map[static_cast<std::size_t>(t)];
-            dw[r * kk + t] = ct >= 0 ? from[r * ck + ct] : dead;
-          }
+          for (const auto& [t, ct] : live) dw[r * kk + t] = from[r * ck + ct];
       }
       return;
     }
