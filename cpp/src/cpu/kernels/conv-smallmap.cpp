@@ -19,6 +19,7 @@ namespace {
 // forward and data-gradient passes of wide layers, and up to kMaxPositions
 // for the data gradient when most taps read padding (conv_smallmap_preferred).
 constexpr int64_t kMaxPositions = 256, kSmallPositions = 16, kWidePositions = 64, kWideChannels = 256;
+constexpr int64_t kWeightGradientMaxK = 800;
 constexpr int64_t kMaxMR = 16, kMaxNR = 64;  // the tallest and widest tiles of any kernel level
 
 bool two_d(const ConvGeometry& g) {
@@ -180,8 +181,11 @@ bool conv_smallmap_serves(const ConvGeometry& g) {
 // batch 32 9.0 / 7.1, 9.6 / 7.1, 9.3 / 10.5 (batch 16: 4.6 / 4.8, 4.8 /
 // 4.0); 256 @8 batch 32 11.7 / 10.1, 12.0 / 10.2, 12.3 / 16.3. Not below
 // 256 channels (128 @8 batch 32: 3.0 / 2.8, 3.1 / 3.0, 3.2 / 4.0; 64 @8 0.80
-// / 0.88) and not for the weight gradient, whose per-tap products re-read
-// the larger output gradient from beyond L2.
+// / 0.88). The weight gradient only while each tap's product sums at most
+// 800 (position, image) pairs: past that its operands, read in place, fall
+// out of L2 (the batch-32 and 8x8 rows above); within it, on two threads,
+// 512 @7 batch 16 takes 9.2 ms against the shifted path's 25.3 and 256 @7
+// 2.2 against 3.2.
 //
 // And the data gradient of maps up to 16x16 when at most 60% of the (input
 // position, tap) pairs are live, as for a valid convolution whose kernel is
@@ -194,8 +198,10 @@ bool conv_smallmap_preferred(const ConvGeometry& g, detail::ConvPass pass) {
     return false;
   const int64_t positions = std::max(g.in_size(), g.out_size());
   if (positions <= kSmallPositions) return true;
-  if (pass == detail::ConvPass::backward_weight) return false;
-  if (positions <= kWidePositions && std::min(g.C_in_g, g.C_out_g) >= kWideChannels) return true;
+  const bool wide = positions <= kWidePositions && std::min(g.C_in_g, g.C_out_g) >= kWideChannels;
+  // the weight gradient's per-tap K: one (position, image) pair per output and image
+  if (pass == detail::ConvPass::backward_weight) return wide && g.out_size() * g.N <= kWeightGradientMaxK;
+  if (wide) return true;
   if (pass != detail::ConvPass::backward_data) return false;
   int64_t live = 1;  // (output, tap) pairs reading inside, a product over the two axes
   for (int a = 1; a < 3; ++a) {
