@@ -249,67 +249,6 @@ TEST(conv2d_direct_small_maps_skip_padding_taps) {
   set_num_threads(2);
 }
 
-// The small-map path on maps past 4x4 (up to 8x8) serves the forward and
-// data gradient of layers of 256 channels or more: a ragged 6x5 map with
-// 256 -> 257 channels at a batch that fills the column tiles, flipped, with
-// uneven padding, against the reference (exact: small-integer fills).
-TEST(conv2d_direct_wide_layers_on_larger_maps) {
-  ConvParams p;
-  p.flip = true;
-  p.padding = {1, 2, 1, 1};
-  const Shape xs{12, 256, 6, 5}, ws{257, 256, 3, 3};
-  Tensor x = filled<float>(xs, 81, true), w = filled<float>(ws, 82, true), b = filled<float>({257}, 83, true);
-  p.algorithm = ConvAlgorithm::reference;
-  Tensor y_ref = conv2d_forward(x, w, b, p);
-  Tensor g = filled<float>(y_ref.shape(), 84, true);
-  Tensor dx_ref = conv2d_backward_data(g, w, xs, p), dw_ref = conv2d_backward_weight(g, x, ws, p);
-  ConvParams q = p;
-  q.algorithm = ConvAlgorithm::direct;
-  for (int threads : {1, 2}) {
-    set_num_threads(threads);
-    CHECK(max_abs_diff<float>(conv2d_forward(x, w, b, q), y_ref) == 0);
-    CHECK(max_abs_diff<float>(conv2d_backward_data(g, w, xs, q), dx_ref) == 0);
-    CHECK(max_abs_diff<float>(conv2d_backward_weight(g, x, ws, q), dw_ref) == 0);
-  }
-  set_num_threads(2);
-}
-
-// The small-map data gradient on maps up to 16x16 where most (position, tap)
-// pairs read outside the image: LeNet's 5x5 valid layer shape (ragged: 7 ->
-// 17 channels on 13x14) and a padded, dilated, flipped 5x5 on 9x9; every
-// pass against the reference, exact.
-TEST(conv2d_direct_data_gradient_of_large_kernels_on_small_maps) {
-  struct Case {
-    Shape xs, ws;
-    std::vector<int64_t> padding, dilation;
-    bool flip;
-  };
-  const Case cases[] = {{{16, 7, 13, 14}, {17, 7, 5, 5}, {}, {}, false},
-                        {{13, 4, 9, 9}, {6, 4, 5, 5}, {1, 2, 2, 1}, {2, 1}, true}};
-  int n = 0;
-  for (const Case& c : cases) {
-    ++n;
-    ConvParams p;
-    p.padding = c.padding;
-    p.dilation = c.dilation;
-    p.flip = c.flip;
-    Tensor x = filled<float>(c.xs, 91 + n, true), w = filled<float>(c.ws, 92 + n, true);
-    p.algorithm = ConvAlgorithm::reference;
-    Tensor y_ref = conv2d_forward(x, w, Tensor(), p);
-    Tensor g = filled<float>(y_ref.shape(), 93 + n, true);
-    Tensor dx_ref = conv2d_backward_data(g, w, c.xs, p), dw_ref = conv2d_backward_weight(g, x, c.ws, p);
-    ConvParams q = p;
-    q.algorithm = ConvAlgorithm::direct;
-    for (int threads : {1, 2}) {
-      set_num_threads(threads);
-      CHECK(max_abs_diff<float>(conv2d_forward(x, w, Tensor(), q), y_ref) == 0);
-      CHECK(max_abs_diff<float>(conv2d_backward_data(g, w, c.xs, q), dx_ref) == 0);
-      CHECK(max_abs_diff<float>(conv2d_backward_weight(g, x, c.ws, q), dw_ref) == 0);
-    }
-  }
-  set_num_threads(2);
-}
-
 // The depthwise direct kernels over rows wider than their register blocks
 // (full blocks, masked tails), channel multipliers, every padding mode, flip,
 // stride, dilation and the 1-D and 3-D ranks; exact with small-integer fills.
@@ -390,6 +329,30 @@ static void direct_equals_reference_exact(const Shape& xs, const Shape& ws, bool
     CHECK(max_abs_diff<float>(conv_backward_weight(g, x, ws, p), dw_ref) == 0);
   }
   set_num_threads(2);
+}
+
+// The small-map path on maps past 4x4 (up to 8x8) serves the forward and
+// data gradient of layers of 256 channels or more: a ragged 6x5 map with
+// 256 -> 257 channels at a batch that fills the column tiles, flipped, with
+// uneven padding, against the reference (exact: small-integer fills).
+TEST(conv2d_direct_wide_layers_on_larger_maps) {
+  ConvParams p;
+  p.flip = true;
+  p.padding = {1, 2, 1, 1};
+  direct_equals_reference_exact({12, 256, 6, 5}, {257, 256, 3, 3}, true, p, 81);
+}
+
+// The small-map data gradient on maps up to 16x16 where most (position, tap)
+// pairs read outside the image: LeNet's 5x5 valid layer shape (ragged: 7 ->
+// 17 channels on 13x14) and a padded, dilated, flipped 5x5 on 9x9; every
+// pass against the reference, exact.
+TEST(conv2d_direct_data_gradient_of_large_kernels_on_small_maps) {
+  direct_equals_reference_exact({16, 7, 13, 14}, {17, 7, 5, 5}, false, ConvParams{}, 91);
+  ConvParams p;
+  p.padding = {1, 2, 2, 1};
+  p.dilation = {2, 1};
+  p.flip = true;
+  direct_equals_reference_exact({13, 4, 9, 9}, {6, 4, 5, 5}, false, p, 95);
 }
 
 // The depthwise kernels' register blocks: channel multipliers that fill 8, 4,

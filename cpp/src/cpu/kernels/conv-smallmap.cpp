@@ -114,6 +114,18 @@ void to_position_major(const T* in, int64_t N, int64_t n_stride, int64_t C, int6
     }
 }
 
+// out[p][n][c] = in[n * n_stride + c * P + p]: position-major, channels last.
+template <typename T>
+void to_channels_last(const T* in, int64_t N, int64_t n_stride, int64_t C, int64_t P, T* out, int nt) {
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t n = 0; n < N; ++n) {
+      T* d = out + (p * N + n) * C;
+      const T* s = in + n * n_stride + p;
+      for (int64_t c = 0; c < C; ++c) d[c] = s[c * P];
+    }
+}
+
 // For each position j (J of them) and each tile of MR rows and NR columns:
 // Z_j (R x Np) = sum over (t, i) in pairs[j] of A_t B_i, B_i the K x Np
 // matrix at b + i * K * Np, A_t tap t's R x K weights (packed one row sliver
@@ -319,20 +331,8 @@ void conv_backward_weight_smallmap(const ConvGeometry& g, const T* diff_dst, con
   const int64_t blocks = (C + uk.nr - 1) / uk.nr;
   const int nt = g.N * O * C * Po > 65536 ? get_num_threads() : 1;
   for (int64_t grp = 0; grp < g.groups; ++grp) {
-#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t q = 0; q < Po; ++q)
-      for (int64_t n = 0; n < N; ++n) {
-        T* d = dyt.get() + (q * N + n) * O;
-        const T* s0 = diff_dst + (n * g.C_out + grp * O) * Po + q;
-        for (int64_t o = 0; o < O; ++o) d[o] = s0[o * Po];
-      }
-#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t p = 0; p < Pi; ++p)
-      for (int64_t n = 0; n < N; ++n) {
-        T* d = xt.get() + (p * N + n) * C;
-        const T* s0 = src + (n * g.C_in + grp * C) * Pi + p;
-        for (int64_t c = 0; c < C; ++c) d[c] = s0[c * Pi];
-      }
+    to_channels_last(diff_dst + grp * O * Po, N, g.C_out * Po, O, Po, dyt.get(), nt);
+    to_channels_last(src + grp * C * Pi, N, g.C_in * Pi, C, Pi, xt.get(), nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
       const std::unique_ptr<T[]> blk(new T[static_cast<std::size_t>(ksz * O * uk.nr)]);
