@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <string>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -56,6 +58,19 @@ std::atomic<bool>& deterministic_setting() {
 
 void set_deterministic(bool on) { deterministic_setting() = on; }
 bool get_deterministic() { return deterministic_setting(); }
+
+namespace {
+std::atomic<bool>& exact_setting() {
+  static std::atomic<bool> on{[] {
+    const char* v = std::getenv("CNNCORE_EXACT");
+    return v != nullptr && std::string(v) == "1";
+  }()};
+  return on;
+}
+}  // namespace
+
+void set_exact_algorithms(bool on) { exact_setting() = on; }
+bool get_exact_algorithms() { return exact_setting(); }
 
 void set_memory_limit(int64_t bytes) {
   if (bytes < 1)

@@ -33,8 +33,15 @@ enum class PaddingPreset { none, valid, same, full };
 //   im2col    — patch matrix + blocked GEMM; serves everything
 //   direct    — direct loops for depthwise convolution (groups == C_in)
 //   fft       — FFT convolution; suits large kernels
+//   winograd  — Winograd's minimal filtering F(m, 3) for 2-D 3x3 kernels at
+//               stride 1 and dilation 1 (forward and data gradient; the
+//               weight gradient runs the exact engines): the tile m picked by
+//               the cost model, or fixed by winograd2 / winograd4 / winograd6.
+//               Inexact: rounding error grows with m (docs/conv2d.md).
 // Asking for an algorithm that cannot serve a problem is a value_error.
-enum class ConvAlgorithm { auto_, reference, im2col, direct, fft };
+// auto_ picks Winograd or FFT only while inexact algorithms are allowed
+// (set_exact_algorithms in runtime.hpp).
+enum class ConvAlgorithm { auto_, reference, im2col, direct, fft, winograd, winograd2, winograd4, winograd6 };
 
 struct ConvParams {
   // One value per spatial axis, or empty for the default (1).

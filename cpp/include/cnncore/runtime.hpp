@@ -63,6 +63,23 @@ void check_memory(const char* op, int64_t bytes);
 void set_deterministic(bool on);
 bool get_deterministic();
 
+// Exact algorithms only (default off, or on when CNNCORE_EXACT=1 at start).
+// With it on, algorithm="auto" never picks an algorithm whose rounding
+// differs in kind from the direct definition's: Winograd convolution (whose
+// transforms round, error growing with the tile) and FFT convolution. An
+// explicitly requested algorithm still runs.
+void set_exact_algorithms(bool on);
+bool get_exact_algorithms();
+
+// Winograd convolution keeps the transformed weights of a weight tensor it
+// has seen twice unchanged (inference), up to this many bytes in all
+// (default 128 MiB, or CNNCORE_WINOGRAD_CACHE_MB at start); weights that
+// change between calls (training) are transformed each call and not kept.
+// 0 turns the cache off; lowering the limit frees what is above it.
+void set_winograd_cache_limit(int64_t bytes);  // bytes >= 0, else value_error
+int64_t get_winograd_cache_limit();
+int64_t winograd_cache_bytes();  // bytes held now
+
 // Kernel level in use: "ref", "generic", "avx2" or "avx512" (AVX-512F). Chosen once from the CPU
 // and the environment variable CNNCORE_ISA; set_isa overrides it.
 enum class Isa { ref = 0, generic = 1, avx2 = 2, avx512 = 3 };

@@ -14,6 +14,7 @@
 #include "cpu/kernels/conv-direct.hpp"
 #include "cpu/kernels/conv-fft.hpp"
 #include "cpu/kernels/conv-im2col.hpp"
+#include "cpu/kernels/conv-winograd.hpp"
 #include "cpu/ref/conv-ref.hpp"
 #include "ops/conv_geometry.hpp"
 #include "ops/checks.hpp"
@@ -32,31 +33,62 @@ namespace {
 
 using detail::ConvPass;
 
+bool is_winograd(ConvAlgorithm a) {
+  return a == ConvAlgorithm::winograd || a == ConvAlgorithm::winograd2 || a == ConvAlgorithm::winograd4 ||
+         a == ConvAlgorithm::winograd6;
+}
+
+// The tile of a Winograd algorithm for `pass`.
+int winograd_tile(ConvAlgorithm a, const ConvGeometry& g, ConvPass pass) {
+  switch (a) {
+    case ConvAlgorithm::winograd2: return 2;
+    case ConvAlgorithm::winograd4: return 4;
+    case ConvAlgorithm::winograd6: return 6;
+    default: return cpu::conv_winograd_tile(g, pass);
+  }
+}
+
 // The implementation list: the reference, im2col and fft serve everything;
-// direct serves what its why_not accepts.
+// direct and winograd serve what their why_not accepts.
 std::string why_not(ConvAlgorithm algo, const ConvGeometry& g) {
+  if (is_winograd(algo)) return cpu::conv_winograd_why_not(g);
   switch (algo) {
     case ConvAlgorithm::direct: return cpu::conv_direct_why_not(g);
     default: return {};
   }
 }
 
-ConvAlgorithm choose(const char* op, ConvAlgorithm requested, const ConvGeometry& g) {
+// The exact engines' choice (what auto picks with inexact algorithms off).
+ConvAlgorithm choose_exact(const ConvGeometry& g) {
+  if (get_isa() == Isa::ref) return ConvAlgorithm::reference;
+  if (cpu::conv_direct_why_not(g).empty() && cpu::conv_direct_preferred(g)) return ConvAlgorithm::direct;
+  return ConvAlgorithm::im2col;
+}
+
+// A requested Winograd algorithm on the weight gradient, which Winograd
+// does not serve, runs the exact engines (after the same check).
+ConvAlgorithm choose(const char* op, ConvAlgorithm requested, const ConvGeometry& g, ConvPass pass) {
   if (requested == ConvAlgorithm::auto_) {
     if (get_isa() == Isa::ref) return ConvAlgorithm::reference;
-    // FFT first: it is preferred only for large kernels where its estimate beats direct (depthwise) and im2col.
-    if (cpu::conv_fft_preferred(g)) return ConvAlgorithm::fft;
-    if (cpu::conv_direct_why_not(g).empty() && cpu::conv_direct_preferred(g)) return ConvAlgorithm::direct;
-    return ConvAlgorithm::im2col;
+    if (!get_exact_algorithms()) {
+      // FFT first: it is preferred only for large kernels where its estimate beats direct (depthwise) and im2col.
+      if (cpu::conv_fft_preferred(g)) return ConvAlgorithm::fft;
+      if (pass != ConvPass::backward_weight && cpu::conv_winograd_why_not(g).empty() &&
+          cpu::conv_winograd_preferred(g, pass))
+        return ConvAlgorithm::winograd;
+    }
+    return choose_exact(g);
   }
   const std::string why = why_not(requested, g);
   if (!why.empty())
     throw value_error(str(op, ": algorithm='", conv_algorithm_name(requested), "' cannot serve this problem: ", why));
+  if (is_winograd(requested) && pass == ConvPass::backward_weight) return choose_exact(g);
   return requested;
 }
 
 int64_t workspace_bytes(ConvAlgorithm algo, const ConvGeometry& g, int64_t es, ConvPass pass) {
   const int nt = get_num_threads();
+  if (is_winograd(algo)) return cpu::conv_winograd_workspace_bytes(g, winograd_tile(algo, g, pass), es, pass, nt);
   switch (algo) {
     case ConvAlgorithm::im2col: return cpu::conv_im2col_workspace_bytes(g, es, pass, nt);
     case ConvAlgorithm::direct: return cpu::conv_direct_workspace_bytes(g, es, pass, nt);
@@ -77,6 +109,8 @@ void check_budget(const char* op, const ConvGeometry& g, ConvAlgorithm algo, Con
 
 template <typename T>
 void run_forward(ConvAlgorithm algo, const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
+  if (is_winograd(algo))
+    return cpu::conv_forward_winograd(g, winograd_tile(algo, g, ConvPass::forward), src, weights, bias, dst);
   switch (algo) {
     case ConvAlgorithm::reference: return cpu::ref::conv_forward(g, src, weights, bias, dst);
     case ConvAlgorithm::direct: return cpu::conv_forward_direct(g, src, weights, bias, dst);
@@ -87,6 +121,9 @@ void run_forward(ConvAlgorithm algo, const ConvGeometry& g, const T* src, const 
 
 template <typename T>
 void run_backward_data(ConvAlgorithm algo, const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src) {
+  if (is_winograd(algo))
+    return cpu::conv_backward_data_winograd(g, winograd_tile(algo, g, ConvPass::backward_data), diff_dst, weights,
+                                            diff_src);
   switch (algo) {
     case ConvAlgorithm::reference: return cpu::ref::conv_backward_data(g, diff_dst, weights, diff_src);
     case ConvAlgorithm::direct: return cpu::conv_backward_data_direct(g, diff_dst, weights, diff_src);
@@ -115,6 +152,10 @@ void run_backward_weight(ConvAlgorithm algo, const ConvGeometry& g, const T* dif
 // the dropped weights are finite (w * 0 is then exactly 0; NaN or Inf would
 // have spread); backward-data always (its dropped products land on padding);
 // backward-weight fills the dropped taps' gradient with sum(dy) * 0.
+
+// The reference runs the full kernel (it is the oracle), and so does
+// Winograd, whose cost does not fall with fewer taps.
+bool uncropped(ConvAlgorithm algo) { return algo == ConvAlgorithm::reference || is_winograd(algo); }
 
 struct LiveTaps {
   int64_t first[3] = {0, 0, 0}, last[3] = {0, 0, 0};  // weight indices, inclusive
@@ -282,7 +323,7 @@ Tensor forward_nd(const char* op, int nd, const Tensor& src, const Tensor& weigh
     check_same_dtype(op, "bias", bias, "x", src.dtype());
   }
   if (dev != Device::cpu) return device_forward(op, g, src, weights, bias, params);
-  const ConvAlgorithm algo = choose(op, params.algorithm, g);
+  const ConvAlgorithm algo = choose(op, params.algorithm, g, ConvPass::forward);
   const Shape dst_shape = g.dst_shape();
   check_budget(op, g, algo, ConvPass::forward, src.dtype(), shape_numel(dst_shape));
   Tensor dst = Tensor::empty(dst_shape, src.dtype());
@@ -290,13 +331,13 @@ Tensor forward_nd(const char* op, int nd, const Tensor& src, const Tensor& weigh
   with_dtype(src.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* b = bias.defined() ? bias.data_as<T>() : nullptr;
-    const LiveTaps lt = algo == ConvAlgorithm::reference ? LiveTaps{} : live_taps(g);
+    const LiveTaps lt = uncropped(algo) ? LiveTaps{} : live_taps(g);
     ConvGeometry c;
     if (lt.any_dead && cropped_geometry(g, lt, &c)) {
       const Tensor wc = crop_weights<T>(g, c, tap_map(g, lt), weights.data_as<T>(), true);
       if (wc.defined())
-        return run_forward<T>(choose(op, params.algorithm, c), c, src.data_as<T>(), wc.data_as<T>(), b,
-                              dst.data_as<T>());
+        return run_forward<T>(choose(op, params.algorithm, c, ConvPass::forward), c, src.data_as<T>(),
+                              wc.data_as<T>(), b, dst.data_as<T>());
     }
     run_forward<T>(algo, g, src.data_as<T>(), weights.data_as<T>(), b, dst.data_as<T>());
   });
@@ -313,18 +354,18 @@ Tensor backward_data_nd(const char* op, int nd, const Tensor& diff_dst, const Te
   detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape());
   check_same_dtype(op, "weight", weights, "grad_out", diff_dst.dtype());
   if (dev != Device::cpu) return device_backward_data(op, g, diff_dst, weights, src_shape, params);
-  const ConvAlgorithm algo = choose(op, params.algorithm, g);
+  const ConvAlgorithm algo = choose(op, params.algorithm, g, ConvPass::backward_data);
   check_budget(op, g, algo, ConvPass::backward_data, diff_dst.dtype(), shape_numel(src_shape));
   Tensor diff_src = Tensor::zeros(src_shape, diff_dst.dtype());
   if (diff_src.numel() == 0) return diff_src;
   with_dtype(diff_dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const LiveTaps lt = algo == ConvAlgorithm::reference ? LiveTaps{} : live_taps(g);
+    const LiveTaps lt = uncropped(algo) ? LiveTaps{} : live_taps(g);
     ConvGeometry c;
     if (lt.any_dead && cropped_geometry(g, lt, &c)) {
       const Tensor wc = crop_weights<T>(g, c, tap_map(g, lt), weights.data_as<T>(), false);
-      return run_backward_data<T>(choose(op, params.algorithm, c), c, diff_dst.data_as<T>(), wc.data_as<T>(),
-                                  diff_src.data_as<T>());
+      return run_backward_data<T>(choose(op, params.algorithm, c, ConvPass::backward_data), c,
+                                  diff_dst.data_as<T>(), wc.data_as<T>(), diff_src.data_as<T>());
     }
     run_backward_data<T>(algo, g, diff_dst.data_as<T>(), weights.data_as<T>(), diff_src.data_as<T>());
   });
@@ -341,9 +382,14 @@ Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const 
   detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape());
   check_same_dtype(op, "grad_out", diff_dst, "x", src.dtype());
   if (dev != Device::cpu) return device_backward_weight(op, g, diff_dst, src, weights_shape, params);
-  const ConvAlgorithm algo = choose(op, params.algorithm, g);
+  const ConvAlgorithm algo = choose(op, params.algorithm, g, ConvPass::backward_weight);
   check_budget(op, g, algo, ConvPass::backward_weight, src.dtype(), shape_numel(weights_shape));
-  const LiveTaps lt = algo == ConvAlgorithm::reference ? LiveTaps{} : live_taps(g);
+  const ConvParams exact = [&] {  // a Winograd request's weight gradient runs the exact engines
+    ConvParams e = params;
+    if (is_winograd(e.algorithm)) e.algorithm = ConvAlgorithm::auto_;
+    return e;
+  }();
+  const LiveTaps lt = uncropped(algo) ? LiveTaps{} : live_taps(g);
   ConvGeometry c;
   const bool crop = lt.any_dead && cropped_geometry(g, lt, &c);
   // (the cropped route writes every element)
@@ -352,8 +398,8 @@ Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const 
     using T = decltype(tag);
     if (crop) {
       Tensor dwc = Tensor::empty(c.weights_shape(), src.dtype());
-      run_backward_weight<T>(choose(op, params.algorithm, c), c, diff_dst.data_as<T>(), src.data_as<T>(),
-                             dwc.data_as<T>());
+      run_backward_weight<T>(choose(op, exact.algorithm, c, ConvPass::backward_weight), c, diff_dst.data_as<T>(),
+                             src.data_as<T>(), dwc.data_as<T>());
       // a dropped tap's gradient is the sum over its channel's dy of dy * 0
       const int64_t P = g.out_size(), kk = g.k_size(), ck = c.k_size();
       const T* dy = diff_dst.data_as<T>();

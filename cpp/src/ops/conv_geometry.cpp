@@ -67,8 +67,12 @@ ConvAlgorithm parse_conv_algorithm(const std::string& name) {
   if (name == "im2col") return ConvAlgorithm::im2col;
   if (name == "direct") return ConvAlgorithm::direct;
   if (name == "fft") return ConvAlgorithm::fft;
-  throw value_error(
-      str("algorithm must be one of 'auto', 'reference', 'im2col', 'direct', 'fft', got '", name, "'"));
+  if (name == "winograd") return ConvAlgorithm::winograd;
+  if (name == "winograd2") return ConvAlgorithm::winograd2;
+  if (name == "winograd4") return ConvAlgorithm::winograd4;
+  if (name == "winograd6") return ConvAlgorithm::winograd6;
+  throw value_error(str("algorithm must be one of 'auto', 'reference', 'im2col', 'direct', 'fft', 'winograd', ",
+                        "'winograd2', 'winograd4', 'winograd6', got '", name, "'"));
 }
 
 const char* padding_mode_name(PaddingMode mode) {
@@ -89,6 +93,10 @@ const char* conv_algorithm_name(ConvAlgorithm algorithm) {
     case ConvAlgorithm::im2col: return "im2col";
     case ConvAlgorithm::direct: return "direct";
     case ConvAlgorithm::fft: return "fft";
+    case ConvAlgorithm::winograd: return "winograd";
+    case ConvAlgorithm::winograd2: return "winograd2";
+    case ConvAlgorithm::winograd4: return "winograd4";
+    case ConvAlgorithm::winograd6: return "winograd6";
   }
   return "?";
 }

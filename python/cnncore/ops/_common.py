@@ -10,7 +10,8 @@ from .. import _core
 
 _PADDING_WORDS = ("valid", "same", "full")
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "symmetric")
-_ALGORITHMS = ("auto", "reference", "im2col", "direct", "fft")
+_ALGORITHMS = ("auto", "reference", "im2col", "direct", "fft", "winograd", "winograd2", "winograd4",
+               "winograd6")
 
 
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1

@@ -1,0 +1,545 @@
+#include "cpu/kernels/conv-winograd.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <vector>
+
+#include "cnncore/error.hpp"
+#include "cnncore/runtime.hpp"
+#include "cpu/kernels/conv-im2col.hpp"
+#include "cpu/kernels/f32-elementwise.hpp"
+#include "cpu/kernels/gemm.hpp"
+#include "util/checked.hpp"
+
+namespace cnncore::cpu {
+
+namespace {
+#include "cpu/kernels/winograd-body.hpp"
+}  // namespace
+
+using detail::ConvGeometry;
+using detail::ConvPass;
+
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t v, int64_t m) { return ceil_div(v, m) * m; }
+
+// The transforms: float's from the current kernel level's table, double's
+// from the baseline body.
+template <typename T>
+struct Transforms;
+
+template <>
+struct Transforms<float> {
+  const F32ElementwiseKernels& k = f32_elementwise_kernels_for_current_isa();
+  bool input(int m, int64_t L, const float* d, float* v, int64_t vs) const { return k.winograd_input(m, L, d, v, vs); }
+  void output(int m, int64_t L, const float* mm, int64_t ms, float* y) const { k.winograd_output(m, L, mm, ms, y); }
+  void weights(int m, int64_t L, const float* g, float* u) const { k.winograd_weights(m, L, g, u); }
+};
+
+template <>
+struct Transforms<double> {
+  bool input(int m, int64_t L, const double* d, double* v, int64_t vs) const {
+    return winograd_input_body<double>(m, L, d, v, vs);
+  }
+  void output(int m, int64_t L, const double* mm, int64_t ms, double* y) const {
+    winograd_output_body<double>(m, L, mm, ms, y);
+  }
+  void weights(int m, int64_t L, const double* g, double* u) const { winograd_weights_body<double>(m, L, g, u); }
+};
+
+// One Winograd convolution over NCHW planes: src (N, G * cin, H, W) to dst
+// (N, G * cout, Ho, Wo), output (oy, ox) reading the padded input from
+// (oy - pt, ox - pl); the padded input spans [-pt, H + pb) x [-pl, W + pr)
+// (pt and pl may be negative: the window then starts inside).
+struct Problem {
+  int64_t N, G, cin, cout, H, W, Ho, Wo, pt, pl, pb, pr;
+  PaddingMode mode;
+};
+
+// Where the kernel of output channel k, input channel c of group gi keeps
+// its tap t (row-major 3x3): w[gi * gs + k * ks + c * cs + (rotate ? 8 - t : t)].
+struct KernelView {
+  int64_t gs, ks, cs;
+  bool rotate;
+};
+
+// How one call runs: tile size, tiles, the lane block and the micro-kernel.
+template <typename T>
+struct Plan {
+  int m = 4, alpha = 6;
+  int64_t th = 0, tw = 0, tiles = 0;  // tile rows and columns per image, tiles of all images
+  int64_t L = 0;                      // tiles per block (a multiple of 16 and of the kernel's NR)
+  int64_t kb = 0;                     // row slivers of each transformed-weight matrix
+  const GemmUkernel<T>* uk = nullptr;
+};
+
+// The cache budget of one block's transformed input and products.
+constexpr int64_t kBlockBytes = int64_t{1} << 21;
+constexpr int64_t kMaxLanes = 256;
+
+template <typename T>
+Plan<T> make_plan(const Problem& p, int m, int threads) {
+  Plan<T> pl;
+  pl.m = m;
+  pl.alpha = m + 2;
+  pl.th = ceil_div(p.Ho, m);
+  pl.tw = ceil_div(p.Wo, m);
+  pl.tiles = p.N * pl.th * pl.tw;
+  const int64_t per_thread = ceil_div(pl.tiles, threads);
+  pl.uk = &gemm_ukernel_for_shape<T>(p.cout, std::min<int64_t>(per_thread, 64));
+  const int64_t unit = std::lcm<int64_t>(pl.uk->nr, kWinogradLanes);
+  const int64_t a2 = int64_t{pl.alpha} * pl.alpha;
+  const int64_t per_lane = a2 * (p.cin + p.cout) * static_cast<int64_t>(sizeof(T));
+  const int64_t fit = std::max(unit, kBlockBytes / per_lane / unit * unit);
+  pl.L = std::min({round_up(per_thread, unit), fit, std::max(unit, kMaxLanes / unit * unit)});
+  pl.kb = ceil_div(p.cout, pl.uk->mr);
+  return pl;
+}
+
+// ---- transformed weights -------------------------------------------------
+// Layout for the micro-kernel: group gi, element xi, row sliver s: MR rows of
+// cin steps, (k = s * MR + i, c) at [c * MR + i], rows past cout zero.
+
+template <typename T>
+int64_t packed_weights_size(const Problem& p, const Plan<T>& pl) {
+  return p.G * pl.alpha * pl.alpha * pl.kb * p.cin * pl.uk->mr;
+}
+
+// Packs U = G g GT of every (k, c) pair into `u` (zero-filled by the caller);
+// returns whether every value is finite.
+template <typename T>
+bool pack_weights(const Problem& p, const Plan<T>& pl, const T* w, const KernelView& kv, T* u) {
+  const Transforms<T> tm;
+  const int64_t a2 = int64_t{pl.alpha} * pl.alpha, MR = pl.uk->mr, V = kWinogradLanes;
+  const int64_t rows = p.G * p.cout;
+  std::atomic<bool> finite{true};
+#pragma omp parallel num_threads(get_num_threads()) if (rows * p.cin > 4096)
+  {
+    std::vector<T> g(static_cast<std::size_t>(9 * V)), t(static_cast<std::size_t>(a2 * V));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t gi = r / p.cout, k = r % p.cout, s = k / MR, i = k % MR;
+      const T* wk = w + gi * kv.gs + k * kv.ks;
+      T probe = 0;
+      for (int64_t c0 = 0; c0 < p.cin; c0 += V) {
+        const int64_t n = std::min(V, p.cin - c0);
+        for (int tap = 0; tap < 9; ++tap) {
+          const int64_t at = kv.rotate ? 8 - tap : tap;
+          T* gt = g.data() + tap * V;
+          for (int64_t l = 0; l < n; ++l) gt[l] = wk[(c0 + l) * kv.cs + at];
+          for (int64_t l = n; l < V; ++l) gt[l] = T(0);
+        }
+        tm.weights(pl.m, V, g.data(), t.data());
+        for (int64_t xi = 0; xi < a2; ++xi) {
+          T* dst = u + ((gi * a2 + xi) * pl.kb + s) * p.cin * MR + i;
+          const T* src = t.data() + xi * V;
+          for (int64_t l = 0; l < n; ++l) {
+            dst[(c0 + l) * MR] = src[l];
+            probe += src[l] * T(0);
+          }
+        }
+      }
+      if (probe != T(0)) finite.store(false, std::memory_order_relaxed);
+    }
+  }
+  return finite.load();
+}
+
+// ---- the cache of transformed weights ------------------------------------
+// Keyed by where the weights live and how they are transformed; an entry
+// keeps the weights' fingerprint (a position-weighted sum of their bits, so
+// that any change of one value, and in practice of many, changes it). Data
+// are stored only for a fingerprint seen on two consecutive calls, so
+// weights that change every call (training) are never kept.
+
+struct CacheKey {
+  const void* ptr;
+  int64_t numel, elem, m, mr, view_ks, view_cs, rotate, G, cout, cin;
+  bool operator==(const CacheKey& o) const {
+    return ptr == o.ptr && numel == o.numel && elem == o.elem && m == o.m && mr == o.mr && view_ks == o.view_ks &&
+           view_cs == o.view_cs && rotate == o.rotate && G == o.G && cout == o.cout && cin == o.cin;
+  }
+};
+
+struct CacheEntry {
+  CacheKey key;
+  uint64_t fingerprint;
+  std::shared_ptr<std::vector<unsigned char>> data;  // null until seen twice
+};
+
+int64_t cache_limit_from_environment() {
+  const char* v = std::getenv("CNNCORE_WINOGRAD_CACHE_MB");
+  const int64_t fallback = int64_t{128} << 20;
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const long long mb = std::strtoll(v, &end, 10);
+  if (end == v || *end != '\0' || mb < 0 || mb > (int64_t{1} << 30)) return fallback;
+  return static_cast<int64_t>(mb) << 20;
+}
+
+struct WeightCache {
+  std::mutex mu;
+  std::list<CacheEntry> entries;  // most recently used first
+  int64_t held = 0, limit = cache_limit_from_environment();
+  static constexpr std::size_t kMaxEntries = 1024;
+
+  void drop_data(CacheEntry& e) {
+    if (e.data) held -= static_cast<int64_t>(e.data->size());
+    e.data.reset();
+  }
+  // Frees data, least recently used first, until at most `keep` bytes stay.
+  void trim(int64_t keep) {
+    for (auto it = entries.rbegin(); it != entries.rend() && held > keep; ++it) drop_data(*it);
+  }
+};
+
+WeightCache& weight_cache() {
+  static WeightCache* c = new WeightCache();  // never destroyed (calls may run during static destruction)
+  return *c;
+}
+
+uint64_t fingerprint(const void* data, int64_t bytes) {
+  // eight 32-bit Fletcher-style lanes (sum and sum of sums); vectorises on
+  // the baseline instruction set, so it costs one read of the weights
+  const auto* p = static_cast<const unsigned char*>(data);
+  const int64_t words = bytes / 4;
+  uint32_t a[8] = {}, b[8] = {};
+  int64_t q = 0;
+  for (; q + 8 <= words; q += 8) {
+    uint32_t w[8];
+    std::memcpy(w, p + q * 4, sizeof w);
+    for (int l = 0; l < 8; ++l) {
+      a[l] += w[l] ^ 0x9e3779b9u;
+      b[l] += a[l];
+    }
+  }
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+  for (; q < words; ++q) {
+    uint32_t w;
+    std::memcpy(&w, p + q * 4, sizeof w);
+    mix(w);
+  }
+  for (int64_t r = words * 4; r < bytes; ++r) mix(p[r]);
+  for (int l = 0; l < 8; ++l) mix((uint64_t{a[l]} << 32) | b[l]);
+  return h;
+}
+
+// The packed transformed weights for this call: from the cache, or packed
+// now (and kept when the same weights were seen unchanged on the previous
+// call). `finite` reports whether they are all finite.
+template <typename T>
+std::shared_ptr<std::vector<unsigned char>> transformed_weights(const Problem& p, const Plan<T>& pl, const T* w,
+                                                                int64_t w_numel, const KernelView& kv, bool* finite) {
+  const int64_t bytes = packed_weights_size(p, pl) * static_cast<int64_t>(sizeof(T));
+  WeightCache& cache = weight_cache();
+  const CacheKey key{w, w_numel, static_cast<int64_t>(sizeof(T)), pl.m, pl.uk->mr, kv.ks, kv.cs, kv.rotate,
+                     p.G, p.cout, p.cin};
+  bool caching;
+  {
+    std::lock_guard<std::mutex> lock(cache.mu);
+    caching = cache.limit > 0 && bytes <= cache.limit;
+  }
+  const uint64_t fp = caching ? fingerprint(w, w_numel * static_cast<int64_t>(sizeof(T))) : 0;
+  bool keep = false;
+  if (caching) {
+    std::lock_guard<std::mutex> lock(cache.mu);
+    for (auto it = cache.entries.begin(); it != cache.entries.end(); ++it) {
+      if (!(it->key == key)) continue;
+      cache.entries.splice(cache.entries.begin(), cache.entries, it);
+      CacheEntry& e = cache.entries.front();
+      if (e.fingerprint == fp && e.data) {
+        *finite = true;  // only finite weights are kept
+        return e.data;
+      }
+      keep = e.fingerprint == fp;
+      if (!keep) {
+        cache.drop_data(e);
+        e.fingerprint = fp;
+      }
+      break;
+    }
+    if (!keep && (cache.entries.empty() || !(cache.entries.front().key == key))) {
+      cache.entries.push_front(CacheEntry{key, fp, nullptr});
+      while (cache.entries.size() > WeightCache::kMaxEntries) {
+        cache.drop_data(cache.entries.back());
+        cache.entries.pop_back();
+      }
+    }
+  }
+  auto data = std::make_shared<std::vector<unsigned char>>(static_cast<std::size_t>(bytes), 0);
+  *finite = pack_weights(p, pl, w, kv, reinterpret_cast<T*>(data->data()));
+  if (keep && *finite) {
+    std::lock_guard<std::mutex> lock(cache.mu);
+    for (CacheEntry& e : cache.entries)
+      if (e.key == key && e.fingerprint == fp && !e.data) {
+        cache.trim(cache.limit - bytes);
+        if (cache.held + bytes <= cache.limit) {
+          e.data = data;
+          cache.held += bytes;
+        }
+        break;
+      }
+  }
+  return data;
+}
+
+// ---- the tiles -----------------------------------------------------------
+
+// Source row (or column) of each padded position of the tile grid, -1 for a
+// zero: position yy of the grid is input coordinate yy - before.
+std::vector<int64_t> source_index(int64_t grid, int64_t before, int64_t after, int64_t n, PaddingMode mode) {
+  std::vector<int64_t> idx(static_cast<std::size_t>(grid));
+  for (int64_t yy = 0; yy < grid; ++yy) {
+    const int64_t y = yy - before;
+    int64_t s = -1;
+    if (y >= 0 && y < n)
+      s = y;
+    else if (mode != PaddingMode::zeros && y >= -before && y < n + after)
+      s = detail::padded_source_index(y, n, mode);
+    idx[static_cast<std::size_t>(yy)] = s;
+  }
+  return idx;
+}
+
+// Runs problem `p` with plan `pl` and packed weights `u`; false (with dst
+// partly written) when a transformed input block is not finite.
+template <typename T>
+bool run(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T* bias, T* dst) {
+  const Transforms<T> tm;
+  const int m = pl.m, A = pl.alpha;
+  const int64_t a2 = int64_t{A} * A, L = pl.L, MR = pl.uk->mr, NR = pl.uk->nr;
+  const int64_t per_image = pl.th * pl.tw, blocks = ceil_div(pl.tiles, L), tasks = p.G * blocks;
+  const std::vector<int64_t> rows = source_index(pl.th * m + 2, p.pt, p.pb, p.H, p.mode);
+  const std::vector<int64_t> cols = source_index(pl.tw * m + 2, p.pl, p.pr, p.W, p.mode);
+  // tiles whose window lies inside the input read it in place
+  std::vector<char> row_in(static_cast<std::size_t>(pl.th)), col_in(static_cast<std::size_t>(pl.tw));
+  for (int64_t t = 0; t < pl.th; ++t) row_in[t] = t * m - p.pt >= 0 && t * m - p.pt + A <= p.H;
+  for (int64_t t = 0; t < pl.tw; ++t) col_in[t] = t * m - p.pl >= 0 && t * m - p.pl + A <= p.W;
+  const GemmUkernelFn<T> fn = pl.uk->fn;
+  std::atomic<bool> finite{true};
+  const int nt = static_cast<int>(std::min<int64_t>(get_num_threads(), tasks));
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    std::vector<T> d(static_cast<std::size_t>(a2 * L), T(0));
+    std::vector<T> v(static_cast<std::size_t>(a2 * p.cin * L), T(0));
+    std::vector<T> mm(static_cast<std::size_t>(a2 * p.cout * L), T(0));
+    std::vector<T> y(static_cast<std::size_t>(m * m * L));
+    std::vector<int64_t> tn(static_cast<std::size_t>(L)), ti(static_cast<std::size_t>(L)),
+        tj(static_cast<std::size_t>(L));
+#pragma omp for schedule(dynamic)
+    for (int64_t task = 0; task < tasks; ++task) {
+      if (!finite.load(std::memory_order_relaxed)) continue;
+      const int64_t gi = task / blocks, t0 = task % blocks * L, nb = std::min(L, pl.tiles - t0);
+      for (int64_t l = 0; l < nb; ++l) {
+        const int64_t t = t0 + l, r = t % per_image;
+        tn[l] = t / per_image;
+        ti[l] = r / pl.tw;
+        tj[l] = r % pl.tw;
+      }
+      // input transform, one channel at a time: gather, then transform
+      bool ok = true;
+      for (int64_t c = 0; c < p.cin && ok; ++c) {
+        for (int64_t l = 0; l < nb; ++l) {
+          const T* plane = src + ((tn[l] * p.G + gi) * p.cin + c) * p.H * p.W;
+          T* dl = d.data() + l;
+          if (row_in[ti[l]] && col_in[tj[l]]) {
+            const T* base = plane + (ti[l] * m - p.pt) * p.W + (tj[l] * m - p.pl);
+            for (int yy = 0; yy < A; ++yy)
+              for (int xx = 0; xx < A; ++xx) dl[(yy * A + xx) * L] = base[yy * p.W + xx];
+          } else {
+            for (int yy = 0; yy < A; ++yy) {
+              const int64_t r = rows[ti[l] * m + yy];
+              for (int xx = 0; xx < A; ++xx) {
+                const int64_t q = cols[tj[l] * m + xx];
+                dl[(yy * A + xx) * L] = r < 0 || q < 0 ? T(0) : plane[r * p.W + q];
+              }
+            }
+          }
+        }
+        if (nb < L)  // a last, partial block: lanes past it transform zeros
+          for (int64_t e = 0; e < a2; ++e) std::fill(d.data() + e * L + nb, d.data() + (e + 1) * L, T(0));
+        ok = tm.input(m, L, d.data(), v.data() + c * L, p.cin * L);
+      }
+      if (!ok) {
+        finite.store(false, std::memory_order_relaxed);
+        continue;
+      }
+      // the element-wise stage: for each xi, M = U(xi) (cout x cin) * V(xi) (cin x nb)
+      const T* ug = u + gi * a2 * pl.kb * p.cin * MR;
+      for (int64_t xi = 0; xi < a2; ++xi) {
+        const T* vx = v.data() + xi * p.cin * L;
+        T* mx = mm.data() + xi * p.cout * L;
+        for (int64_t s = 0; s < pl.kb; ++s) {
+          const T* a = ug + (xi * pl.kb + s) * p.cin * MR;
+          const int64_t rows_s = std::min(MR, p.cout - s * MR);
+          for (int64_t col = 0; col < nb; col += NR)
+            fn(p.cin, a, vx + col, L, mx + s * MR * L + col, L, rows_s, std::min(NR, nb - col), false);
+        }
+      }
+      // output transform and scatter
+      for (int64_t k = 0; k < p.cout; ++k) {
+        tm.output(m, L, mm.data() + k * L, p.cout * L, y.data());
+        const T b = bias ? bias[gi * p.cout + k] : T(0);
+        for (int64_t l = 0; l < nb; ++l) {
+          T* plane = dst + ((tn[l] * p.G + gi) * p.cout + k) * p.Ho * p.Wo;
+          const int64_t oy = ti[l] * m, ox = tj[l] * m;
+          const int64_t hi = std::min<int64_t>(m, p.Ho - oy), wi = std::min<int64_t>(m, p.Wo - ox);
+          for (int64_t i = 0; i < hi; ++i)
+            for (int64_t j = 0; j < wi; ++j) plane[(oy + i) * p.Wo + ox + j] = y[(i * m + j) * L + l] + b;
+        }
+      }
+    }
+  }
+  return finite.load();
+}
+
+template <typename T>
+bool winograd(const Problem& p, int m, const T* w, int64_t w_numel, const KernelView& kv, const T* src,
+              const T* bias, T* dst) {
+  const Plan<T> pl = make_plan<T>(p, m, get_num_threads());
+  bool finite = true;
+  const auto u = transformed_weights<T>(p, pl, w, w_numel, kv, &finite);
+  if (!finite) return false;
+  return run<T>(p, pl, reinterpret_cast<const T*>(u->data()), src, bias, dst);
+}
+
+Problem forward_problem(const ConvGeometry& g) {
+  return Problem{g.N,          g.groups,        g.C_in_g,        g.C_out_g,       g.in[1],
+                 g.in[2],      g.out[1],        g.out[2],        g.pad_before[1], g.pad_before[2],
+                 g.pad_after[1], g.pad_after[2], g.mode};
+}
+
+// The data gradient as a convolution of grad_out: onto diff_src itself
+// (zeros padding) or onto the padded input's gradient (2 on every side).
+Problem backward_data_problem(const ConvGeometry& g) {
+  const bool zeros = g.mode == PaddingMode::zeros;
+  const int64_t H = zeros ? g.in[1] : g.in[1] + g.pad_before[1] + g.pad_after[1];
+  const int64_t W = zeros ? g.in[2] : g.in[2] + g.pad_before[2] + g.pad_after[2];
+  const int64_t pt = zeros ? 2 - g.pad_before[1] : 2, pl = zeros ? 2 - g.pad_before[2] : 2;
+  return Problem{g.N, g.groups, g.C_out_g, g.C_in_g, g.out[1], g.out[2], H, W,
+                 pt,  pl,       H + 2 - pt - g.out[1], W + 2 - pl - g.out[2], PaddingMode::zeros};
+}
+
+}  // namespace
+
+std::string conv_winograd_why_not(const ConvGeometry& g) {
+  if (g.nd != 2) return "Winograd serves 2-D convolutions only";
+  if (g.k[1] != 3 || g.k[2] != 3) return "Winograd serves 3x3 kernels only";
+  if (g.stride[1] != 1 || g.stride[2] != 1) return "Winograd serves stride 1 only";
+  if (g.dilation[1] != 1 || g.dilation[2] != 1) return "Winograd serves dilation 1 only";
+  return {};
+}
+
+int conv_winograd_tile(const ConvGeometry& g, ConvPass pass) {
+  const int64_t Ho = pass == ConvPass::backward_data ? g.in[1] : g.out[1];
+  const int64_t Wo = pass == ConvPass::backward_data ? g.in[2] : g.out[2];
+  // products per output: 36 / 16 for F(4, 3), 16 / 4 for F(2, 3), times
+  // the share of each grid of tiles that covers real outputs
+  const int64_t cover4 = round_up(Ho, 4) * round_up(Wo, 4), cover2 = round_up(Ho, 2) * round_up(Wo, 2);
+  return 9 * cover4 <= 16 * cover2 ? 4 : 2;
+}
+
+bool conv_winograd_preferred(const ConvGeometry&, ConvPass) { return false; }
+
+int64_t conv_winograd_workspace_bytes(const ConvGeometry& g, int m, int64_t es, ConvPass pass, int threads) {
+  const char* op = "conv2d";
+  const Problem p = pass == ConvPass::backward_data ? backward_data_problem(g) : forward_problem(g);
+  const int64_t a = m + 2, a2 = a * a;
+  const int64_t L = kMaxLanes;  // an upper bound of the plan's block
+  using detail::checked_add;
+  using detail::checked_mul;
+  const int64_t per_thread = checked_mul(checked_add(checked_mul(a2, p.cin + p.cout, op), a2 + m * m, op), L, op);
+  int64_t bytes = checked_mul(checked_mul(per_thread, threads, op), es, op);
+  // the packed weights (rows rounded up to the tallest tile)
+  bytes = checked_add(bytes, checked_mul(checked_mul(checked_mul(p.G * a2, round_up(p.cout, 16), op), p.cin, op), es, op), op);
+  if (pass == ConvPass::backward_data && g.mode != PaddingMode::zeros)
+    bytes = checked_add(bytes, checked_mul(checked_mul(p.N * p.G * p.cout, p.Ho * p.Wo, op), es, op), op);
+  return bytes;
+}
+
+template <typename T>
+void conv_forward_winograd(const ConvGeometry& g, int m, const T* src, const T* weights, const T* bias, T* dst) {
+  const Problem p = forward_problem(g);
+  const int64_t cin = g.C_in_g;
+  const KernelView kv{g.C_out_g * cin * 9, cin * 9, 9, g.flip};
+  if (!winograd<T>(p, m, weights, g.C_out * cin * 9, kv, src, bias, dst))
+    conv_forward_im2col<T>(g, src, weights, bias, dst);
+}
+
+template <typename T>
+void conv_backward_data_winograd(const ConvGeometry& g, int m, const T* diff_dst, const T* weights, T* diff_src) {
+  const Problem p = backward_data_problem(g);
+  // kernel (c, k) of the data gradient is w[k][c] rotated (unrotated for a true convolution)
+  const KernelView kv{g.C_out_g * g.C_in_g * 9, 9, g.C_in_g * 9, !g.flip};
+  const int64_t wn = g.C_out * g.C_in_g * 9;
+  bool ok;
+  if (g.mode == PaddingMode::zeros) {
+    ok = winograd<T>(p, m, weights, wn, kv, diff_dst, nullptr, diff_src);
+  } else {
+    // the gradient of the padded input, then each padded position's share
+    // added to the input position it copies
+    std::vector<T> padded(static_cast<std::size_t>(p.N * p.G * p.cout * p.Ho * p.Wo));
+    ok = winograd<T>(p, m, weights, wn, kv, diff_dst, nullptr, padded.data());
+    if (ok) {
+      const int64_t H = g.in[1], W = g.in[2], Hp = p.Ho, Wp = p.Wo;
+      const std::vector<int64_t> rows = source_index(Hp, g.pad_before[1], g.pad_after[1], H, g.mode);
+      const std::vector<int64_t> cols = source_index(Wp, g.pad_before[2], g.pad_after[2], W, g.mode);
+      const int64_t planes = g.N * g.C_in;
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (planes * Hp * Wp > 65536)
+      for (int64_t q = 0; q < planes; ++q) {
+        const T* from = padded.data() + q * Hp * Wp;
+        T* to = diff_src + q * H * W;
+        std::fill(to, to + H * W, T(0));
+        for (int64_t yy = 0; yy < Hp; ++yy)
+          for (int64_t xx = 0; xx < Wp; ++xx) to[rows[yy] * W + cols[xx]] += from[yy * Wp + xx];
+      }
+    }
+  }
+  if (!ok) {
+    std::fill(diff_src, diff_src + g.N * g.C_in * g.in[1] * g.in[2], T(0));
+    conv_backward_data_im2col<T>(g, diff_dst, weights, diff_src);
+  }
+}
+
+template void conv_forward_winograd<float>(const ConvGeometry&, int, const float*, const float*, const float*,
+                                           float*);
+template void conv_forward_winograd<double>(const ConvGeometry&, int, const double*, const double*, const double*,
+                                            double*);
+template void conv_backward_data_winograd<float>(const ConvGeometry&, int, const float*, const float*, float*);
+template void conv_backward_data_winograd<double>(const ConvGeometry&, int, const double*, const double*, double*);
+
+}  // namespace cnncore::cpu
+
+namespace cnncore {
+
+void set_winograd_cache_limit(int64_t bytes) {
+  if (bytes < 0) throw value_error(detail::str("set_winograd_cache_limit: bytes must be >= 0, got ", bytes));
+  auto& c = cpu::weight_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.limit = bytes;
+  c.trim(bytes);
+}
+
+int64_t get_winograd_cache_limit() {
+  auto& c = cpu::weight_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.limit;
+}
+
+int64_t winograd_cache_bytes() {
+  auto& c = cpu::weight_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.held;
+}
+
+}  // namespace cnncore

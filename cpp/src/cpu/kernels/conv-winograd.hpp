@@ -1,0 +1,51 @@
+// Winograd convolution F(m, 3), m = 2, 4 or 6 (Lavin & Gray, 2016): 2-D
+// 3x3 kernels at stride 1 and dilation 1, any groups, padding mode and flip.
+//
+// The output is cut into m x m tiles; each reads an (m + 2)^2 input tile d.
+// Per tile, Y = AT [sum_c (G g_kc GT) . (BT d_c B)] A: the element-wise
+// products summed over input channels are (m + 2)^2 GEMMs, C_out x C_in
+// times C_in x tiles, run on the GEMM micro-kernels over blocks of tiles
+// small enough that the transformed blocks stay in cache. The transforms
+// run vectorised across the tiles of a block (winograd-body.hpp); the
+// transformed weights are packed for the micro-kernel once per call, or
+// kept across calls while the weights do not change (weight_cache below).
+//
+// The data gradient is the Winograd convolution of grad_out with the
+// flipped, transposed kernel (padding 2 - pad); with a padding mode other
+// than zeros, of the gradient of the padded input, folded back onto the
+// input by the mode's index map. The weight gradient is not served here
+// (the op layer runs an exact engine for it).
+//
+// Inexact: the transforms round, more so for larger tiles (docs/conv2d.md
+// has the measured errors). Inputs or weights that are not finite, whose
+// transforms would spread NaN over whole tiles, run the im2col engine.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "ops/conv_geometry.hpp"
+
+namespace cnncore::cpu {
+
+// Empty when Winograd serves `g`, otherwise why not (for the error message).
+std::string conv_winograd_why_not(const detail::ConvGeometry& g);
+// The tile size m that algorithm="winograd" uses for `pass` (forward or
+// backward_data): the one the cost model finds fastest among those allowed
+// for float32 training (2 and 4; 6 only on request).
+int conv_winograd_tile(const detail::ConvGeometry& g, detail::ConvPass pass);
+// Whether algorithm="auto" should pick Winograd for `pass` (the cost model
+// against the direct engines; forward and backward_data only).
+bool conv_winograd_preferred(const detail::ConvGeometry& g, detail::ConvPass pass);
+int64_t conv_winograd_workspace_bytes(const detail::ConvGeometry& g, int m, int64_t elem_size,
+                                      detail::ConvPass pass, int threads);
+
+template <typename T>
+void conv_forward_winograd(const detail::ConvGeometry& g, int m, const T* src, const T* weights, const T* bias,
+                           T* dst);
+// diff_src is overwritten.
+template <typename T>
+void conv_backward_data_winograd(const detail::ConvGeometry& g, int m, const T* diff_dst, const T* weights,
+                                 T* diff_src);
+
+}  // namespace cnncore::cpu

@@ -1,0 +1,169 @@
+// The three Winograd F(m, 3) transforms over blocks of tiles, vectorised
+// across tiles: lane l of every array is tile l of the block, and blocks hold
+// a multiple of 16 lanes (L). Included inside an anonymous namespace by
+// f32-elementwise-level.inc (float, once per kernel level) and by
+// conv-winograd.cpp (double, baseline flags). The matrices are constants, so
+// after the loops over their entries are unrolled the zero entries vanish
+// and the unit ones become additions.
+//
+//   input:   v[xi * vs + l]      = (BT d_l B)[xi],   d_l[y][x] = d[(y * alpha + x) * L + l];
+//            returns whether every v is finite
+//   output:  y[(i * m + j) * L + l] = (AT M_l A)[i][j], M_l[xi] = mm[xi * ms + l]
+//   weights: u[xi * L + l]       = (G g_l GT)[xi],   g_l[r][s] = g[(r * 3 + s) * L + l]
+// with xi = i * alpha + j.
+#include "cpu/kernels/winograd-matrices.hpp"
+
+constexpr int kWinogradLanes = 16;
+
+template <typename T, int M>
+bool winograd_input_m(int64_t L, const T* d, T* v, int64_t vs) {
+  using W = cnncore::cpu::winograd::Transforms<M>;
+  constexpr int A = W::alpha, V = kWinogradLanes;
+  T probe[V] = {};  // sums v * 0: NaN once any v is NaN or infinite
+  for (int64_t l0 = 0; l0 < L; l0 += V) {
+    T t[A][A][V];  // BT d
+#pragma GCC unroll 8
+    for (int i = 0; i < A; ++i)
+#pragma GCC unroll 8
+      for (int x = 0; x < A; ++x) {
+        T acc[V] = {};
+#pragma GCC unroll 8
+        for (int y = 0; y < A; ++y) {
+          const T c = static_cast<T>(W::BT[i][y]);
+          if (c == T(0)) continue;
+          const T* row = d + (y * A + x) * L + l0;
+#pragma omp simd
+          for (int l = 0; l < V; ++l) acc[l] += c * row[l];
+        }
+#pragma omp simd
+        for (int l = 0; l < V; ++l) t[i][x][l] = acc[l];
+      }
+#pragma GCC unroll 8
+    for (int i = 0; i < A; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < A; ++j) {
+        T acc[V] = {};
+#pragma GCC unroll 8
+        for (int x = 0; x < A; ++x) {
+          const T c = static_cast<T>(W::BT[j][x]);
+          if (c == T(0)) continue;
+#pragma omp simd
+          for (int l = 0; l < V; ++l) acc[l] += c * t[i][x][l];
+        }
+        T* out = v + (i * A + j) * vs + l0;
+#pragma omp simd
+        for (int l = 0; l < V; ++l) {
+          out[l] = acc[l];
+          probe[l] += acc[l] * T(0);
+        }
+      }
+  }
+  T all = 0;
+  for (int l = 0; l < V; ++l) all += probe[l];
+  return all == T(0);
+}
+
+template <typename T, int M>
+void winograd_output_m(int64_t L, const T* mm, int64_t ms, T* y) {
+  using W = cnncore::cpu::winograd::Transforms<M>;
+  constexpr int A = W::alpha, V = kWinogradLanes;
+  for (int64_t l0 = 0; l0 < L; l0 += V) {
+    T t[M][A][V];  // AT M
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 8
+      for (int x = 0; x < A; ++x) {
+        T acc[V] = {};
+#pragma GCC unroll 8
+        for (int r = 0; r < A; ++r) {
+          const T c = static_cast<T>(W::AT[i][r]);
+          if (c == T(0)) continue;
+          const T* row = mm + (r * A + x) * ms + l0;
+#pragma omp simd
+          for (int l = 0; l < V; ++l) acc[l] += c * row[l];
+        }
+#pragma omp simd
+        for (int l = 0; l < V; ++l) t[i][x][l] = acc[l];
+      }
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < M; ++j) {
+        T acc[V] = {};
+#pragma GCC unroll 8
+        for (int x = 0; x < A; ++x) {
+          const T c = static_cast<T>(W::AT[j][x]);
+          if (c == T(0)) continue;
+#pragma omp simd
+          for (int l = 0; l < V; ++l) acc[l] += c * t[i][x][l];
+        }
+        T* out = y + (i * M + j) * L + l0;
+#pragma omp simd
+        for (int l = 0; l < V; ++l) out[l] = acc[l];
+      }
+  }
+}
+
+template <typename T, int M>
+void winograd_weights_m(int64_t L, const T* g, T* u) {
+  using W = cnncore::cpu::winograd::Transforms<M>;
+  constexpr int A = W::alpha, V = kWinogradLanes;
+  for (int64_t l0 = 0; l0 < L; l0 += V) {
+    T t[A][3][V];  // G g
+#pragma GCC unroll 8
+    for (int i = 0; i < A; ++i)
+#pragma GCC unroll 3
+      for (int s = 0; s < 3; ++s) {
+        T acc[V] = {};
+#pragma GCC unroll 3
+        for (int r = 0; r < 3; ++r) {
+          const T c = static_cast<T>(W::G[i][r]);
+          if (c == T(0)) continue;
+          const T* row = g + (r * 3 + s) * L + l0;
+#pragma omp simd
+          for (int l = 0; l < V; ++l) acc[l] += c * row[l];
+        }
+#pragma omp simd
+        for (int l = 0; l < V; ++l) t[i][s][l] = acc[l];
+      }
+#pragma GCC unroll 8
+    for (int i = 0; i < A; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < A; ++j) {
+        T acc[V] = {};
+#pragma GCC unroll 3
+        for (int s = 0; s < 3; ++s) {
+          const T c = static_cast<T>(W::G[j][s]);
+          if (c == T(0)) continue;
+#pragma omp simd
+          for (int l = 0; l < V; ++l) acc[l] += c * t[i][s][l];
+        }
+        T* out = u + (i * A + j) * L + l0;
+#pragma omp simd
+        for (int l = 0; l < V; ++l) out[l] = acc[l];
+      }
+  }
+}
+
+// Entry points by tile size m (2, 4 or 6; the caller has checked it).
+// (input: whether every transformed value is finite)
+template <typename T>
+bool winograd_input_body(int m, int64_t L, const T* d, T* v, int64_t vs) {
+  if (m == 2) return winograd_input_m<T, 2>(L, d, v, vs);
+  if (m == 4) return winograd_input_m<T, 4>(L, d, v, vs);
+  return winograd_input_m<T, 6>(L, d, v, vs);
+}
+
+template <typename T>
+void winograd_output_body(int m, int64_t L, const T* mm, int64_t ms, T* y) {
+  if (m == 2) return winograd_output_m<T, 2>(L, mm, ms, y);
+  if (m == 4) return winograd_output_m<T, 4>(L, mm, ms, y);
+  winograd_output_m<T, 6>(L, mm, ms, y);
+}
+
+template <typename T>
+void winograd_weights_body(int m, int64_t L, const T* g, T* u) {
+  if (m == 2) return winograd_weights_m<T, 2>(L, g, u);
+  if (m == 4) return winograd_weights_m<T, 4>(L, g, u);
+  winograd_weights_m<T, 6>(L, g, u);
+}
