@@ -311,64 +311,99 @@ std::vector<int64_t> source_index(int64_t grid, int64_t before, int64_t after, i
   return idx;
 }
 
+// Gathers the A x A input tile at `base` (row stride W) into lane stride L.
+template <typename T, int A>
+inline void gather_tile(const T* base, int64_t W, T* dl, int64_t L) {
+#pragma GCC unroll 8
+  for (int yy = 0; yy < A; ++yy)
+#pragma GCC unroll 8
+    for (int xx = 0; xx < A; ++xx) dl[(yy * A + xx) * L] = base[yy * W + xx];
+}
+
+// The transformed blocks of one plane index apart by their size plus this
+// many elements, so that the (m + 2)^2 rows a transform writes or reads
+// together do not all map to one cache set (the sizes are often multiples
+// of 4 KiB).
+constexpr int64_t kSkew = 16;
+
 // Runs problem `p` with plan `pl` and packed weights `u`; false (with dst
 // partly written) when a transformed input block is not finite.
-template <typename T>
-bool run(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T* bias, T* dst) {
+//
+// A block's tiles come in runs, one per image. For each run and channel the
+// padded input rows its tiles read are first copied into a strip (one row
+// copy each, the padding filled by the mode's index maps), so that every
+// tile is then gathered from the strip at fixed offsets; the outputs go the
+// other way, whole tiles into an output strip, then its valid rows to dst.
+template <typename T, int M>
+bool run_tiles(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T* bias, T* dst) {
   const Transforms<T> tm;
-  const int m = pl.m, A = pl.alpha;
-  const int64_t a2 = int64_t{A} * A, L = pl.L, MR = pl.uk->mr, NR = pl.uk->nr;
-  const int64_t per_image = pl.th * pl.tw, blocks = ceil_div(pl.tiles, L), tasks = p.G * blocks;
-  const std::vector<int64_t> rows = source_index(pl.th * m + 2, p.pt, p.pb, p.H, p.mode);
-  const std::vector<int64_t> cols = source_index(pl.tw * m + 2, p.pl, p.pr, p.W, p.mode);
-  // tiles whose window lies inside the input read it in place
-  std::vector<char> row_in(static_cast<std::size_t>(pl.th)), col_in(static_cast<std::size_t>(pl.tw));
-  for (int64_t t = 0; t < pl.th; ++t) row_in[t] = t * m - p.pt >= 0 && t * m - p.pt + A <= p.H;
-  for (int64_t t = 0; t < pl.tw; ++t) col_in[t] = t * m - p.pl >= 0 && t * m - p.pl + A <= p.W;
+  constexpr int A = M + 2;
+  constexpr int64_t a2 = int64_t{A} * A;
+  const int64_t L = pl.L, MR = pl.uk->mr, NR = pl.uk->nr, tw = pl.tw;
+  const int64_t vxs = p.cin * L + kSkew, mxs = p.cout * L + kSkew;  // one element xi's block
+  const int64_t per_image = pl.th * tw, blocks = ceil_div(pl.tiles, L), tasks = p.G * blocks;
+  const int64_t Wg = tw * M + 2, Wog = tw * M;  // input and output strip widths
+  const int64_t strip_rows = (ceil_div(L, tw) + 1) * M + 2;
+  const std::vector<int64_t> rows = source_index(pl.th * M + 2, p.pt, p.pb, p.H, p.mode);
+  const std::vector<int64_t> cols = source_index(Wg, p.pl, p.pr, p.W, p.mode);
+  // strip columns [cx0, cx1) copy input columns [cx0 - pl, cx1 - pl) in one piece
+  const int64_t cx0 = std::clamp<int64_t>(p.pl, 0, Wg), cx1 = std::clamp<int64_t>(p.pl + p.W, cx0, Wg);
   const GemmUkernelFn<T> fn = pl.uk->fn;
   std::atomic<bool> finite{true};
   const int nt = static_cast<int>(std::min<int64_t>(get_num_threads(), tasks));
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     std::vector<T> d(static_cast<std::size_t>(a2 * L), T(0));
-    std::vector<T> v(static_cast<std::size_t>(a2 * p.cin * L), T(0));
-    std::vector<T> mm(static_cast<std::size_t>(a2 * p.cout * L), T(0));
-    std::vector<T> y(static_cast<std::size_t>(m * m * L));
-    std::vector<int64_t> tn(static_cast<std::size_t>(L)), ti(static_cast<std::size_t>(L)),
-        tj(static_cast<std::size_t>(L));
+    std::vector<T> v(static_cast<std::size_t>(a2 * vxs), T(0));
+    std::vector<T> mm(static_cast<std::size_t>(a2 * mxs), T(0));
+    std::vector<T> y(static_cast<std::size_t>(M * M * L));
+    std::vector<T> strip(static_cast<std::size_t>(strip_rows * Wg));
+    struct Run {
+      int64_t n, l0, count, first;  // image, first lane, tiles, first tile's index in the image
+    };
+    std::vector<Run> runs;
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tasks; ++task) {
       if (!finite.load(std::memory_order_relaxed)) continue;
       const int64_t gi = task / blocks, t0 = task % blocks * L, nb = std::min(L, pl.tiles - t0);
-      for (int64_t l = 0; l < nb; ++l) {
-        const int64_t t = t0 + l, r = t % per_image;
-        tn[l] = t / per_image;
-        ti[l] = r / pl.tw;
-        tj[l] = r % pl.tw;
+      runs.clear();
+      for (int64_t l = 0; l < nb;) {
+        const int64_t t = t0 + l, n = t / per_image, first = t % per_image;
+        const int64_t count = std::min(nb - l, per_image - first);
+        runs.push_back(Run{n, l, count, first});
+        l += count;
       }
-      // input transform, one channel at a time: gather, then transform
+      if (nb < L)  // a last, partial block: lanes past it transform zeros
+        for (int64_t e = 0; e < a2; ++e) std::fill(d.data() + e * L + nb, d.data() + (e + 1) * L, T(0));
+      // input transform, one channel at a time: strip, gather, transform
       bool ok = true;
       for (int64_t c = 0; c < p.cin && ok; ++c) {
-        for (int64_t l = 0; l < nb; ++l) {
-          const T* plane = src + ((tn[l] * p.G + gi) * p.cin + c) * p.H * p.W;
-          T* dl = d.data() + l;
-          if (row_in[ti[l]] && col_in[tj[l]]) {
-            const T* base = plane + (ti[l] * m - p.pt) * p.W + (tj[l] * m - p.pl);
-            for (int yy = 0; yy < A; ++yy)
-              for (int xx = 0; xx < A; ++xx) dl[(yy * A + xx) * L] = base[yy * p.W + xx];
-          } else {
-            for (int yy = 0; yy < A; ++yy) {
-              const int64_t r = rows[ti[l] * m + yy];
-              for (int xx = 0; xx < A; ++xx) {
-                const int64_t q = cols[tj[l] * m + xx];
-                dl[(yy * A + xx) * L] = r < 0 || q < 0 ? T(0) : plane[r * p.W + q];
-              }
+        for (const Run& r : runs) {
+          const T* plane = src + ((r.n * p.G + gi) * p.cin + c) * p.H * p.W;
+          const int64_t ra = r.first / tw, rb = (r.first + r.count - 1) / tw;
+          for (int64_t yy = ra * M; yy < rb * M + A; ++yy) {
+            T* srow = strip.data() + (yy - ra * M) * Wg;
+            const int64_t sr = rows[yy];
+            if (sr < 0) {
+              std::fill(srow, srow + Wg, T(0));
+              continue;
+            }
+            const T* irow = plane + sr * p.W;
+            for (int64_t xx = 0; xx < cx0; ++xx) srow[xx] = cols[xx] < 0 ? T(0) : irow[cols[xx]];
+            const T* from = irow + (cx0 - p.pl);
+#pragma omp simd
+            for (int64_t xx = cx0; xx < cx1; ++xx) srow[xx] = from[xx - cx0];
+            for (int64_t xx = cx1; xx < Wg; ++xx) srow[xx] = cols[xx] < 0 ? T(0) : irow[cols[xx]];
+          }
+          for (int64_t q = 0, ti = 0, tj = r.first % tw; q < r.count; ++q) {
+            gather_tile<T, A>(strip.data() + ti * M * Wg + tj * M, Wg, d.data() + r.l0 + q, L);
+            if (++tj == tw) {
+              tj = 0;
+              ++ti;
             }
           }
         }
-        if (nb < L)  // a last, partial block: lanes past it transform zeros
-          for (int64_t e = 0; e < a2; ++e) std::fill(d.data() + e * L + nb, d.data() + (e + 1) * L, T(0));
-        ok = tm.input(m, L, d.data(), v.data() + c * L, p.cin * L);
+        ok = tm.input(M, L, d.data(), v.data() + c * L, vxs);
       }
       if (!ok) {
         finite.store(false, std::memory_order_relaxed);
@@ -377,8 +412,8 @@ bool run(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T*
       // the element-wise stage: for each xi, M = U(xi) (cout x cin) * V(xi) (cin x nb)
       const T* ug = u + gi * a2 * pl.kb * p.cin * MR;
       for (int64_t xi = 0; xi < a2; ++xi) {
-        const T* vx = v.data() + xi * p.cin * L;
-        T* mx = mm.data() + xi * p.cout * L;
+        const T* vx = v.data() + xi * vxs;
+        T* mx = mm.data() + xi * mxs;
         for (int64_t s = 0; s < pl.kb; ++s) {
           const T* a = ug + (xi * pl.kb + s) * p.cin * MR;
           const int64_t rows_s = std::min(MR, p.cout - s * MR);
@@ -386,21 +421,48 @@ bool run(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T*
             fn(p.cin, a, vx + col, L, mx + s * MR * L + col, L, rows_s, std::min(NR, nb - col), false);
         }
       }
-      // output transform and scatter
+      // output transform, then whole tiles into the strip and its valid part to dst
       for (int64_t k = 0; k < p.cout; ++k) {
-        tm.output(m, L, mm.data() + k * L, p.cout * L, y.data());
+        tm.output(M, L, mm.data() + k * L, mxs, y.data());
         const T b = bias ? bias[gi * p.cout + k] : T(0);
-        for (int64_t l = 0; l < nb; ++l) {
-          T* plane = dst + ((tn[l] * p.G + gi) * p.cout + k) * p.Ho * p.Wo;
-          const int64_t oy = ti[l] * m, ox = tj[l] * m;
-          const int64_t hi = std::min<int64_t>(m, p.Ho - oy), wi = std::min<int64_t>(m, p.Wo - ox);
-          for (int64_t i = 0; i < hi; ++i)
-            for (int64_t j = 0; j < wi; ++j) plane[(oy + i) * p.Wo + ox + j] = y[(i * m + j) * L + l] + b;
+        for (const Run& r : runs) {
+          T* plane = dst + ((r.n * p.G + gi) * p.cout + k) * p.Ho * p.Wo;
+          const int64_t ra = r.first / tw, rb = (r.first + r.count - 1) / tw;
+          for (int64_t q = 0, ti = 0, tj = r.first % tw; q < r.count; ++q) {
+            T* o = strip.data() + ti * M * Wog + tj * M;
+            const T* yl = y.data() + r.l0 + q;
+#pragma GCC unroll 8
+            for (int i = 0; i < M; ++i)
+#pragma GCC unroll 8
+              for (int j = 0; j < M; ++j) o[i * Wog + j] = yl[(i * M + j) * L];
+            if (++tj == tw) {
+              tj = 0;
+              ++ti;
+            }
+          }
+          for (int64_t tr = ra; tr <= rb; ++tr) {
+            const int64_t x0 = (tr == ra ? r.first % tw : 0) * M;
+            const int64_t x1 = std::min(p.Wo, (tr == rb ? (r.first + r.count - 1) % tw + 1 : tw) * M);
+            const int64_t i1 = std::min<int64_t>(M, p.Ho - tr * M);
+            for (int64_t i = 0; i < i1; ++i) {
+              const T* from = strip.data() + ((tr - ra) * M + i) * Wog;
+              T* to = plane + (tr * M + i) * p.Wo;
+#pragma omp simd
+              for (int64_t x = x0; x < x1; ++x) to[x] = from[x] + b;
+            }
+          }
         }
       }
     }
   }
   return finite.load();
+}
+
+template <typename T>
+bool run(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T* bias, T* dst) {
+  if (pl.m == 2) return run_tiles<T, 2>(p, pl, u, src, bias, dst);
+  if (pl.m == 4) return run_tiles<T, 4>(p, pl, u, src, bias, dst);
+  return run_tiles<T, 6>(p, pl, u, src, bias, dst);
 }
 
 template <typename T>
@@ -451,20 +513,34 @@ int conv_winograd_tile(const ConvGeometry& g, ConvPass pass) {
 
 bool conv_winograd_preferred(const ConvGeometry&, ConvPass) { return false; }
 
-int64_t conv_winograd_workspace_bytes(const ConvGeometry& g, int m, int64_t es, ConvPass pass, int threads) {
+namespace {
+
+// Everything one call allocates besides its result: the packed weights,
+// each thread's blocks and strips, and the padded gradient of a data
+// gradient under a padding mode other than zeros.
+template <typename T>
+int64_t call_bytes(const ConvGeometry& g, const Problem& p, int m, ConvPass pass, int threads) {
   const char* op = "conv2d";
-  const Problem p = pass == ConvPass::backward_data ? backward_data_problem(g) : forward_problem(g);
-  const int64_t a = m + 2, a2 = a * a;
-  const int64_t L = kMaxLanes;  // an upper bound of the plan's block
   using detail::checked_add;
   using detail::checked_mul;
-  const int64_t per_thread = checked_mul(checked_add(checked_mul(a2, p.cin + p.cout, op), a2 + m * m, op), L, op);
-  int64_t bytes = checked_mul(checked_mul(per_thread, threads, op), es, op);
-  // the packed weights (rows rounded up to the tallest tile)
-  bytes = checked_add(bytes, checked_mul(checked_mul(checked_mul(p.G * a2, round_up(p.cout, 16), op), p.cin, op), es, op), op);
+  const Plan<T> pl = make_plan<T>(p, m, threads);
+  const int64_t a2 = int64_t{pl.alpha} * pl.alpha, L = pl.L;
+  const int64_t strip = checked_mul((ceil_div(L, pl.tw) + 1) * m + 2, checked_add(checked_mul(pl.tw, m, op), 2, op), op);
+  int64_t per_thread = checked_mul(checked_add(checked_mul(a2, p.cin + p.cout, op), a2 + m * m, op), L, op);
+  per_thread = checked_add(checked_add(per_thread, 2 * a2 * kSkew, op), strip, op);
+  int64_t elems = checked_mul(per_thread, threads, op);
+  const int64_t packed = checked_mul(checked_mul(checked_mul(p.G * a2, pl.kb, op), p.cin, op), pl.uk->mr, op);
+  elems = checked_add(elems, packed, op);
   if (pass == ConvPass::backward_data && g.mode != PaddingMode::zeros)
-    bytes = checked_add(bytes, checked_mul(checked_mul(p.N * p.G * p.cout, p.Ho * p.Wo, op), es, op), op);
-  return bytes;
+    elems = checked_add(elems, checked_mul(checked_mul(p.N * p.G * p.cout, p.Ho, op), p.Wo, op), op);
+  return checked_mul(elems, static_cast<int64_t>(sizeof(T)), op);
+}
+
+}  // namespace
+
+int64_t conv_winograd_workspace_bytes(const ConvGeometry& g, int m, int64_t es, ConvPass pass, int threads) {
+  const Problem p = pass == ConvPass::backward_data ? backward_data_problem(g) : forward_problem(g);
+  return es == 4 ? call_bytes<float>(g, p, m, pass, threads) : call_bytes<double>(g, p, m, pass, threads);
 }
 
 template <typename T>
