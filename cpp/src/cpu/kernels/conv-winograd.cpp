@@ -85,6 +85,7 @@ struct Plan {
 // The cache budget of one block's transformed input and products.
 constexpr int64_t kBlockBytes = int64_t{1} << 21;
 constexpr int64_t kMaxLanes = 256;
+constexpr int64_t kCachedWeights = int64_t{16} << 20;
 
 template <typename T>
 Plan<T> make_plan(const Problem& p, int m, int threads) {
@@ -99,8 +100,19 @@ Plan<T> make_plan(const Problem& p, int m, int threads) {
   const int64_t unit = std::lcm<int64_t>(pl.uk->nr, kWinogradLanes);
   const int64_t a2 = int64_t{pl.alpha} * pl.alpha;
   const int64_t per_lane = a2 * (p.cin + p.cout) * static_cast<int64_t>(sizeof(T));
-  const int64_t fit = std::max(unit, kBlockBytes / per_lane / unit * unit);
-  pl.L = std::min({round_up(per_thread, unit), fit, std::max(unit, kMaxLanes / unit * unit)});
+  // Blocks of up to kBlockBytes while the transformed weights (each block
+  // streams all of them once) stay in the last-level cache; beyond it up to
+  // half their size, so that they come from memory fewer times. Measured:
+  // 256 -> 256 @14 at batch 16 (9.4 MB of weights) runs 1.5x slower with
+  // 4.7 MB blocks than with 2 MB ones; 512 -> 512 @7 (38 MB) 1.2x faster.
+  const int64_t u_bytes = a2 * p.cout * p.cin * static_cast<int64_t>(sizeof(T));  // one group's
+  const int64_t budget = u_bytes <= kCachedWeights ? kBlockBytes : std::max(kBlockBytes, u_bytes / 2);
+  const int64_t fit = std::max(unit, budget / per_lane / unit * unit);
+  // Cached weights: two blocks a thread or more, so that threads take
+  // whole blocks. Larger ones: as few blocks as the budget allows (threads
+  // then share each block when there are too few).
+  const int64_t want = u_bytes <= kCachedWeights ? ceil_div(pl.tiles, 2 * threads) : pl.tiles;
+  pl.L = std::min({round_up(want, unit), fit, std::max(unit, kMaxLanes / unit * unit)});
   pl.kb = ceil_div(p.cout, pl.uk->mr);
   return pl;
 }
@@ -326,8 +338,12 @@ inline void gather_tile(const T* base, int64_t W, T* dl, int64_t L) {
 // of 4 KiB).
 constexpr int64_t kSkew = 16;
 
-// Runs problem `p` with plan `pl` and packed weights `u`; false (with dst
-// partly written) when a transformed input block is not finite.
+// One call's tiles, processed a block of L tiles at a time in three phases:
+// the input transform (per input channel), the element-wise stage (per
+// element xi and row sliver of the transformed weights) and the output
+// transform (per output channel). Blocks go to threads whole when there are
+// enough of them; otherwise every thread takes a share of each phase of
+// each block (barriers between the phases).
 //
 // A block's tiles come in runs, one per image. For each run and channel the
 // padded input rows its tiles read are first copied into a strip (one row
@@ -335,127 +351,213 @@ constexpr int64_t kSkew = 16;
 // tile is then gathered from the strip at fixed offsets; the outputs go the
 // other way, whole tiles into an output strip, then its valid rows to dst.
 template <typename T, int M>
-bool run_tiles(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T* bias, T* dst) {
-  const Transforms<T> tm;
-  constexpr int A = M + 2;
-  constexpr int64_t a2 = int64_t{A} * A;
-  const int64_t L = pl.L, MR = pl.uk->mr, NR = pl.uk->nr, tw = pl.tw;
-  const int64_t vxs = p.cin * L + kSkew, mxs = p.cout * L + kSkew;  // one element xi's block
-  const int64_t per_image = pl.th * tw, blocks = ceil_div(pl.tiles, L), tasks = p.G * blocks;
-  const int64_t Wg = tw * M + 2, Wog = tw * M;  // input and output strip widths
-  const int64_t strip_rows = (ceil_div(L, tw) + 1) * M + 2;
-  const std::vector<int64_t> rows = source_index(pl.th * M + 2, p.pt, p.pb, p.H, p.mode);
-  const std::vector<int64_t> cols = source_index(Wg, p.pl, p.pr, p.W, p.mode);
-  // strip columns [cx0, cx1) copy input columns [cx0 - pl, cx1 - pl) in one piece
-  const int64_t cx0 = std::clamp<int64_t>(p.pl, 0, Wg), cx1 = std::clamp<int64_t>(p.pl + p.W, cx0, Wg);
-  const GemmUkernelFn<T> fn = pl.uk->fn;
-  std::atomic<bool> finite{true};
-  const int nt = static_cast<int>(std::min<int64_t>(get_num_threads(), tasks));
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    std::vector<T> d(static_cast<std::size_t>(a2 * L), T(0));
-    std::vector<T> v(static_cast<std::size_t>(a2 * vxs), T(0));
-    std::vector<T> mm(static_cast<std::size_t>(a2 * mxs), T(0));
-    std::vector<T> y(static_cast<std::size_t>(M * M * L));
-    std::vector<T> strip(static_cast<std::size_t>(strip_rows * Wg));
-    struct Run {
-      int64_t n, l0, count, first;  // image, first lane, tiles, first tile's index in the image
-    };
-    std::vector<Run> runs;
+class TileRunner {
+ public:
+  static constexpr int A = M + 2;
+  static constexpr int64_t a2 = int64_t{A} * A;
+
+  TileRunner(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T* bias, T* dst)
+      : p_(p), pl_(pl), u_(u), src_(src), bias_(bias), dst_(dst), L_(pl.L), tw_(pl.tw),
+        vxs_(p.cin * pl.L + kSkew), mxs_(p.cout * pl.L + kSkew), per_image_(pl.th * pl.tw),
+        blocks_(ceil_div(pl.tiles, pl.L)), Wg_(pl.tw * M + 2), Wog_(pl.tw * M),
+        strip_rows_((ceil_div(pl.L, pl.tw) + 1) * M + 2),
+        rows_(source_index(pl.th * M + 2, p.pt, p.pb, p.H, p.mode)),
+        cols_(source_index(pl.tw * M + 2, p.pl, p.pr, p.W, p.mode)),
+        cx0_(std::clamp<int64_t>(p.pl, 0, Wg_)), cx1_(std::clamp<int64_t>(p.pl + p.W, cx0_, Wg_)) {}
+
+  // false (dst partly written) when a transformed input block is not finite
+  bool run() {
+    const int64_t tasks = p_.G * blocks_;
+    const int nt = get_num_threads();
+    std::atomic<bool> finite{true};
+    if (tasks >= 2 * nt || nt == 1) {
+      const int used = static_cast<int>(std::min<int64_t>(nt, tasks));
+#pragma omp parallel num_threads(used) if (used > 1)
+      {
+        Shared sh(*this);
+        Local lo(*this);
 #pragma omp for schedule(dynamic)
-    for (int64_t task = 0; task < tasks; ++task) {
-      if (!finite.load(std::memory_order_relaxed)) continue;
-      const int64_t gi = task / blocks, t0 = task % blocks * L, nb = std::min(L, pl.tiles - t0);
-      runs.clear();
-      for (int64_t l = 0; l < nb;) {
-        const int64_t t = t0 + l, n = t / per_image, first = t % per_image;
-        const int64_t count = std::min(nb - l, per_image - first);
-        runs.push_back(Run{n, l, count, first});
-        l += count;
-      }
-      if (nb < L)  // a last, partial block: lanes past it transform zeros
-        for (int64_t e = 0; e < a2; ++e) std::fill(d.data() + e * L + nb, d.data() + (e + 1) * L, T(0));
-      // input transform, one channel at a time: strip, gather, transform
-      bool ok = true;
-      for (int64_t c = 0; c < p.cin && ok; ++c) {
-        for (const Run& r : runs) {
-          const T* plane = src + ((r.n * p.G + gi) * p.cin + c) * p.H * p.W;
-          const int64_t ra = r.first / tw, rb = (r.first + r.count - 1) / tw;
-          for (int64_t yy = ra * M; yy < rb * M + A; ++yy) {
-            T* srow = strip.data() + (yy - ra * M) * Wg;
-            const int64_t sr = rows[yy];
-            if (sr < 0) {
-              std::fill(srow, srow + Wg, T(0));
-              continue;
-            }
-            const T* irow = plane + sr * p.W;
-            for (int64_t xx = 0; xx < cx0; ++xx) srow[xx] = cols[xx] < 0 ? T(0) : irow[cols[xx]];
-            const T* from = irow + (cx0 - p.pl);
-#pragma omp simd
-            for (int64_t xx = cx0; xx < cx1; ++xx) srow[xx] = from[xx - cx0];
-            for (int64_t xx = cx1; xx < Wg; ++xx) srow[xx] = cols[xx] < 0 ? T(0) : irow[cols[xx]];
+        for (int64_t task = 0; task < tasks; ++task) {
+          if (!finite.load(std::memory_order_relaxed)) continue;
+          Block bk = block(task);
+          if (!input(bk, sh, lo, 0, p_.cin)) {
+            finite.store(false, std::memory_order_relaxed);
+            continue;
           }
-          for (int64_t q = 0, ti = 0, tj = r.first % tw; q < r.count; ++q) {
-            gather_tile<T, A>(strip.data() + ti * M * Wg + tj * M, Wg, d.data() + r.l0 + q, L);
-            if (++tj == tw) {
-              tj = 0;
-              ++ti;
-            }
-          }
-        }
-        ok = tm.input(M, L, d.data(), v.data() + c * L, vxs);
-      }
-      if (!ok) {
-        finite.store(false, std::memory_order_relaxed);
-        continue;
-      }
-      // the element-wise stage: for each xi, M = U(xi) (cout x cin) * V(xi) (cin x nb)
-      const T* ug = u + gi * a2 * pl.kb * p.cin * MR;
-      for (int64_t xi = 0; xi < a2; ++xi) {
-        const T* vx = v.data() + xi * vxs;
-        T* mx = mm.data() + xi * mxs;
-        for (int64_t s = 0; s < pl.kb; ++s) {
-          const T* a = ug + (xi * pl.kb + s) * p.cin * MR;
-          const int64_t rows_s = std::min(MR, p.cout - s * MR);
-          for (int64_t col = 0; col < nb; col += NR)
-            fn(p.cin, a, vx + col, L, mx + s * MR * L + col, L, rows_s, std::min(NR, nb - col), false);
+          products(bk, sh, 0, pl_.kb);
+          output(bk, sh, lo, 0, p_.cout);
         }
       }
-      // output transform, then whole tiles into the strip and its valid part to dst
-      for (int64_t k = 0; k < p.cout; ++k) {
-        tm.output(M, L, mm.data() + k * L, mxs, y.data());
-        const T b = bias ? bias[gi * p.cout + k] : T(0);
-        for (const Run& r : runs) {
-          T* plane = dst + ((r.n * p.G + gi) * p.cout + k) * p.Ho * p.Wo;
-          const int64_t ra = r.first / tw, rb = (r.first + r.count - 1) / tw;
-          for (int64_t q = 0, ti = 0, tj = r.first % tw; q < r.count; ++q) {
-            T* o = strip.data() + ti * M * Wog + tj * M;
-            const T* yl = y.data() + r.l0 + q;
-#pragma GCC unroll 8
-            for (int i = 0; i < M; ++i)
-#pragma GCC unroll 8
-              for (int j = 0; j < M; ++j) o[i * Wog + j] = yl[(i * M + j) * L];
-            if (++tj == tw) {
-              tj = 0;
-              ++ti;
-            }
+      return finite.load();
+    }
+    Shared sh(*this);
+#pragma omp parallel num_threads(nt)
+    {
+      Local lo(*this);
+      const int t = omp_get_thread_num(), n = omp_get_num_threads();
+      auto share = [&](int64_t total, int64_t* b0, int64_t* b1) {
+        *b0 = total * t / n;
+        *b1 = total * (t + 1) / n;
+      };
+      for (int64_t task = 0; task < tasks; ++task) {
+        const Block bk = block(task);
+        int64_t c0, c1;
+        share(p_.cin, &c0, &c1);
+        if (!input(bk, sh, lo, c0, c1)) finite.store(false, std::memory_order_relaxed);
+#pragma omp barrier
+        if (!finite.load()) break;  // every thread sees the same flag after the barrier
+        // each thread the products and outputs of its own row slivers
+        share(pl_.kb, &c0, &c1);
+        products(bk, sh, c0, c1);
+        output(bk, sh, lo, std::min(c0 * pl_.uk->mr, p_.cout), std::min(c1 * pl_.uk->mr, p_.cout));
+        if (task + 1 < tasks) {
+#pragma omp barrier
+        }
+      }
+    }
+    return finite.load();
+  }
+
+ private:
+  struct Run {
+    int64_t n, l0, count, first;  // image, first lane, tiles, first tile's index in the image
+  };
+  struct Block {
+    int64_t gi, t0, nb;
+    std::vector<Run> runs;
+  };
+  // the transformed input and the products of one block
+  struct Shared {
+    std::vector<T> v, mm;
+    explicit Shared(const TileRunner& r)
+        : v(static_cast<std::size_t>(a2 * r.vxs_), T(0)), mm(static_cast<std::size_t>(a2 * r.mxs_), T(0)) {}
+  };
+  // one thread's gathered tiles, output tiles and strip
+  struct Local {
+    std::vector<T> d, y, strip;
+    explicit Local(const TileRunner& r)
+        : d(static_cast<std::size_t>(a2 * r.L_), T(0)), y(static_cast<std::size_t>(M * M * r.L_)),
+          strip(static_cast<std::size_t>(r.strip_rows_ * r.Wg_)) {}
+  };
+
+  Block block(int64_t task) const {
+    Block bk;
+    bk.gi = task / blocks_;
+    bk.t0 = task % blocks_ * L_;
+    bk.nb = std::min(L_, pl_.tiles - bk.t0);
+    for (int64_t l = 0; l < bk.nb;) {
+      const int64_t t = bk.t0 + l, n = t / per_image_, first = t % per_image_;
+      const int64_t count = std::min(bk.nb - l, per_image_ - first);
+      bk.runs.push_back(Run{n, l, count, first});
+      l += count;
+    }
+    return bk;
+  }
+
+  // Input channels [c0, c1): strip, gather, transform into sh.v.
+  bool input(const Block& bk, Shared& sh, Local& lo, int64_t c0, int64_t c1) const {
+    const Transforms<T> tm;
+    T* d = lo.d.data();
+    if (bk.nb < L_)  // a last, partial block: lanes past it transform zeros
+      for (int64_t e = 0; e < a2; ++e) std::fill(d + e * L_ + bk.nb, d + (e + 1) * L_, T(0));
+    for (int64_t c = c0; c < c1; ++c) {
+      for (const Run& r : bk.runs) {
+        const T* plane = src_ + ((r.n * p_.G + bk.gi) * p_.cin + c) * p_.H * p_.W;
+        const int64_t ra = r.first / tw_, rb = (r.first + r.count - 1) / tw_;
+        for (int64_t yy = ra * M; yy < rb * M + A; ++yy) {
+          T* srow = lo.strip.data() + (yy - ra * M) * Wg_;
+          const int64_t sr = rows_[yy];
+          if (sr < 0) {
+            std::fill(srow, srow + Wg_, T(0));
+            continue;
           }
-          for (int64_t tr = ra; tr <= rb; ++tr) {
-            const int64_t x0 = (tr == ra ? r.first % tw : 0) * M;
-            const int64_t x1 = std::min(p.Wo, (tr == rb ? (r.first + r.count - 1) % tw + 1 : tw) * M);
-            const int64_t i1 = std::min<int64_t>(M, p.Ho - tr * M);
-            for (int64_t i = 0; i < i1; ++i) {
-              const T* from = strip.data() + ((tr - ra) * M + i) * Wog;
-              T* to = plane + (tr * M + i) * p.Wo;
+          const T* irow = plane + sr * p_.W;
+          for (int64_t xx = 0; xx < cx0_; ++xx) srow[xx] = cols_[xx] < 0 ? T(0) : irow[cols_[xx]];
+          const T* from = irow + (cx0_ - p_.pl);
 #pragma omp simd
-              for (int64_t x = x0; x < x1; ++x) to[x] = from[x] + b;
-            }
+          for (int64_t xx = cx0_; xx < cx1_; ++xx) srow[xx] = from[xx - cx0_];
+          for (int64_t xx = cx1_; xx < Wg_; ++xx) srow[xx] = cols_[xx] < 0 ? T(0) : irow[cols_[xx]];
+        }
+        for (int64_t q = 0, ti = 0, tj = r.first % tw_; q < r.count; ++q) {
+          gather_tile<T, A>(lo.strip.data() + ti * M * Wg_ + tj * M, Wg_, d + r.l0 + q, L_);
+          if (++tj == tw_) {
+            tj = 0;
+            ++ti;
+          }
+        }
+      }
+      if (!tm.input(M, L_, d, sh.v.data() + c * L_, vxs_)) return false;
+    }
+    return true;
+  }
+
+  // Row slivers [s0, s1) of every element xi: M(xi) = U(xi) * V(xi) on those rows.
+  void products(const Block& bk, Shared& sh, int64_t s0, int64_t s1) const {
+    const int64_t MR = pl_.uk->mr, NR = pl_.uk->nr;
+    const GemmUkernelFn<T> fn = pl_.uk->fn;
+    const T* ug = u_ + bk.gi * a2 * pl_.kb * p_.cin * MR;
+    for (int64_t item = 0; item < a2 * (s1 - s0); ++item) {
+      const int64_t xi = item / (s1 - s0), s = s0 + item % (s1 - s0);
+      const T* vx = sh.v.data() + xi * vxs_;
+      T* mx = sh.mm.data() + xi * mxs_ + s * MR * L_;
+      const T* a = ug + (xi * pl_.kb + s) * p_.cin * MR;
+      const int64_t rows_s = std::min(MR, p_.cout - s * MR);
+      for (int64_t col = 0; col < bk.nb; col += NR)
+        fn(p_.cin, a, vx + col, L_, mx + col, L_, rows_s, std::min(NR, bk.nb - col), false);
+    }
+  }
+
+  // Output channels [k0, k1): transform, whole tiles into the strip, its valid part to dst.
+  void output(const Block& bk, const Shared& sh, Local& lo, int64_t k0, int64_t k1) const {
+    const Transforms<T> tm;
+    T* strip = lo.strip.data();
+    for (int64_t k = k0; k < k1; ++k) {
+      tm.output(M, L_, sh.mm.data() + k * L_, mxs_, lo.y.data());
+      const T b = bias_ ? bias_[bk.gi * p_.cout + k] : T(0);
+      for (const Run& r : bk.runs) {
+        T* plane = dst_ + ((r.n * p_.G + bk.gi) * p_.cout + k) * p_.Ho * p_.Wo;
+        const int64_t ra = r.first / tw_, rb = (r.first + r.count - 1) / tw_;
+        for (int64_t q = 0, ti = 0, tj = r.first % tw_; q < r.count; ++q) {
+          T* o = strip + ti * M * Wog_ + tj * M;
+          const T* yl = lo.y.data() + r.l0 + q;
+#pragma GCC unroll 8
+          for (int i = 0; i < M; ++i)
+#pragma GCC unroll 8
+            for (int j = 0; j < M; ++j) o[i * Wog_ + j] = yl[(i * M + j) * L_];
+          if (++tj == tw_) {
+            tj = 0;
+            ++ti;
+          }
+        }
+        for (int64_t tr = ra; tr <= rb; ++tr) {
+          const int64_t x0 = (tr == ra ? r.first % tw_ : 0) * M;
+          const int64_t x1 = std::min(p_.Wo, (tr == rb ? (r.first + r.count - 1) % tw_ + 1 : tw_) * M);
+          const int64_t i1 = std::min<int64_t>(M, p_.Ho - tr * M);
+          for (int64_t i = 0; i < i1; ++i) {
+            const T* from = strip + ((tr - ra) * M + i) * Wog_;
+            T* to = plane + (tr * M + i) * p_.Wo;
+#pragma omp simd
+            for (int64_t x = x0; x < x1; ++x) to[x] = from[x] + b;
           }
         }
       }
     }
   }
-  return finite.load();
+
+  const Problem& p_;
+  const Plan<T>& pl_;
+  const T* u_;
+  const T* src_;
+  const T* bias_;
+  T* dst_;
+  const int64_t L_, tw_, vxs_, mxs_, per_image_, blocks_, Wg_, Wog_, strip_rows_;
+  const std::vector<int64_t> rows_, cols_;
+  const int64_t cx0_, cx1_;  // strip columns [cx0, cx1) copy input columns [cx0 - pl, cx1 - pl) in one piece
+};
+
+template <typename T, int M>
+bool run_tiles(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T* bias, T* dst) {
+  return TileRunner<T, M>(p, pl, u, src, bias, dst).run();
 }
 
 template <typename T>
