@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <list>
 #include <memory>
@@ -17,6 +18,7 @@
 #include "cpu/kernels/f32-elementwise.hpp"
 #include "cpu/kernels/gemm.hpp"
 #include "util/checked.hpp"
+#include "util/host_cache.hpp"
 
 namespace cnncore::cpu {
 
@@ -40,20 +42,44 @@ struct Transforms;
 template <>
 struct Transforms<float> {
   const F32ElementwiseKernels& k = f32_elementwise_kernels_for_current_isa();
-  bool input(int m, int64_t L, const float* d, float* v, int64_t vs) const { return k.winograd_input(m, L, d, v, vs); }
-  void output(int m, int64_t L, const float* mm, int64_t ms, float* y) const { k.winograd_output(m, L, mm, ms, y); }
-  void weights(int m, int64_t L, const float* g, float* u) const { k.winograd_weights(m, L, g, u); }
+  bool input(int m, int64_t n, int64_t L, const float* d, float* v, int64_t vs) const {
+    return k.winograd_input(m, n, L, d, v, vs);
+  }
+  void output(int m, int64_t n, int64_t L, const float* mm, int64_t ms, float* y) const {
+    k.winograd_output(m, n, L, mm, ms, y);
+  }
+  void weights(int m, int64_t n, int64_t L, const float* g, float* u) const { k.winograd_weights(m, n, L, g, u); }
 };
 
 template <>
 struct Transforms<double> {
-  bool input(int m, int64_t L, const double* d, double* v, int64_t vs) const {
-    return winograd_input_body<double>(m, L, d, v, vs);
+  bool input(int m, int64_t n, int64_t L, const double* d, double* v, int64_t vs) const {
+    return winograd_input_body<double>(m, n, L, d, v, vs);
   }
-  void output(int m, int64_t L, const double* mm, int64_t ms, double* y) const {
-    winograd_output_body<double>(m, L, mm, ms, y);
+  void output(int m, int64_t n, int64_t L, const double* mm, int64_t ms, double* y) const {
+    winograd_output_body<double>(m, n, L, mm, ms, y);
   }
-  void weights(int m, int64_t L, const double* g, double* u) const { winograd_weights_body<double>(m, L, g, u); }
+  void weights(int m, int64_t n, int64_t L, const double* g, double* u) const {
+    winograd_weights_body<double>(m, n, L, g, u);
+  }
+};
+
+// A buffer from the host cache (util/host_cache.hpp): the large blocks come
+// back without page faults on the next call. Not initialised.
+template <typename T>
+class HostBuffer {
+ public:
+  explicit HostBuffer(int64_t n)
+      : block_(n > 0 ? detail::host_alloc(static_cast<std::size_t>(n) * sizeof(T)) : detail::HostBlock{nullptr, 0}) {}
+  ~HostBuffer() {
+    if (block_.ptr) detail::host_free(block_);
+  }
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+  T* data() const { return static_cast<T*>(block_.ptr); }
+
+ private:
+  detail::HostBlock block_;
 };
 
 // One Winograd convolution over NCHW planes: src (N, G * cin, H, W) to dst
@@ -150,7 +176,7 @@ bool pack_weights(const Problem& p, const Plan<T>& pl, const T* w, const KernelV
           for (int64_t l = 0; l < n; ++l) gt[l] = wk[(c0 + l) * kv.cs + at];
           for (int64_t l = n; l < V; ++l) gt[l] = T(0);
         }
-        tm.weights(pl.m, V, g.data(), t.data());
+        tm.weights(pl.m, V, V, g.data(), t.data());
         for (int64_t xi = 0; xi < a2; ++xi) {
           T* dst = u + ((gi * a2 + xi) * pl.kb + s) * p.cin * MR + i;
           const T* src = t.data() + xi * V;
@@ -182,10 +208,17 @@ struct CacheKey {
   }
 };
 
+// One call's packed transformed weights.
+struct Packed {
+  explicit Packed(int64_t n) : buf(n), bytes(n) {}
+  HostBuffer<unsigned char> buf;
+  int64_t bytes;
+};
+
 struct CacheEntry {
   CacheKey key;
   uint64_t fingerprint;
-  std::shared_ptr<std::vector<unsigned char>> data;  // null until seen twice
+  std::shared_ptr<Packed> data;  // null until seen twice
 };
 
 int64_t cache_limit_from_environment() {
@@ -205,7 +238,7 @@ struct WeightCache {
   static constexpr std::size_t kMaxEntries = 1024;
 
   void drop_data(CacheEntry& e) {
-    if (e.data) held -= static_cast<int64_t>(e.data->size());
+    if (e.data) held -= e.data->bytes;
     e.data.reset();
   }
   // Frees data, least recently used first, until at most `keep` bytes stay.
@@ -250,7 +283,7 @@ uint64_t fingerprint(const void* data, int64_t bytes) {
 // now (and kept when the same weights were seen unchanged on the previous
 // call). `finite` reports whether they are all finite.
 template <typename T>
-std::shared_ptr<std::vector<unsigned char>> transformed_weights(const Problem& p, const Plan<T>& pl, const T* w,
+std::shared_ptr<Packed> transformed_weights(const Problem& p, const Plan<T>& pl, const T* w,
                                                                 int64_t w_numel, const KernelView& kv, bool* finite) {
   const int64_t bytes = packed_weights_size(p, pl) * static_cast<int64_t>(sizeof(T));
   WeightCache& cache = weight_cache();
@@ -288,8 +321,9 @@ std::shared_ptr<std::vector<unsigned char>> transformed_weights(const Problem& p
       }
     }
   }
-  auto data = std::make_shared<std::vector<unsigned char>>(static_cast<std::size_t>(bytes), 0);
-  *finite = pack_weights(p, pl, w, kv, reinterpret_cast<T*>(data->data()));
+  auto data = std::make_shared<Packed>(bytes);
+  std::memset(data->buf.data(), 0, static_cast<std::size_t>(bytes));  // rows past cout stay zero
+  *finite = pack_weights(p, pl, w, kv, reinterpret_cast<T*>(data->buf.data()));
   if (keep && *finite) {
     std::lock_guard<std::mutex> lock(cache.mu);
     for (CacheEntry& e : cache.entries)
@@ -357,7 +391,8 @@ class TileRunner {
   static constexpr int64_t a2 = int64_t{A} * A;
 
   TileRunner(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T* bias, T* dst)
-      : p_(p), pl_(pl), u_(u), src_(src), bias_(bias), dst_(dst), L_(pl.L), tw_(pl.tw),
+      : p_(p), pl_(pl), u_(u), src_(src), bias_(bias), dst_(dst), L_(pl.L),
+        unit_(std::lcm<int64_t>(pl.uk->nr, kWinogradLanes)), tw_(pl.tw),
         vxs_(p.cin * pl.L + kSkew), mxs_(p.cout * pl.L + kSkew), per_image_(pl.th * pl.tw),
         blocks_(ceil_div(pl.tiles, pl.L)), Wg_(pl.tw * M + 2), Wog_(pl.tw * M),
         strip_rows_((ceil_div(pl.L, pl.tw) + 1) * M + 2),
@@ -423,14 +458,15 @@ class TileRunner {
     int64_t n, l0, count, first;  // image, first lane, tiles, first tile's index in the image
   };
   struct Block {
-    int64_t gi, t0, nb;
+    int64_t gi, t0, nb, lanes;  // group, first tile, tiles, lanes transformed (nb rounded up to whole tiles)
     std::vector<Run> runs;
   };
-  // the transformed input and the products of one block
+  // the transformed input and the products of one block (written before
+  // they are read: the input transform writes all `lanes` of every row, the
+  // products `nb` of them and tail() the rest)
   struct Shared {
-    std::vector<T> v, mm;
-    explicit Shared(const TileRunner& r)
-        : v(static_cast<std::size_t>(a2 * r.vxs_), T(0)), mm(static_cast<std::size_t>(a2 * r.mxs_), T(0)) {}
+    HostBuffer<T> v, mm;
+    explicit Shared(const TileRunner& r) : v(a2 * r.vxs_), mm(a2 * r.mxs_) {}
   };
   // one thread's gathered tiles, output tiles and strip
   struct Local {
@@ -445,6 +481,7 @@ class TileRunner {
     bk.gi = task / blocks_;
     bk.t0 = task % blocks_ * L_;
     bk.nb = std::min(L_, pl_.tiles - bk.t0);
+    bk.lanes = std::min(L_, round_up(bk.nb, unit_));
     for (int64_t l = 0; l < bk.nb;) {
       const int64_t t = bk.t0 + l, n = t / per_image_, first = t % per_image_;
       const int64_t count = std::min(bk.nb - l, per_image_ - first);
@@ -458,8 +495,8 @@ class TileRunner {
   bool input(const Block& bk, Shared& sh, Local& lo, int64_t c0, int64_t c1) const {
     const Transforms<T> tm;
     T* d = lo.d.data();
-    if (bk.nb < L_)  // a last, partial block: lanes past it transform zeros
-      for (int64_t e = 0; e < a2; ++e) std::fill(d + e * L_ + bk.nb, d + (e + 1) * L_, T(0));
+    if (bk.nb < bk.lanes)  // a partial block: lanes past it transform zeros
+      for (int64_t e = 0; e < a2; ++e) std::fill(d + e * L_ + bk.nb, d + e * L_ + bk.lanes, T(0));
     for (int64_t c = c0; c < c1; ++c) {
       for (const Run& r : bk.runs) {
         const T* plane = src_ + ((r.n * p_.G + bk.gi) * p_.cin + c) * p_.H * p_.W;
@@ -486,7 +523,7 @@ class TileRunner {
           }
         }
       }
-      if (!tm.input(M, L_, d, sh.v.data() + c * L_, vxs_)) return false;
+      if (!tm.input(M, bk.lanes, L_, d, sh.v.data() + c * L_, vxs_)) return false;
     }
     return true;
   }
@@ -504,6 +541,8 @@ class TileRunner {
       const int64_t rows_s = std::min(MR, p_.cout - s * MR);
       for (int64_t col = 0; col < bk.nb; col += NR)
         fn(p_.cin, a, vx + col, L_, mx + col, L_, rows_s, std::min(NR, bk.nb - col), false);
+      if (bk.nb < bk.lanes)  // the lanes the output transform reads past the tiles
+        for (int64_t i = 0; i < rows_s; ++i) std::fill(mx + i * L_ + bk.nb, mx + i * L_ + bk.lanes, T(0));
     }
   }
 
@@ -512,7 +551,7 @@ class TileRunner {
     const Transforms<T> tm;
     T* strip = lo.strip.data();
     for (int64_t k = k0; k < k1; ++k) {
-      tm.output(M, L_, sh.mm.data() + k * L_, mxs_, lo.y.data());
+      tm.output(M, bk.lanes, L_, sh.mm.data() + k * L_, mxs_, lo.y.data());
       const T b = bias_ ? bias_[bk.gi * p_.cout + k] : T(0);
       for (const Run& r : bk.runs) {
         T* plane = dst_ + ((r.n * p_.G + bk.gi) * p_.cout + k) * p_.Ho * p_.Wo;
@@ -550,7 +589,7 @@ class TileRunner {
   const T* src_;
   const T* bias_;
   T* dst_;
-  const int64_t L_, tw_, vxs_, mxs_, per_image_, blocks_, Wg_, Wog_, strip_rows_;
+  const int64_t L_, unit_, tw_, vxs_, mxs_, per_image_, blocks_, Wg_, Wog_, strip_rows_;
   const std::vector<int64_t> rows_, cols_;
   const int64_t cx0_, cx1_;  // strip columns [cx0, cx1) copy input columns [cx0 - pl, cx1 - pl) in one piece
 };
@@ -574,7 +613,7 @@ bool winograd(const Problem& p, int m, const T* w, int64_t w_numel, const Kernel
   bool finite = true;
   const auto u = transformed_weights<T>(p, pl, w, w_numel, kv, &finite);
   if (!finite) return false;
-  return run<T>(p, pl, reinterpret_cast<const T*>(u->data()), src, bias, dst);
+  return run<T>(p, pl, reinterpret_cast<const T*>(u->buf.data()), src, bias, dst);
 }
 
 Problem forward_problem(const ConvGeometry& g) {
@@ -604,16 +643,60 @@ std::string conv_winograd_why_not(const ConvGeometry& g) {
   return {};
 }
 
-int conv_winograd_tile(const ConvGeometry& g, ConvPass pass) {
-  const int64_t Ho = pass == ConvPass::backward_data ? g.in[1] : g.out[1];
-  const int64_t Wo = pass == ConvPass::backward_data ? g.in[2] : g.out[2];
-  // products per output: 36 / 16 for F(4, 3), 16 / 4 for F(2, 3), times
-  // the share of each grid of tiles that covers real outputs
-  const int64_t cover4 = round_up(Ho, 4) * round_up(Wo, 4), cover2 = round_up(Ho, 2) * round_up(Wo, 2);
-  return 9 * cover4 <= 16 * cover2 ? 4 : 2;
+namespace {
+
+// ---- the cost model ------------------------------------------------------
+// Seconds estimated for one thread of the current kernel level, calibrated
+// on this project's Zen 5 runs (benchmarks/conv2d.py, the winograd columns):
+// the element-wise stage at 90% of the FMA peak over the columns it computes
+// (whole NR-wide tiles), the transformed weights streamed once per block
+// (from the last-level cache while they fit, else from memory), and the
+// transforms with their gathers at about 0.33 ns per tile element per
+// channel at AVX-512's width. The exact engines run 3x3 layers at 85%.
+
+double core_flops(int64_t elem_size) {
+  const double f32 = get_isa() >= Isa::avx512 ? 270e9 : get_isa() >= Isa::avx2 ? 135e9 : 60e9;
+  return elem_size == 4 ? f32 : f32 / 2;
 }
 
-bool conv_winograd_preferred(const ConvGeometry&, ConvPass) { return false; }
+double winograd_seconds(const Problem& p, int m, int64_t es, int threads) {
+  const int64_t a2 = int64_t{m + 2} * (m + 2);
+  const int64_t tiles = p.N * ceil_div(p.Ho, m) * ceil_div(p.Wo, m);
+  const double flops = core_flops(es), width = 270e9 / core_flops(4);  // transforms slow with narrower vectors
+  const int64_t nr = es == 4 ? (get_isa() >= Isa::avx512 ? 16 : 8) : 8;
+  const double gemm = 2.0 * a2 * p.cin * p.cout * p.G * round_up(tiles, nr) / (0.9 * flops) / threads;
+  const double u_bytes = static_cast<double>(a2) * p.cin * p.cout * es;
+  const double per_lane = static_cast<double>(a2) * (p.cin + p.cout) * es;
+  const double blocks = std::max(1.0, std::ceil(tiles * per_lane / std::max(2.0 * (1 << 20), u_bytes / 2)));
+  const double stream = u_bytes * p.G * blocks / (u_bytes <= kCachedWeights ? 100e9 : 15e9);
+  const double transforms = 0.33e-9 * width * (es / 4.0) * a2 * tiles * p.G * (p.cin + p.cout) / threads;
+  return gemm + stream + transforms;
+}
+
+double exact_seconds(const Problem& p, int64_t es, int threads) {
+  return 2.0 * 9 * p.cin * p.cout * p.G * p.N * p.Ho * p.Wo / (0.85 * core_flops(es)) / threads;
+}
+
+Problem pass_problem(const ConvGeometry& g, ConvPass pass) {
+  return pass == ConvPass::backward_data ? backward_data_problem(g) : forward_problem(g);
+}
+
+}  // namespace
+
+int conv_winograd_tile(const ConvGeometry& g, ConvPass pass) {
+  const Problem p = pass_problem(g, pass);
+  const int nt = get_num_threads();
+  return winograd_seconds(p, 2, 4, nt) < winograd_seconds(p, 4, 4, nt) ? 2 : 4;
+}
+
+bool conv_winograd_preferred(const ConvGeometry& g, ConvPass pass) {
+  if (pass == ConvPass::backward_weight) return false;
+  const Problem p = pass_problem(g, pass);
+  const int nt = get_num_threads();
+  const int m = conv_winograd_tile(g, pass);
+  // a clear margin: the model's error is about 15%
+  return winograd_seconds(p, m, 4, nt) < 0.8 * exact_seconds(p, 4, nt);
+}
 
 namespace {
 
@@ -666,7 +749,7 @@ void conv_backward_data_winograd(const ConvGeometry& g, int m, const T* diff_dst
   } else {
     // the gradient of the padded input, then each padded position's share
     // added to the input position it copies
-    std::vector<T> padded(static_cast<std::size_t>(p.N * p.G * p.cout * p.Ho * p.Wo));
+    HostBuffer<T> padded(p.N * p.G * p.cout * p.Ho * p.Wo);
     ok = winograd<T>(p, m, weights, wn, kv, diff_dst, nullptr, padded.data());
     if (ok) {
       const int64_t H = g.in[1], W = g.in[2], Hp = p.Ho, Wp = p.Wo;

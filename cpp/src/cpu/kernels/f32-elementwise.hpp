@@ -48,10 +48,10 @@ struct F32ElementwiseKernels {
   // A fully connected layer's few rows (gemv-rows-body.hpp): y[r*ldy + o] = [y +] x[r] . w[o], o0 <= o < o1.
   void (*gemv_rows)(int64_t rows, int64_t in, const float* x, const float* w, int64_t o0, int64_t o1, float* y,
                     int64_t ldy, bool accumulate);
-  // Winograd F(m, 3) transforms of L tiles (a multiple of 16), one per lane (winograd-body.hpp).
-  bool (*winograd_input)(int m, int64_t L, const float* d, float* v, int64_t vs);
-  void (*winograd_output)(int m, int64_t L, const float* mm, int64_t ms, float* y);
-  void (*winograd_weights)(int m, int64_t L, const float* g, float* u);
+  // Winograd F(m, 3) transforms of n tiles (a multiple of 16), one per lane, L lanes a row (winograd-body.hpp).
+  bool (*winograd_input)(int m, int64_t n, int64_t L, const float* d, float* v, int64_t vs);
+  void (*winograd_output)(int m, int64_t n, int64_t L, const float* mm, int64_t ms, float* y);
+  void (*winograd_weights)(int m, int64_t n, int64_t L, const float* g, float* u);
 };
 
 // Every level built into this library, lowest first (generic is always there).

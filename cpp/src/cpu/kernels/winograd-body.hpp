@@ -1,6 +1,6 @@
 // The three Winograd F(m, 3) transforms over blocks of tiles, vectorised
-// across tiles: lane l of every array is tile l of the block, and blocks hold
-// a multiple of 16 lanes (L). Included inside an anonymous namespace by
+// across tiles: lane l of every array is tile l of the block; arrays hold
+// L lanes per row and the first n are transformed (n a multiple of 16). Included inside an anonymous namespace by
 // f32-elementwise-level.inc (float, once per kernel level) and by
 // conv-winograd.cpp (double, baseline flags). The matrices are constants, so
 // after the loops over their entries are unrolled the zero entries vanish
@@ -16,11 +16,11 @@
 constexpr int kWinogradLanes = 16;
 
 template <typename T, int M>
-bool winograd_input_m(int64_t L, const T* d, T* v, int64_t vs) {
+bool winograd_input_m(int64_t n, int64_t L, const T* d, T* v, int64_t vs) {
   using W = cnncore::cpu::winograd::Transforms<M>;
   constexpr int A = W::alpha, V = kWinogradLanes;
   T probe[V] = {};  // sums v * 0: NaN once any v is NaN or infinite
-  for (int64_t l0 = 0; l0 < L; l0 += V) {
+  for (int64_t l0 = 0; l0 < n; l0 += V) {
     T t[A][A][V];  // BT d
 #pragma GCC unroll 8
     for (int i = 0; i < A; ++i)
@@ -64,10 +64,10 @@ bool winograd_input_m(int64_t L, const T* d, T* v, int64_t vs) {
 }
 
 template <typename T, int M>
-void winograd_output_m(int64_t L, const T* mm, int64_t ms, T* y) {
+void winograd_output_m(int64_t n, int64_t L, const T* mm, int64_t ms, T* y) {
   using W = cnncore::cpu::winograd::Transforms<M>;
   constexpr int A = W::alpha, V = kWinogradLanes;
-  for (int64_t l0 = 0; l0 < L; l0 += V) {
+  for (int64_t l0 = 0; l0 < n; l0 += V) {
     T t[M][A][V];  // AT M
 #pragma GCC unroll 8
     for (int i = 0; i < M; ++i)
@@ -105,10 +105,10 @@ void winograd_output_m(int64_t L, const T* mm, int64_t ms, T* y) {
 }
 
 template <typename T, int M>
-void winograd_weights_m(int64_t L, const T* g, T* u) {
+void winograd_weights_m(int64_t n, int64_t L, const T* g, T* u) {
   using W = cnncore::cpu::winograd::Transforms<M>;
   constexpr int A = W::alpha, V = kWinogradLanes;
-  for (int64_t l0 = 0; l0 < L; l0 += V) {
+  for (int64_t l0 = 0; l0 < n; l0 += V) {
     T t[A][3][V];  // G g
 #pragma GCC unroll 8
     for (int i = 0; i < A; ++i)
@@ -148,22 +148,22 @@ void winograd_weights_m(int64_t L, const T* g, T* u) {
 // Entry points by tile size m (2, 4 or 6; the caller has checked it).
 // (input: whether every transformed value is finite)
 template <typename T>
-bool winograd_input_body(int m, int64_t L, const T* d, T* v, int64_t vs) {
-  if (m == 2) return winograd_input_m<T, 2>(L, d, v, vs);
-  if (m == 4) return winograd_input_m<T, 4>(L, d, v, vs);
-  return winograd_input_m<T, 6>(L, d, v, vs);
+bool winograd_input_body(int m, int64_t n, int64_t L, const T* d, T* v, int64_t vs) {
+  if (m == 2) return winograd_input_m<T, 2>(n, L, d, v, vs);
+  if (m == 4) return winograd_input_m<T, 4>(n, L, d, v, vs);
+  return winograd_input_m<T, 6>(n, L, d, v, vs);
 }
 
 template <typename T>
-void winograd_output_body(int m, int64_t L, const T* mm, int64_t ms, T* y) {
-  if (m == 2) return winograd_output_m<T, 2>(L, mm, ms, y);
-  if (m == 4) return winograd_output_m<T, 4>(L, mm, ms, y);
-  winograd_output_m<T, 6>(L, mm, ms, y);
+void winograd_output_body(int m, int64_t n, int64_t L, const T* mm, int64_t ms, T* y) {
+  if (m == 2) return winograd_output_m<T, 2>(n, L, mm, ms, y);
+  if (m == 4) return winograd_output_m<T, 4>(n, L, mm, ms, y);
+  winograd_output_m<T, 6>(n, L, mm, ms, y);
 }
 
 template <typename T>
-void winograd_weights_body(int m, int64_t L, const T* g, T* u) {
-  if (m == 2) return winograd_weights_m<T, 2>(L, g, u);
-  if (m == 4) return winograd_weights_m<T, 4>(L, g, u);
-  winograd_weights_m<T, 6>(L, g, u);
+void winograd_weights_body(int m, int64_t n, int64_t L, const T* g, T* u) {
+  if (m == 2) return winograd_weights_m<T, 2>(n, L, g, u);
+  if (m == 4) return winograd_weights_m<T, 4>(n, L, g, u);
+  winograd_weights_m<T, 6>(n, L, g, u);
 }
