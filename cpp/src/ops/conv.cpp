@@ -65,16 +65,13 @@ ConvAlgorithm choose_exact(const ConvGeometry& g) {
   return ConvAlgorithm::im2col;
 }
 
-// A requested Winograd algorithm on the weight gradient, which Winograd
-// does not serve, runs the exact engines (after the same check).
 ConvAlgorithm choose(const char* op, ConvAlgorithm requested, const ConvGeometry& g, ConvPass pass) {
   if (requested == ConvAlgorithm::auto_) {
     if (get_isa() == Isa::ref) return ConvAlgorithm::reference;
     if (!get_exact_algorithms()) {
       // FFT first: it is preferred only for large kernels where its estimate beats direct (depthwise) and im2col.
       if (cpu::conv_fft_preferred(g)) return ConvAlgorithm::fft;
-      if (pass != ConvPass::backward_weight && cpu::conv_winograd_why_not(g).empty() &&
-          cpu::conv_winograd_preferred(g, pass))
+      if (cpu::conv_winograd_why_not(g).empty() && cpu::conv_winograd_preferred(g, pass))
         return ConvAlgorithm::winograd;
     }
     return choose_exact(g);
@@ -82,7 +79,6 @@ ConvAlgorithm choose(const char* op, ConvAlgorithm requested, const ConvGeometry
   const std::string why = why_not(requested, g);
   if (!why.empty())
     throw value_error(str(op, ": algorithm='", conv_algorithm_name(requested), "' cannot serve this problem: ", why));
-  if (is_winograd(requested) && pass == ConvPass::backward_weight) return choose_exact(g);
   return requested;
 }
 
@@ -135,6 +131,9 @@ void run_backward_data(ConvAlgorithm algo, const ConvGeometry& g, const T* diff_
 template <typename T>
 void run_backward_weight(ConvAlgorithm algo, const ConvGeometry& g, const T* diff_dst, const T* src,
                          T* diff_weights) {
+  if (is_winograd(algo))
+    return cpu::conv_backward_weight_winograd(g, winograd_tile(algo, g, ConvPass::backward_weight), diff_dst, src,
+                                              diff_weights);
   switch (algo) {
     case ConvAlgorithm::reference: return cpu::ref::conv_backward_weight(g, diff_dst, src, diff_weights);
     case ConvAlgorithm::direct: return cpu::conv_backward_weight_direct(g, diff_dst, src, diff_weights);
@@ -384,11 +383,6 @@ Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const 
   if (dev != Device::cpu) return device_backward_weight(op, g, diff_dst, src, weights_shape, params);
   const ConvAlgorithm algo = choose(op, params.algorithm, g, ConvPass::backward_weight);
   check_budget(op, g, algo, ConvPass::backward_weight, src.dtype(), shape_numel(weights_shape));
-  const ConvParams exact = [&] {  // a Winograd request's weight gradient runs the exact engines
-    ConvParams e = params;
-    if (is_winograd(e.algorithm)) e.algorithm = ConvAlgorithm::auto_;
-    return e;
-  }();
   const LiveTaps lt = uncropped(algo) ? LiveTaps{} : live_taps(g);
   ConvGeometry c;
   const bool crop = lt.any_dead && cropped_geometry(g, lt, &c);
@@ -398,7 +392,7 @@ Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const 
     using T = decltype(tag);
     if (crop) {
       Tensor dwc = Tensor::empty(c.weights_shape(), src.dtype());
-      run_backward_weight<T>(choose(op, exact.algorithm, c, ConvPass::backward_weight), c, diff_dst.data_as<T>(),
+      run_backward_weight<T>(choose(op, params.algorithm, c, ConvPass::backward_weight), c, diff_dst.data_as<T>(),
                              src.data_as<T>(), dwc.data_as<T>());
       // a dropped tap's gradient is the sum over its channel's dy of dy * 0
       const int64_t P = g.out_size(), kk = g.k_size(), ck = c.k_size();

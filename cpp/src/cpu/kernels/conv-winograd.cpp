@@ -49,6 +49,10 @@ struct Transforms<float> {
     k.winograd_output(m, n, L, mm, ms, y);
   }
   void weights(int m, int64_t n, int64_t L, const float* g, float* u) const { k.winograd_weights(m, n, L, g, u); }
+  void grad_out(int m, int64_t n, int64_t L, const float* e, float* sv, int64_t ss) const {
+    k.winograd_grad_out(m, n, L, e, sv, ss);
+  }
+  void grad_weights(int m, const float* du, int64_t ds, float* g) const { k.winograd_grad_weights(m, du, ds, g); }
 };
 
 template <>
@@ -61,6 +65,12 @@ struct Transforms<double> {
   }
   void weights(int m, int64_t n, int64_t L, const double* g, double* u) const {
     winograd_weights_body<double>(m, n, L, g, u);
+  }
+  void grad_out(int m, int64_t n, int64_t L, const double* e, double* sv, int64_t ss) const {
+    winograd_grad_out_body<double>(m, n, L, e, sv, ss);
+  }
+  void grad_weights(int m, const double* du, int64_t ds, double* g) const {
+    winograd_grad_weights_body<double>(m, du, ds, g);
   }
 };
 
@@ -140,6 +150,27 @@ Plan<T> make_plan(const Problem& p, int m, int threads) {
   const int64_t want = u_bytes <= kCachedWeights ? ceil_div(pl.tiles, 2 * threads) : pl.tiles;
   pl.L = std::min({round_up(want, unit), fit, std::max(unit, kMaxLanes / unit * unit)});
   pl.kb = ceil_div(p.cout, pl.uk->mr);
+  return pl;
+}
+
+// The weight gradient's blocks: the element-wise stage sums over the block's
+// tiles (its K), so blocks are long: up to 128 tiles, while the transformed
+// input and grad_out of one block stay within 16 MB.
+constexpr int64_t kWeightLanes = 128, kWeightBlockBytes = int64_t{16} << 20;
+
+template <typename T>
+Plan<T> make_weight_plan(const Problem& p, int m) {
+  Plan<T> pl;
+  pl.m = m;
+  pl.alpha = m + 2;
+  pl.th = ceil_div(p.Ho, m);
+  pl.tw = ceil_div(p.Wo, m);
+  pl.tiles = p.N * pl.th * pl.tw;
+  pl.uk = &gemm_ukernel_for_shape<T>(p.cout, p.cin);
+  const int64_t per_lane = int64_t{pl.alpha} * pl.alpha * (p.cin + p.cout) * static_cast<int64_t>(sizeof(T));
+  const int64_t fit = std::max<int64_t>(kWinogradLanes, kWeightBlockBytes / per_lane / kWinogradLanes * kWinogradLanes);
+  pl.L = std::min<int64_t>({round_up(pl.tiles, kWinogradLanes), fit, kWeightLanes});
+  pl.kb = 0;
   return pl;
 }
 
@@ -400,6 +431,68 @@ class TileRunner {
         cols_(source_index(pl.tw * M + 2, p.pl, p.pr, p.W, p.mode)),
         cx0_(std::clamp<int64_t>(p.pl, 0, Wg_)), cx1_(std::clamp<int64_t>(p.pl + p.W, cx0_, Wg_)) {}
 
+  // The weight gradient's transformed sums: du (G x alpha^2 x cout x cin,
+  // zeroed) += sum over tiles of (A e AT) . (BT d B), e the tile of dst_
+  // read as grad_out. False when a transformed block is not finite.
+  bool run_weight_gradient(T* du) {
+    const int64_t tasks = p_.G * blocks_, per_group = a2 * p_.cout * p_.cin;
+    const int nt = get_num_threads();
+    const GemmUkernel<T>& uk = gemm_ukernel_for_shape<T>(p_.cout, p_.cin);
+    std::atomic<bool> finite{true};
+    // threads take whole blocks into their own sums while those are small
+    if (nt == 1 || (tasks >= 2 * nt && per_group * p_.G * static_cast<int64_t>(sizeof(T)) <= kCachedWeights / 4)) {
+      const int used = static_cast<int>(std::min<int64_t>(nt, tasks));
+      std::vector<HostBuffer<T>*> sums(static_cast<std::size_t>(used), nullptr);
+#pragma omp parallel num_threads(used) if (used > 1)
+      {
+        Shared sh(*this);
+        Local lo(*this);
+        const int t = omp_get_thread_num();
+        HostBuffer<T> own(t == 0 ? 0 : p_.G * per_group);
+        T* acc = t == 0 ? du : own.data();
+        if (t != 0) std::fill(acc, acc + p_.G * per_group, T(0));
+#pragma omp for schedule(dynamic)
+        for (int64_t task = 0; task < tasks; ++task) {
+          if (!finite.load(std::memory_order_relaxed)) continue;
+          const Block bk = block(task);
+          if (!input(bk, sh, lo, 0, p_.cin) || !grad_out(bk, sh, lo, 0, p_.cout)) {
+            finite.store(false, std::memory_order_relaxed);
+            continue;
+          }
+          weight_products(bk, sh, uk, 0, a2, acc);
+        }
+        sums[static_cast<std::size_t>(t)] = &own;
+#pragma omp barrier
+        // thread t adds its share of every other thread's sums into du
+        const int64_t total = p_.G * per_group, e0 = total * t / used, e1 = total * (t + 1) / used;
+        for (int o = 1; o < used; ++o) {
+          const T* from = sums[static_cast<std::size_t>(o)]->data();
+#pragma omp simd
+          for (int64_t e = e0; e < e1; ++e) du[e] += from[e];
+        }
+#pragma omp barrier
+      }
+      return finite.load();
+    }
+    Shared sh(*this);
+#pragma omp parallel num_threads(nt)
+    {
+      Local lo(*this);
+      const int t = omp_get_thread_num(), n = omp_get_num_threads();
+      for (int64_t task = 0; task < tasks; ++task) {
+        const Block bk = block(task);
+        bool ok = input(bk, sh, lo, p_.cin * t / n, p_.cin * (t + 1) / n);
+        ok = ok && grad_out(bk, sh, lo, p_.cout * t / n, p_.cout * (t + 1) / n);
+        if (!ok) finite.store(false, std::memory_order_relaxed);
+#pragma omp barrier
+        if (!finite.load()) break;  // every thread sees the same flag after the barrier
+        weight_products(bk, sh, uk, a2 * t / n, a2 * (t + 1) / n, du);
+#pragma omp barrier
+      }
+    }
+    return finite.load();
+  }
+
   // false (dst partly written) when a transformed input block is not finite
   bool run() {
     const int64_t tasks = p_.G * blocks_;
@@ -546,6 +639,57 @@ class TileRunner {
     }
   }
 
+  // Output channels [k0, k1) of grad_out (dst_): each tile gathered (zero
+  // past the output) and transformed by A e AT into sh.mm.
+  bool grad_out(const Block& bk, Shared& sh, Local& lo, int64_t k0, int64_t k1) const {
+    const Transforms<T> tm;
+    T* e = lo.y.data();
+    if (bk.nb < bk.lanes)
+      for (int64_t q = 0; q < M * M; ++q) std::fill(e + q * L_ + bk.nb, e + q * L_ + bk.lanes, T(0));
+    for (int64_t k = k0; k < k1; ++k) {
+      T probe = 0;
+      for (const Run& r : bk.runs) {
+        const T* plane = dst_ + ((r.n * p_.G + bk.gi) * p_.cout + k) * p_.Ho * p_.Wo;
+        for (int64_t q = 0, ti = r.first / tw_, tj = r.first % tw_; q < r.count; ++q) {
+          const T* base = plane + ti * M * p_.Wo + tj * M;
+          T* el = e + r.l0 + q;
+          const int64_t hi = std::min<int64_t>(M, p_.Ho - ti * M), wi = std::min<int64_t>(M, p_.Wo - tj * M);
+          if (hi == M && wi == M) {
+#pragma GCC unroll 8
+            for (int i = 0; i < M; ++i)
+#pragma GCC unroll 8
+              for (int j = 0; j < M; ++j) {
+                el[(i * M + j) * L_] = base[i * p_.Wo + j];
+                probe += base[i * p_.Wo + j] * T(0);
+              }
+          } else {
+            for (int64_t i = 0; i < M; ++i)
+              for (int64_t j = 0; j < M; ++j) {
+                const T val = i < hi && j < wi ? base[i * p_.Wo + j] : T(0);
+                el[(i * M + j) * L_] = val;
+                probe += val * T(0);
+              }
+          }
+          if (++tj == tw_) {
+            tj = 0;
+            ++ti;
+          }
+        }
+      }
+      if (probe != T(0)) return false;
+      tm.grad_out(M, bk.lanes, L_, e, sh.mm.data() + k * L_, mxs_);
+    }
+    return true;
+  }
+
+  // Elements [x0, x1): du(xi) (cout x cin) += S(xi) (cout x nb) * V(xi)^T.
+  void weight_products(const Block& bk, const Shared& sh, const GemmUkernel<T>& uk, int64_t x0, int64_t x1,
+                       T* du) const {
+    for (int64_t xi = x0; xi < x1; ++xi)
+      gemm<T>(uk, false, true, p_.cout, p_.cin, bk.nb, sh.mm.data() + xi * mxs_, L_, sh.v.data() + xi * vxs_, L_,
+              true, du + (bk.gi * a2 + xi) * p_.cout * p_.cin, p_.cin, false);
+  }
+
   // Output channels [k0, k1): transform, whole tiles into the strip, its valid part to dst.
   void output(const Block& bk, const Shared& sh, Local& lo, int64_t k0, int64_t k1) const {
     const Transforms<T> tm;
@@ -659,24 +803,42 @@ double core_flops(int64_t elem_size) {
   return elem_size == 4 ? f32 : f32 / 2;
 }
 
-double winograd_seconds(const Problem& p, int m, int64_t es, int threads) {
+double winograd_seconds(const Problem& p, int m, int64_t es, int threads, ConvPass pass) {
+  const bool weight = pass == ConvPass::backward_weight;
   const int64_t a2 = int64_t{m + 2} * (m + 2);
   const int64_t tiles = p.N * ceil_div(p.Ho, m) * ceil_div(p.Wo, m);
   const double flops = core_flops(es), width = 270e9 / core_flops(4);  // transforms slow with narrower vectors
-  const int64_t nr = es == 4 ? (get_isa() >= Isa::avx512 ? 16 : 8) : 8;
-  const double gemm = 2.0 * a2 * p.cin * p.cout * p.G * round_up(tiles, nr) / (0.9 * flops) / threads;
+  const int64_t nr = weight ? 1 : es == 4 ? (get_isa() >= Isa::avx512 ? 16 : 8) : 8;
+  const double eff = weight ? 0.8 : 0.9;  // the weight gradient's GEMMs pack their operands
+  const double gemm = 2.0 * a2 * p.cin * p.cout * p.G * round_up(tiles, nr) / (eff * flops) / threads;
   const double u_bytes = static_cast<double>(a2) * p.cin * p.cout * es;
   const double per_lane = static_cast<double>(a2) * (p.cin + p.cout) * es;
-  const double blocks = std::max(1.0, std::ceil(tiles * per_lane / std::max(2.0 * (1 << 20), u_bytes / 2)));
-  const double stream = u_bytes * p.G * blocks / (u_bytes <= kCachedWeights ? 100e9 : 15e9);
+  const double bw = u_bytes <= kCachedWeights ? 100e9 : 20e9;
+  double stream;
+  if (weight) {  // the sums: zeroed, read and written per block, read by the last transform
+    const double blocks = std::max(1.0, std::ceil(tiles / std::min<double>(kWeightLanes, std::max(16.0, kWeightBlockBytes / per_lane))));
+    stream = u_bytes * p.G * (2 + 2 * blocks) / bw;
+  } else {
+    const double blocks = std::max(1.0, std::ceil(tiles * per_lane / std::max(2.0 * (1 << 20), u_bytes / 2)));
+    stream = u_bytes * p.G * blocks / bw;
+  }
   const double transforms = 0.33e-9 * width * (es / 4.0) * a2 * tiles * p.G * (p.cin + p.cout) / threads;
   return gemm + stream + transforms;
 }
 
-double exact_seconds(const Problem& p, int64_t es, int threads) {
-  return 2.0 * 9 * p.cin * p.cout * p.G * p.N * p.Ho * p.Wo / (0.85 * core_flops(es)) / threads;
+// The exact engines: 85% of the peak, plus, for the data gradient of a
+// small map (at most 64 positions and images together: the small-map
+// path), the transposed copy of the weights it makes (measured: ResNet's
+// 512 -> 512 @7 at batch 1 takes 3.7 ms for its data gradient, 1.2 ms for
+// its forward).
+double exact_seconds(const Problem& p, int64_t es, int threads, ConvPass pass) {
+  const double compute = 2.0 * 9 * p.cin * p.cout * p.G * p.N * p.Ho * p.Wo / (0.85 * core_flops(es)) / threads;
+  const double w_bytes = 9.0 * p.cin * p.cout * p.G * es;
+  const bool small = p.N * p.Ho * p.Wo <= 64;
+  return compute + (pass == ConvPass::backward_data && small ? w_bytes / 3.5e9 : 0.0);
 }
 
+// (the weight gradient: the forward's problem, its sums streamed like weights)
 Problem pass_problem(const ConvGeometry& g, ConvPass pass) {
   return pass == ConvPass::backward_data ? backward_data_problem(g) : forward_problem(g);
 }
@@ -686,35 +848,37 @@ Problem pass_problem(const ConvGeometry& g, ConvPass pass) {
 int conv_winograd_tile(const ConvGeometry& g, ConvPass pass) {
   const Problem p = pass_problem(g, pass);
   const int nt = get_num_threads();
-  return winograd_seconds(p, 2, 4, nt) < winograd_seconds(p, 4, 4, nt) ? 2 : 4;
+  return winograd_seconds(p, 2, 4, nt, pass) < winograd_seconds(p, 4, 4, nt, pass) ? 2 : 4;
 }
 
 bool conv_winograd_preferred(const ConvGeometry& g, ConvPass pass) {
-  if (pass == ConvPass::backward_weight) return false;
   const Problem p = pass_problem(g, pass);
   const int nt = get_num_threads();
   const int m = conv_winograd_tile(g, pass);
-  // a clear margin: the model's error is about 15%
-  return winograd_seconds(p, m, 4, nt) < 0.8 * exact_seconds(p, 4, nt);
+  // a margin: the model's error is about 15%
+  return winograd_seconds(p, m, 4, nt, pass) < 0.85 * exact_seconds(p, 4, nt, pass);
 }
 
 namespace {
 
-// Everything one call allocates besides its result: the packed weights,
-// each thread's blocks and strips, and the padded gradient of a data
-// gradient under a padding mode other than zeros.
+// Everything one call allocates besides its result: each thread's blocks
+// and strips, the packed weights (forward, data gradient) or the
+// transformed sums (each thread's, weight gradient), and the padded
+// gradient of a data gradient under a padding mode other than zeros.
 template <typename T>
 int64_t call_bytes(const ConvGeometry& g, const Problem& p, int m, ConvPass pass, int threads) {
   const char* op = "conv2d";
   using detail::checked_add;
   using detail::checked_mul;
-  const Plan<T> pl = make_plan<T>(p, m, threads);
+  const bool weight = pass == ConvPass::backward_weight;
+  const Plan<T> pl = weight ? make_weight_plan<T>(p, m) : make_plan<T>(p, m, threads);
   const int64_t a2 = int64_t{pl.alpha} * pl.alpha, L = pl.L;
   const int64_t strip = checked_mul((ceil_div(L, pl.tw) + 1) * m + 2, checked_add(checked_mul(pl.tw, m, op), 2, op), op);
   int64_t per_thread = checked_mul(checked_add(checked_mul(a2, p.cin + p.cout, op), a2 + m * m, op), L, op);
   per_thread = checked_add(checked_add(per_thread, 2 * a2 * kSkew, op), strip, op);
   int64_t elems = checked_mul(per_thread, threads, op);
-  const int64_t packed = checked_mul(checked_mul(checked_mul(p.G * a2, pl.kb, op), p.cin, op), pl.uk->mr, op);
+  const int64_t packed = weight ? checked_mul(checked_mul(checked_mul(p.G * a2, p.cout, op), p.cin, op), threads, op)
+                                : checked_mul(checked_mul(checked_mul(p.G * a2, pl.kb, op), p.cin, op), pl.uk->mr, op);
   elems = checked_add(elems, packed, op);
   if (pass == ConvPass::backward_data && g.mode != PaddingMode::zeros)
     elems = checked_add(elems, checked_mul(checked_mul(p.N * p.G * p.cout, p.Ho, op), p.Wo, op), op);
@@ -772,12 +936,60 @@ void conv_backward_data_winograd(const ConvGeometry& g, int m, const T* diff_dst
   }
 }
 
+template <typename T>
+void conv_backward_weight_winograd(const ConvGeometry& g, int m, const T* diff_dst, const T* src, T* diff_weights) {
+  const Problem p = forward_problem(g);
+  Plan<T> pl = make_weight_plan<T>(p, m);
+  const int64_t a2 = int64_t{pl.alpha} * pl.alpha, per_group = a2 * p.cout * p.cin;
+  HostBuffer<T> du(p.G * per_group);
+  std::fill(du.data(), du.data() + p.G * per_group, T(0));
+  bool ok;
+  // (TileRunner reads grad_out through its dst pointer)
+  T* dy = const_cast<T*>(diff_dst);
+  if (m == 2)
+    ok = TileRunner<T, 2>(p, pl, nullptr, src, nullptr, dy).run_weight_gradient(du.data());
+  else if (m == 4)
+    ok = TileRunner<T, 4>(p, pl, nullptr, src, nullptr, dy).run_weight_gradient(du.data());
+  else
+    ok = TileRunner<T, 6>(p, pl, nullptr, src, nullptr, dy).run_weight_gradient(du.data());
+  if (!ok) return conv_backward_weight_im2col<T>(g, diff_dst, src, diff_weights);
+  // dW = GT du G per (k, c) pair, 16 input channels at a time
+  const Transforms<T> tm;
+  const int64_t rows = p.G * p.cout, V = kWinogradLanes;
+#pragma omp parallel num_threads(get_num_threads()) if (rows * p.cin > 4096)
+  {
+    std::vector<T> tail(static_cast<std::size_t>(a2 * V)), out(static_cast<std::size_t>(9 * V));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t gi = r / p.cout, k = r % p.cout;
+      for (int64_t c0 = 0; c0 < p.cin; c0 += V) {
+        const int64_t n = std::min(V, p.cin - c0);
+        const T* at = du.data() + gi * per_group + k * p.cin + c0;
+        int64_t stride = p.cout * p.cin;
+        if (n < V) {  // a last, partial group of channels: copied out with zeros after it
+          for (int64_t xi = 0; xi < a2; ++xi)
+            for (int64_t l = 0; l < V; ++l) tail[xi * V + l] = l < n ? at[xi * stride + l] : T(0);
+          at = tail.data();
+          stride = V;
+        }
+        tm.grad_weights(m, at, stride, out.data());
+        T* dw = diff_weights + (r * p.cin + c0) * 9;
+        for (int64_t l = 0; l < n; ++l)
+          for (int tap = 0; tap < 9; ++tap) dw[l * 9 + (g.flip ? 8 - tap : tap)] = out[tap * V + l];
+      }
+    }
+  }
+}
+
 template void conv_forward_winograd<float>(const ConvGeometry&, int, const float*, const float*, const float*,
                                            float*);
 template void conv_forward_winograd<double>(const ConvGeometry&, int, const double*, const double*, const double*,
                                             double*);
 template void conv_backward_data_winograd<float>(const ConvGeometry&, int, const float*, const float*, float*);
 template void conv_backward_data_winograd<double>(const ConvGeometry&, int, const double*, const double*, double*);
+template void conv_backward_weight_winograd<float>(const ConvGeometry&, int, const float*, const float*, float*);
+template void conv_backward_weight_winograd<double>(const ConvGeometry&, int, const double*, const double*,
+                                                    double*);
 
 }  // namespace cnncore::cpu
 

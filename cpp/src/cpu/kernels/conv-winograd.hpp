@@ -13,8 +13,10 @@
 // The data gradient is the Winograd convolution of grad_out with the
 // flipped, transposed kernel (padding 2 - pad); with a padding mode other
 // than zeros, of the gradient of the padded input, folded back onto the
-// input by the mode's index map. The weight gradient is not served here
-// (the op layer runs an exact engine for it).
+// input by the mode's index map. The weight gradient sums, per element xi,
+// the products of the transformed grad_out tiles (A e AT) with the
+// transformed input tiles over all tiles (one GEMM per xi and block), then
+// maps each sum back by GT . G.
 //
 // Inexact: the transforms round, more so for larger tiles (docs/conv2d.md
 // has the measured errors). Inputs or weights that are not finite, whose
@@ -43,6 +45,10 @@ int64_t conv_winograd_workspace_bytes(const detail::ConvGeometry& g, int m, int6
 template <typename T>
 void conv_forward_winograd(const detail::ConvGeometry& g, int m, const T* src, const T* weights, const T* bias,
                            T* dst);
+// diff_weights is overwritten.
+template <typename T>
+void conv_backward_weight_winograd(const detail::ConvGeometry& g, int m, const T* diff_dst, const T* src,
+                                   T* diff_weights);
 // diff_src is overwritten.
 template <typename T>
 void conv_backward_data_winograd(const detail::ConvGeometry& g, int m, const T* diff_dst, const T* weights,

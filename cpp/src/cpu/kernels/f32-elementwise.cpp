@@ -23,7 +23,9 @@
   void f32_gemv_rows__##s(int64_t, int64_t, const float*, const float*, int64_t, int64_t, float*, int64_t, bool); \
   bool f32_winograd_input__##s(int, int64_t, int64_t, const float*, float*, int64_t);                                       \
   void f32_winograd_output__##s(int, int64_t, int64_t, const float*, int64_t, float*);                                      \
-  void f32_winograd_weights__##s(int, int64_t, int64_t, const float*, float*);
+  void f32_winograd_weights__##s(int, int64_t, int64_t, const float*, float*);                                      \
+  void f32_winograd_grad_out__##s(int, int64_t, int64_t, const float*, float*, int64_t);                             \
+  void f32_winograd_grad_weights__##s(int, const float*, int64_t, float*);
 
 namespace cnncore::cpu {
 
@@ -39,7 +41,8 @@ namespace {
                         &f32_softmax_backward__##s,   &f32_cross_entropy_forward__##s,                     \
                         &f32_cross_entropy_backward__##s, &f32_pool2x2_forward__##s,                  \
                         &f32_pool2x2_avg_backward__##s, &f32_pool3x3s2_max__##s, &f32_gemv_rows__##s,       \
-                        &f32_winograd_input__##s, &f32_winograd_output__##s, &f32_winograd_weights__##s},
+                        &f32_winograd_input__##s, &f32_winograd_output__##s, &f32_winograd_weights__##s, \
+                        &f32_winograd_grad_out__##s, &f32_winograd_grad_weights__##s},
 const F32ElementwiseKernels kLevels[] = {
 #include "cpu/kernels/f32-elementwise-levels.inc"
 };

@@ -52,6 +52,8 @@ struct F32ElementwiseKernels {
   bool (*winograd_input)(int m, int64_t n, int64_t L, const float* d, float* v, int64_t vs);
   void (*winograd_output)(int m, int64_t n, int64_t L, const float* mm, int64_t ms, float* y);
   void (*winograd_weights)(int m, int64_t n, int64_t L, const float* g, float* u);
+  void (*winograd_grad_out)(int m, int64_t n, int64_t L, const float* e, float* sv, int64_t ss);
+  void (*winograd_grad_weights)(int m, const float* du, int64_t ds, float* g);
 };
 
 // Every level built into this library, lowest first (generic is always there).
