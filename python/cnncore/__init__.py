@@ -18,6 +18,7 @@ from . import _core, ops
 from ._random import manual_seed
 from ._runtime import (
     are_deterministic_algorithms_enabled,
+    are_exact_algorithms_enabled,
     empty_host_cache,
     get_host_cache_limit,
     get_isa,
@@ -29,6 +30,10 @@ from ._runtime import (
     set_memory_limit,
     set_num_threads,
     use_deterministic_algorithms,
+    use_exact_algorithms,
+    set_winograd_cache_limit,
+    get_winograd_cache_limit,
+    winograd_cache_bytes,
 )
 from .tensor import (
     Device as device,
@@ -75,6 +80,11 @@ __all__ = [
     "set_num_threads",
     "use_deterministic_algorithms",
     "are_deterministic_algorithms_enabled",
+    "use_exact_algorithms",
+    "are_exact_algorithms_enabled",
+    "set_winograd_cache_limit",
+    "get_winograd_cache_limit",
+    "winograd_cache_bytes",
     "__version__",
     "Tensor",
     "tensor",

@@ -57,6 +57,51 @@ def are_deterministic_algorithms_enabled():
     return _core.get_deterministic()
 
 
+def use_exact_algorithms(mode):
+    """Keep ``algorithm="auto"`` to exact algorithms (default off; ``CNNCORE_EXACT=1`` at
+    start turns it on).
+
+    By default ``auto`` may pick Winograd convolution (3x3 kernels at stride 1) or FFT
+    convolution (large kernels) where they are faster. Their rounding differs in kind
+    from the direct definition's: Winograd's transforms add a relative error of about
+    1e-6 (F(2,3)) to 1e-5 (F(4,3)) in float32 (docs/conv2d.md, "Winograd"), so results
+    differ from the exact engines' in their last digits. With this on, ``auto`` uses
+    only the direct, im2col and reference engines, whose sums are those of the
+    definition; an algorithm named explicitly (``algorithm="winograd"``) still runs.
+    """
+    if not isinstance(mode, bool):
+        raise TypeError(f"use_exact_algorithms: mode must be a bool, got {type(mode).__name__}")
+    _core.set_exact_algorithms(mode)
+
+
+def are_exact_algorithms_enabled():
+    """Whether :func:`use_exact_algorithms` is on."""
+    return _core.get_exact_algorithms()
+
+
+def set_winograd_cache_limit(nbytes):
+    """Most memory (bytes) kept in Winograd-transformed weights; 0 turns the cache off.
+
+    Winograd convolution transforms its weights on every call. Weights seen unchanged on
+    two consecutive calls (inference) keep their transform, up to this many bytes in
+    all (default 128 MiB, or ``CNNCORE_WINOGRAD_CACHE_MB`` at start); weights that change
+    between calls (training) are never kept. Each call checks a fingerprint of the
+    weights' bits, so weights changed in place are never served stale. Lowering the
+    limit frees what is above it.
+    """
+    _core.set_winograd_cache_limit(_as_int(nbytes, "nbytes", "set_winograd_cache_limit"))
+
+
+def get_winograd_cache_limit():
+    """The Winograd weight cache's limit in bytes (see :func:`set_winograd_cache_limit`)."""
+    return _core.get_winograd_cache_limit()
+
+
+def winograd_cache_bytes():
+    """Bytes the Winograd weight cache holds now."""
+    return _core.winograd_cache_bytes()
+
+
 def set_memory_limit(nbytes):
     """Most memory (bytes) one operation may hold at once.
 

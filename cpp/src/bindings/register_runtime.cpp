@@ -7,6 +7,11 @@ void register_runtime(py::module_& m) {
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def("set_deterministic", &set_deterministic, py::arg("on"));
   m.def("get_deterministic", &get_deterministic);
+  m.def("set_exact_algorithms", &set_exact_algorithms, py::arg("on"));
+  m.def("get_exact_algorithms", &get_exact_algorithms);
+  m.def("set_winograd_cache_limit", &set_winograd_cache_limit, py::arg("nbytes"));
+  m.def("get_winograd_cache_limit", &get_winograd_cache_limit);
+  m.def("winograd_cache_bytes", &winograd_cache_bytes);
   m.def("get_num_threads", &get_num_threads);
   m.def("set_memory_limit", &set_memory_limit, py::arg("nbytes"));
   m.def("get_memory_limit", &get_memory_limit);

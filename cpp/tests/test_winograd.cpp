@@ -1,0 +1,269 @@
+// Winograd convolution (algorithm winograd2 / winograd4 / winograd6) against
+// the reference: forward, data and weight gradients over awkward sizes,
+// every padding mode, flip, groups, thread counts and the block schedules
+// (several blocks, a partial last one, runs across images, threads sharing
+// one block); non-finite values; the cache of transformed weights; what it
+// refuses; and auto under the exact-algorithms switch.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "cnncore/cnncore.hpp"
+#include "harness.hpp"
+
+using namespace cnncore;
+using test::filled;
+using test::max_abs_diff;
+
+namespace {
+
+double max_abs(const Tensor& t) {
+  double m = 0;
+  for (int64_t i = 0; i < t.numel(); ++i)
+    m = std::max(m, std::fabs(t.dtype() == DType::f32 ? double(t.data_as<float>()[i]) : t.data_as<double>()[i]));
+  return m;
+}
+
+// Largest difference relative to the reference's largest value.
+template <typename T>
+double rel_diff(const Tensor& a, const Tensor& ref) {
+  return max_abs_diff<T>(a, ref) / std::max(1e-30, max_abs(ref));
+}
+
+// float32 error bounds per tile (unit-scale data, up to ~50 channels summed;
+// the measured maxima are 5-10x smaller), float64 by the same factors.
+template <typename T>
+double bound(ConvAlgorithm a) {
+  const double f32 = a == ConvAlgorithm::winograd2 ? 1e-5 : a == ConvAlgorithm::winograd4 ? 5e-5 : 2e-4;
+  return std::is_same_v<T, float> ? f32 : f32 * 1e-9;
+}
+
+struct Case {
+  Shape src;
+  int64_t cout, groups;
+  std::vector<int64_t> padding;
+  PaddingMode mode;
+  bool flip;
+};
+
+std::vector<Case> cases() {
+  const PaddingMode modes[] = {PaddingMode::zeros, PaddingMode::reflect, PaddingMode::replicate,
+                               PaddingMode::circular, PaddingMode::symmetric};
+  std::vector<Case> v;
+  int i = 0;
+  for (int64_t cin : {1, 3, 17, 24})
+    for (int64_t hw : {1, 2, 5, 7, 13})
+      for (int64_t groups : {1, 3}) {
+        if (cin % groups) continue;
+        Case c;
+        c.src = {int64_t(1 + i % 3), cin, hw, hw + (i % 3)};
+        c.cout = groups * (1 + (i * 7) % 11);
+        c.groups = groups;
+        c.mode = modes[i % 5];
+        c.flip = i % 2 == 1;
+        // pads up to 2 (reflect needs pad < size, symmetric pad <= size)
+        const int64_t lim = c.mode == PaddingMode::reflect ? std::min<int64_t>(2, hw - 1)
+                            : c.mode == PaddingMode::symmetric ? std::min<int64_t>(2, hw)
+                                                               : 2;
+        c.padding = {std::min<int64_t>(i % 3, lim), std::min<int64_t>((i + 1) % 3, lim),
+                     std::min<int64_t>((i + 2) % 3, lim), std::min<int64_t>(i % 2 + 1, lim)};
+        // zeros padding also beyond the kernel (the data gradient then starts inside grad_out)
+        if (c.mode == PaddingMode::zeros && i % 4 == 0) c.padding = {3, 1, 0, 4};
+        // the output must not be empty: valid only where the map holds the kernel
+        if (hw + c.padding[0] + c.padding[1] < 3 || hw + (i % 3) + c.padding[2] + c.padding[3] < 3) {
+          c.padding = {1, 1, 1, 1};
+          c.mode = PaddingMode::zeros;
+        }
+        v.push_back(c);
+        ++i;
+      }
+  return v;
+}
+
+template <typename T>
+void winograd_equals_reference() {
+  int n = 0;
+  for (const Case& c : cases()) {
+    ++n;
+    ConvParams p;
+    p.padding = c.padding;
+    p.padding_mode = c.mode;
+    p.flip = c.flip;
+    p.groups = c.groups;
+    const Shape ws{c.cout, c.src[1] / c.groups, 3, 3};
+    Tensor x = filled<T>(c.src, 41 + n), w = filled<T>(ws, 42 + n), b = filled<T>({c.cout}, 43 + n);
+    p.algorithm = ConvAlgorithm::reference;
+    const Tensor y_ref = conv2d_forward(x, w, b, p);
+    const Tensor g = filled<T>(y_ref.shape(), 44 + n);
+    const Tensor dx_ref = conv2d_backward_data(g, w, c.src, p), dw_ref = conv2d_backward_weight(g, x, ws, p);
+    for (ConvAlgorithm a : {ConvAlgorithm::winograd2, ConvAlgorithm::winograd4, ConvAlgorithm::winograd6})
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        p.algorithm = a;
+        const double tol = bound<T>(a);
+        CHECK(rel_diff<T>(conv2d_forward(x, w, b, p), y_ref) <= tol);
+        CHECK(rel_diff<T>(conv2d_backward_data(g, w, c.src, p), dx_ref) <= tol);
+        CHECK(rel_diff<T>(conv2d_backward_weight(g, x, ws, p), dw_ref) <= tol);
+      }
+  }
+  set_num_threads(2);
+  CHECK(n > 25);
+}
+
+// Larger problems, for the schedules: many blocks with a partial last one,
+// blocks spanning images, threads owning whole blocks or sharing one, and
+// transformed weights too large to be cached as L3-resident.
+template <typename T>
+void winograd_schedules_equal_reference() {
+  struct Big {
+    Shape src;
+    int64_t cout;
+  };
+  const Big bigs[] = {
+      {{3, 32, 30, 29}, 40},   // hundreds of tiles: several blocks, a partial last one
+      {{37, 24, 3, 4}, 16},    // tiny maps: every block holds many images
+      {{1, 96, 9, 9}, 200},    // few tiles, wide layer: threads share a block
+      {{2, 8, 61, 3}, 8},      // one tile column
+  };
+  int n = 0;
+  for (const Big& bg : bigs) {
+    ++n;
+    ConvParams p;
+    p.padding = {1, 1, 1, 1};
+    const Shape ws{bg.cout, bg.src[1], 3, 3};
+    Tensor x = filled<T>(bg.src, 51 + n), w = filled<T>(ws, 52 + n), b = filled<T>({bg.cout}, 53 + n);
+    p.algorithm = ConvAlgorithm::reference;
+    const Tensor y_ref = conv2d_forward(x, w, b, p);
+    const Tensor g = filled<T>(y_ref.shape(), 54 + n);
+    const Tensor dx_ref = conv2d_backward_data(g, w, bg.src, p), dw_ref = conv2d_backward_weight(g, x, ws, p);
+    for (ConvAlgorithm a : {ConvAlgorithm::winograd2, ConvAlgorithm::winograd4})
+      for (int threads : {1, 2, 4}) {
+        set_num_threads(threads);
+        p.algorithm = a;
+        // more channels summed than above: twice the bound
+        const double tol = 2 * bound<T>(a);
+        CHECK(rel_diff<T>(conv2d_forward(x, w, b, p), y_ref) <= tol);
+        CHECK(rel_diff<T>(conv2d_backward_data(g, w, bg.src, p), dx_ref) <= tol);
+        CHECK(rel_diff<T>(conv2d_backward_weight(g, x, ws, p), dw_ref) <= tol);
+      }
+  }
+  set_num_threads(2);
+}
+
+}  // namespace
+
+TEST(conv2d_winograd_equals_reference_f32) { winograd_equals_reference<float>(); }
+TEST(conv2d_winograd_equals_reference_f64) { winograd_equals_reference<double>(); }
+TEST(conv2d_winograd_schedules_equal_reference_f32) { winograd_schedules_equal_reference<float>(); }
+TEST(conv2d_winograd_schedules_equal_reference_f64) { winograd_schedules_equal_reference<double>(); }
+
+// A NaN or infinity in the input or the weights would spread over whole
+// tiles in the transforms; such calls run the exact engine instead, so the
+// result has the definition's NaN pattern.
+TEST(conv2d_winograd_non_finite_values_keep_the_definition) {
+  ConvParams p;
+  p.padding = {1, 1, 1, 1};
+  const Shape xs{2, 5, 9, 10}, ws{6, 5, 3, 3};
+  for (int which = 0; which < 4; ++which) {
+    Tensor x = filled<float>(xs, 61), w = filled<float>(ws, 62);
+    const float bad = which % 2 ? std::numeric_limits<float>::infinity() : std::numeric_limits<float>::quiet_NaN();
+    if (which < 2)
+      x.data_as<float>()[1 * 5 * 90 + 2 * 90 + 4 * 10 + 7] = bad;
+    else
+      w.data_as<float>()[3 * 45 + 2 * 9 + 4] = bad;
+    p.algorithm = ConvAlgorithm::reference;
+    const Tensor y_ref = conv2d_forward(x, w, Tensor(), p);
+    const Tensor g = filled<float>(y_ref.shape(), 63);
+    const Tensor dx_ref = conv2d_backward_data(g, w, xs, p), dw_ref = conv2d_backward_weight(g, x, ws, p);
+    for (ConvAlgorithm a : {ConvAlgorithm::winograd2, ConvAlgorithm::winograd4}) {
+      p.algorithm = a;
+      CHECK(max_abs_diff<float>(conv2d_forward(x, w, Tensor(), p), y_ref) < 1e-4);
+      CHECK(max_abs_diff<float>(conv2d_backward_data(g, w, xs, p), dx_ref) < 1e-4);
+      CHECK(max_abs_diff<float>(conv2d_backward_weight(g, x, ws, p), dw_ref) < 1e-4);
+    }
+  }
+  // an infinite grad_out over a positive input: the definition's weight
+  // gradient of that channel is +inf (the transforms, whose coefficients
+  // have both signs, would make inf - inf = NaN)
+  Tensor x = filled<float>(xs, 64, true, 1, 8), w = filled<float>(ws, 65);
+  p.padding.clear();  // no zeros from padding: every product is +inf
+  p.algorithm = ConvAlgorithm::reference;
+  Tensor g = filled<float>(conv2d_forward(x, w, Tensor(), p).shape(), 66);
+  g.data_as<float>()[100] = std::numeric_limits<float>::infinity();
+  const Tensor dw_ref = conv2d_backward_weight(g, x, ws, p), dx_ref = conv2d_backward_data(g, w, xs, p);
+  p.algorithm = ConvAlgorithm::winograd4;
+  CHECK(max_abs_diff<float>(conv2d_backward_weight(g, x, ws, p), dw_ref) < 1e-4);
+  CHECK(max_abs_diff<float>(conv2d_backward_data(g, w, xs, p), dx_ref) < 1e-4);
+}
+
+// Weights seen unchanged twice are kept transformed; changing them in place
+// (same buffer) must never serve the old transform.
+TEST(conv2d_winograd_cache_never_serves_stale_weights) {
+  set_winograd_cache_limit(int64_t{64} << 20);
+  ConvParams p;
+  p.padding = {1, 1, 1, 1};
+  const Shape xs{1, 16, 12, 12}, ws{16, 16, 3, 3};
+  Tensor x = filled<float>(xs, 71), w = filled<float>(ws, 72);
+  p.algorithm = ConvAlgorithm::winograd4;
+  const int64_t before = winograd_cache_bytes();
+  conv2d_forward(x, w, Tensor(), p);
+  CHECK(winograd_cache_bytes() == before);  // seen once: not kept
+  conv2d_forward(x, w, Tensor(), p);
+  CHECK(winograd_cache_bytes() > before);  // seen twice unchanged: kept
+  for (int64_t at : {int64_t{0}, w.numel() / 2, w.numel() - 1}) {
+    w.data_as<float>()[at] += 0.5f;  // one weight changed in place
+    ConvParams r = p;
+    r.algorithm = ConvAlgorithm::reference;
+    CHECK(rel_diff<float>(conv2d_forward(x, w, Tensor(), p), conv2d_forward(x, w, Tensor(), r)) < 5e-5);
+  }
+  set_winograd_cache_limit(0);
+  CHECK(winograd_cache_bytes() == 0);
+  CHECK(rel_diff<float>(conv2d_forward(x, w, Tensor(), p),
+                        [&] {
+                          ConvParams r = p;
+                          r.algorithm = ConvAlgorithm::reference;
+                          return conv2d_forward(x, w, Tensor(), r);
+                        }()) < 5e-5);
+  CHECK_THROWS(value_error, "set_winograd_cache_limit", set_winograd_cache_limit(-1));
+  set_winograd_cache_limit(int64_t{128} << 20);
+}
+
+TEST(conv2d_winograd_refuses_what_it_cannot_serve) {
+  Tensor x = filled<float>({1, 2, 9, 9}, 81);
+  ConvParams p;
+  p.algorithm = ConvAlgorithm::winograd;
+  CHECK_THROWS(value_error, "3x3 kernels only", conv2d_forward(x, filled<float>({2, 2, 5, 5}, 82), Tensor(), p));
+  p.stride = {2, 2};
+  CHECK_THROWS(value_error, "stride 1 only", conv2d_forward(x, filled<float>({2, 2, 3, 3}, 83), Tensor(), p));
+  p.stride.clear();
+  p.dilation = {1, 2};
+  CHECK_THROWS(value_error, "dilation 1 only", conv2d_forward(x, filled<float>({2, 2, 3, 3}, 84), Tensor(), p));
+  p.dilation.clear();
+  CHECK_THROWS(value_error, "2-D convolutions only",
+               conv_forward(filled<float>({1, 2, 9}, 85), filled<float>({2, 2, 3}, 86), Tensor(), p));
+  CHECK_THROWS(value_error, "algorithm='winograd'",
+               conv_forward(filled<float>({1, 2, 9}, 85), filled<float>({2, 2, 3}, 86), Tensor(), p));
+}
+
+// auto takes Winograd on a layer its cost model favours, unless exact
+// algorithms are asked for: then the result is the definition's exactly
+// (small-integer data sum exactly in float32).
+TEST(conv2d_auto_winograd_and_the_exact_switch) {
+  if (get_isa() == Isa::ref) return;  // auto runs the reference there
+  ConvParams p;
+  p.padding = {1, 1, 1, 1};
+  const Shape xs{4, 64, 28, 28}, ws{64, 64, 3, 3};
+  Tensor x = filled<float>(xs, 91, true, -3, 3), w = filled<float>(ws, 92, true, -3, 3);
+  p.algorithm = ConvAlgorithm::reference;
+  const Tensor y_ref = conv2d_forward(x, w, Tensor(), p);
+  p.algorithm = ConvAlgorithm::auto_;
+  const bool was = get_exact_algorithms();
+  set_exact_algorithms(false);
+  const double inexact = max_abs_diff<float>(conv2d_forward(x, w, Tensor(), p), y_ref);
+  CHECK(inexact > 0);                             // Winograd's rounding: auto took it
+  CHECK(inexact <= 5e-5 * max_abs(y_ref));
+  set_exact_algorithms(true);
+  CHECK(max_abs_diff<float>(conv2d_forward(x, w, Tensor(), p), y_ref) == 0);
+  set_exact_algorithms(was);
+}
