@@ -36,7 +36,8 @@ def use_deterministic_algorithms(mode):
     What the default promises: for a fixed thread count and kernel level, every op gives
     the same bits in every run, except the few loops in which threads add into private
     partial sums that are combined afterwards: convolution weight gradients when the
-    batch has at least as many images as threads, and locally connected / tiled
+    batch has at least as many images as threads (Winograd's: at least two blocks of
+    tiles per thread), and locally connected / tiled
     convolution gradients when there are fewer images (input gradient) or weight
     classes (weight gradient) than threads. Those hand work to whichever thread is free,
     which keeps the cores busy on a loaded machine, so the last bits of those gradients

@@ -53,7 +53,8 @@ void check_memory(const char* op, int64_t bytes);
 // Deterministic algorithms (default off). Every op is bit-reproducible run
 // to run for a fixed thread count and kernel level, except where threads add
 // into private partial sums that are then combined: convolution weight
-// gradients with at least as many images as threads, and locally connected /
+// gradients with at least as many images as threads (Winograd's: with at
+// least two blocks of tiles per thread), and locally connected /
 // tiled convolution gradients with fewer images (data) or weight classes
 // (weights) than threads. There the work goes to whichever thread is free
 // (dynamic scheduling, which keeps a loaded machine's cores busy), so the

@@ -451,15 +451,22 @@ class TileRunner {
         HostBuffer<T> own(t == 0 ? 0 : p_.G * per_group);
         T* acc = t == 0 ? du : own.data();
         if (t != 0) std::fill(acc, acc + p_.G * per_group, T(0));
-#pragma omp for schedule(dynamic)
-        for (int64_t task = 0; task < tasks; ++task) {
-          if (!finite.load(std::memory_order_relaxed)) continue;
+        // blocks to whichever thread is free, or (deterministic algorithms)
+        // in fixed shares, so that each thread's sums hold the same blocks
+        auto one = [&](int64_t task) {
+          if (!finite.load(std::memory_order_relaxed)) return;
           const Block bk = block(task);
           if (!input(bk, sh, lo, 0, p_.cin) || !grad_out(bk, sh, lo, 0, p_.cout)) {
             finite.store(false, std::memory_order_relaxed);
-            continue;
+            return;
           }
           weight_products(bk, sh, uk, 0, a2, acc);
+        };
+        if (get_deterministic()) {
+          for (int64_t task = tasks * t / used; task < tasks * (t + 1) / used; ++task) one(task);
+        } else {
+#pragma omp for schedule(dynamic) nowait
+          for (int64_t task = 0; task < tasks; ++task) one(task);
         }
         sums[static_cast<std::size_t>(t)] = &own;
 #pragma omp barrier
