@@ -38,13 +38,15 @@ bool is_winograd(ConvAlgorithm a) {
          a == ConvAlgorithm::winograd6;
 }
 
-// The tile of a Winograd algorithm for `pass`.
-int winograd_tile(ConvAlgorithm a, const ConvGeometry& g, ConvPass pass) {
+// The tile of a Winograd algorithm for `pass` (`weights`: see conv_winograd_tile).
+int winograd_tile(ConvAlgorithm a, const ConvGeometry& g, ConvPass pass, const Tensor* weights) {
   switch (a) {
     case ConvAlgorithm::winograd2: return 2;
     case ConvAlgorithm::winograd4: return 4;
     case ConvAlgorithm::winograd6: return 6;
-    default: return cpu::conv_winograd_tile(g, pass);
+    default:
+      return cpu::conv_winograd_tile(g, pass, weights ? weights->data() : nullptr,
+                                     weights ? weights->numel() * static_cast<int64_t>(dtype_size(weights->dtype())) : 0);
   }
 }
 
@@ -65,13 +67,18 @@ ConvAlgorithm choose_exact(const ConvGeometry& g) {
   return ConvAlgorithm::im2col;
 }
 
-ConvAlgorithm choose(const char* op, ConvAlgorithm requested, const ConvGeometry& g, ConvPass pass) {
+// `weights`: the forward's and data gradient's (null for the weight gradient),
+// for Winograd's cost model.
+ConvAlgorithm choose(const char* op, ConvAlgorithm requested, const ConvGeometry& g, ConvPass pass,
+                     const Tensor* weights) {
   if (requested == ConvAlgorithm::auto_) {
     if (get_isa() == Isa::ref) return ConvAlgorithm::reference;
     if (!get_exact_algorithms()) {
       // FFT first: it is preferred only for large kernels where its estimate beats direct (depthwise) and im2col.
       if (cpu::conv_fft_preferred(g)) return ConvAlgorithm::fft;
-      if (cpu::conv_winograd_why_not(g).empty() && cpu::conv_winograd_preferred(g, pass))
+      if (cpu::conv_winograd_why_not(g).empty() && cpu::conv_winograd_preferred(
+              g, pass, weights ? weights->data() : nullptr,
+              weights ? weights->numel() * static_cast<int64_t>(dtype_size(weights->dtype())) : 0))
         return ConvAlgorithm::winograd;
     }
     return choose_exact(g);
@@ -82,9 +89,9 @@ ConvAlgorithm choose(const char* op, ConvAlgorithm requested, const ConvGeometry
   return requested;
 }
 
-int64_t workspace_bytes(ConvAlgorithm algo, const ConvGeometry& g, int64_t es, ConvPass pass) {
+int64_t workspace_bytes(ConvAlgorithm algo, const ConvGeometry& g, int64_t es, ConvPass pass, int tile) {
   const int nt = get_num_threads();
-  if (is_winograd(algo)) return cpu::conv_winograd_workspace_bytes(g, winograd_tile(algo, g, pass), es, pass, nt);
+  if (is_winograd(algo)) return cpu::conv_winograd_workspace_bytes(g, tile, es, pass, nt);
   switch (algo) {
     case ConvAlgorithm::im2col: return cpu::conv_im2col_workspace_bytes(g, es, pass, nt);
     case ConvAlgorithm::direct: return cpu::conv_direct_workspace_bytes(g, es, pass, nt);
@@ -96,17 +103,17 @@ int64_t workspace_bytes(ConvAlgorithm algo, const ConvGeometry& g, int64_t es, C
 // Checks that the result plus the chosen algorithm's workspace fits the
 // memory limit before anything is allocated.
 void check_budget(const char* op, const ConvGeometry& g, ConvAlgorithm algo, ConvPass pass, DType dtype,
-                  int64_t result_elems) {
+                  int64_t result_elems, int tile) {
   const int64_t es = static_cast<int64_t>(dtype_size(dtype));
   const int64_t bytes = detail::checked_add(detail::checked_mul(result_elems, es, op),
-                                            workspace_bytes(algo, g, es, pass), op);
+                                            workspace_bytes(algo, g, es, pass, tile), op);
   check_memory(op, bytes);
 }
 
 template <typename T>
-void run_forward(ConvAlgorithm algo, const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst) {
-  if (is_winograd(algo))
-    return cpu::conv_forward_winograd(g, winograd_tile(algo, g, ConvPass::forward), src, weights, bias, dst);
+void run_forward(ConvAlgorithm algo, const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst,
+                 int tile = 0) {
+  if (is_winograd(algo)) return cpu::conv_forward_winograd(g, tile, src, weights, bias, dst);
   switch (algo) {
     case ConvAlgorithm::reference: return cpu::ref::conv_forward(g, src, weights, bias, dst);
     case ConvAlgorithm::direct: return cpu::conv_forward_direct(g, src, weights, bias, dst);
@@ -116,10 +123,9 @@ void run_forward(ConvAlgorithm algo, const ConvGeometry& g, const T* src, const 
 }
 
 template <typename T>
-void run_backward_data(ConvAlgorithm algo, const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src) {
-  if (is_winograd(algo))
-    return cpu::conv_backward_data_winograd(g, winograd_tile(algo, g, ConvPass::backward_data), diff_dst, weights,
-                                            diff_src);
+void run_backward_data(ConvAlgorithm algo, const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src,
+                       int tile = 0) {
+  if (is_winograd(algo)) return cpu::conv_backward_data_winograd(g, tile, diff_dst, weights, diff_src);
   switch (algo) {
     case ConvAlgorithm::reference: return cpu::ref::conv_backward_data(g, diff_dst, weights, diff_src);
     case ConvAlgorithm::direct: return cpu::conv_backward_data_direct(g, diff_dst, weights, diff_src);
@@ -130,10 +136,8 @@ void run_backward_data(ConvAlgorithm algo, const ConvGeometry& g, const T* diff_
 
 template <typename T>
 void run_backward_weight(ConvAlgorithm algo, const ConvGeometry& g, const T* diff_dst, const T* src,
-                         T* diff_weights) {
-  if (is_winograd(algo))
-    return cpu::conv_backward_weight_winograd(g, winograd_tile(algo, g, ConvPass::backward_weight), diff_dst, src,
-                                              diff_weights);
+                         T* diff_weights, int tile = 0) {
+  if (is_winograd(algo)) return cpu::conv_backward_weight_winograd(g, tile, diff_dst, src, diff_weights);
   switch (algo) {
     case ConvAlgorithm::reference: return cpu::ref::conv_backward_weight(g, diff_dst, src, diff_weights);
     case ConvAlgorithm::direct: return cpu::conv_backward_weight_direct(g, diff_dst, src, diff_weights);
@@ -322,9 +326,10 @@ Tensor forward_nd(const char* op, int nd, const Tensor& src, const Tensor& weigh
     check_same_dtype(op, "bias", bias, "x", src.dtype());
   }
   if (dev != Device::cpu) return device_forward(op, g, src, weights, bias, params);
-  const ConvAlgorithm algo = choose(op, params.algorithm, g, ConvPass::forward);
+  const ConvAlgorithm algo = choose(op, params.algorithm, g, ConvPass::forward, &weights);
+  const int tile = is_winograd(algo) ? winograd_tile(algo, g, ConvPass::forward, &weights) : 0;
   const Shape dst_shape = g.dst_shape();
-  check_budget(op, g, algo, ConvPass::forward, src.dtype(), shape_numel(dst_shape));
+  check_budget(op, g, algo, ConvPass::forward, src.dtype(), shape_numel(dst_shape), tile);
   Tensor dst = Tensor::empty(dst_shape, src.dtype());
   if (dst.numel() == 0) return dst;
   with_dtype(src.dtype(), [&](auto tag) {
@@ -335,10 +340,10 @@ Tensor forward_nd(const char* op, int nd, const Tensor& src, const Tensor& weigh
     if (lt.any_dead && cropped_geometry(g, lt, &c)) {
       const Tensor wc = crop_weights<T>(g, c, tap_map(g, lt), weights.data_as<T>(), true);
       if (wc.defined())
-        return run_forward<T>(choose(op, params.algorithm, c, ConvPass::forward), c, src.data_as<T>(),
+        return run_forward<T>(choose(op, params.algorithm, c, ConvPass::forward, nullptr), c, src.data_as<T>(),
                               wc.data_as<T>(), b, dst.data_as<T>());
     }
-    run_forward<T>(algo, g, src.data_as<T>(), weights.data_as<T>(), b, dst.data_as<T>());
+    run_forward<T>(algo, g, src.data_as<T>(), weights.data_as<T>(), b, dst.data_as<T>(), tile);
   });
   return dst;
 }
@@ -353,8 +358,9 @@ Tensor backward_data_nd(const char* op, int nd, const Tensor& diff_dst, const Te
   detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape());
   check_same_dtype(op, "weight", weights, "grad_out", diff_dst.dtype());
   if (dev != Device::cpu) return device_backward_data(op, g, diff_dst, weights, src_shape, params);
-  const ConvAlgorithm algo = choose(op, params.algorithm, g, ConvPass::backward_data);
-  check_budget(op, g, algo, ConvPass::backward_data, diff_dst.dtype(), shape_numel(src_shape));
+  const ConvAlgorithm algo = choose(op, params.algorithm, g, ConvPass::backward_data, &weights);
+  const int tile = is_winograd(algo) ? winograd_tile(algo, g, ConvPass::backward_data, &weights) : 0;
+  check_budget(op, g, algo, ConvPass::backward_data, diff_dst.dtype(), shape_numel(src_shape), tile);
   Tensor diff_src = Tensor::zeros(src_shape, diff_dst.dtype());
   if (diff_src.numel() == 0) return diff_src;
   with_dtype(diff_dst.dtype(), [&](auto tag) {
@@ -363,10 +369,10 @@ Tensor backward_data_nd(const char* op, int nd, const Tensor& diff_dst, const Te
     ConvGeometry c;
     if (lt.any_dead && cropped_geometry(g, lt, &c)) {
       const Tensor wc = crop_weights<T>(g, c, tap_map(g, lt), weights.data_as<T>(), false);
-      return run_backward_data<T>(choose(op, params.algorithm, c, ConvPass::backward_data), c,
+      return run_backward_data<T>(choose(op, params.algorithm, c, ConvPass::backward_data, nullptr), c,
                                   diff_dst.data_as<T>(), wc.data_as<T>(), diff_src.data_as<T>());
     }
-    run_backward_data<T>(algo, g, diff_dst.data_as<T>(), weights.data_as<T>(), diff_src.data_as<T>());
+    run_backward_data<T>(algo, g, diff_dst.data_as<T>(), weights.data_as<T>(), diff_src.data_as<T>(), tile);
   });
   return diff_src;
 }
@@ -381,8 +387,9 @@ Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const 
   detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape());
   check_same_dtype(op, "grad_out", diff_dst, "x", src.dtype());
   if (dev != Device::cpu) return device_backward_weight(op, g, diff_dst, src, weights_shape, params);
-  const ConvAlgorithm algo = choose(op, params.algorithm, g, ConvPass::backward_weight);
-  check_budget(op, g, algo, ConvPass::backward_weight, src.dtype(), shape_numel(weights_shape));
+  const ConvAlgorithm algo = choose(op, params.algorithm, g, ConvPass::backward_weight, nullptr);
+  const int tile = is_winograd(algo) ? winograd_tile(algo, g, ConvPass::backward_weight, nullptr) : 0;
+  check_budget(op, g, algo, ConvPass::backward_weight, src.dtype(), shape_numel(weights_shape), tile);
   const LiveTaps lt = uncropped(algo) ? LiveTaps{} : live_taps(g);
   ConvGeometry c;
   const bool crop = lt.any_dead && cropped_geometry(g, lt, &c);
@@ -392,8 +399,8 @@ Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const 
     using T = decltype(tag);
     if (crop) {
       Tensor dwc = Tensor::empty(c.weights_shape(), src.dtype());
-      run_backward_weight<T>(choose(op, params.algorithm, c, ConvPass::backward_weight), c, diff_dst.data_as<T>(),
-                             src.data_as<T>(), dwc.data_as<T>());
+      run_backward_weight<T>(choose(op, params.algorithm, c, ConvPass::backward_weight, nullptr), c,
+                             diff_dst.data_as<T>(), src.data_as<T>(), dwc.data_as<T>());
       // a dropped tap's gradient is the sum over its channel's dy of dy * 0
       const int64_t P = g.out_size(), kk = g.k_size(), ck = c.k_size();
       const T* dy = diff_dst.data_as<T>();
@@ -416,7 +423,7 @@ Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const 
       }
       return;
     }
-    run_backward_weight<T>(algo, g, diff_dst.data_as<T>(), src.data_as<T>(), diff_weights.data_as<T>());
+    run_backward_weight<T>(algo, g, diff_dst.data_as<T>(), src.data_as<T>(), diff_weights.data_as<T>(), tile);
   });
   return diff_weights;
 }

@@ -184,39 +184,55 @@ int64_t packed_weights_size(const Problem& p, const Plan<T>& pl) {
 }
 
 // Packs U = G g GT of every (k, c) pair into `u` (zero-filled by the caller);
-// returns whether every value is finite.
+// returns whether every value is finite. The lanes are 16 consecutive
+// output channels k of one input channel c, so that each transformed
+// element lands in the packed sliver as a contiguous run of rows.
 template <typename T>
 bool pack_weights(const Problem& p, const Plan<T>& pl, const T* w, const KernelView& kv, T* u) {
   const Transforms<T> tm;
   const int64_t a2 = int64_t{pl.alpha} * pl.alpha, MR = pl.uk->mr, V = kWinogradLanes;
-  const int64_t rows = p.G * p.cout;
+  const int64_t kblocks = ceil_div(p.cout, V), tasks = p.G * kblocks, sliver = p.cin * MR;
   std::atomic<bool> finite{true};
-#pragma omp parallel num_threads(get_num_threads()) if (rows * p.cin > 4096)
+#pragma omp parallel num_threads(get_num_threads()) if (p.G * p.cout * p.cin > 4096)
   {
-    std::vector<T> g(static_cast<std::size_t>(9 * V)), t(static_cast<std::size_t>(a2 * V));
+    std::vector<T> g(static_cast<std::size_t>(9 * V), T(0)), t(static_cast<std::size_t>(a2 * V));
+    int64_t runs[kWinogradLanes][3];
 #pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t gi = r / p.cout, k = r % p.cout, s = k / MR, i = k % MR;
-      const T* wk = w + gi * kv.gs + k * kv.ks;
-      T probe = 0;
-      for (int64_t c0 = 0; c0 < p.cin; c0 += V) {
-        const int64_t n = std::min(V, p.cin - c0);
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int64_t gi = task / kblocks, k0 = task % kblocks * V, n = std::min(V, p.cout - k0);
+      // the lanes in runs that are contiguous in a sliver: (first lane, lanes, offset)
+      int nruns = 0;
+      for (int64_t l = 0; l < n; ++nruns) {
+        const int64_t run = std::min(n - l, MR - (k0 + l) % MR);
+        runs[nruns][0] = l;
+        runs[nruns][1] = run;
+        runs[nruns][2] = (k0 + l) / MR * sliver + (k0 + l) % MR;
+        l += run;
+      }
+      if (n < V) std::fill(g.begin(), g.end(), T(0));
+      const T* wk = w + gi * kv.gs + k0 * kv.ks;
+      T* ug = u + gi * a2 * pl.kb * sliver;
+      T lanes[kWinogradLanes] = {};  // sums of v * 0 in independent lanes: NaN once any v is not finite
+      for (int64_t c = 0; c < p.cin; ++c) {
+        const T* wc = wk + c * kv.cs;
         for (int tap = 0; tap < 9; ++tap) {
           const int64_t at = kv.rotate ? 8 - tap : tap;
           T* gt = g.data() + tap * V;
-          for (int64_t l = 0; l < n; ++l) gt[l] = wk[(c0 + l) * kv.cs + at];
-          for (int64_t l = n; l < V; ++l) gt[l] = T(0);
+          for (int64_t l = 0; l < n; ++l) gt[l] = wc[l * kv.ks + at];
         }
         tm.weights(pl.m, V, V, g.data(), t.data());
+        for (int64_t xi = 0; xi < a2; ++xi)  // (lanes past n hold zeros)
+#pragma omp simd
+          for (int64_t l = 0; l < V; ++l) lanes[l] += t[xi * V + l] * T(0);
         for (int64_t xi = 0; xi < a2; ++xi) {
-          T* dst = u + ((gi * a2 + xi) * pl.kb + s) * p.cin * MR + i;
+          T* dst = ug + xi * pl.kb * sliver + c * MR;
           const T* src = t.data() + xi * V;
-          for (int64_t l = 0; l < n; ++l) {
-            dst[(c0 + l) * MR] = src[l];
-            probe += src[l] * T(0);
-          }
+          for (int r = 0; r < nruns; ++r)
+            for (int64_t j = 0; j < runs[r][1]; ++j) dst[runs[r][2] + j] = src[runs[r][0] + j];
         }
       }
+      T probe = 0;
+      for (const T v : lanes) probe += v;
       if (probe != T(0)) finite.store(false, std::memory_order_relaxed);
     }
   }
@@ -250,7 +266,15 @@ struct CacheEntry {
   CacheKey key;
   uint64_t fingerprint;
   std::shared_ptr<Packed> data;  // null until seen twice
+  int64_t changes = 0;           // calls in a row that found the weights changed
+  int64_t calls = 0;
 };
+
+// Weights found changed on this many calls in a row are taken to be
+// training's: their fingerprint is then checked only every kRecheck-th
+// call (the others transform without it), and the cost model counts
+// their transform (conv_winograd_preferred).
+constexpr int64_t kTrainingChanges = 2, kRecheck = 16;
 
 int64_t cache_limit_from_environment() {
   const char* v = std::getenv("CNNCORE_WINOGRAD_CACHE_MB");
@@ -310,6 +334,33 @@ uint64_t fingerprint(const void* data, int64_t bytes) {
   return h;
 }
 
+// What the cost model knows of a weight tensor: whether it was found
+// unchanged on consecutive calls (inference: its transform will be cached)
+// or changed on each of the last calls (training: transformed every call).
+// Tracked by fingerprint for the layers whose choice depends on it, under
+// the weight cache's lock; kTrainingChanges and kRecheck as for the cache.
+enum class WeightsState { unknown, stable, changing };
+
+struct WatchEntry {
+  const void* ptr;
+  int64_t bytes, ks, cs, rotate, G, cout, cin;
+  uint64_t fingerprint;
+  int64_t seen, changes, calls;
+};
+
+std::list<WatchEntry>& watch_list() {
+  static auto* l = new std::list<WatchEntry>();  // guarded by weight_cache().mu
+  return *l;
+}
+
+// Whether the watch saw the weights at `w` unchanged with fingerprint `fp`
+// (any transform of them). Caller holds the cache's lock.
+bool watched_stable(const void* w, int64_t bytes, uint64_t fp) {
+  for (const WatchEntry& x : watch_list())
+    if (x.ptr == w && x.bytes == bytes && x.fingerprint == fp && x.seen >= 2) return true;
+  return false;
+}
+
 // The packed transformed weights for this call: from the cache, or packed
 // now (and kept when the same weights were seen unchanged on the previous
 // call). `finite` reports whether they are all finite.
@@ -324,27 +375,37 @@ std::shared_ptr<Packed> transformed_weights(const Problem& p, const Plan<T>& pl,
   {
     std::lock_guard<std::mutex> lock(cache.mu);
     caching = cache.limit > 0 && bytes <= cache.limit;
+    for (CacheEntry& e : cache.entries)
+      if (e.key == key && e.changes >= kTrainingChanges && ++e.calls % kRecheck != 0) {
+        caching = false;  // training's weights: transformed without a fingerprint
+        break;
+      }
   }
   const uint64_t fp = caching ? fingerprint(w, w_numel * static_cast<int64_t>(sizeof(T))) : 0;
   bool keep = false;
   if (caching) {
     std::lock_guard<std::mutex> lock(cache.mu);
+    bool found = false;
     for (auto it = cache.entries.begin(); it != cache.entries.end(); ++it) {
       if (!(it->key == key)) continue;
+      found = true;
       cache.entries.splice(cache.entries.begin(), cache.entries, it);
       CacheEntry& e = cache.entries.front();
       if (e.fingerprint == fp && e.data) {
         *finite = true;  // only finite weights are kept
         return e.data;
       }
-      keep = e.fingerprint == fp;
+      keep = e.fingerprint == fp || watched_stable(w, w_numel * static_cast<int64_t>(sizeof(T)), fp);
+      e.changes = keep ? 0 : e.changes + 1;
       if (!keep) {
         cache.drop_data(e);
         e.fingerprint = fp;
       }
       break;
     }
-    if (!keep && (cache.entries.empty() || !(cache.entries.front().key == key))) {
+    if (!found) {
+      // seen unchanged already by the cost model's watch (observe_weights): keep it now
+      keep = watched_stable(w, w_numel * static_cast<int64_t>(sizeof(T)), fp);
       cache.entries.push_front(CacheEntry{key, fp, nullptr});
       while (cache.entries.size() > WeightCache::kMaxEntries) {
         cache.drop_data(cache.entries.back());
@@ -767,6 +828,60 @@ bool winograd(const Problem& p, int m, const T* w, int64_t w_numel, const Kernel
   return run<T>(p, pl, reinterpret_cast<const T*>(u->buf.data()), src, bias, dst);
 }
 
+// Where the forward's (k, c) kernel or the data gradient's (c, k) one
+// (w[k][c] rotated; unrotated for a true convolution) keeps its taps.
+KernelView kernel_view(const ConvGeometry& g, ConvPass pass) {
+  if (pass == ConvPass::backward_data) return KernelView{g.C_out_g * g.C_in_g * 9, 9, g.C_in_g * 9, !g.flip};
+  return KernelView{g.C_out_g * g.C_in_g * 9, g.C_in_g * 9, 9, g.flip};
+}
+
+WeightsState observe_weights(const void* w, int64_t bytes, const KernelView& kv, const Problem& p) {
+  if (!w || bytes <= 0) return WeightsState::changing;
+  WeightCache& cache = weight_cache();
+  std::list<WatchEntry>& list = watch_list();
+  WatchEntry* e = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(cache.mu);
+    for (auto it = list.begin(); it != list.end(); ++it)
+      if (it->ptr == w && it->bytes == bytes && it->ks == kv.ks && it->cs == kv.cs && it->rotate == kv.rotate &&
+          it->G == p.G && it->cout == p.cout && it->cin == p.cin) {
+        list.splice(list.begin(), list, it);
+        e = &list.front();
+        break;
+      }
+    if (e && e->changes >= kTrainingChanges && ++e->calls % kRecheck != 0) return WeightsState::changing;
+  }
+  const uint64_t fp = fingerprint(w, bytes);
+  std::lock_guard<std::mutex> lock(cache.mu);
+  for (WatchEntry& x : list)
+    if (x.ptr == w && x.bytes == bytes && x.ks == kv.ks && x.cs == kv.cs && x.rotate == kv.rotate && x.G == p.G &&
+        x.cout == p.cout && x.cin == p.cin) {
+      if (x.fingerprint == fp) {
+        ++x.seen;
+        x.changes = 0;
+        return WeightsState::stable;
+      }
+      x.fingerprint = fp;
+      x.seen = 1;
+      ++x.changes;
+      return x.changes >= kTrainingChanges ? WeightsState::changing : WeightsState::unknown;
+    }
+  list.push_front(WatchEntry{w, bytes, kv.ks, kv.cs, kv.rotate, p.G, p.cout, p.cin, fp, 1, 0, 0});
+  while (list.size() > WeightCache::kMaxEntries) list.pop_back();
+  return WeightsState::unknown;
+}
+
+// Whether the last observation found the weights unchanged (no new fingerprint).
+bool weights_stable(const void* w, int64_t bytes, const KernelView& kv, const Problem& p) {
+  if (!w) return false;
+  std::lock_guard<std::mutex> lock(weight_cache().mu);
+  for (const WatchEntry& x : watch_list())
+    if (x.ptr == w && x.bytes == bytes && x.ks == kv.ks && x.cs == kv.cs && x.rotate == kv.rotate && x.G == p.G &&
+        x.cout == p.cout && x.cin == p.cin)
+      return x.seen >= 2 && x.changes == 0;
+  return false;
+}
+
 Problem forward_problem(const ConvGeometry& g) {
   return Problem{g.N,          g.groups,        g.C_in_g,        g.C_out_g,       g.in[1],
                  g.in[2],      g.out[1],        g.out[2],        g.pad_before[1], g.pad_before[2],
@@ -810,17 +925,22 @@ double core_flops(int64_t elem_size) {
   return elem_size == 4 ? f32 : f32 / 2;
 }
 
-double winograd_seconds(const Problem& p, int m, int64_t es, int threads, ConvPass pass) {
+double winograd_seconds(const Problem& p, int m, int64_t es, int threads, ConvPass pass, bool pack) {
   const bool weight = pass == ConvPass::backward_weight;
   const int64_t a2 = int64_t{m + 2} * (m + 2);
   const int64_t tiles = p.N * ceil_div(p.Ho, m) * ceil_div(p.Wo, m);
   const double flops = core_flops(es), width = 270e9 / core_flops(4);  // transforms slow with narrower vectors
   const int64_t nr = weight ? 1 : es == 4 ? (get_isa() >= Isa::avx512 ? 16 : 8) : 8;
-  const double eff = weight ? 0.8 : 0.9;  // the weight gradient's GEMMs pack their operands
+  // the weight gradient's GEMMs pack their operands; one column tile of
+  // tiles (batch-1 deep layers) streams the transformed weights at ~60%
+  const double eff = weight ? 0.8 : round_up(tiles, nr) <= 16 ? 0.6 : 0.9;
   const double gemm = 2.0 * a2 * p.cin * p.cout * p.G * round_up(tiles, nr) / (eff * flops) / threads;
   const double u_bytes = static_cast<double>(a2) * p.cin * p.cout * es;
   const double per_lane = static_cast<double>(a2) * (p.cin + p.cout) * es;
-  const double bw = u_bytes <= kCachedWeights ? 100e9 : 20e9;
+  // from the last-level cache only while they fill at most a quarter of it
+  // (the data and everything else compete for it); ResNet's 512 -> 512 F(2, 3)
+  // transform, 16 MiB, comes from memory at batch 1
+  const double bw = u_bytes <= kCachedWeights / 2 ? 100e9 : 15e9;
   double stream;
   if (weight) {  // the sums: zeroed, read and written per block, read by the last transform
     const double blocks = std::max(1.0, std::ceil(tiles / std::min<double>(kWeightLanes, std::max(16.0, kWeightBlockBytes / per_lane))));
@@ -830,7 +950,10 @@ double winograd_seconds(const Problem& p, int m, int64_t es, int threads, ConvPa
     stream = u_bytes * p.G * blocks / bw;
   }
   const double transforms = 0.33e-9 * width * (es / 4.0) * a2 * tiles * p.G * (p.cin + p.cout) / threads;
-  return gemm + stream + transforms;
+  // transforming and packing the weights: memory-bound, about 11 GB/s of
+  // weights read and transformed weights written (measured on 512 -> 512)
+  const double packing = pack && !weight ? (u_bytes + 9.0 * p.cin * p.cout * es) * p.G / 11e9 : 0.0;
+  return gemm + stream + transforms + packing;
 }
 
 // The exact engines: 85% of the peak, plus, for the data gradient of a
@@ -852,18 +975,25 @@ Problem pass_problem(const ConvGeometry& g, ConvPass pass) {
 
 }  // namespace
 
-int conv_winograd_tile(const ConvGeometry& g, ConvPass pass) {
+int conv_winograd_tile(const ConvGeometry& g, ConvPass pass, const void* weights, int64_t weight_bytes) {
   const Problem p = pass_problem(g, pass);
   const int nt = get_num_threads();
-  return winograd_seconds(p, 2, 4, nt, pass) < winograd_seconds(p, 4, 4, nt, pass) ? 2 : 4;
+  const bool pack = !weights_stable(weights, weight_bytes, kernel_view(g, pass), p);
+  return winograd_seconds(p, 2, 4, nt, pass, pack) < winograd_seconds(p, 4, 4, nt, pass, pack) ? 2 : 4;
 }
 
-bool conv_winograd_preferred(const ConvGeometry& g, ConvPass pass) {
+bool conv_winograd_preferred(const ConvGeometry& g, ConvPass pass, const void* weights, int64_t weight_bytes) {
   const Problem p = pass_problem(g, pass);
   const int nt = get_num_threads();
-  const int m = conv_winograd_tile(g, pass);
-  // a margin: the model's error is about 15%
-  return winograd_seconds(p, m, 4, nt, pass) < 0.85 * exact_seconds(p, 4, nt, pass);
+  // a margin: the model's error is about 15-20%
+  const double exact = 0.8 * exact_seconds(p, 4, nt, pass);
+  auto best = [&](bool pack) {
+    return std::min(winograd_seconds(p, 2, 4, nt, pass, pack), winograd_seconds(p, 4, 4, nt, pass, pack));
+  };
+  if (best(true) < exact) return true;    // faster even transforming the weights every call
+  if (best(false) >= exact) return false;  // slower even with them cached
+  // only cached weights pay: those seen unchanged on consecutive calls
+  return observe_weights(weights, weight_bytes, kernel_view(g, pass), p) == WeightsState::stable;
 }
 
 namespace {
@@ -903,7 +1033,7 @@ template <typename T>
 void conv_forward_winograd(const ConvGeometry& g, int m, const T* src, const T* weights, const T* bias, T* dst) {
   const Problem p = forward_problem(g);
   const int64_t cin = g.C_in_g;
-  const KernelView kv{g.C_out_g * cin * 9, cin * 9, 9, g.flip};
+  const KernelView kv = kernel_view(g, ConvPass::forward);
   if (!winograd<T>(p, m, weights, g.C_out * cin * 9, kv, src, bias, dst))
     conv_forward_im2col<T>(g, src, weights, bias, dst);
 }
@@ -911,8 +1041,7 @@ void conv_forward_winograd(const ConvGeometry& g, int m, const T* src, const T* 
 template <typename T>
 void conv_backward_data_winograd(const ConvGeometry& g, int m, const T* diff_dst, const T* weights, T* diff_src) {
   const Problem p = backward_data_problem(g);
-  // kernel (c, k) of the data gradient is w[k][c] rotated (unrotated for a true convolution)
-  const KernelView kv{g.C_out_g * g.C_in_g * 9, 9, g.C_in_g * 9, !g.flip};
+  const KernelView kv = kernel_view(g, ConvPass::backward_data);
   const int64_t wn = g.C_out * g.C_in_g * 9;
   bool ok;
   if (g.mode == PaddingMode::zeros) {

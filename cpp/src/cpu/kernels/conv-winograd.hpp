@@ -32,13 +32,19 @@ namespace cnncore::cpu {
 
 // Empty when Winograd serves `g`, otherwise why not (for the error message).
 std::string conv_winograd_why_not(const detail::ConvGeometry& g);
-// The tile size m that algorithm="winograd" uses for `pass` (forward or
-// backward_data): the one the cost model finds fastest among those allowed
-// for float32 training (2 and 4; 6 only on request).
-int conv_winograd_tile(const detail::ConvGeometry& g, detail::ConvPass pass);
+// The tile size m that algorithm="winograd" uses for `pass`: the one the
+// cost model finds fastest among those auto may use (2 and 4; 6 only on
+// request). `weights` (`weight_bytes` of them: the forward's and data
+// gradient's; null for the weight gradient) tells the model whether the
+// call will find them transformed already (weights seen unchanged on
+// consecutive calls: inference) or must transform them.
+int conv_winograd_tile(const detail::ConvGeometry& g, detail::ConvPass pass, const void* weights,
+                       int64_t weight_bytes);
 // Whether algorithm="auto" should pick Winograd for `pass` (the cost model
-// against the direct engines; forward and backward_data only).
-bool conv_winograd_preferred(const detail::ConvGeometry& g, detail::ConvPass pass);
+// against the exact engines'). Where only cached weights make it pay, it
+// follows the weights' fingerprint from call to call.
+bool conv_winograd_preferred(const detail::ConvGeometry& g, detail::ConvPass pass, const void* weights,
+                             int64_t weight_bytes);
 int64_t conv_winograd_workspace_bytes(const detail::ConvGeometry& g, int m, int64_t elem_size,
                                       detail::ConvPass pass, int threads);
 
