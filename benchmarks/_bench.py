@@ -129,8 +129,9 @@ class TorchTable:
     torch_ms / cnncore_ms, err), then the geometric mean of the ratios per thread count
     and pass."""
 
-    def __init__(self, pass_width=4):
+    def __init__(self, pass_width=4, columns=()):
         self.pass_width = pass_width
+        self.columns = tuple(columns)  # more cnncore algorithms, one time column each
         self.ratios = {}
 
     def start(self, torch_version, dtype, algorithm, repeat):
@@ -139,17 +140,20 @@ class TorchTable:
         print_environment([f"torch {torch_version or '(not used)'}"],
                           [f"dtype={dtype}", f"algorithm={algorithm}",
                            f"repeat={repeat} (median, after 1 warm-up)"])
+        extra = "".join(f" {c + '_ms':>13}" for c in self.columns)
         print_header(f"{'problem':<34} {'thr':>3} {'pass':>{self.pass_width}} {'cnncore_ms':>11} "
-                     f"{'torch_ms':>10} {'ratio':>7} {'err':>8}")
+                     f"{'torch_ms':>10} {'ratio':>7} {'err':>8}{extra}")
 
-    def row(self, prob, nt, pas, c_ms, t_ms=None, err=None):
+    def row(self, prob, nt, pas, c_ms, t_ms=None, err=None, extra=()):
+        """``extra``: the times of ``columns`` (None: that algorithm cannot serve it)."""
         start = f"{prob:<34} {nt:>3} {pas:>{self.pass_width}} {c_ms:>11.3f}"
+        more = "".join(f" {'-' if v is None else f'{v:.3f}':>13}" for v in extra)
         if t_ms is None:
-            print(f"{start} {'-':>10} {'-':>7} {'-':>8}")
+            print(f"{start} {'-':>10} {'-':>7} {'-':>8}{more}")
             return
         ratio = t_ms / c_ms if c_ms > 0 else float("inf")
         self.ratios.setdefault((nt, pas), []).append(ratio)
-        print(f"{start} {t_ms:>10.3f} {ratio:>7.2f} {err:>8.1e}")
+        print(f"{start} {t_ms:>10.3f} {ratio:>7.2f} {err:>8.1e}{more}")
 
     def summary(self):
         if not self.ratios:

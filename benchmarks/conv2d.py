@@ -12,10 +12,18 @@ named benchdnn-style, e.g. ``mb16ic64ih56oc64kh3sh1ph1`` (``g<groups>`` is added
 grouped layers).  ``ratio`` is torch_ms / cnncore_ms: above 1 means cnncore is faster.
 The ``err`` column is the largest difference between cnncore and PyTorch relative to the
 largest PyTorch value (forward: the output; backward: the worst of the three gradients).
+``--columns`` adds one column per named cnncore algorithm (its time; ``-`` where it cannot
+serve the layer), e.g. ``--columns im2col,direct,winograd2,winograd4``.
+
+The forward is timed as inference: the same weights every call (after two warm-up calls,
+so that Winograd's cache of transformed weights holds them, as it does when serving). The
+backward is timed as training: one weight changes in place before every call, as an
+optimiser step changes them all, so no transform is served from the cache.
 
     python3 benchmarks/conv2d.py                 # full suite, 1 and 2 threads
     python3 benchmarks/conv2d.py --quick         # a few small layers (smoke test)
     python3 benchmarks/conv2d.py --threads 1,2,4 --repeat 9 --batch 1
+    python3 benchmarks/conv2d.py --batch 16 --columns im2col,winograd2,winograd4
 """
 import argparse
 import math
@@ -45,6 +53,14 @@ SUITE = [
     ("resnet3x3_2", 512, 2, 512, 3, 1, 1, 1, 1),
     ("resnet3x3_1", 512, 1, 512, 3, 1, 1, 1, 1),
     ("resnet3x3s2_56", 64, 56, 128, 3, 2, 1, 1, 1),
+    ("vgg3x3_224", 64, 224, 64, 3, 1, 1, 1, 1),
+    ("vgg3x3_112a", 64, 112, 128, 3, 1, 1, 1, 1),
+    ("vgg3x3_112", 128, 112, 128, 3, 1, 1, 1, 1),
+    ("vgg3x3_56a", 128, 56, 256, 3, 1, 1, 1, 1),
+    ("vgg3x3_56", 256, 56, 256, 3, 1, 1, 1, 1),
+    ("vgg3x3_28a", 256, 28, 512, 3, 1, 1, 1, 1),
+    ("vgg3x3_28", 512, 28, 512, 3, 1, 1, 1, 1),
+    ("vgg3x3_14", 512, 14, 512, 3, 1, 1, 1, 1),
     ("resnet1x1_56", 256, 56, 64, 1, 1, 0, 1, 1),
     ("resnet1x1s2_28", 128, 28, 256, 1, 2, 0, 1, 1),
     ("resnet7x7s2_224", 3, 224, 64, 7, 2, 3, 1, 1),
@@ -75,8 +91,11 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true",
                     help="a few small layers, batch 1, 2 repeats (smoke test)")
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    ap.add_argument("--algorithm", choices=["auto", "reference", "im2col"], default="auto",
-                    help="cnncore algorithm")
+    ap.add_argument("--algorithm", choices=["auto", "reference", "im2col", "direct", "winograd",
+                                            "winograd2", "winograd4", "winograd6"],
+                    default="auto", help="cnncore algorithm")
+    ap.add_argument("--columns", default="",
+                    help="comma-separated cnncore algorithms timed too, one column each")
     ap.add_argument("--no-torch", action="store_true", help="do not time PyTorch")
     ap.add_argument("--only", default="",
                     help="comma-separated layer names to run (default: all); names: "
@@ -102,7 +121,12 @@ def main(argv=None):
     if use_torch:
         tdtype = torch.float32 if dtype == np.float32 else torch.float64
 
-    table = TorchTable(pass_width=4)
+    columns = [c for c in args.columns.split(",") if c]
+    for c in columns:
+        if c not in ("auto", "reference", "im2col", "direct", "fft", "winograd", "winograd2",
+                     "winograd4", "winograd6"):
+            raise SystemExit(f"--columns: unknown algorithm {c!r}")
+    table = TorchTable(pass_width=4, columns=columns)
     table.start(torch.__version__ if use_torch else None, dtype, args.algorithm, repeat)
     rng = np.random.default_rng(0)
     with threads_restored(torch if use_torch else None):
@@ -125,11 +149,28 @@ def main(argv=None):
                         torch.set_num_threads(nt)
                     # cnncore first (forward, backward), then torch: the warm-up call
                     # of each measurement absorbs the switch between thread pools
-                    c_fwd, y = time_call(
-                        lambda: ops.conv2d(x, w, b, algorithm=args.algorithm, **kw), repeat)
-                    c_bwd, grads = time_call(
-                        lambda: ops.conv2d_backward(go, x, w, bias=True,
-                                                    algorithm=args.algorithm, **kw), repeat)
+                    def c_forward(algorithm):
+                        ops.conv2d(x, w, b, algorithm=algorithm, **kw)  # 2nd warm-up call
+                        return time_call(lambda: ops.conv2d(x, w, b, algorithm=algorithm, **kw),
+                                         repeat)
+
+                    def c_backward(algorithm):
+                        def step():
+                            w.flat[0] = np.nextafter(w.flat[0], np.inf)  # "an optimiser step"
+                            return ops.conv2d_backward(go, x, w, bias=True, algorithm=algorithm,
+                                                       **kw)
+                        return time_call(step, repeat)
+
+                    def column(timer, algorithm):
+                        try:
+                            return timer(algorithm)[0]
+                        except ValueError:  # cannot serve this layer
+                            return None
+
+                    c_fwd, y = c_forward(args.algorithm)
+                    c_bwd, grads = c_backward(args.algorithm)
+                    x_fwd = [column(c_forward, c) for c in columns]
+                    x_bwd = [column(c_backward, c) for c in columns]
                     t_fwd = t_bwd = e_fwd = e_bwd = None
                     if use_torch:
                         def torch_fwd():
@@ -147,8 +188,8 @@ def main(argv=None):
                         t_bwd, tg = time_call(torch_bwd, repeat)
                         e_fwd = rel_err(y, yt.numpy())
                         e_bwd = rel_err(grads, tuple(r.numpy() for r in tg))
-                    table.row(prob, nt, "fwd", c_fwd, t_fwd, e_fwd)
-                    table.row(prob, nt, "bwd", c_bwd, t_bwd, e_bwd)
+                    table.row(prob, nt, "fwd", c_fwd, t_fwd, e_fwd, x_fwd)
+                    table.row(prob, nt, "bwd", c_bwd, t_bwd, e_bwd, x_bwd)
                     sys.stdout.flush()
     table.summary()
     return 0
