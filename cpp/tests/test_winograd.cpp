@@ -211,6 +211,14 @@ TEST(conv2d_winograd_cache_never_serves_stale_weights) {
   CHECK(winograd_cache_bytes() == before);  // seen once: not kept
   conv2d_forward(x, w, Tensor(), p);
   CHECK(winograd_cache_bytes() > before);  // seen twice unchanged: kept
+  // a changed version replaces the kept one: dropped at once, kept again
+  // once seen twice
+  const int64_t kept = winograd_cache_bytes();
+  w.data_as<float>()[7] += 0.25f;
+  conv2d_forward(x, w, Tensor(), p);
+  CHECK(winograd_cache_bytes() == before);
+  conv2d_forward(x, w, Tensor(), p);
+  CHECK(winograd_cache_bytes() == kept);
   for (int64_t at : {int64_t{0}, w.numel() / 2, w.numel() - 1}) {
     w.data_as<float>()[at] += 0.5f;  // one weight changed in place
     ConvParams r = p;

@@ -395,9 +395,10 @@ std::shared_ptr<Packed> transformed_weights(const Problem& p, const Plan<T>& pl,
         *finite = true;  // only finite weights are kept
         return e.data;
       }
-      keep = e.fingerprint == fp || watched_stable(w, w_numel * static_cast<int64_t>(sizeof(T)), fp);
+      const bool same = e.fingerprint == fp;
+      keep = same || watched_stable(w, w_numel * static_cast<int64_t>(sizeof(T)), fp);
       e.changes = keep ? 0 : e.changes + 1;
-      if (!keep) {
+      if (!same) {  // what it holds is another version's
         cache.drop_data(e);
         e.fingerprint = fp;
       }
@@ -931,16 +932,15 @@ double winograd_seconds(const Problem& p, int m, int64_t es, int threads, ConvPa
   const int64_t tiles = p.N * ceil_div(p.Ho, m) * ceil_div(p.Wo, m);
   const double flops = core_flops(es), width = 270e9 / core_flops(4);  // transforms slow with narrower vectors
   const int64_t nr = weight ? 1 : es == 4 ? (get_isa() >= Isa::avx512 ? 16 : 8) : 8;
-  // the weight gradient's GEMMs pack their operands; one column tile of
-  // tiles (batch-1 deep layers) streams the transformed weights at ~60%
-  const double eff = weight ? 0.8 : round_up(tiles, nr) <= 16 ? 0.6 : 0.9;
+  const double eff = weight ? 0.8 : 0.9;  // the weight gradient's GEMMs pack their operands
   const double gemm = 2.0 * a2 * p.cin * p.cout * p.G * round_up(tiles, nr) / (eff * flops) / threads;
   const double u_bytes = static_cast<double>(a2) * p.cin * p.cout * es;
   const double per_lane = static_cast<double>(a2) * (p.cin + p.cout) * es;
-  // from the last-level cache only while they fill at most a quarter of it
-  // (the data and everything else compete for it); ResNet's 512 -> 512 F(2, 3)
-  // transform, 16 MiB, comes from memory at batch 1
-  const double bw = u_bytes <= kCachedWeights / 2 ? 100e9 : 15e9;
+  // from the last-level cache while they fill at most 12 MiB of it (the
+  // data and everything else compete for it): ResNet's 256 -> 256 F(4, 3)
+  // transform, 9.4 MB, is served from it at batch 1; its 512 -> 512 F(2, 3)
+  // one, 16.8 MB, comes from memory
+  const double bw = u_bytes <= 12.0 * (1 << 20) ? 100e9 : 15e9;
   double stream;
   if (weight) {  // the sums: zeroed, read and written per block, read by the last transform
     const double blocks = std::max(1.0, std::ceil(tiles / std::min<double>(kWeightLanes, std::max(16.0, kWeightBlockBytes / per_lane))));
