@@ -9,6 +9,8 @@
 #include <limits>
 #include <vector>
 
+#include <omp.h>
+
 #include "cnncore/cnncore.hpp"
 #include "harness.hpp"
 
@@ -225,6 +227,14 @@ TEST(conv2d_winograd_cache_never_serves_stale_weights) {
     r.algorithm = ConvAlgorithm::reference;
     CHECK(rel_diff<float>(conv2d_forward(x, w, Tensor(), p), conv2d_forward(x, w, Tensor(), r)) < 5e-5);
   }
+  // every value negated in place: sums of the bits would not see it
+  for (int rep = 0; rep < 2; ++rep) conv2d_forward(x, w, Tensor(), p);
+  for (int64_t i = 0; i < w.numel(); ++i) w.data_as<float>()[i] = -w.data_as<float>()[i];
+  {
+    ConvParams r = p;
+    r.algorithm = ConvAlgorithm::reference;
+    CHECK(rel_diff<float>(conv2d_forward(x, w, Tensor(), p), conv2d_forward(x, w, Tensor(), r)) < 5e-5);
+  }
   set_winograd_cache_limit(0);
   CHECK(winograd_cache_bytes() == 0);
   CHECK(rel_diff<float>(conv2d_forward(x, w, Tensor(), p),
@@ -274,4 +284,33 @@ TEST(conv2d_auto_winograd_and_the_exact_switch) {
   set_exact_algorithms(true);
   CHECK(max_abs_diff<float>(conv2d_forward(x, w, Tensor(), p), y_ref) == 0);
   set_exact_algorithms(was);
+}
+
+// No images: every pass gives its empty or zero result. Called from inside
+// another parallel region, OpenMP gives the inner one fewer threads than
+// asked: the weight gradient's per-thread sums must follow the team it got.
+TEST(conv2d_winograd_empty_batch_and_nested_regions) {
+  ConvParams p;
+  p.padding = {1, 1, 1, 1};
+  p.algorithm = ConvAlgorithm::winograd4;
+  const Shape xs{0, 4, 6, 6}, ws{5, 4, 3, 3};
+  Tensor x = filled<float>(xs, 95), w = filled<float>(ws, 96);
+  CHECK(conv2d_forward(x, w, Tensor(), p).numel() == 0);
+  const Tensor g = Tensor::empty({0, 5, 6, 6}, DType::f32);
+  CHECK(conv2d_backward_data(g, w, xs, p).numel() == 0);
+  const Tensor dw = conv2d_backward_weight(g, x, ws, p);
+  CHECK(dw.numel() == w.numel() && max_abs(dw) == 0);
+
+  const Shape ys{16, 16, 24, 24}, vs{16, 16, 3, 3};  // five blocks: threads take whole ones
+  Tensor y = filled<float>(ys, 97), v = filled<float>(vs, 98);
+  ConvParams r = p;
+  r.algorithm = ConvAlgorithm::reference;
+  const Tensor gy = filled<float>(ys, 99);
+  const Tensor dv_ref = conv2d_backward_weight(gy, y, vs, r);
+  set_num_threads(2);
+  Tensor dv[2];
+#pragma omp parallel num_threads(2)
+  { dv[omp_get_thread_num()] = conv2d_backward_weight(gy, y, vs, p); }
+  CHECK(rel_diff<float>(dv[0], dv_ref) < 5e-5);
+  CHECK(rel_diff<float>(dv[1], dv_ref) < 5e-5);
 }

@@ -17,6 +17,7 @@
 #include "cpu/kernels/conv-im2col.hpp"
 #include "cpu/kernels/f32-elementwise.hpp"
 #include "cpu/kernels/gemm.hpp"
+#include "cpu/ref/conv-ref.hpp"
 #include "util/checked.hpp"
 #include "util/host_cache.hpp"
 
@@ -308,29 +309,33 @@ WeightCache& weight_cache() {
 }
 
 uint64_t fingerprint(const void* data, int64_t bytes) {
-  // eight 32-bit Fletcher-style lanes (sum and sum of sums); vectorises on
-  // the baseline instruction set, so it costs one read of the weights
+  // four independent 64-bit lanes, each word folded in by a bijective,
+  // non-linear step (xor, multiply by an odd constant, xorshift): two
+  // versions that first differ at some word keep different lane states
+  // unless a later word difference happens to equal the state difference,
+  // which no simple edit arranges (a negated tensor, one changed value);
+  // the lanes and the tail are folded into one 64-bit value the same way
   const auto* p = static_cast<const unsigned char*>(data);
-  const int64_t words = bytes / 4;
-  uint32_t a[8] = {}, b[8] = {};
+  const int64_t words = bytes / 8;
+  uint64_t lane[4] = {0x243f6a8885a308d3ull, 0x13198a2e03707344ull, 0xa4093822299f31d0ull, 0x082efa98ec4e6c89ull};
+  auto step = [](uint64_t h, uint64_t w) {
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
+  };
   int64_t q = 0;
-  for (; q + 8 <= words; q += 8) {
-    uint32_t w[8];
-    std::memcpy(w, p + q * 4, sizeof w);
-    for (int l = 0; l < 8; ++l) {
-      a[l] += w[l] ^ 0x9e3779b9u;
-      b[l] += a[l];
-    }
+  for (; q + 4 <= words; q += 4) {
+    uint64_t w[4];
+    std::memcpy(w, p + q * 8, sizeof w);
+    for (int l = 0; l < 4; ++l) lane[l] = step(lane[l], w[l]);
   }
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&h](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+  uint64_t h = 0x452821e638d01377ull;
   for (; q < words; ++q) {
-    uint32_t w;
-    std::memcpy(&w, p + q * 4, sizeof w);
-    mix(w);
+    uint64_t w;
+    std::memcpy(&w, p + q * 8, sizeof w);
+    h = step(h, w);
   }
-  for (int64_t r = words * 4; r < bytes; ++r) mix(p[r]);
-  for (int l = 0; l < 8; ++l) mix((uint64_t{a[l]} << 32) | b[l]);
+  for (int64_t r = words * 8; r < bytes; ++r) h = step(h, p[r]);
+  for (int l = 0; l < 4; ++l) h = step(h, lane[l]);
   return h;
 }
 
@@ -421,6 +426,7 @@ std::shared_ptr<Packed> transformed_weights(const Problem& p, const Plan<T>& pl,
     std::lock_guard<std::mutex> lock(cache.mu);
     for (CacheEntry& e : cache.entries)
       if (e.key == key && e.fingerprint == fp && !e.data) {
+        if (bytes > cache.limit) break;  // the limit was lowered meanwhile
         cache.trim(cache.limit - bytes);
         if (cache.held + bytes <= cache.limit) {
           e.data = data;
@@ -503,13 +509,15 @@ class TileRunner {
     std::atomic<bool> finite{true};
     // threads take whole blocks into their own sums while those are small
     if (nt == 1 || (tasks >= 2 * nt && per_group * p_.G * static_cast<int64_t>(sizeof(T)) <= kCachedWeights / 4)) {
-      const int used = static_cast<int>(std::min<int64_t>(nt, tasks));
-      std::vector<HostBuffer<T>*> sums(static_cast<std::size_t>(used), nullptr);
-#pragma omp parallel num_threads(used) if (used > 1)
+      const int asked = static_cast<int>(std::min<int64_t>(nt, tasks));
+      const bool fixed = get_deterministic();
+      std::vector<HostBuffer<T>*> sums(static_cast<std::size_t>(asked), nullptr);
+#pragma omp parallel num_threads(asked) if (asked > 1)
       {
         Shared sh(*this);
         Local lo(*this);
-        const int t = omp_get_thread_num();
+        // the team OpenMP gave (fewer than asked inside another parallel region)
+        const int t = omp_get_thread_num(), used = omp_get_num_threads();
         HostBuffer<T> own(t == 0 ? 0 : p_.G * per_group);
         T* acc = t == 0 ? du : own.data();
         if (t != 0) std::fill(acc, acc + p_.G * per_group, T(0));
@@ -524,7 +532,7 @@ class TileRunner {
           }
           weight_products(bk, sh, uk, 0, a2, acc);
         };
-        if (get_deterministic()) {
+        if (fixed) {
           for (int64_t task = tasks * t / used; task < tasks * (t + 1) / used; ++task) one(task);
         } else {
 #pragma omp for schedule(dynamic) nowait
@@ -1029,13 +1037,31 @@ int64_t conv_winograd_workspace_bytes(const ConvGeometry& g, int m, int64_t es, 
   return es == 4 ? call_bytes<float>(g, p, m, pass, threads) : call_bytes<double>(g, p, m, pass, threads);
 }
 
+namespace {
+
+// Calls with non-finite values run an exact engine: im2col while its
+// workspace fits the memory limit beside what the call holds (the budget
+// check counted Winograd's), else the reference, which needs none.
+template <typename T>
+bool im2col_fits(const ConvGeometry& g, ConvPass pass) {
+  try {
+    check_memory("conv2d", conv_im2col_workspace_bytes(g, sizeof(T), pass, get_num_threads()));
+    return true;
+  } catch (const value_error&) {
+    return false;
+  }
+}
+
+}  // namespace
+
 template <typename T>
 void conv_forward_winograd(const ConvGeometry& g, int m, const T* src, const T* weights, const T* bias, T* dst) {
   const Problem p = forward_problem(g);
   const int64_t cin = g.C_in_g;
   const KernelView kv = kernel_view(g, ConvPass::forward);
   if (!winograd<T>(p, m, weights, g.C_out * cin * 9, kv, src, bias, dst))
-    conv_forward_im2col<T>(g, src, weights, bias, dst);
+    im2col_fits<T>(g, ConvPass::forward) ? conv_forward_im2col<T>(g, src, weights, bias, dst)
+                                          : ref::conv_forward<T>(g, src, weights, bias, dst);
 }
 
 template <typename T>
@@ -1068,7 +1094,8 @@ void conv_backward_data_winograd(const ConvGeometry& g, int m, const T* diff_dst
   }
   if (!ok) {
     std::fill(diff_src, diff_src + g.N * g.C_in * g.in[1] * g.in[2], T(0));
-    conv_backward_data_im2col<T>(g, diff_dst, weights, diff_src);
+    im2col_fits<T>(g, ConvPass::backward_data) ? conv_backward_data_im2col<T>(g, diff_dst, weights, diff_src)
+                                                : ref::conv_backward_data<T>(g, diff_dst, weights, diff_src);
   }
 }
 
@@ -1076,6 +1103,7 @@ template <typename T>
 void conv_backward_weight_winograd(const ConvGeometry& g, int m, const T* diff_dst, const T* src, T* diff_weights) {
   const Problem p = forward_problem(g);
   Plan<T> pl = make_weight_plan<T>(p, m);
+  if (pl.tiles == 0) return std::fill(diff_weights, diff_weights + g.C_out * g.C_in_g * 9, T(0));  // no images
   const int64_t a2 = int64_t{pl.alpha} * pl.alpha, per_group = a2 * p.cout * p.cin;
   HostBuffer<T> du(p.G * per_group);
   std::fill(du.data(), du.data() + p.G * per_group, T(0));
@@ -1088,7 +1116,12 @@ void conv_backward_weight_winograd(const ConvGeometry& g, int m, const T* diff_d
     ok = TileRunner<T, 4>(p, pl, nullptr, src, nullptr, dy).run_weight_gradient(du.data());
   else
     ok = TileRunner<T, 6>(p, pl, nullptr, src, nullptr, dy).run_weight_gradient(du.data());
-  if (!ok) return conv_backward_weight_im2col<T>(g, diff_dst, src, diff_weights);
+  if (!ok) {
+    std::fill(diff_weights, diff_weights + g.C_out * g.C_in_g * 9, T(0));
+    return im2col_fits<T>(g, ConvPass::backward_weight)
+               ? conv_backward_weight_im2col<T>(g, diff_dst, src, diff_weights)
+               : ref::conv_backward_weight<T>(g, diff_dst, src, diff_weights);
+  }
   // dW = GT du G per (k, c) pair, 16 input channels at a time
   const Transforms<T> tm;
   const int64_t rows = p.G * p.cout, V = kWinogradLanes;
