@@ -9,8 +9,8 @@ BT is the exact solution of sum_j AT[i][j] G[j][k] BT[j][l] = [l == i + k]
 rational arithmetic. Each row j is then scaled by +-1 so that BT's first
 non-zero entry is positive. Usage: python3 scripts/winograd-matrices.py > cpp/src/cpu/kernels/winograd-matrices.hpp
 """
+import random
 from fractions import Fraction as F
-import itertools, sys
 
 def solve(A, b):  # exact Gauss-Jordan, least rows (consistent system)
     n = len(A[0]); M = [row[:] + [bb] for row, bb in zip(A, b)]
@@ -50,8 +50,7 @@ def mats(m, pts, r=3):
                 rows.append(row); rhs.append(F(1 if l == i + k else 0))
     x = solve(rows, rhs)
     BT = [[x[j * a + l] for l in range(a)] for j in range(a)]
-    # check 1-D correctness on symbolic-free random ints
-    import random
+    # the 1-D identity on random integers
     for _ in range(5):
         d = [F(random.randint(-9, 9)) for _ in range(a)]; g = [F(random.randint(-9, 9)) for _ in range(r)]
         U = [sum(G[j][k] * g[k] for k in range(r)) for j in range(a)]

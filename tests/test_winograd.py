@@ -2,6 +2,10 @@
 ``"winograd6"``): its float32 error against a float64 reference on ResNet and VGG layer
 shapes (the bounds docs/conv2d.md states), the choice ``auto`` makes and the switch that
 keeps it exact, clear errors, and training that reaches the exact engines' accuracy."""
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -203,3 +207,11 @@ def test_training_with_auto_reaches_the_exact_engines_accuracy():
     auto = _train_and_score(False)
     assert exact >= 0.93, exact
     assert abs(auto - exact) <= 0.03, (auto, exact)
+
+
+def test_the_matrices_are_what_the_script_derives():
+    root = pathlib.Path(__file__).resolve().parents[1]
+    script = root / "scripts" / "winograd-matrices.py"
+    header = root / "cpp" / "src" / "cpu" / "kernels" / "winograd-matrices.hpp"
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    assert out.stdout == header.read_text()
