@@ -32,7 +32,7 @@ using detail::ConvPass;
 
 namespace {
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+using detail::ceil_div;
 int64_t round_up(int64_t v, int64_t m) { return ceil_div(v, m) * m; }
 
 // The transforms: float's from the current kernel level's table, double's
@@ -124,14 +124,21 @@ constexpr int64_t kBlockBytes = int64_t{1} << 21;
 constexpr int64_t kMaxLanes = 256;
 constexpr int64_t kCachedWeights = int64_t{16} << 20;
 
+// The tile size and the grid of tiles, common to both plans.
 template <typename T>
-Plan<T> make_plan(const Problem& p, int m, int threads) {
+Plan<T> tile_grid(const Problem& p, int m) {
   Plan<T> pl;
   pl.m = m;
   pl.alpha = m + 2;
   pl.th = ceil_div(p.Ho, m);
   pl.tw = ceil_div(p.Wo, m);
   pl.tiles = p.N * pl.th * pl.tw;
+  return pl;
+}
+
+template <typename T>
+Plan<T> make_plan(const Problem& p, int m, int threads) {
+  Plan<T> pl = tile_grid<T>(p, m);
   const int64_t per_thread = ceil_div(pl.tiles, threads);
   pl.uk = &gemm_ukernel_for_shape<T>(p.cout, std::min<int64_t>(per_thread, 64));
   const int64_t unit = std::lcm<int64_t>(pl.uk->nr, kWinogradLanes);
@@ -161,17 +168,11 @@ constexpr int64_t kWeightLanes = 128, kWeightBlockBytes = int64_t{16} << 20;
 
 template <typename T>
 Plan<T> make_weight_plan(const Problem& p, int m) {
-  Plan<T> pl;
-  pl.m = m;
-  pl.alpha = m + 2;
-  pl.th = ceil_div(p.Ho, m);
-  pl.tw = ceil_div(p.Wo, m);
-  pl.tiles = p.N * pl.th * pl.tw;
+  Plan<T> pl = tile_grid<T>(p, m);
   pl.uk = &gemm_ukernel_for_shape<T>(p.cout, p.cin);
   const int64_t per_lane = int64_t{pl.alpha} * pl.alpha * (p.cin + p.cout) * static_cast<int64_t>(sizeof(T));
   const int64_t fit = std::max<int64_t>(kWinogradLanes, kWeightBlockBytes / per_lane / kWinogradLanes * kWinogradLanes);
   pl.L = std::min<int64_t>({round_up(pl.tiles, kWinogradLanes), fit, kWeightLanes});
-  pl.kb = 0;
   return pl;
 }
 
