@@ -49,7 +49,9 @@ struct Transforms<float> {
   void output(int m, int64_t n, int64_t L, const float* mm, int64_t ms, float* y) const {
     k.winograd_output(m, n, L, mm, ms, y);
   }
-  void weights(int m, int64_t n, int64_t L, const float* g, float* u) const { k.winograd_weights(m, n, L, g, u); }
+  bool weights(int m, int64_t n, int64_t L, const float* g, float* u, int64_t us) const {
+    return k.winograd_weights(m, n, L, g, u, us);
+  }
   void grad_out(int m, int64_t n, int64_t L, const float* e, float* sv, int64_t ss) const {
     k.winograd_grad_out(m, n, L, e, sv, ss);
   }
@@ -64,8 +66,8 @@ struct Transforms<double> {
   void output(int m, int64_t n, int64_t L, const double* mm, int64_t ms, double* y) const {
     winograd_output_body<double>(m, n, L, mm, ms, y);
   }
-  void weights(int m, int64_t n, int64_t L, const double* g, double* u) const {
-    winograd_weights_body<double>(m, n, L, g, u);
+  bool weights(int m, int64_t n, int64_t L, const double* g, double* u, int64_t us) const {
+    return winograd_weights_body<double>(m, n, L, g, u, us);
   }
   void grad_out(int m, int64_t n, int64_t L, const double* e, double* sv, int64_t ss) const {
     winograd_grad_out_body<double>(m, n, L, e, sv, ss);
@@ -185,57 +187,52 @@ int64_t packed_weights_size(const Problem& p, const Plan<T>& pl) {
   return p.G * pl.alpha * pl.alpha * pl.kb * p.cin * pl.uk->mr;
 }
 
-// Packs U = G g GT of every (k, c) pair into `u` (zero-filled by the caller);
-// returns whether every value is finite. The lanes are 16 consecutive
-// output channels k of one input channel c, so that each transformed
-// element lands in the packed sliver as a contiguous run of rows.
+// Packs U = G g GT of every (k, c) pair into `u`, rows past cout included
+// (as zeros); returns whether every value is finite. A task is one row
+// sliver of one group; its lanes are the sliver's (c, i) pairs in packed
+// order, so the transform writes each element's run of the sliver in place.
 template <typename T>
 bool pack_weights(const Problem& p, const Plan<T>& pl, const T* w, const KernelView& kv, T* u) {
   const Transforms<T> tm;
   const int64_t a2 = int64_t{pl.alpha} * pl.alpha, MR = pl.uk->mr, V = kWinogradLanes;
-  const int64_t kblocks = ceil_div(p.cout, V), tasks = p.G * kblocks, sliver = p.cin * MR;
+  const int64_t sliver = p.cin * MR, tasks = p.G * pl.kb, us = pl.kb * sliver;
+  constexpr int64_t kChunk = 512;  // lanes per transform: 18 KB of taps (float)
+  const int64_t chunk = std::min(kChunk, round_up(sliver, V));
   std::atomic<bool> finite{true};
 #pragma omp parallel num_threads(get_num_threads()) if (p.G * p.cout * p.cin > 4096)
   {
-    std::vector<T> g(static_cast<std::size_t>(9 * V), T(0)), t(static_cast<std::size_t>(a2 * V));
-    int64_t runs[kWinogradLanes][3];
+    std::vector<T> g(static_cast<std::size_t>(9 * chunk)), tail;
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < tasks; ++task) {
-      const int64_t gi = task / kblocks, k0 = task % kblocks * V, n = std::min(V, p.cout - k0);
-      // the lanes in runs that are contiguous in a sliver: (first lane, lanes, offset)
-      int nruns = 0;
-      for (int64_t l = 0; l < n; ++nruns) {
-        const int64_t run = std::min(n - l, MR - (k0 + l) % MR);
-        runs[nruns][0] = l;
-        runs[nruns][1] = run;
-        runs[nruns][2] = (k0 + l) / MR * sliver + (k0 + l) % MR;
-        l += run;
-      }
-      if (n < V) std::fill(g.begin(), g.end(), T(0));
-      const T* wk = w + gi * kv.gs + k0 * kv.ks;
-      T* ug = u + gi * a2 * pl.kb * sliver;
-      T lanes[kWinogradLanes] = {};  // sums of v * 0 in independent lanes: NaN once any v is not finite
-      for (int64_t c = 0; c < p.cin; ++c) {
-        const T* wc = wk + c * kv.cs;
-        for (int tap = 0; tap < 9; ++tap) {
-          const int64_t at = kv.rotate ? 8 - tap : tap;
-          T* gt = g.data() + tap * V;
-          for (int64_t l = 0; l < n; ++l) gt[l] = wc[l * kv.ks + at];
+      const int64_t gi = task / pl.kb, s = task % pl.kb, rows = std::min(MR, p.cout - s * MR);
+      const T* wg = w + gi * kv.gs + s * MR * kv.ks;
+      T* us0 = u + gi * a2 * us + s * sliver;
+      bool ok = true;
+      for (int64_t j0 = 0; j0 < sliver; j0 += chunk) {
+        const int64_t n = std::min(chunk, sliver - j0), nv = round_up(n, V);
+        int64_t c = j0 / MR, i = j0 % MR;  // lane j0 + j is (c, i), j0 + j = c * MR + i
+        for (int64_t j = 0; j < nv; ++j) {
+          if (j < n && i < rows) {
+            const T* wk = wg + i * kv.ks + c * kv.cs;
+            for (int tap = 0; tap < 9; ++tap) g[tap * chunk + j] = wk[kv.rotate ? 8 - tap : tap];
+          } else {
+            for (int tap = 0; tap < 9; ++tap) g[tap * chunk + j] = T(0);
+          }
+          if (++i == MR) {
+            i = 0;
+            ++c;
+          }
         }
-        tm.weights(pl.m, V, V, g.data(), t.data());
-        for (int64_t xi = 0; xi < a2; ++xi)  // (lanes past n hold zeros)
-#pragma omp simd
-          for (int64_t l = 0; l < V; ++l) lanes[l] += t[xi * V + l] * T(0);
-        for (int64_t xi = 0; xi < a2; ++xi) {
-          T* dst = ug + xi * pl.kb * sliver + c * MR;
-          const T* src = t.data() + xi * V;
-          for (int r = 0; r < nruns; ++r)
-            for (int64_t j = 0; j < runs[r][1]; ++j) dst[runs[r][2] + j] = src[runs[r][0] + j];
+        if (nv == n) {
+          ok = tm.weights(pl.m, nv, chunk, g.data(), us0 + j0, us) && ok;
+          continue;
         }
+        tail.resize(static_cast<std::size_t>(a2 * nv));  // the last chunk's lanes past the sliver
+        ok = tm.weights(pl.m, nv, chunk, g.data(), tail.data(), nv) && ok;
+        for (int64_t xi = 0; xi < a2; ++xi)
+          std::copy_n(tail.data() + xi * nv, n, us0 + xi * us + j0);
       }
-      T probe = 0;
-      for (const T v : lanes) probe += v;
-      if (probe != T(0)) finite.store(false, std::memory_order_relaxed);
+      if (!ok) finite.store(false, std::memory_order_relaxed);
     }
   }
   return finite.load();
@@ -421,7 +418,6 @@ std::shared_ptr<Packed> transformed_weights(const Problem& p, const Plan<T>& pl,
     }
   }
   auto data = std::make_shared<Packed>(bytes);
-  std::memset(data->buf.data(), 0, static_cast<std::size_t>(bytes));  // rows past cout stay zero
   *finite = pack_weights(p, pl, w, kv, reinterpret_cast<T*>(data->buf.data()));
   if (keep && *finite) {
     std::lock_guard<std::mutex> lock(cache.mu);

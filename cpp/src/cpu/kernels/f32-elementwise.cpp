@@ -23,7 +23,7 @@
   void f32_gemv_rows__##s(int64_t, int64_t, const float*, const float*, int64_t, int64_t, float*, int64_t, bool); \
   bool f32_winograd_input__##s(int, int64_t, int64_t, const float*, float*, int64_t);                                       \
   void f32_winograd_output__##s(int, int64_t, int64_t, const float*, int64_t, float*);                                      \
-  void f32_winograd_weights__##s(int, int64_t, int64_t, const float*, float*);                                      \
+  bool f32_winograd_weights__##s(int, int64_t, int64_t, const float*, float*, int64_t);                                \
   void f32_winograd_grad_out__##s(int, int64_t, int64_t, const float*, float*, int64_t);                             \
   void f32_winograd_grad_weights__##s(int, const float*, int64_t, float*);
 

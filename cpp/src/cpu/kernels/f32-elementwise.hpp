@@ -51,7 +51,7 @@ struct F32ElementwiseKernels {
   // Winograd F(m, 3) transforms of n tiles (a multiple of 16), one per lane, L lanes a row (winograd-body.hpp).
   bool (*winograd_input)(int m, int64_t n, int64_t L, const float* d, float* v, int64_t vs);
   void (*winograd_output)(int m, int64_t n, int64_t L, const float* mm, int64_t ms, float* y);
-  void (*winograd_weights)(int m, int64_t n, int64_t L, const float* g, float* u);
+  bool (*winograd_weights)(int m, int64_t n, int64_t L, const float* g, float* u, int64_t us);
   void (*winograd_grad_out)(int m, int64_t n, int64_t L, const float* e, float* sv, int64_t ss);
   void (*winograd_grad_weights)(int m, const float* du, int64_t ds, float* g);
 };
