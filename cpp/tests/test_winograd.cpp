@@ -286,6 +286,33 @@ TEST(conv2d_auto_winograd_and_the_exact_switch) {
   set_exact_algorithms(was);
 }
 
+// Under a memory limit that the exact engine meets and Winograd does not,
+// auto serves the call with the exact engine instead of refusing it (it
+// refused once its weights were cached: the cost model then prefers Winograd).
+TEST(conv2d_auto_winograd_keeps_within_the_memory_limit) {
+  if (get_isa() == Isa::ref) return;
+  ConvParams p;
+  p.padding = {1, 1, 1, 1};
+  const Shape xs{4, 64, 28, 28}, ws{64, 64, 3, 3};
+  Tensor x = filled<float>(xs, 93, true, -3, 3), w = filled<float>(ws, 94, true, -3, 3);
+  const bool was = get_exact_algorithms();
+  const int64_t limit = get_memory_limit();
+  set_exact_algorithms(true);
+  const Tensor y_exact = conv2d_forward(x, w, Tensor(), p);
+  const Tensor dx_exact = conv2d_backward_data(y_exact, w, xs, p);
+  set_exact_algorithms(false);
+  for (int i = 0; i < 3; ++i) conv2d_forward(x, w, Tensor(), p);  // the weights are seen unchanged
+  CHECK(max_abs_diff<float>(conv2d_forward(x, w, Tensor(), p), y_exact) > 0);  // auto took Winograd
+  set_memory_limit(int64_t{5} << 19);  // 2.5 MiB: direct needs ~1.8 MB, Winograd ~3.8 MB
+  p.algorithm = ConvAlgorithm::winograd4;
+  CHECK_THROWS(value_error, "memory limit", conv2d_forward(x, w, Tensor(), p));
+  p.algorithm = ConvAlgorithm::auto_;
+  CHECK(max_abs_diff<float>(conv2d_forward(x, w, Tensor(), p), y_exact) == 0);
+  CHECK(max_abs_diff<float>(conv2d_backward_data(y_exact, w, xs, p), dx_exact) == 0);
+  set_memory_limit(limit);
+  set_exact_algorithms(was);
+}
+
 // No images: every pass gives its empty or zero result. Called from inside
 // another parallel region, OpenMP gives the inner one fewer threads than
 // asked: the weight gradient's per-thread sums must follow the team it got.

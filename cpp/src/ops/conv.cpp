@@ -100,14 +100,35 @@ int64_t workspace_bytes(ConvAlgorithm algo, const ConvGeometry& g, int64_t es, C
   }
 }
 
-// Checks that the result plus the chosen algorithm's workspace fits the
-// memory limit before anything is allocated.
-void check_budget(const char* op, const ConvGeometry& g, ConvAlgorithm algo, ConvPass pass, DType dtype,
-                  int64_t result_elems, int tile) {
+// The bytes of the result plus the algorithm's workspace.
+int64_t call_bytes(const char* op, const ConvGeometry& g, ConvAlgorithm algo, ConvPass pass, DType dtype,
+                   int64_t result_elems, int tile) {
   const int64_t es = static_cast<int64_t>(dtype_size(dtype));
-  const int64_t bytes = detail::checked_add(detail::checked_mul(result_elems, es, op),
-                                            workspace_bytes(algo, g, es, pass, tile), op);
+  return detail::checked_add(detail::checked_mul(result_elems, es, op), workspace_bytes(algo, g, es, pass, tile), op);
+}
+
+struct Chosen {
+  ConvAlgorithm algo;
+  int tile;  // Winograd's, else 0
+};
+
+// The algorithm for this call and its tile, after checking that the result
+// plus its workspace fits the memory limit before anything is allocated.
+// `auto` takes an inexact algorithm (Winograd, FFT) only where it fits: its
+// workspace is larger than the exact engines', and a memory limit the exact
+// choice meets must not refuse the call.
+Chosen choose_within_budget(const char* op, const ConvParams& params, const ConvGeometry& g, ConvPass pass,
+                            const Tensor* weights, DType dtype, int64_t result_elems) {
+  Chosen c{choose(op, params.algorithm, g, pass, weights), 0};
+  if (is_winograd(c.algo)) c.tile = winograd_tile(c.algo, g, pass, weights);
+  int64_t bytes = call_bytes(op, g, c.algo, pass, dtype, result_elems, c.tile);
+  if (params.algorithm == ConvAlgorithm::auto_ && (is_winograd(c.algo) || c.algo == ConvAlgorithm::fft) &&
+      bytes > get_memory_limit() - memory_held()) {
+    c = Chosen{choose_exact(g), 0};
+    bytes = call_bytes(op, g, c.algo, pass, dtype, result_elems, 0);
+  }
   check_memory(op, bytes);
+  return c;
 }
 
 template <typename T>
@@ -326,10 +347,11 @@ Tensor forward_nd(const char* op, int nd, const Tensor& src, const Tensor& weigh
     check_same_dtype(op, "bias", bias, "x", src.dtype());
   }
   if (dev != Device::cpu) return device_forward(op, g, src, weights, bias, params);
-  const ConvAlgorithm algo = choose(op, params.algorithm, g, ConvPass::forward, &weights);
-  const int tile = is_winograd(algo) ? winograd_tile(algo, g, ConvPass::forward, &weights) : 0;
   const Shape dst_shape = g.dst_shape();
-  check_budget(op, g, algo, ConvPass::forward, src.dtype(), shape_numel(dst_shape), tile);
+  const Chosen chosen =
+      choose_within_budget(op, params, g, ConvPass::forward, &weights, src.dtype(), shape_numel(dst_shape));
+  const ConvAlgorithm algo = chosen.algo;
+  const int tile = chosen.tile;
   Tensor dst = Tensor::empty(dst_shape, src.dtype());
   if (dst.numel() == 0) return dst;
   with_dtype(src.dtype(), [&](auto tag) {
@@ -358,9 +380,10 @@ Tensor backward_data_nd(const char* op, int nd, const Tensor& diff_dst, const Te
   detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape());
   check_same_dtype(op, "weight", weights, "grad_out", diff_dst.dtype());
   if (dev != Device::cpu) return device_backward_data(op, g, diff_dst, weights, src_shape, params);
-  const ConvAlgorithm algo = choose(op, params.algorithm, g, ConvPass::backward_data, &weights);
-  const int tile = is_winograd(algo) ? winograd_tile(algo, g, ConvPass::backward_data, &weights) : 0;
-  check_budget(op, g, algo, ConvPass::backward_data, diff_dst.dtype(), shape_numel(src_shape), tile);
+  const Chosen chosen = choose_within_budget(op, params, g, ConvPass::backward_data, &weights, diff_dst.dtype(),
+                                             shape_numel(src_shape));
+  const ConvAlgorithm algo = chosen.algo;
+  const int tile = chosen.tile;
   Tensor diff_src = Tensor::zeros(src_shape, diff_dst.dtype());
   if (diff_src.numel() == 0) return diff_src;
   with_dtype(diff_dst.dtype(), [&](auto tag) {
@@ -387,9 +410,10 @@ Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const 
   detail::check_grad_out_shape(op, diff_dst.shape(), g.dst_shape());
   check_same_dtype(op, "grad_out", diff_dst, "x", src.dtype());
   if (dev != Device::cpu) return device_backward_weight(op, g, diff_dst, src, weights_shape, params);
-  const ConvAlgorithm algo = choose(op, params.algorithm, g, ConvPass::backward_weight, nullptr);
-  const int tile = is_winograd(algo) ? winograd_tile(algo, g, ConvPass::backward_weight, nullptr) : 0;
-  check_budget(op, g, algo, ConvPass::backward_weight, src.dtype(), shape_numel(weights_shape), tile);
+  const Chosen chosen = choose_within_budget(op, params, g, ConvPass::backward_weight, nullptr, src.dtype(),
+                                             shape_numel(weights_shape));
+  const ConvAlgorithm algo = chosen.algo;
+  const int tile = chosen.tile;
   const LiveTaps lt = uncropped(algo) ? LiveTaps{} : live_taps(g);
   ConvGeometry c;
   const bool crop = lt.any_dead && cropped_geometry(g, lt, &c);
