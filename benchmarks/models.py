@@ -3,8 +3,10 @@
 
 Each workload builds the network in PyTorch (``benchmarks/torch_models.py``, torchvision's
 parameter names) and in cnncore, copies the weights by name, then times both alternately
-(``--repeat`` rounds after one warm-up each; medians): an eval-mode forward under
-``no_grad``, or a training step (forward, cross-entropy, ``zero_grad``, backward, SGD with
+(``--repeat`` rounds after warm-up calls; medians): an eval-mode forward under
+``no_grad`` (after ``INFERENCE_WARMUP`` calls each, as a server runs: cnncore's ``auto``
+settles its choices on the first calls with unchanged weights, timing the candidates where
+its cost model cannot order them), or a training step (after one call each) (forward, cross-entropy, ``zero_grad``, backward, SGD with
 momentum 0.9). ``ratio`` is torch_ms / cnncore_ms: above 1 means cnncore is faster.
 ``err`` is the largest difference of the two outputs (the first step's logits for
 training) relative to the largest PyTorch output. ``*_MiB`` is the peak resident memory the
@@ -52,6 +54,9 @@ WORKLOADS = [
     ("lenet5_train_b64", "lenet5", 64, (1, 32, 32), 10, True),
 ]
 LR, MOMENTUM = 0.01, 0.9
+# warm-up calls of an inference workload: weights seen unchanged twice are cached, then
+# auto's measured choice takes two trials per candidate (cpp/src/ops/conv_measure.hpp)
+INFERENCE_WARMUP = 8
 
 
 def build(workload, seed=0):
@@ -106,11 +111,14 @@ def steppers(workload, tm, cm, x, y):
     return ours, rival
 
 
-def time_alternating(ours, rival, repeat, budget):
-    """Medians (ms) of ours() and rival() called in turns after one warm-up each; the
-    warm-up results are returned for the error check (same weights on both sides). A
+def time_alternating(ours, rival, repeat, budget, warmup=1):
+    """Medians (ms) of ours() and rival() called in turns after `warmup` calls each; the
+    first calls' results are returned for the error check (same weights on both sides). A
     short sleep between calls lets each library's OpenMP workers stop spinning."""
     a, b = ours(), rival()
+    for _ in range(warmup - 1):
+        ours()
+        rival()
     ta, tb = [], []
     t_start = time.perf_counter()
     for i in range(repeat):
@@ -210,7 +218,8 @@ def main(argv=None):
                 ours, rival = steppers(w, tm, cm, x, y)
                 cc.set_num_threads(nt)
                 torch.set_num_threads(nt)
-                c_ms, t_ms, a, b = time_alternating(ours, rival, args.repeat, args.budget)
+                c_ms, t_ms, a, b = time_alternating(ours, rival, args.repeat, args.budget,
+                                                    1 if w[5] else INFERENCE_WARMUP)
                 mem = ("-", "-")
                 if not args.no_memory:
                     got = [measure_memory(w[0], side, nt) for side in ("cnncore", "torch")]
@@ -232,7 +241,8 @@ def profile(workloads, threads, args):
                 tm, cm, x, y = build(w)
                 ours, _ = steppers(w, tm, cm, x, y)
                 del tm
-                ours()  # warm-up, outside the profile
+                for _ in range(1 if w[5] else INFERENCE_WARMUP):  # warm-up, outside the profile
+                    ours()
                 prof = CoreProfile()
                 with prof.installed():
                     t0 = time.perf_counter()

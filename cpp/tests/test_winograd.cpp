@@ -13,6 +13,7 @@
 
 #include "cnncore/cnncore.hpp"
 #include "harness.hpp"
+#include "ops/conv_measure.hpp"
 
 using namespace cnncore;
 using test::filled;
@@ -311,6 +312,90 @@ TEST(conv2d_auto_winograd_keeps_within_the_memory_limit) {
   CHECK(max_abs_diff<float>(conv2d_backward_data(y_exact, w, xs, p), dx_exact) == 0);
   set_memory_limit(limit);
   set_exact_algorithms(was);
+}
+
+// The measured choice's bookkeeping: candidates take their trials in turns
+// (skipping those that do not fit), the fastest trial of each counts, and
+// the winner stays; the exact engine's win is reported as such.
+TEST(conv_measured_choice_takes_turns_and_keeps_the_fastest) {
+  detail::clear_measurements();
+  const std::vector<int64_t> a{1, 2, 3}, b{4, 5, 6};
+  const bool both[2] = {true, true}, exact_only[2] = {true, false};
+  bool trial = false;
+  const double times[4] = {3.0, 2.0, 1.5, 2.5};  // exact, winograd, exact, winograd: exact's best 1.5 wins
+  for (int i = 0; i < 4; ++i) {
+    const int c = detail::measured_candidate(a, both, &trial);
+    CHECK(trial && c == i % 2);
+    CHECK(!detail::measured_exact(a));
+    detail::record_measurement(a, c, times[i]);
+  }
+  for (int i = 0; i < 3; ++i) {
+    CHECK(detail::measured_candidate(a, both, &trial) == 0);
+    CHECK(!trial);
+  }
+  CHECK(detail::measured_exact(a));
+  // Winograd does not fit: only the exact engine's trials run, and it is
+  // then chosen without Winograd's being known (so not "measured exact")
+  for (int i = 0; i < 2; ++i) {
+    CHECK(detail::measured_candidate(b, exact_only, &trial) == 0 && trial);
+    detail::record_measurement(b, 0, 1.0);
+  }
+  CHECK(detail::measured_candidate(b, exact_only, &trial) == 0 && !trial);
+  CHECK(!detail::measured_exact(b));
+  // once it fits, Winograd owes its trials; faster, it wins
+  for (int i = 0; i < 2; ++i) {
+    CHECK(detail::measured_candidate(b, both, &trial) == 1 && trial);
+    detail::record_measurement(b, 1, 0.5);
+  }
+  CHECK(detail::measured_candidate(b, both, &trial) == 1 && !trial);
+  CHECK(!detail::measured_exact(b));
+  CHECK(detail::measured_problems() == 2);
+  for (int64_t k = 0; k < int64_t(detail::kMaxMeasured) + 10; ++k) detail::measured_candidate({k}, both, &trial);
+  CHECK(detail::measured_problems() == detail::kMaxMeasured);
+  detail::clear_measurements();
+}
+
+// End to end, on a layer whose estimates lie close at every SIMD level
+// (256 -> 256 @7 at batch 1, one thread: Winograd's estimate 0.76-0.89 of
+// the exact engine's, generic to AVX-512): with the weights unchanged,
+// auto settles within a few calls on one candidate, whose result it then
+// gives bit for bit; every result is the exact engine's or Winograd's.
+TEST(conv2d_auto_measures_close_candidates_then_stays) {
+  if (get_isa() == Isa::ref) return;
+  const int threads = get_num_threads();
+  set_num_threads(1);
+  const bool was = get_exact_algorithms();
+  set_exact_algorithms(false);
+  detail::clear_measurements();
+  ConvParams p;
+  p.padding = {1, 1, 1, 1};
+  const Shape xs{1, 256, 7, 7}, ws{256, 256, 3, 3};
+  Tensor x = filled<float>(xs, 101), w = filled<float>(ws, 102);
+  p.algorithm = ConvAlgorithm::direct;
+  const Tensor y_exact = conv2d_forward(x, w, Tensor(), p);
+  p.algorithm = ConvAlgorithm::winograd;
+  const Tensor y_wino = conv2d_forward(x, w, Tensor(), p);
+  CHECK(max_abs_diff<float>(y_exact, y_wino) > 0);
+  p.algorithm = ConvAlgorithm::auto_;
+  std::vector<Tensor> ys;
+  for (int i = 0; i < 10; ++i) ys.push_back(conv2d_forward(x, w, Tensor(), p));
+  CHECK(detail::measured_problems() == 1);  // the layer was measured
+  for (const Tensor& y : ys)
+    CHECK(max_abs_diff<float>(y, y_exact) == 0 || max_abs_diff<float>(y, y_wino) == 0);
+  for (int i = 7; i < 10; ++i) CHECK(max_abs_diff<float>(ys[i], ys[6]) == 0);
+  // with changing weights nothing more is measured, and the exact engine runs
+  detail::clear_measurements();
+  for (int i = 0; i < 3; ++i) {
+    w.data_as<float>()[0] += 1.0f;
+    CHECK(max_abs_diff<float>(conv2d_forward(x, w, Tensor(), p), [&] {
+            ConvParams q = p;
+            q.algorithm = ConvAlgorithm::direct;
+            return conv2d_forward(x, w, Tensor(), q);
+          }()) == 0);
+  }
+  CHECK(detail::measured_problems() == 0);
+  set_exact_algorithms(was);
+  set_num_threads(threads);
 }
 
 // No images: every pass gives its empty or zero result. Called from inside

@@ -4,6 +4,7 @@
 
 #include <omp.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -17,6 +18,7 @@
 #include "cpu/kernels/conv-winograd.hpp"
 #include "cpu/ref/conv-ref.hpp"
 #include "ops/conv_geometry.hpp"
+#include "ops/conv_measure.hpp"
 #include "ops/checks.hpp"
 #include "util/checked.hpp"
 #include "util/parallel.hpp"
@@ -67,19 +69,40 @@ ConvAlgorithm choose_exact(const ConvGeometry& g) {
   return ConvAlgorithm::im2col;
 }
 
+// The measured choice's problem: everything that decides its time.
+std::vector<int64_t> measure_key(const ConvGeometry& g, ConvPass pass, DType dtype) {
+  std::vector<int64_t> k{g.nd, g.N, g.C_in, g.C_out, g.groups, static_cast<int64_t>(g.mode), g.flip,
+                         static_cast<int64_t>(pass), static_cast<int64_t>(dtype_size(dtype)), get_num_threads(),
+                         static_cast<int64_t>(get_isa())};
+  for (int a = 0; a < 3; ++a)
+    k.insert(k.end(), {g.in[a], g.k[a], g.stride[a], g.dilation[a], g.pad_before[a], g.pad_after[a]});
+  return k;
+}
+
 // `weights`: the forward's and data gradient's (null for the weight gradient),
-// for Winograd's cost model.
+// for Winograd's cost model. With `measure`, auto may answer that the
+// candidates are to be timed (conv_measure.hpp): *measure is then set.
+// `seen` receives the weights' fingerprint where the cost model read them;
+// `key` is the problem's measure_key (with `measure`).
 ConvAlgorithm choose(const char* op, ConvAlgorithm requested, const ConvGeometry& g, ConvPass pass,
-                     const Tensor* weights) {
+                     const Tensor* weights, bool* measure = nullptr, cpu::WeightsFingerprint* seen = nullptr,
+                     const std::vector<int64_t>* key = nullptr) {
   if (requested == ConvAlgorithm::auto_) {
     if (get_isa() == Isa::ref) return ConvAlgorithm::reference;
     if (!get_exact_algorithms()) {
       // FFT first: it is preferred only for large kernels where its estimate beats direct (depthwise) and im2col.
       if (cpu::conv_fft_preferred(g)) return ConvAlgorithm::fft;
-      if (cpu::conv_winograd_why_not(g).empty() && cpu::conv_winograd_preferred(
-              g, pass, weights ? weights->data() : nullptr,
-              weights ? weights->numel() * static_cast<int64_t>(dtype_size(weights->dtype())) : 0))
-        return ConvAlgorithm::winograd;
+      if (cpu::conv_winograd_why_not(g).empty()) {
+        const cpu::WinogradVerdict v = cpu::conv_winograd_verdict(
+            g, pass, weights ? weights->data() : nullptr,
+            weights ? weights->numel() * static_cast<int64_t>(dtype_size(weights->dtype())) : 0,
+            measure && key && detail::measured_exact(*key), seen);
+        if (v == cpu::WinogradVerdict::winograd) return ConvAlgorithm::winograd;
+        if (v == cpu::WinogradVerdict::measure && measure) {
+          *measure = true;
+          return ConvAlgorithm::winograd;
+        }
+      }
     }
     return choose_exact(g);
   }
@@ -107,10 +130,21 @@ int64_t call_bytes(const char* op, const ConvGeometry& g, ConvAlgorithm algo, Co
   return detail::checked_add(detail::checked_mul(result_elems, es, op), workspace_bytes(algo, g, es, pass, tile), op);
 }
 
+// One call's algorithm. A trial of auto's measured choice (conv_measure.hpp)
+// carries its problem's key and candidate, and is timed (run_timed).
 struct Chosen {
   ConvAlgorithm algo;
-  int tile;  // Winograd's, else 0
+  int tile = 0;  // Winograd's, else 0
+  int candidate = -1;
+  std::vector<int64_t> key;
+  cpu::WeightsFingerprint seen;  // the weights' fingerprint, where auto's cost model computed it
+  explicit Chosen(ConvAlgorithm a, int t = 0) : algo(a), tile(t) {}
 };
+
+Chosen measure_candidate(const ConvGeometry& g, ConvPass pass, const Tensor* weights, int c) {
+  return c == 0 ? Chosen(choose_exact(g))
+                : Chosen(ConvAlgorithm::winograd, winograd_tile(ConvAlgorithm::winograd, g, pass, weights));
+}
 
 // The algorithm for this call and its tile, after checking that the result
 // plus its workspace fits the memory limit before anything is allocated.
@@ -119,22 +153,51 @@ struct Chosen {
 // choice meets must not refuse the call.
 Chosen choose_within_budget(const char* op, const ConvParams& params, const ConvGeometry& g, ConvPass pass,
                             const Tensor* weights, DType dtype, int64_t result_elems) {
-  Chosen c{choose(op, params.algorithm, g, pass, weights), 0};
-  if (is_winograd(c.algo)) c.tile = winograd_tile(c.algo, g, pass, weights);
+  const int64_t room = get_memory_limit() - memory_held();
+  bool measure = false;
+  cpu::WeightsFingerprint seen;
+  std::vector<int64_t> key = measure_key(g, pass, dtype);
+  Chosen c(choose(op, params.algorithm, g, pass, weights, &measure, &seen, &key));
+  if (measure) {
+    bool fits[detail::kMeasureCandidates], trial = false;
+    for (int i = 0; i < detail::kMeasureCandidates; ++i) {
+      const Chosen ci = measure_candidate(g, pass, weights, i);
+      fits[i] = call_bytes(op, g, ci.algo, pass, dtype, result_elems, ci.tile) <= room;
+    }
+    const int i = detail::measured_candidate(key, fits, &trial);
+    c = measure_candidate(g, pass, weights, i);
+    if (trial) {
+      c.candidate = i;
+      c.key = std::move(key);
+    }
+  } else if (is_winograd(c.algo)) {
+    c.tile = winograd_tile(c.algo, g, pass, weights);
+  }
   int64_t bytes = call_bytes(op, g, c.algo, pass, dtype, result_elems, c.tile);
   if (params.algorithm == ConvAlgorithm::auto_ && (is_winograd(c.algo) || c.algo == ConvAlgorithm::fft) &&
-      bytes > get_memory_limit() - memory_held()) {
-    c = Chosen{choose_exact(g), 0};
+      bytes > room) {
+    c = Chosen(choose_exact(g));
     bytes = call_bytes(op, g, c.algo, pass, dtype, result_elems, 0);
   }
   check_memory(op, bytes);
+  c.seen = seen;
   return c;
+}
+
+// Runs `run`; a trial's seconds go to the measured choice.
+template <typename F>
+void run_timed(const Chosen& c, F&& run) {
+  if (c.candidate < 0) return run();
+  const auto t0 = std::chrono::steady_clock::now();
+  run();
+  detail::record_measurement(c.key, c.candidate,
+                             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
 template <typename T>
 void run_forward(ConvAlgorithm algo, const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst,
-                 int tile = 0) {
-  if (is_winograd(algo)) return cpu::conv_forward_winograd(g, tile, src, weights, bias, dst);
+                 int tile = 0, const cpu::WeightsFingerprint* seen = nullptr) {
+  if (is_winograd(algo)) return cpu::conv_forward_winograd(g, tile, src, weights, bias, dst, seen);
   switch (algo) {
     case ConvAlgorithm::reference: return cpu::ref::conv_forward(g, src, weights, bias, dst);
     case ConvAlgorithm::direct: return cpu::conv_forward_direct(g, src, weights, bias, dst);
@@ -145,8 +208,8 @@ void run_forward(ConvAlgorithm algo, const ConvGeometry& g, const T* src, const 
 
 template <typename T>
 void run_backward_data(ConvAlgorithm algo, const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src,
-                       int tile = 0) {
-  if (is_winograd(algo)) return cpu::conv_backward_data_winograd(g, tile, diff_dst, weights, diff_src);
+                       int tile = 0, const cpu::WeightsFingerprint* seen = nullptr) {
+  if (is_winograd(algo)) return cpu::conv_backward_data_winograd(g, tile, diff_dst, weights, diff_src, seen);
   switch (algo) {
     case ConvAlgorithm::reference: return cpu::ref::conv_backward_data(g, diff_dst, weights, diff_src);
     case ConvAlgorithm::direct: return cpu::conv_backward_data_direct(g, diff_dst, weights, diff_src);
@@ -354,18 +417,20 @@ Tensor forward_nd(const char* op, int nd, const Tensor& src, const Tensor& weigh
   const int tile = chosen.tile;
   Tensor dst = Tensor::empty(dst_shape, src.dtype());
   if (dst.numel() == 0) return dst;
-  with_dtype(src.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* b = bias.defined() ? bias.data_as<T>() : nullptr;
-    const LiveTaps lt = uncropped(algo) ? LiveTaps{} : live_taps(g);
-    ConvGeometry c;
-    if (lt.any_dead && cropped_geometry(g, lt, &c)) {
-      const Tensor wc = crop_weights<T>(g, c, tap_map(g, lt), weights.data_as<T>(), true);
-      if (wc.defined())
-        return run_forward<T>(choose(op, params.algorithm, c, ConvPass::forward, nullptr), c, src.data_as<T>(),
-                              wc.data_as<T>(), b, dst.data_as<T>());
-    }
-    run_forward<T>(algo, g, src.data_as<T>(), weights.data_as<T>(), b, dst.data_as<T>(), tile);
+  run_timed(chosen, [&] {
+    with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T* b = bias.defined() ? bias.data_as<T>() : nullptr;
+      const LiveTaps lt = uncropped(algo) ? LiveTaps{} : live_taps(g);
+      ConvGeometry c;
+      if (lt.any_dead && cropped_geometry(g, lt, &c)) {
+        const Tensor wc = crop_weights<T>(g, c, tap_map(g, lt), weights.data_as<T>(), true);
+        if (wc.defined())
+          return run_forward<T>(choose(op, params.algorithm, c, ConvPass::forward, nullptr), c, src.data_as<T>(),
+                                wc.data_as<T>(), b, dst.data_as<T>());
+      }
+      run_forward<T>(algo, g, src.data_as<T>(), weights.data_as<T>(), b, dst.data_as<T>(), tile, &chosen.seen);
+    });
   });
   return dst;
 }
@@ -386,16 +451,19 @@ Tensor backward_data_nd(const char* op, int nd, const Tensor& diff_dst, const Te
   const int tile = chosen.tile;
   Tensor diff_src = Tensor::zeros(src_shape, diff_dst.dtype());
   if (diff_src.numel() == 0) return diff_src;
-  with_dtype(diff_dst.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const LiveTaps lt = uncropped(algo) ? LiveTaps{} : live_taps(g);
-    ConvGeometry c;
-    if (lt.any_dead && cropped_geometry(g, lt, &c)) {
-      const Tensor wc = crop_weights<T>(g, c, tap_map(g, lt), weights.data_as<T>(), false);
-      return run_backward_data<T>(choose(op, params.algorithm, c, ConvPass::backward_data, nullptr), c,
-                                  diff_dst.data_as<T>(), wc.data_as<T>(), diff_src.data_as<T>());
-    }
-    run_backward_data<T>(algo, g, diff_dst.data_as<T>(), weights.data_as<T>(), diff_src.data_as<T>(), tile);
+  run_timed(chosen, [&] {
+    with_dtype(diff_dst.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const LiveTaps lt = uncropped(algo) ? LiveTaps{} : live_taps(g);
+      ConvGeometry c;
+      if (lt.any_dead && cropped_geometry(g, lt, &c)) {
+        const Tensor wc = crop_weights<T>(g, c, tap_map(g, lt), weights.data_as<T>(), false);
+        return run_backward_data<T>(choose(op, params.algorithm, c, ConvPass::backward_data, nullptr), c,
+                                    diff_dst.data_as<T>(), wc.data_as<T>(), diff_src.data_as<T>());
+      }
+      run_backward_data<T>(algo, g, diff_dst.data_as<T>(), weights.data_as<T>(), diff_src.data_as<T>(), tile,
+                           &chosen.seen);
+    });
   });
   return diff_src;
 }
@@ -419,35 +487,37 @@ Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const 
   const bool crop = lt.any_dead && cropped_geometry(g, lt, &c);
   // (the cropped route writes every element)
   Tensor diff_weights = crop ? Tensor::empty(weights_shape, src.dtype()) : Tensor::zeros(weights_shape, src.dtype());
-  with_dtype(src.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    if (crop) {
-      Tensor dwc = Tensor::empty(c.weights_shape(), src.dtype());
-      run_backward_weight<T>(choose(op, params.algorithm, c, ConvPass::backward_weight, nullptr), c,
-                             diff_dst.data_as<T>(), src.data_as<T>(), dwc.data_as<T>());
-      // a dropped tap's gradient is the sum over its channel's dy of dy * 0
-      const int64_t P = g.out_size(), kk = g.k_size(), ck = c.k_size();
-      const T* dy = diff_dst.data_as<T>();
-      T* dw = diff_weights.data_as<T>();
-      const T* from = dwc.data_as<T>();
-      const std::vector<int64_t> map = tap_map(g, lt);
-      std::vector<std::pair<int64_t, int64_t>> live;  // (tap, cropped tap)
-      for (int64_t t = 0; t < kk; ++t)
-        if (map[static_cast<std::size_t>(t)] >= 0) live.emplace_back(t, map[static_cast<std::size_t>(t)]);
-      // per output channel: its whole block of dw set to the dead value (one
-      // contiguous fill), then the live taps copied over it
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (g.C_out * g.C_in_g * kk > 262144)
-      for (int64_t o = 0; o < g.C_out; ++o) {
-        T dead = T(0);
-        for (int64_t n = 0; n < g.N && dead == T(0); ++n)
-          for (int64_t q = 0; q < P; ++q) dead += dy[(n * g.C_out + o) * P + q] * T(0);
-        std::fill(dw + o * g.C_in_g * kk, dw + (o + 1) * g.C_in_g * kk, dead);
-        for (int64_t r = o * g.C_in_g; r < (o + 1) * g.C_in_g; ++r)
-          for (const auto& [t, ct] : live) dw[r * kk + t] = from[r * ck + ct];
+  run_timed(chosen, [&] {
+    with_dtype(src.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      if (crop) {
+        Tensor dwc = Tensor::empty(c.weights_shape(), src.dtype());
+        run_backward_weight<T>(choose(op, params.algorithm, c, ConvPass::backward_weight, nullptr), c,
+                               diff_dst.data_as<T>(), src.data_as<T>(), dwc.data_as<T>());
+        // a dropped tap's gradient is the sum over its channel's dy of dy * 0
+        const int64_t P = g.out_size(), kk = g.k_size(), ck = c.k_size();
+        const T* dy = diff_dst.data_as<T>();
+        T* dw = diff_weights.data_as<T>();
+        const T* from = dwc.data_as<T>();
+        const std::vector<int64_t> map = tap_map(g, lt);
+        std::vector<std::pair<int64_t, int64_t>> live;  // (tap, cropped tap)
+        for (int64_t t = 0; t < kk; ++t)
+          if (map[static_cast<std::size_t>(t)] >= 0) live.emplace_back(t, map[static_cast<std::size_t>(t)]);
+        // per output channel: its whole block of dw set to the dead value (one
+        // contiguous fill), then the live taps copied over it
+  #pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (g.C_out * g.C_in_g * kk > 262144)
+        for (int64_t o = 0; o < g.C_out; ++o) {
+          T dead = T(0);
+          for (int64_t n = 0; n < g.N && dead == T(0); ++n)
+            for (int64_t q = 0; q < P; ++q) dead += dy[(n * g.C_out + o) * P + q] * T(0);
+          std::fill(dw + o * g.C_in_g * kk, dw + (o + 1) * g.C_in_g * kk, dead);
+          for (int64_t r = o * g.C_in_g; r < (o + 1) * g.C_in_g; ++r)
+            for (const auto& [t, ct] : live) dw[r * kk + t] = from[r * ck + ct];
+        }
+        return;
       }
-      return;
-    }
-    run_backward_weight<T>(algo, g, diff_dst.data_as<T>(), src.data_as<T>(), diff_weights.data_as<T>(), tile);
+      run_backward_weight<T>(algo, g, diff_dst.data_as<T>(), src.data_as<T>(), diff_weights.data_as<T>(), tile);
+    });
   });
   return diff_weights;
 }

@@ -40,17 +40,31 @@ std::string conv_winograd_why_not(const detail::ConvGeometry& g);
 // consecutive calls: inference) or must transform them.
 int conv_winograd_tile(const detail::ConvGeometry& g, detail::ConvPass pass, const void* weights,
                        int64_t weight_bytes);
-// Whether algorithm="auto" should pick Winograd for `pass` (the cost model
-// against the exact engines'). Where only cached weights make it pay, it
-// follows the weights' fingerprint from call to call.
-bool conv_winograd_preferred(const detail::ConvGeometry& g, detail::ConvPass pass, const void* weights,
-                             int64_t weight_bytes);
+// What algorithm="auto" should do for `pass` by the cost model: take the
+// exact engine, take Winograd, or, where the weights are cached and the
+// estimates are too close for the model to order them, time the candidates
+// on the calls themselves (ops/conv.cpp). Where only cached weights make
+// Winograd pay, it follows the weights' fingerprint from call to call.
+// `measured_exact`: the measurement of this problem has found the exact
+// engine faster (the weights then need not be read). `seen`, where not
+// null, receives the weights' fingerprint when the verdict computed it, for
+// the call's transform to use instead of reading the weights once more
+// (ResNet's 512 -> 512 weights are 9.4 MB).
+enum class WinogradVerdict { exact, winograd, measure };
+struct WeightsFingerprint {
+  bool known = false;
+  uint64_t value = 0;
+};
+WinogradVerdict conv_winograd_verdict(const detail::ConvGeometry& g, detail::ConvPass pass, const void* weights,
+                                      int64_t weight_bytes, bool measured_exact = false,
+                                      WeightsFingerprint* seen = nullptr);
 int64_t conv_winograd_workspace_bytes(const detail::ConvGeometry& g, int m, int64_t elem_size,
                                       detail::ConvPass pass, int threads);
 
+// `seen`: the weights' fingerprint from this call's verdict, or null.
 template <typename T>
 void conv_forward_winograd(const detail::ConvGeometry& g, int m, const T* src, const T* weights, const T* bias,
-                           T* dst);
+                           T* dst, const WeightsFingerprint* seen = nullptr);
 // diff_weights is overwritten.
 template <typename T>
 void conv_backward_weight_winograd(const detail::ConvGeometry& g, int m, const T* diff_dst, const T* src,
@@ -58,6 +72,6 @@ void conv_backward_weight_winograd(const detail::ConvGeometry& g, int m, const T
 // diff_src is overwritten.
 template <typename T>
 void conv_backward_data_winograd(const detail::ConvGeometry& g, int m, const T* diff_dst, const T* weights,
-                                 T* diff_src);
+                                 T* diff_src, const WeightsFingerprint* seen = nullptr);
 
 }  // namespace cnncore::cpu

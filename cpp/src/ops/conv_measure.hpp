@@ -1,0 +1,39 @@
+// auto's measured choice: where the cost model cannot order the exact
+// engine and Winograd for a problem (conv_winograd_verdict says measure: the
+// weights are cached and the estimates lie close), auto times each candidate
+// on the calls themselves and keeps the fastest. Every trial call computes
+// the real result; the candidates differ only in rounding, and once the
+// trials are done the choice stays fixed for the problem.
+//
+// The candidates are numbered 0 (the exact engine) and 1 (Winograd with
+// the tile the model finds fastest: the model orders the tiles well, being
+// wrong mostly about the exact engine's efficiency on small maps); each
+// runs kMeasureTrials calls, in turns, and its fastest is its time (the
+// minimum, not the median: a shared machine only adds time).
+// Problems are keyed by everything that decides the time (geometry, pass,
+// element size, threads, kernel level); at most kMaxMeasured are kept, the
+// least recently used dropped first.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace cnncore::detail {
+
+constexpr int kMeasureCandidates = 2, kMeasureTrials = 2;
+constexpr std::size_t kMaxMeasured = 512;
+
+// The candidate the next call of problem `key` runs. `fits[i]`: whether
+// candidate i fits the memory limit now (one that does not is skipped, and
+// candidate 0 runs when none fits). `*trial` is set when the call is a
+// trial, whose seconds record_measurement then takes.
+int measured_candidate(const std::vector<int64_t>& key, const bool fits[kMeasureCandidates], bool* trial);
+void record_measurement(const std::vector<int64_t>& key, int candidate, double seconds);
+// Whether the trials of `key` are done and candidate 0 won (false for a
+// problem never measured).
+bool measured_exact(const std::vector<int64_t>& key);
+// Forgets every measurement (tests); the number of problems kept.
+void clear_measurements();
+std::size_t measured_problems();
+
+}  // namespace cnncore::detail
