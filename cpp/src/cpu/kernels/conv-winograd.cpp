@@ -56,6 +56,12 @@ struct Transforms<float> {
     k.winograd_grad_out(m, n, L, e, sv, ss);
   }
   void grad_weights(int m, const float* du, int64_t ds, float* g) const { k.winograd_grad_weights(m, du, ds, g); }
+  void gather(int m, const float* s, int64_t ws, int64_t count, float* d, int64_t L) const {
+    k.winograd_gather(m, s, ws, count, d, L);
+  }
+  void scatter(int m, const float* y, int64_t L, int64_t count, float* o, int64_t ws) const {
+    k.winograd_scatter(m, y, L, count, o, ws);
+  }
 };
 
 template <>
@@ -74,6 +80,12 @@ struct Transforms<double> {
   }
   void grad_weights(int m, const double* du, int64_t ds, double* g) const {
     winograd_grad_weights_body<double>(m, du, ds, g);
+  }
+  void gather(int m, const double* s, int64_t ws, int64_t count, double* d, int64_t L) const {
+    winograd_gather_body<double>(m, s, ws, count, d, L);
+  }
+  void scatter(int m, const double* y, int64_t L, int64_t count, double* o, int64_t ws) const {
+    winograd_scatter_body<double>(m, y, L, count, o, ws);
   }
 };
 
@@ -455,15 +467,6 @@ std::vector<int64_t> source_index(int64_t grid, int64_t before, int64_t after, i
   return idx;
 }
 
-// Gathers the A x A input tile at `base` (row stride W) into lane stride L.
-template <typename T, int A>
-inline void gather_tile(const T* base, int64_t W, T* dl, int64_t L) {
-#pragma GCC unroll 8
-  for (int yy = 0; yy < A; ++yy)
-#pragma GCC unroll 8
-    for (int xx = 0; xx < A; ++xx) dl[(yy * A + xx) * L] = base[yy * W + xx];
-}
-
 // The transformed blocks of one plane index apart by their size plus this
 // many elements, so that the (m + 2)^2 rows a transform writes or reads
 // together do not all map to one cache set (the sizes are often multiples
@@ -684,12 +687,11 @@ class TileRunner {
           for (int64_t xx = cx0_; xx < cx1_; ++xx) srow[xx] = from[xx - cx0_];
           for (int64_t xx = cx1_; xx < Wg_; ++xx) srow[xx] = cols_[xx] < 0 ? T(0) : irow[cols_[xx]];
         }
-        for (int64_t q = 0, ti = 0, tj = r.first % tw_; q < r.count; ++q) {
-          gather_tile<T, A>(lo.strip.data() + ti * M * Wg_ + tj * M, Wg_, d + r.l0 + q, L_);
-          if (++tj == tw_) {
-            tj = 0;
-            ++ti;
-          }
+        // tile row by tile row: the run's tiles of strip tile row ti, from column tj
+        for (int64_t q = 0, ti = 0, tj = r.first % tw_; q < r.count; tj = 0, ++ti) {
+          const int64_t count = std::min(tw_ - tj, r.count - q);
+          tm.gather(M, lo.strip.data() + ti * M * Wg_ + tj * M, Wg_, count, d + r.l0 + q, L_);
+          q += count;
         }
       }
       if (!tm.input(M, bk.lanes, L_, d, sh.v.data() + c * L_, vxs_)) return false;
@@ -776,17 +778,10 @@ class TileRunner {
       for (const Run& r : bk.runs) {
         T* plane = dst_ + ((r.n * p_.G + bk.gi) * p_.cout + k) * p_.Ho * p_.Wo;
         const int64_t ra = r.first / tw_, rb = (r.first + r.count - 1) / tw_;
-        for (int64_t q = 0, ti = 0, tj = r.first % tw_; q < r.count; ++q) {
-          T* o = strip + ti * M * Wog_ + tj * M;
-          const T* yl = lo.y.data() + r.l0 + q;
-#pragma GCC unroll 8
-          for (int i = 0; i < M; ++i)
-#pragma GCC unroll 8
-            for (int j = 0; j < M; ++j) o[i * Wog_ + j] = yl[(i * M + j) * L_];
-          if (++tj == tw_) {
-            tj = 0;
-            ++ti;
-          }
+        for (int64_t q = 0, ti = 0, tj = r.first % tw_; q < r.count; tj = 0, ++ti) {
+          const int64_t count = std::min(tw_ - tj, r.count - q);
+          tm.scatter(M, lo.y.data() + r.l0 + q, L_, count, strip + ti * M * Wog_ + tj * M, Wog_);
+          q += count;
         }
         for (int64_t tr = ra; tr <= rb; ++tr) {
           const int64_t x0 = (tr == ra ? r.first % tw_ : 0) * M;

@@ -54,6 +54,9 @@ struct F32ElementwiseKernels {
   bool (*winograd_weights)(int m, int64_t n, int64_t L, const float* g, float* u, int64_t us);
   void (*winograd_grad_out)(int m, int64_t n, int64_t L, const float* e, float* sv, int64_t ss);
   void (*winograd_grad_weights)(int m, const float* du, int64_t ds, float* g);
+  // One tile row's tiles between a strip and the lanes (winograd-body.hpp).
+  void (*winograd_gather)(int m, const float* s, int64_t ws, int64_t count, float* d, int64_t L);
+  void (*winograd_scatter)(int m, const float* y, int64_t L, int64_t count, float* o, int64_t ws);
 };
 
 // Every level built into this library, lowest first (generic is always there).

@@ -138,3 +138,46 @@ template <typename T>
 void winograd_grad_weights_body(int m, const T* du, int64_t ds, T* g) {
   sandwich_m<T, WinogradGT, false>(m, kWinogradLanes, du, ds, g, kWinogradLanes);
 }
+
+// The tiles of one tile row, `count` of them side by side in a strip of
+// rows `ws` apart (tile q's top-left at s + q * m), into lanes 0 .. count-1
+// of d: d[(y * alpha + x) * L + q] = s[y * ws + q * m + x]. Lanes run along
+// the stores, the loads stride m (a gather at this level's width).
+template <typename T, int M>
+void winograd_gather_m(const T* s, int64_t ws, int64_t count, T* d, int64_t L) {
+  constexpr int A = M + 2;
+  for (int y = 0; y < A; ++y)
+    for (int x = 0; x < A; ++x) {
+      const T* from = s + y * ws + x;
+      T* to = d + (y * A + x) * L;
+#pragma omp simd
+      for (int64_t q = 0; q < count; ++q) to[q] = from[q * M];
+    }
+}
+
+// The inverse placement for the output tiles: o[i * ws + q * m + j] =
+// y[(i * m + j) * L + q] for q < count.
+template <typename T, int M>
+void winograd_scatter_m(const T* y, int64_t L, int64_t count, T* o, int64_t ws) {
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < M; ++j) {
+      const T* from = y + (i * M + j) * L;
+      T* to = o + i * ws + j;
+#pragma omp simd
+      for (int64_t q = 0; q < count; ++q) to[q * M] = from[q];
+    }
+}
+
+template <typename T>
+void winograd_gather_body(int m, const T* s, int64_t ws, int64_t count, T* d, int64_t L) {
+  if (m == 2) return winograd_gather_m<T, 2>(s, ws, count, d, L);
+  if (m == 4) return winograd_gather_m<T, 4>(s, ws, count, d, L);
+  winograd_gather_m<T, 6>(s, ws, count, d, L);
+}
+
+template <typename T>
+void winograd_scatter_body(int m, const T* y, int64_t L, int64_t count, T* o, int64_t ws) {
+  if (m == 2) return winograd_scatter_m<T, 2>(y, L, count, o, ws);
+  if (m == 4) return winograd_scatter_m<T, 4>(y, L, count, o, ws);
+  winograd_scatter_m<T, 6>(y, L, count, o, ws);
+}
