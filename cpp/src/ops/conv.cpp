@@ -76,6 +76,7 @@ std::vector<int64_t> measure_key(const ConvGeometry& g, ConvPass pass, DType dty
                          static_cast<int64_t>(get_isa())};
   for (int a = 0; a < 3; ++a)
     k.insert(k.end(), {g.in[a], g.k[a], g.stride[a], g.dilation[a], g.pad_before[a], g.pad_after[a]});
+  k.push_back(0);  // 1: Winograd transforms the weights on every call (set by the caller)
   return k;
 }
 
@@ -83,10 +84,11 @@ std::vector<int64_t> measure_key(const ConvGeometry& g, ConvPass pass, DType dty
 // for Winograd's cost model. With `measure`, auto may answer that the
 // candidates are to be timed (conv_measure.hpp): *measure is then set.
 // `seen` receives the weights' fingerprint where the cost model read them;
-// `key` is the problem's measure_key (with `measure`).
+// `key` is the problem's measure_key (with `measure`); `*transforming` is
+// set when the measured problem transforms its weights every call.
 ConvAlgorithm choose(const char* op, ConvAlgorithm requested, const ConvGeometry& g, ConvPass pass,
                      const Tensor* weights, bool* measure = nullptr, cpu::WeightsFingerprint* seen = nullptr,
-                     const std::vector<int64_t>* key = nullptr) {
+                     const std::vector<int64_t>* key = nullptr, bool* transforming = nullptr) {
   if (requested == ConvAlgorithm::auto_) {
     if (get_isa() == Isa::ref) return ConvAlgorithm::reference;
     if (!get_exact_algorithms()) {
@@ -98,8 +100,9 @@ ConvAlgorithm choose(const char* op, ConvAlgorithm requested, const ConvGeometry
             weights ? weights->numel() * static_cast<int64_t>(dtype_size(weights->dtype())) : 0,
             measure && key && detail::measured_exact(*key), seen);
         if (v == cpu::WinogradVerdict::winograd) return ConvAlgorithm::winograd;
-        if (v == cpu::WinogradVerdict::measure && measure) {
+        if ((v == cpu::WinogradVerdict::measure || v == cpu::WinogradVerdict::measure_transforming) && measure) {
           *measure = true;
+          if (v == cpu::WinogradVerdict::measure_transforming) *transforming = true;
           return ConvAlgorithm::winograd;
         }
       }
@@ -157,8 +160,10 @@ Chosen choose_within_budget(const char* op, const ConvParams& params, const Conv
   bool measure = false;
   cpu::WeightsFingerprint seen;
   std::vector<int64_t> key = measure_key(g, pass, dtype);
-  Chosen c(choose(op, params.algorithm, g, pass, weights, &measure, &seen, &key));
+  bool transforming = false;
+  Chosen c(choose(op, params.algorithm, g, pass, weights, &measure, &seen, &key, &transforming));
   if (measure) {
+    key.back() = transforming ? 1 : 0;  // cached and transformed weights: two problems
     bool fits[detail::kMeasureCandidates], trial = false;
     for (int i = 0; i < detail::kMeasureCandidates; ++i) {
       const Chosen ci = measure_candidate(g, pass, weights, i);

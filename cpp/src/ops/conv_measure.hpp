@@ -1,7 +1,8 @@
 // auto's measured choice: where the cost model cannot order the exact
-// engine and Winograd for a problem (conv_winograd_verdict says measure: the
-// weights are cached and the estimates lie close), auto times each candidate
-// on the calls themselves and keeps the fastest. Every trial call computes
+// engine and Winograd for a problem (conv_winograd_verdict says measure or
+// measure_transforming: the estimates lie close, with the weights cached
+// or transformed every call), auto times each candidate on the calls
+// themselves and keeps the fastest. Every trial call computes
 // the real result; the candidates differ only in rounding, and once the
 // trials are done the choice stays fixed for the problem.
 //
@@ -11,7 +12,7 @@
 // runs kMeasureTrials calls, in turns, and its fastest is its time (the
 // minimum, not the median: a shared machine only adds time).
 // Problems are keyed by everything that decides the time (geometry, pass,
-// element size, threads, kernel level); at most kMaxMeasured are kept, the
+// element size, threads, kernel level, cached or transformed weights); at most kMaxMeasured are kept, the
 // least recently used dropped first.
 #pragma once
 

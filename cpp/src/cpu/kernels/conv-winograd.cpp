@@ -1009,15 +1009,24 @@ WinogradVerdict conv_winograd_verdict(const ConvGeometry& g, ConvPass pass, cons
   // measured already, and the exact engine won with the weights cached: it
   // wins all the more when they change, so the weights need no reading
   if (!clear && measured_exact) return WinogradVerdict::exact;
-  // only cached weights pay: those seen unchanged on consecutive calls
-  if (observe_weights(weights, weight_bytes, kernel_view(g, pass), p, seen) != WeightsState::stable)
-    return WinogradVerdict::exact;
-  // cached: clear wins are taken; near ones measured on the calls themselves,
+  // Clear wins are taken; near ones measured on the calls themselves,
   // except under deterministic algorithms (a timing may order them
-  // differently from run to run): there the model's order, with a margin
-  if (clear) return WinogradVerdict::winograd;
-  if (get_deterministic()) return best(false) < 0.8 * exact ? WinogradVerdict::winograd : WinogradVerdict::exact;
-  return WinogradVerdict::measure;
+  // differently from run to run): there the model's order, with a margin.
+  const bool fixed = get_deterministic();
+  const WeightsState state = observe_weights(weights, weight_bytes, kernel_view(g, pass), p, seen);
+  if (state == WeightsState::stable) {
+    // cached: weights seen unchanged on consecutive calls
+    if (clear) return WinogradVerdict::winograd;
+    if (fixed) return best(false) < 0.8 * exact ? WinogradVerdict::winograd : WinogradVerdict::exact;
+    return WinogradVerdict::measure;
+  }
+  // transformed on every call: the gradients of training (its weights
+  // change every step; the weight gradient has none). A forward pass takes
+  // the model's choice here, so that inference from a fresh model gives the
+  // same result whatever this process measured before (a new tensor may
+  // reuse the address of one whose changes were seen).
+  if (pass == ConvPass::forward || fixed || best(true) >= kMeasureBand * exact) return WinogradVerdict::exact;
+  return WinogradVerdict::measure_transforming;
 }
 
 namespace {

@@ -41,16 +41,18 @@ std::string conv_winograd_why_not(const detail::ConvGeometry& g);
 int conv_winograd_tile(const detail::ConvGeometry& g, detail::ConvPass pass, const void* weights,
                        int64_t weight_bytes);
 // What algorithm="auto" should do for `pass` by the cost model: take the
-// exact engine, take Winograd, or, where the weights are cached and the
-// estimates are too close for the model to order them, time the candidates
-// on the calls themselves (ops/conv.cpp). Where only cached weights make
-// Winograd pay, it follows the weights' fingerprint from call to call.
+// exact engine, take Winograd, or, where the estimates are too close for
+// the model to order them, time the candidates on the calls themselves
+// (ops/conv.cpp): with the weights cached (measure) or transformed every
+// call (measure_transforming: training's weights, the weight gradient),
+// two different problems. Where only cached weights make Winograd pay, it
+// follows the weights' fingerprint from call to call.
 // `measured_exact`: the measurement of this problem has found the exact
 // engine faster (the weights then need not be read). `seen`, where not
 // null, receives the weights' fingerprint when the verdict computed it, for
 // the call's transform to use instead of reading the weights once more
 // (ResNet's 512 -> 512 weights are 9.4 MB).
-enum class WinogradVerdict { exact, winograd, measure };
+enum class WinogradVerdict { exact, winograd, measure, measure_transforming };
 struct WeightsFingerprint {
   bool known = false;
   uint64_t value = 0;
