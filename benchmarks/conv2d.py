@@ -7,7 +7,7 @@ forward with ``F.conv2d`` under ``torch.no_grad()``, backward with
 same three results ``conv2d_backward`` returns; no graph is built, so only the
 backward computation is timed).
 
-Each entry is the median of several timed calls after one warm-up call. Problems are
+Each entry is the median of several timed calls after warm-up calls (below). Problems are
 named benchdnn-style, e.g. ``mb16ic64ih56oc64kh3sh1ph1`` (``g<groups>`` is added for
 grouped layers).  ``ratio`` is torch_ms / cnncore_ms: above 1 means cnncore is faster.
 The ``err`` column is the largest difference between cnncore and PyTorch relative to the
@@ -15,10 +15,12 @@ largest PyTorch value (forward: the output; backward: the worst of the three gra
 ``--columns`` adds one column per named cnncore algorithm (its time; ``-`` where it cannot
 serve the layer), e.g. ``--columns im2col,direct,winograd2,winograd4``.
 
-The forward is timed as inference: the same weights every call (after two warm-up calls,
-so that Winograd's cache of transformed weights holds them, as it does when serving). The
-backward is timed as training: one weight changes in place before every call, as an
-optimiser step changes them all, so no transform is served from the cache.
+The forward is timed as inference: the same weights every call (after ``WARMUP`` warm-up
+calls, so that Winograd's cache of transformed weights holds them, as it does when serving,
+and auto's measured choice has settled: it times its candidates on the first calls where its
+cost model cannot order them). The backward is timed as training: one weight changes in place
+before every call, as an optimiser step changes them all, so no transform is served from the
+cache (after as many warm-up steps). PyTorch gets the same warm-up calls.
 
     python3 benchmarks/conv2d.py                 # full suite, 1 and 2 threads
     python3 benchmarks/conv2d.py --quick         # a few small layers (smoke test)
@@ -42,6 +44,10 @@ try:
 except ImportError:  # the benchmark still times cnncore alone
     torch = None
 
+
+# warm-up calls before each timed set (besides time_call's own): cached weights after two,
+# then two trials of each of auto's two candidates (cpp/src/ops/conv_measure.hpp)
+WARMUP = 6
 
 # name, ic, ih(=iw), oc, k, stride, pad, groups, dilation
 SUITE = [
@@ -149,17 +155,20 @@ def main(argv=None):
                         torch.set_num_threads(nt)
                     # cnncore first (forward, backward), then torch: the warm-up call
                     # of each measurement absorbs the switch between thread pools
+                    def warmed(fn, repeat):
+                        for _ in range(WARMUP - 1):
+                            fn()
+                        return time_call(fn, repeat)
+
                     def c_forward(algorithm):
-                        ops.conv2d(x, w, b, algorithm=algorithm, **kw)  # 2nd warm-up call
-                        return time_call(lambda: ops.conv2d(x, w, b, algorithm=algorithm, **kw),
-                                         repeat)
+                        return warmed(lambda: ops.conv2d(x, w, b, algorithm=algorithm, **kw), repeat)
 
                     def c_backward(algorithm):
                         def step():
                             w.flat[0] = np.nextafter(w.flat[0], np.inf)  # "an optimiser step"
                             return ops.conv2d_backward(go, x, w, bias=True, algorithm=algorithm,
                                                        **kw)
-                        return time_call(step, repeat)
+                        return warmed(step, repeat)
 
                     def column(timer, algorithm):
                         try:
@@ -184,8 +193,8 @@ def main(argv=None):
                                     got, xt, wt, [oc], [s, s], [p, p], [d, d], False,
                                     [0, 0], g, [True, True, True])
 
-                        t_fwd, yt = time_call(torch_fwd, repeat)
-                        t_bwd, tg = time_call(torch_bwd, repeat)
+                        t_fwd, yt = warmed(torch_fwd, repeat)
+                        t_bwd, tg = warmed(torch_bwd, repeat)
                         e_fwd = rel_err(y, yt.numpy())
                         e_bwd = rel_err(grads, tuple(r.numpy() for r in tg))
                     table.row(prob, nt, "fwd", c_fwd, t_fwd, e_fwd, x_fwd)
