@@ -121,6 +121,56 @@ static void check_offset_variants() {
   }
 }
 
+// gemm_shifted_to_rows: the grid product written to output rows, against
+// the naive product on the gathered grid with its kept columns picked out.
+// Rows of S = 9, 19 and 40 columns keep L of them: tiles inside a row (in
+// place), tiles crossing rows (through the buffer), a last row shorter than
+// S, K past one block (2100 > 2048: in-place accumulation), bias or none.
+template <typename T>
+static void check_shifted_to_rows() {
+  int count = 0;
+  const cpu::GemmUkernel<T>* kernels = cpu::gemm_ukernels<T>(&count);
+  const int sizes[][5] = {{1, 7, 9, 7, 1}, {13, 61, 9, 7, 300}, {7, 90, 19, 17, 2100}, {64, 198, 40, 37, 70},
+                          {5, 30, 40, 1, 3}};
+  for (int ki = 0; ki < count; ++ki) {
+    const auto& k = kernels[ki];
+    if (k.isa > best_supported_isa()) continue;
+    for (const auto& s : sizes)
+      for (int with_bias = 0; with_bias < 2; ++with_bias)
+        for (int par = 0; par < 2; ++par) {
+          const int64_t M = s[0], Q = s[1], S = s[2], L = s[3], K = s[4], rows = (Q + S - 1) / S;
+          const int64_t span = 3 * K + Q + 64;
+          std::vector<T> src(static_cast<std::size_t>(span)), A(M * K), G(K * Q), bias(M), R(M * Q);
+          test::fill_ints(src.data(), span, 13 + ki);
+          test::fill_ints(A.data(), M * K, 14 + ki);
+          test::fill_ints(bias.data(), M, 15);
+          std::vector<int64_t> off(static_cast<std::size_t>(K));
+          for (int64_t p = 0; p < K; ++p) off[p] = (p * 5 + 2) % (3 * K);
+          for (int64_t p = 0; p < K; ++p)
+            for (int64_t q = 0; q < Q; ++q) G[p * Q + q] = src[off[p] + q];
+          cpu::ref::gemm(false, false, M, Q, K, A.data(), K, G.data(), Q, false, R.data(), Q);
+          const T sentinel = T(-12345);
+          std::vector<T> out(static_cast<std::size_t>(M * rows * L), sentinel);
+          cpu::gemm_shifted_to_rows(k, M, Q, S, L, K, A.data(), K, src.data(), off.data(),
+                                    with_bias ? bias.data() : nullptr, out.data(), rows * L, par != 0);
+          bool same = true;
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t c = 0; c < L; ++c) {
+                const int64_t q = r * S + c;
+                const T want = q < Q ? R[i * Q + q] + (with_bias ? bias[i] : T(0)) : sentinel;
+                same = same && out[(i * rows + r) * L + c] == want;
+              }
+          if (!same)
+            std::fprintf(stderr, "  to_rows %s M=%ld Q=%ld S=%ld L=%ld K=%ld\n", k.name, (long)M, (long)Q, (long)S,
+                         (long)L, (long)K);
+          CHECK(same);
+        }
+  }
+}
+
+TEST(gemm_shifted_to_rows_f32_matches_reference) { check_shifted_to_rows<float>(); }
+TEST(gemm_shifted_to_rows_f64_matches_reference) { check_shifted_to_rows<double>(); }
 TEST(gemm_f32_kernels_match_reference) { check_all_kernels<float>(true); }
 TEST(gemm_f32_offset_variants_match_reference) { check_offset_variants<float>(); }
 TEST(gemm_f64_offset_variants_match_reference) { check_offset_variants<double>(); }

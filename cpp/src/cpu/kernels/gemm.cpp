@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <stdexcept>
 #include <type_traits>
 #include <vector>
 
@@ -46,6 +47,8 @@ const std::vector<GemmUkernel<T>>& registry() {
 
 // K block of gemm_shifted (see there).
 constexpr int64_t kShiftedKC = 2048;
+// The largest MR x NR tile of any registered kernel (gemm_shifted_to_rows' buffer).
+constexpr int64_t kMaxTileElems = 16 * 32;
 // Below this many multiply-adds (about 90 us of work) a GEMM runs on the
 // calling thread: waking the workers for its parallel regions (a futex wake
 // each, with passive waiting: 55-65 us a region measured here, see
@@ -465,6 +468,74 @@ void gemm_shifted_segments(const GemmUkernel<T>& uk, int64_t M, int64_t R, int64
 }
 
 template <typename T>
+void gemm_shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_t S, int64_t L, int64_t K,
+                          const T* A, int64_t lda, const T* b, const int64_t* off, const T* bias, T* dst,
+                          int64_t ldd, bool parallel) {
+  if (M <= 0 || Q <= 0) return;
+  const int64_t rows = ceil_div(Q, S);
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; ++i) std::fill_n(dst + i * ldd, rows * L, bias ? bias[i] : T(0));
+    return;
+  }
+  parallel = parallel && worth_threads(M, Q, K);
+  const int mr = uk.mr, nr = uk.nr;
+  if (mr * nr > kMaxTileElems) throw std::logic_error("gemm_shifted_to_rows: a kernel tile larger than its buffer");
+  const GemmBlocking bl = gemm_blocking(mr, nr, static_cast<int>(sizeof(T)));
+  const int nt = parallel ? get_num_threads() : 1;
+  const bool par = parallel && nt > 1;
+  const int64_t n_slivers = ceil_div(Q, nr);
+#pragma omp parallel num_threads(nt) if (par)
+  {
+    const int t = omp_get_thread_num(), team = omp_get_num_threads();
+    // One tile at a time over all of K: straight into the output when its
+    // columns are one row's kept columns, else into a buffer in L1 whose
+    // kept columns then go to their output rows (a tile of NR grid columns
+    // may cross rows: at most a few runs).
+    alignas(64) T tile[kMaxTileElems];
+    for (int64_t ic = 0; ic < M; ic += bl.mc) {
+      const int64_t mc = std::min(bl.mc, M - ic);
+      const int64_t m_slivers = ceil_div(mc, mr);
+      const bool split_b = n_slivers >= 4 * nt;  // as in gemm()
+      const int64_t outer = split_b ? n_slivers : m_slivers, inner = split_b ? m_slivers : n_slivers;
+      int64_t lo, hi;
+      share(outer * inner, t, team, &lo, &hi);
+      for (int64_t uv = lo; uv < hi; ++uv) {
+        const int64_t u = uv / inner, v = uv % inner;
+        const int64_t js = split_b ? u : v, is = split_b ? v : u;
+        const int64_t j = js * nr, i = ic + is * mr, m = std::min<int64_t>(mr, M - i), n = std::min<int64_t>(nr, Q - j);
+        const int64_t r0 = j / S, c0 = j % S;
+        if (c0 + n <= L) {
+          // inside one row's kept columns (most tiles of a wide map): in place
+          T* to = dst + i * ldd + r0 * L + c0;
+          for (int64_t pc = 0; pc < K; pc += kShiftedKC)
+            uk.shifted(std::min(kShiftedKC, K - pc), A + i * lda + pc, lda, b + j, off + pc, to, ldd, m, n, pc > 0);
+          for (int64_t ii = 0; bias && ii < m; ++ii) {
+            const T bo = bias[i + ii];
+#pragma omp simd
+            for (int64_t x = 0; x < n; ++x) to[ii * ldd + x] += bo;
+          }
+          continue;
+        }
+        for (int64_t pc = 0; pc < K; pc += kShiftedKC)
+          uk.shifted(std::min(kShiftedKC, K - pc), A + i * lda + pc, lda, b + j, off + pc, tile, nr, m, n, pc > 0);
+        for (int64_t jj = 0; jj < n;) {
+          const int64_t q = j + jj, r = q / S, c = q % S, len = std::min(n - jj, S - c);
+          const int64_t keep = std::min(len, L - c);
+          for (int64_t ii = 0; keep > 0 && ii < m; ++ii) {
+            const T bo = bias ? bias[i + ii] : T(0);
+            const T* from = tile + ii * nr + jj;
+            T* to = dst + (i + ii) * ldd + r * L + c;
+#pragma omp simd
+            for (int64_t x = 0; x < keep; ++x) to[x] = from[x] + bo;
+          }
+          jj += len;
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
 void gemm_shifted(const GemmUkernel<T>& uk, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* b,
                   const int64_t* off, bool accumulate, T* C, int64_t ldc, bool parallel) {
   if (empty_product(M, N, K, accumulate, C, ldc)) return;
@@ -541,6 +612,8 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
                         const T*, int64_t, bool, T*, int64_t, bool);                                      \
   template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, bool, \
                         T*, int64_t, bool);                                                               \
+  template void gemm_shifted_to_rows<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, int64_t, int64_t,      \
+                                        const T*, int64_t, const T*, const int64_t*, const T*, T*, int64_t, bool); \
   template void gemm_shifted_segments<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, int64_t, int64_t,    \
                                          const T*, int64_t, const T*, const int64_t*, bool, T*, int64_t, bool);  \
   template void gemm_offset_a_segments<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, int64_t, int64_t,   \

@@ -93,6 +93,17 @@ void gemm_shifted_segments(const GemmUkernel<T>& uk, int64_t M, int64_t R, int64
                            const T* A, int64_t lda, const T* b, const int64_t* off, bool accumulate, T* C,
                            int64_t ldc, bool parallel);
 
+// gemm_shifted over a grid of Q columns in rows of S, written straight to
+// the output rows instead of the grid: grid column q = r * S + c goes to
+// dst[i * ldd + r * L + c] (+ bias[i] when given) for c < L, and columns
+// c >= L are computed and dropped. Each tile runs over all of K into a
+// buffer in L1, so the grid is never stored (for a big map it was written
+// to memory and read back by a separate copy: 9% of ResNet's 7x7/2 stem).
+template <typename T>
+void gemm_shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_t S, int64_t L, int64_t K,
+                          const T* A, int64_t lda, const T* b, const int64_t* off, const T* bias, T* dst,
+                          int64_t ldd, bool parallel);
+
 // C (M x N, row stride ldc) = [C +] A * B where A(i, q) = a[off[i] + q] (a
 // stride-1 convolution's patch matrix read from its padded image) and B is
 // packed in NR-column slivers over all of K: sliver s at bpack + s * K * NR,
