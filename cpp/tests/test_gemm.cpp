@@ -125,13 +125,16 @@ static void check_offset_variants() {
 // the naive product on the gathered grid with its kept columns picked out.
 // Rows of S = 9, 19 and 40 columns keep L of them: tiles inside a row (in
 // place), tiles crossing rows (through the buffer), a last row shorter than
-// S, K past one block (2100 > 2048: in-place accumulation), bias or none.
+// S, K past one block (2100 > 2048: in-place accumulation), bias or none,
+// and both tile orders.
 template <typename T>
 static void check_shifted_to_rows() {
   int count = 0;
   const cpu::GemmUkernel<T>* kernels = cpu::gemm_ukernels<T>(&count);
   const int sizes[][5] = {{1, 7, 9, 7, 1}, {13, 61, 9, 7, 300}, {7, 90, 19, 17, 2100}, {64, 198, 40, 37, 70},
-                          {5, 30, 40, 1, 3}};
+                          {5, 30, 40, 1, 3},
+                          // more A than an L2 of up to 1 MB, a small image: the A slivers outermost
+                          {130, 61, 9, 7, 2100}};
   for (int ki = 0; ki < count; ++ki) {
     const auto& k = kernels[ki];
     if (k.isa > best_supported_isa()) continue;
