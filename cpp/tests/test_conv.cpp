@@ -501,3 +501,18 @@ TEST(conv2d_dtype_mismatch_is_a_type_error) {
                                                                   Tensor::zeros({2, 1, 3, 3}, DType::f32),
                                                                   Tensor::zeros({3}, DType::f32), p));
 }
+
+// Deep layers of one image on the shifted path, where the weights outgrow
+// L2 (1.4 MB here): the GEMM walks the weight rows outermost and the data
+// gradient packs its transposed weights panel by panel as it goes; with two
+// groups (360 KB a group) the data gradient packs them whole first. Every
+// pass against the reference, exact, flipped, with uneven padding.
+TEST(conv2d_direct_deep_layers_of_one_image) {
+  for (int64_t groups : {1, 2}) {
+    ConvParams p;
+    p.groups = groups;
+    p.flip = groups == 2;
+    p.padding = {1, 1, 2, 1};
+    direct_equals_reference_exact({1, 200, 7, 6}, {200, 200 / groups, 3, 3}, true, p, 101 + groups);
+  }
+}

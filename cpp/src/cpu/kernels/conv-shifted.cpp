@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -266,9 +267,15 @@ bool images_in_parallel(int64_t N, int threads) { return threads > 1 && N >= thr
 // Runs the planned convolution for every image: image n of `src` (in_stride
 // elements apart) times `w` (M x Kd, row-major), into image n of `dst`
 // (out_stride apart; M channels of OH x OW), adding bias[o] when given.
+// `pack`, when given, supplies w instead (w is then null): pack(i0, m, p0,
+// kc, panel, ld) writes w(i0 + i, p0 + p) to panel[i * ld + p] for i < m,
+// p < kc. Only for one image on the grid (to_rows below).
+template <typename T>
+using PackW = std::function<void(int64_t, int64_t, int64_t, int64_t, T*, int64_t)>;
+
 template <typename T>
 void run(const Plan& p, int64_t N, int64_t M, const T* src, int64_t in_stride, const T* w, const T* bias, T* dst,
-         int64_t out_stride) {
+         int64_t out_stride, const PackW<T>* pack = nullptr) {
   const auto& uk = gemm_ukernel_for_shape<T>(M, p.Q());
   const std::vector<int64_t> off = p.offsets();
   const std::vector<int64_t> rows = source_table(p.Hp, p.pad_h, p.H, p.mode);
@@ -301,13 +308,19 @@ void run(const Plan& p, int64_t N, int64_t M, const T* src, int64_t in_stride, c
       T* out = dst + n0 * out_stride;
       // (the last row's columns past OW are not computed)
       const auto grid = [&](int64_t r0, int64_t r1) { return (r1 - r0 - 1) * p.Wg() + p.OW; };
-      if (bands.empty())
-        gemm_shifted_to_rows(uk, M, grid(0, p.OH), p.Wg(), p.OW, Kd, w, Kd, xp, off.data(), bias, out, OHW, par);
-      for (const Plan::Band& b : bands) {
-        const int64_t k0 = b.t0 * per_th;
-        gemm_shifted_to_rows(uk, M, grid(b.r0, b.r1), p.Wg(), p.OW, (b.t1 - b.t0) * per_th, w + k0, Kd,
-                             xp + b.r0 * p.Wg(), off.data() + k0, bias, out + b.r0 * p.OW, OHW, par);
-      }
+      const auto gemm = [&](int64_t r0, int64_t r1, int64_t k0, int64_t kc) {
+        const int64_t Qb = grid(r0, r1);
+        if (!pack) {
+          gemm_shifted_to_rows(uk, M, Qb, p.Wg(), p.OW, kc, w + k0, Kd, xp + r0 * p.Wg(), off.data() + k0, bias,
+                               out + r0 * p.OW, OHW, par);
+          return;
+        }
+        const GemmPackA<T> panel = [&](int64_t i0, int64_t m, T* to, int64_t ld) { (*pack)(i0, m, k0, kc, to, ld); };
+        gemm_shifted_to_rows(uk, M, Qb, p.Wg(), p.OW, kc, panel, xp + r0 * p.Wg(), off.data() + k0, bias,
+                             out + r0 * p.OW, OHW, par);
+      };
+      if (bands.empty()) gemm(0, p.OH, 0, Kd);
+      for (const Plan::Band& b : bands) gemm(b.r0, b.r1, b.t0 * per_th, (b.t1 - b.t0) * per_th);
       return;
     }
     const int64_t R = p.seg_rows(), L = p.seg_len(), S = p.Wg();
@@ -465,34 +478,60 @@ template <typename T>
 void conv_backward_data_shifted(const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src) {
   const Plan p = backward_data_plan(g);
   const int64_t isz = g.in_size(), osz = g.out_size(), kk = g.k_size();
-  // wt[c][th][o][tw] = w[o][c][th][tw] for each group: the plan's patch
-  // rows are th-major (the flip is in the plan)
-  std::vector<T> wt(static_cast<std::size_t>(g.C_in_g * g.C_out_g * kk));
+  // The GEMM's A is the weights transposed: row c, patch row (th, o, tw)
+  // (th-major, the flip is in the plan), A(c, (th * CO + o) * kw + tw) =
+  // w[o][c][th][tw] for each group.
   const int64_t kh = g.k[1], kw = g.k[2], CO = g.C_out_g, CI = g.C_in_g;
-  // per input channel c: its kh rows of wt written in order, each weight
-  // row w[o][c] read whole (a 3-element copy call per tap row was a third of
-  // ResNet's 512 -> 512 @7 data gradient at batch 1)
+  constexpr int64_t kPrefetchAhead = 4;
   for (int64_t grp = 0; grp < g.groups; ++grp) {
     const T* w = weights + grp * CO * CI * kk;
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (CO * CI * kk > 262144)
-    for (int64_t c = 0; c < CI; ++c) {
-      T* to = wt.data() + c * kh * CO * kw;
-      if (kh == 3 && kw == 3) {
-        for (int64_t o = 0; o < CO; ++o) {
-          const T* from = w + (o * CI + c) * 9;
-          for (int th = 0; th < 3; ++th)
-            for (int tw = 0; tw < 3; ++tw) to[(th * CO + o) * 3 + tw] = from[th * 3 + tw];
+    // rows [c0, c0 + m) and patch rows [p0, p0 + kc) to panel[i * ld + p - p0]:
+    // each (th, o) a run of kw, read from the m channels' kernel rows
+    const PackW<T> pack = [=](int64_t c0, int64_t m, int64_t p0, int64_t kc, T* panel, int64_t ld) {
+      // (th, o, tw) of patch row p0, then stepped without dividing
+      int64_t th = p0 / (CO * kw), o = p0 / kw % CO, tw0 = p0 % kw;
+      for (int64_t q = p0; q < p0 + kc;) {
+        const int64_t run = std::min(kw - tw0, p0 + kc - q);
+        const T* from = w + ((o * CI + c0) * kh + th) * kw + tw0;
+        T* to = panel + (q - p0);
+        if (o + kPrefetchAhead < CO) {
+          // the channels' kernels of an output kPrefetchAhead ahead: one
+          // output's CI * kh * kw weights apart, a stride the hardware
+          // prefetchers miss (the packing waited on memory for each)
+          const char* ahead = reinterpret_cast<const char*>(from + kPrefetchAhead * CI * kk);
+          for (int64_t b = 0; b < m * kk * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(ahead + b);
         }
-        continue;
+        if (run == 3)
+          for (int64_t i = 0; i < m; ++i) {
+            to[i * ld] = from[i * kk];
+            to[i * ld + 1] = from[i * kk + 1];
+            to[i * ld + 2] = from[i * kk + 2];
+          }
+        else
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t x = 0; x < run; ++x) to[i * ld + x] = from[i * kk + x];
+        q += run;
+        tw0 = 0;
+        if (++o == CO) o = 0, ++th;
       }
-      for (int64_t o = 0; o < CO; ++o) {
-        const T* from = w + (o * CI + c) * kk;
-        for (int64_t th = 0; th < kh; ++th)
-          for (int64_t tw = 0; tw < kw; ++tw) to[(th * CO + o) * kw + tw] = from[th * kw + tw];
-      }
+    };
+    const T* dy = diff_dst + grp * g.C_out_g * osz;
+    T* dx = diff_src + grp * g.C_in_g * isz;
+    if (g.N == 1 && p.B == 1 && !p.interleave) {
+      // one image: the GEMM packs the rows it needs as it goes (a deep
+      // layer's weights are never stored transposed: 9.4 MB written and
+      // read back per call at ResNet's 512 -> 512 @7)
+      run(p, g.N, CI, dy, g.C_out * osz, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), dx,
+          g.C_in * isz, &pack);
+      continue;
     }
-    run(p, g.N, g.C_in_g, diff_dst + grp * g.C_out_g * osz, g.C_out * osz, wt.data(), static_cast<const T*>(nullptr),
-        diff_src + grp * g.C_in_g * isz, g.C_in * isz);
+    // wt: every row once, each image's GEMM reads it in place
+    const std::unique_ptr<T[]> wt(new T[static_cast<std::size_t>(CI * CO * kk)]);
+    const int64_t K = CO * kk;
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (CI * K > 262144)
+    for (int64_t c = 0; c < CI; c += 8) pack(c, std::min<int64_t>(8, CI - c), 0, K, wt.get() + c * K, K);
+    run(p, g.N, CI, dy, g.C_out * osz, static_cast<const T*>(wt.get()), static_cast<const T*>(nullptr), dx,
+        g.C_in * isz);
   }
 }
 

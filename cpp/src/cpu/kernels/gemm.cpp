@@ -467,10 +467,17 @@ void gemm_shifted_segments(const GemmUkernel<T>& uk, int64_t M, int64_t R, int64
   }
 }
 
+namespace {
+
+// gemm_shifted_to_rows with A either read in place (A, lda) or, when `pack`
+// is given, packed by it: into one buffer for all of A when the B slivers
+// go outermost (every tile then reads all of A), or one MR-row panel at a
+// time, per thread, when the A slivers do (each panel serves its row's
+// column tiles and is dropped).
 template <typename T>
-void gemm_shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_t S, int64_t L, int64_t K,
-                          const T* A, int64_t lda, const T* b, const int64_t* off, const T* bias, T* dst,
-                          int64_t ldd, bool parallel) {
+void shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_t S, int64_t L, int64_t K, const T* A,
+                     int64_t lda, const GemmPackA<T>* pack, const T* b, const int64_t* off, const T* bias, T* dst,
+                     int64_t ldd, bool parallel) {
   if (M <= 0 || Q <= 0) return;
   const int64_t rows = ceil_div(Q, S);
   if (K <= 0) {
@@ -499,9 +506,21 @@ void gemm_shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_
   // the weights from L3 or memory once per column tile.
   const bool a_outer =
       n_slivers > 1 && static_cast<double>(M) * static_cast<double>(K) * esz > l2 && band <= l2 / 2;
+  std::unique_ptr<T[]> whole;
+  if (pack && !a_outer) {
+    whole.reset(new T[static_cast<std::size_t>(M * K)]);
+    const int64_t blocks = ceil_div(M, int64_t{mr});
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (int64_t s = 0; s < blocks; ++s)
+      (*pack)(s * mr, std::min<int64_t>(mr, M - s * mr), whole.get() + s * mr * K, K);
+    A = whole.get();
+    lda = K;
+  }
 #pragma omp parallel num_threads(nt) if (par)
   {
     const int t = omp_get_thread_num(), team = omp_get_num_threads();
+    std::unique_ptr<T[]> panel(pack && a_outer ? new T[static_cast<std::size_t>(mr * K)] : nullptr);
+    int64_t packed = -1;  // the first row of A in the panel
     // One tile at a time over all of K: straight into the output when its
     // columns are one row's kept columns, else into a buffer in L1 whose
     // kept columns then go to their output rows (a tile of NR grid columns
@@ -518,12 +537,19 @@ void gemm_shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_
         const int64_t u = uv / inner, v = uv % inner;
         const int64_t js = split_b ? u : v, is = split_b ? v : u;
         const int64_t j = js * nr, i = ic + is * mr, m = std::min<int64_t>(mr, M - i), n = std::min<int64_t>(nr, Q - j);
+        const T* a = A + i * lda;
+        int64_t la = lda;
+        if (panel) {
+          if (packed != i) (*pack)(i, m, panel.get(), K), packed = i;
+          a = panel.get();
+          la = K;
+        }
         const int64_t r0 = j / S, c0 = j % S;
         if (c0 + n <= L) {
           // inside one row's kept columns (most tiles of a wide map): in place
           T* to = dst + i * ldd + r0 * L + c0;
           for (int64_t pc = 0; pc < K; pc += kShiftedKC)
-            uk.shifted(std::min(kShiftedKC, K - pc), A + i * lda + pc, lda, b + j, off + pc, to, ldd, m, n, pc > 0);
+            uk.shifted(std::min(kShiftedKC, K - pc), a + pc, la, b + j, off + pc, to, ldd, m, n, pc > 0);
           for (int64_t ii = 0; bias && ii < m; ++ii) {
             const T bo = bias[i + ii];
 #pragma omp simd
@@ -532,7 +558,7 @@ void gemm_shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_
           continue;
         }
         for (int64_t pc = 0; pc < K; pc += kShiftedKC)
-          uk.shifted(std::min(kShiftedKC, K - pc), A + i * lda + pc, lda, b + j, off + pc, tile, nr, m, n, pc > 0);
+          uk.shifted(std::min(kShiftedKC, K - pc), a + pc, la, b + j, off + pc, tile, nr, m, n, pc > 0);
         for (int64_t jj = 0; jj < n;) {
           const int64_t q = j + jj, r = q / S, c = q % S, len = std::min(n - jj, S - c);
           const int64_t keep = std::min(len, L - c);
@@ -548,6 +574,22 @@ void gemm_shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_
       }
     }
   }
+}
+
+}  // namespace
+
+template <typename T>
+void gemm_shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_t S, int64_t L, int64_t K,
+                          const T* A, int64_t lda, const T* b, const int64_t* off, const T* bias, T* dst,
+                          int64_t ldd, bool parallel) {
+  shifted_to_rows<T>(uk, M, Q, S, L, K, A, lda, nullptr, b, off, bias, dst, ldd, parallel);
+}
+
+template <typename T>
+void gemm_shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_t S, int64_t L, int64_t K,
+                          const GemmPackA<T>& pack, const T* b, const int64_t* off, const T* bias, T* dst,
+                          int64_t ldd, bool parallel) {
+  shifted_to_rows<T>(uk, M, Q, S, L, K, nullptr, 0, &pack, b, off, bias, dst, ldd, parallel);
 }
 
 template <typename T>
@@ -629,6 +671,9 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const T* A,
                         T*, int64_t, bool);                                                               \
   template void gemm_shifted_to_rows<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, int64_t, int64_t,      \
                                         const T*, int64_t, const T*, const int64_t*, const T*, T*, int64_t, bool); \
+  template void gemm_shifted_to_rows<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, int64_t, int64_t,      \
+                                        const GemmPackA<T>&, const T*, const int64_t*, const T*, T*, int64_t,     \
+                                        bool);                                                                    \
   template void gemm_shifted_segments<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, int64_t, int64_t,    \
                                          const T*, int64_t, const T*, const int64_t*, bool, T*, int64_t, bool);  \
   template void gemm_offset_a_segments<T>(const GemmUkernel<T>&, int64_t, int64_t, int64_t, int64_t, int64_t,   \

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "cnncore/runtime.hpp"
 
@@ -102,6 +103,17 @@ void gemm_shifted_segments(const GemmUkernel<T>& uk, int64_t M, int64_t R, int64
 template <typename T>
 void gemm_shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_t S, int64_t L, int64_t K,
                           const T* A, int64_t lda, const T* b, const int64_t* off, const T* bias, T* dst,
+                          int64_t ldd, bool parallel);
+// The same with A supplied by a packer: pack(i0, m, panel, ld) writes
+// A(i0 + i, p) to panel[i * ld + p] for i < m and every p < K. It is
+// called per MR-row panel as the tiles need them when A is much larger than
+// L2 (so a transposition of A, such as a data gradient's of its weights, is
+// never stored whole), else once per MR rows into one buffer.
+template <typename T>
+using GemmPackA = std::function<void(int64_t i0, int64_t m, T* panel, int64_t ld)>;
+template <typename T>
+void gemm_shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_t S, int64_t L, int64_t K,
+                          const GemmPackA<T>& pack, const T* b, const int64_t* off, const T* bias, T* dst,
                           int64_t ldd, bool parallel);
 
 // C (M x N, row stride ldc) = [C +] A * B where A(i, q) = a[off[i] + q] (a
