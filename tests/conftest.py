@@ -5,6 +5,11 @@ Hypothesis profiles: ``default`` is small so the whole suite stays fast;
 """
 import os
 
+# Uninitialised tensors start as NaN bytes in the tests (docs/DEVELOPING.md): a kernel that
+# leaves part of its result unwritten then fails instead of passing on zeroed memory. Set
+# before cnncore allocates anything; child processes inherit it.
+os.environ.setdefault("CNNCORE_POISON_EMPTY", "1")
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings

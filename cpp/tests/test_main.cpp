@@ -19,6 +19,8 @@ int failures = 0;
 // level under that test's name would claim a pass it did not earn.
 int main(int argc, char** argv) {
   using namespace cnncore::test;
+  // uninitialised tensors start as NaN bytes (docs/DEVELOPING.md), before any is made
+  setenv("CNNCORE_POISON_EMPTY", "1", 0);
   if (const char* env = std::getenv("CNNCORE_ISA"); env && *env && cnncore::isa_name(cnncore::get_isa()) != std::string(env)) {
     std::printf("skipped: CNNCORE_ISA=%s, but this CPU's best kernel level is %s\n", env,
                 cnncore::isa_name(cnncore::best_supported_isa()));

@@ -490,8 +490,8 @@ Tensor backward_weight_nd(const char* op, int nd, const Tensor& diff_dst, const 
   const LiveTaps lt = uncropped(algo) ? LiveTaps{} : live_taps(g);
   ConvGeometry c;
   const bool crop = lt.any_dead && cropped_geometry(g, lt, &c);
-  // (the cropped route writes every element)
-  Tensor diff_weights = crop ? Tensor::empty(weights_shape, src.dtype()) : Tensor::zeros(weights_shape, src.dtype());
+  // (every engine, and the cropped route, writes every element)
+  Tensor diff_weights = Tensor::empty(weights_shape, src.dtype());
   run_timed(chosen, [&] {
     with_dtype(src.dtype(), [&](auto tag) {
       using T = decltype(tag);

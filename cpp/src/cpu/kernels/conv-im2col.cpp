@@ -287,7 +287,14 @@ void conv_backward_weight_im2col(const ConvGeometry& g, const T* diff_dst, const
   const bool private_sums = bt.parallel_chunks;
   const int64_t base = per_thread_elems(g, bt);
   const int64_t per_thread = base + (private_sums ? wsz : 0);
-  std::memset(diff_weights, 0, sizeof(T) * static_cast<std::size_t>(wsz));
+  // The first batch's products overwrite dW (the private sums' total does
+  // at the end), so dW is neither zeroed nor read for them: at batch 1 a
+  // deep layer's dW (9.4 MB at ResNet's 512 -> 512 @7, K of 49) was
+  // written three times and read once.
+  if (g.N == 0) {
+    std::memset(diff_weights, 0, sizeof(T) * static_cast<std::size_t>(wsz));
+    return;
+  }
   Scratch<T> ws;
   if (private_sums) {
     T* all = ws.get(per_thread * nt);
@@ -306,8 +313,8 @@ void conv_backward_weight_im2col(const ConvGeometry& g, const T* diff_dst, const
       const T* dy = diff_dst + (n0 * g.C_out + grp * g.C_out_g) * P;
       if (nb > 1) gather_rows(dy, g.C_out * P, g.C_out_g, P, nb, wide_dy);
       // dW_g (C_out_g x Kd) += dy (C_out_g x cols) * patches^T (cols x Kd)
-      gemm(uk, false, true, g.C_out_g, Kd, cols, nb > 1 ? wide_dy : dy, cols, patches ? col : x, cols, true,
-           dw + grp * g.C_out_g * Kd, Kd, par);
+      gemm(uk, false, true, g.C_out_g, Kd, cols, nb > 1 ? wide_dy : dy, cols, patches ? col : x, cols,
+           private_sums || n0 > 0, dw + grp * g.C_out_g * Kd, Kd, par);
     }
   }, private_sums);
   if (private_sums) {
