@@ -6,8 +6,9 @@ parameter names) and in cnncore, copies the weights by name, then times both alt
 (``--repeat`` rounds after warm-up calls; medians): an eval-mode forward under
 ``no_grad`` (after ``INFERENCE_WARMUP`` calls each, as a server runs: cnncore's ``auto``
 settles its choices on the first calls with unchanged weights, timing the candidates where
-its cost model cannot order them), or a training step (after one call each) (forward, cross-entropy, ``zero_grad``, backward, SGD with
-momentum 0.9). ``ratio`` is torch_ms / cnncore_ms: above 1 means cnncore is faster.
+its cost model cannot order them), or a training step (after ``TRAINING_WARMUP`` steps each:
+its gradients' measured choices settle on the first steps) (forward, cross-entropy,
+``zero_grad``, backward, SGD with momentum 0.9). ``ratio`` is torch_ms / cnncore_ms: above 1 means cnncore is faster.
 ``err`` is the largest difference of the two outputs (the first step's logits for
 training) relative to the largest PyTorch output. ``*_MiB`` is the peak resident memory the
 workload adds to its process (weights excluded: they exist before the measurement
@@ -55,8 +56,11 @@ WORKLOADS = [
 ]
 LR, MOMENTUM = 0.01, 0.9
 # warm-up calls of an inference workload: weights seen unchanged twice are cached, then
-# auto's measured choice takes two trials per candidate (cpp/src/ops/conv_measure.hpp)
-INFERENCE_WARMUP = 8
+# auto's measured choice takes two trials per candidate, up to three candidates
+# (cpp/src/ops/conv_measure.hpp)
+INFERENCE_WARMUP = 10
+# and of a training workload: the gradients' measured choices (up to six trial steps)
+TRAINING_WARMUP = 8
 
 
 def build(workload, seed=0):
@@ -219,7 +223,7 @@ def main(argv=None):
                 cc.set_num_threads(nt)
                 torch.set_num_threads(nt)
                 c_ms, t_ms, a, b = time_alternating(ours, rival, args.repeat, args.budget,
-                                                    1 if w[5] else INFERENCE_WARMUP)
+                                                    TRAINING_WARMUP if w[5] else INFERENCE_WARMUP)
                 mem = ("-", "-")
                 if not args.no_memory:
                     got = [measure_memory(w[0], side, nt) for side in ("cnncore", "torch")]
@@ -241,7 +245,7 @@ def profile(workloads, threads, args):
                 tm, cm, x, y = build(w)
                 ours, _ = steppers(w, tm, cm, x, y)
                 del tm
-                for _ in range(1 if w[5] else INFERENCE_WARMUP):  # warm-up, outside the profile
+                for _ in range(TRAINING_WARMUP if w[5] else INFERENCE_WARMUP):  # warm-up, outside the profile
                     ours()
                 prof = CoreProfile()
                 with prof.installed():

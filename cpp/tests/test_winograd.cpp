@@ -320,7 +320,7 @@ TEST(conv2d_auto_winograd_keeps_within_the_memory_limit) {
 TEST(conv_measured_choice_takes_turns_and_keeps_the_fastest) {
   detail::clear_measurements();
   const std::vector<int64_t> a{1, 2, 3}, b{4, 5, 6};
-  const bool both[2] = {true, true}, exact_only[2] = {true, false};
+  const bool both[3] = {true, true, false}, exact_only[3] = {true, false, false};
   bool trial = false;
   const double times[4] = {3.0, 2.0, 1.5, 2.5};  // exact, winograd, exact, winograd: exact's best 1.5 wins
   for (int i = 0; i < 4; ++i) {
@@ -349,7 +349,30 @@ TEST(conv_measured_choice_takes_turns_and_keeps_the_fastest) {
   }
   CHECK(detail::measured_candidate(b, both, &trial) == 1 && !trial);
   CHECK(!detail::measured_exact(b));
-  CHECK(detail::measured_problems() == 2);
+  // three candidates (the other tile too): turns 0, 1, 2; the second tile wins
+  const std::vector<int64_t> c3{7, 8, 9};
+  const bool all[3] = {true, true, true};
+  const double times3[6] = {2.0, 1.8, 1.2, 2.1, 1.9, 1.3};
+  for (int i = 0; i < 6; ++i) {
+    const int c = detail::measured_candidate(c3, all, &trial);
+    CHECK(trial && c == i % 3);
+    detail::record_measurement(c3, c, times3[i]);
+  }
+  CHECK(detail::measured_candidate(c3, all, &trial) == 2 && !trial);
+  CHECK(!detail::measured_exact(c3));
+  // the tiles alone (the exact engine takes no part): the first tile wins,
+  // and the exact engine, never timed, is not reported as the winner
+  const std::vector<int64_t> t2{10, 11};
+  const bool tiles[3] = {false, true, true};
+  const double times_t[4] = {1.0, 1.4, 1.1, 1.2};
+  for (int i = 0; i < 4; ++i) {
+    const int c = detail::measured_candidate(t2, tiles, &trial);
+    CHECK(trial && c == 1 + i % 2);
+    detail::record_measurement(t2, c, times_t[i]);
+  }
+  CHECK(detail::measured_candidate(t2, tiles, &trial) == 1 && !trial);
+  CHECK(!detail::measured_exact(t2));
+  CHECK(detail::measured_problems() == 4);
   for (int64_t k = 0; k < int64_t(detail::kMaxMeasured) + 10; ++k) detail::measured_candidate({k}, both, &trial);
   CHECK(detail::measured_problems() == detail::kMaxMeasured);
   detail::clear_measurements();
@@ -373,26 +396,33 @@ TEST(conv2d_auto_measures_close_candidates_then_stays) {
   Tensor x = filled<float>(xs, 101), w = filled<float>(ws, 102);
   p.algorithm = ConvAlgorithm::direct;
   const Tensor y_exact = conv2d_forward(x, w, Tensor(), p);
-  p.algorithm = ConvAlgorithm::winograd;
-  const Tensor y_wino = conv2d_forward(x, w, Tensor(), p);
-  CHECK(max_abs_diff<float>(y_exact, y_wino) > 0);
+  p.algorithm = ConvAlgorithm::winograd2;
+  const Tensor y_w2 = conv2d_forward(x, w, Tensor(), p);
+  p.algorithm = ConvAlgorithm::winograd4;
+  const Tensor y_w4 = conv2d_forward(x, w, Tensor(), p);
+  CHECK(max_abs_diff<float>(y_exact, y_w2) > 0 && max_abs_diff<float>(y_exact, y_w4) > 0);
+  // (either tile may take part: the model's, and the other where their estimates lie close)
+  const auto one_of = [&](const Tensor& y) {
+    return max_abs_diff<float>(y, y_exact) == 0 || max_abs_diff<float>(y, y_w2) == 0 ||
+           max_abs_diff<float>(y, y_w4) == 0;
+  };
   p.algorithm = ConvAlgorithm::auto_;
   std::vector<Tensor> ys;
-  for (int i = 0; i < 10; ++i) ys.push_back(conv2d_forward(x, w, Tensor(), p));
+  for (int i = 0; i < 12; ++i) ys.push_back(conv2d_forward(x, w, Tensor(), p));
   CHECK(detail::measured_problems() >= 1);  // the layer was measured (its first call, before the
                                             // weights are known unchanged, may be another problem)
-  for (const Tensor& y : ys)
-    CHECK(max_abs_diff<float>(y, y_exact) == 0 || max_abs_diff<float>(y, y_wino) == 0);
-  for (int i = 7; i < 10; ++i) CHECK(max_abs_diff<float>(ys[i], ys[6]) == 0);
+  for (const Tensor& y : ys) CHECK(one_of(y));
+  for (int i = 9; i < 12; ++i) CHECK(max_abs_diff<float>(ys[i], ys[8]) == 0);
   // with weights changed before every call (training) the forward takes the
   // model's choice, the exact engine here, and nothing is measured; the data
   // gradient is measured (another problem): each call gives the exact
-  // engine's or Winograd's result for the weights it saw, and from the fifth
-  // call on always the same one
+  // engine's or a Winograd tile's result for the weights it saw, and from
+  // the seventh call on (at most three candidates, two trials each) always
+  // the same one
   detail::clear_measurements();
   int last = -1;
   const Tensor gy = filled<float>(xs, 103);
-  for (int i = 0; i < 8; ++i) {
+  for (int i = 0; i < 10; ++i) {
     w.data_as<float>()[0] += 1.0f;
     ConvParams q = p;
     q.algorithm = ConvAlgorithm::direct;
@@ -400,12 +430,14 @@ TEST(conv2d_auto_measures_close_candidates_then_stays) {
     CHECK(max_abs_diff<float>(conv2d_forward(x, w, Tensor(), p), conv2d_forward(x, w, Tensor(), q)) == 0);
     CHECK(detail::measured_problems() == before);
     const Tensor dx = conv2d_backward_data(gy, w, xs, p);
-    const bool exact = max_abs_diff<float>(dx, conv2d_backward_data(gy, w, xs, q)) == 0;
-    q.algorithm = ConvAlgorithm::winograd;
-    const bool wino = max_abs_diff<float>(dx, conv2d_backward_data(gy, w, xs, q)) == 0;
-    CHECK(exact || wino);
-    if (i >= 5) CHECK((exact ? 0 : 1) == last);
-    if (i >= 4) last = exact ? 0 : 1;
+    int which = max_abs_diff<float>(dx, conv2d_backward_data(gy, w, xs, q)) == 0 ? 0 : -1;
+    for (const auto [a, id] : {std::pair{ConvAlgorithm::winograd2, 2}, std::pair{ConvAlgorithm::winograd4, 4}}) {
+      q.algorithm = a;
+      if (which < 0 && max_abs_diff<float>(dx, conv2d_backward_data(gy, w, xs, q)) == 0) which = id;
+    }
+    CHECK(which >= 0);
+    if (i >= 7) CHECK(which == last);
+    if (i >= 6) last = which;
   }
   CHECK(detail::measured_problems() == 1);  // the data gradient was measured
   set_exact_algorithms(was);

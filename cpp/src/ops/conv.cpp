@@ -86,23 +86,38 @@ std::vector<int64_t> measure_key(const ConvGeometry& g, ConvPass pass, DType dty
 // `seen` receives the weights' fingerprint where the cost model read them;
 // `key` is the problem's measure_key (with `measure`); `*transforming` is
 // set when the measured problem transforms its weights every call.
+// `*candidates` (with `measure`) receives which of measure_candidate's
+// candidates are to be timed.
 ConvAlgorithm choose(const char* op, ConvAlgorithm requested, const ConvGeometry& g, ConvPass pass,
                      const Tensor* weights, bool* measure = nullptr, cpu::WeightsFingerprint* seen = nullptr,
-                     const std::vector<int64_t>* key = nullptr, bool* transforming = nullptr) {
+                     const std::vector<int64_t>* key = nullptr, bool* transforming = nullptr,
+                     bool* candidates = nullptr) {
   if (requested == ConvAlgorithm::auto_) {
     if (get_isa() == Isa::ref) return ConvAlgorithm::reference;
     if (!get_exact_algorithms()) {
       // FFT first: it is preferred only for large kernels where its estimate beats direct (depthwise) and im2col.
       if (cpu::conv_fft_preferred(g)) return ConvAlgorithm::fft;
       if (cpu::conv_winograd_why_not(g).empty()) {
-        const cpu::WinogradVerdict v = cpu::conv_winograd_verdict(
-            g, pass, weights ? weights->data() : nullptr,
-            weights ? weights->numel() * static_cast<int64_t>(dtype_size(weights->dtype())) : 0,
-            measure && key && detail::measured_exact(*key), seen);
-        if (v == cpu::WinogradVerdict::winograd) return ConvAlgorithm::winograd;
+        const void* wd = weights ? weights->data() : nullptr;
+        const int64_t wb = weights ? weights->numel() * static_cast<int64_t>(dtype_size(weights->dtype())) : 0;
+        const cpu::WinogradVerdict v =
+            cpu::conv_winograd_verdict(g, pass, wd, wb, measure && key && detail::measured_exact(*key), seen);
+        // the other tile too, where the model cannot order the two
+        // (deterministic algorithms keep the model's)
+        bool tiles_transforming = false;
+        const bool tiles = measure && v != cpu::WinogradVerdict::exact && !get_deterministic() &&
+                           cpu::conv_winograd_tiles_close(g, pass, wd, wb, &tiles_transforming);
+        if (v == cpu::WinogradVerdict::winograd) {
+          if (!tiles) return ConvAlgorithm::winograd;
+          *measure = true;
+          *transforming = tiles_transforming;
+          candidates[0] = false, candidates[1] = candidates[2] = true;
+          return ConvAlgorithm::winograd;
+        }
         if ((v == cpu::WinogradVerdict::measure || v == cpu::WinogradVerdict::measure_transforming) && measure) {
           *measure = true;
           if (v == cpu::WinogradVerdict::measure_transforming) *transforming = true;
+          candidates[0] = candidates[1] = true, candidates[2] = tiles;
           return ConvAlgorithm::winograd;
         }
       }
@@ -144,9 +159,12 @@ struct Chosen {
   explicit Chosen(ConvAlgorithm a, int t = 0) : algo(a), tile(t) {}
 };
 
+// The measured choice's candidates: 0 the exact engine, 1 Winograd with
+// the model's tile, 2 with the other one (2 and 4).
 Chosen measure_candidate(const ConvGeometry& g, ConvPass pass, const Tensor* weights, int c) {
-  return c == 0 ? Chosen(choose_exact(g))
-                : Chosen(ConvAlgorithm::winograd, winograd_tile(ConvAlgorithm::winograd, g, pass, weights));
+  if (c == 0) return Chosen(choose_exact(g));
+  const int model = winograd_tile(ConvAlgorithm::winograd, g, pass, weights);
+  return Chosen(ConvAlgorithm::winograd, c == 1 ? model : 6 - model);
 }
 
 // The algorithm for this call and its tile, after checking that the result
@@ -161,13 +179,16 @@ Chosen choose_within_budget(const char* op, const ConvParams& params, const Conv
   cpu::WeightsFingerprint seen;
   std::vector<int64_t> key = measure_key(g, pass, dtype);
   bool transforming = false;
-  Chosen c(choose(op, params.algorithm, g, pass, weights, &measure, &seen, &key, &transforming));
+  bool candidates[detail::kMeasureCandidates] = {};
+  Chosen c(choose(op, params.algorithm, g, pass, weights, &measure, &seen, &key, &transforming, candidates));
   if (measure) {
-    key.back() = transforming ? 1 : 0;  // cached and transformed weights: two problems
+    // cached and transformed weights are two problems, and so is the
+    // tiles' measurement without the exact engine
+    key.back() = (transforming ? 1 : 0) + (candidates[0] ? 0 : 2);
     bool fits[detail::kMeasureCandidates], trial = false;
     for (int i = 0; i < detail::kMeasureCandidates; ++i) {
       const Chosen ci = measure_candidate(g, pass, weights, i);
-      fits[i] = call_bytes(op, g, ci.algo, pass, dtype, result_elems, ci.tile) <= room;
+      fits[i] = candidates[i] && call_bytes(op, g, ci.algo, pass, dtype, result_elems, ci.tile) <= room;
     }
     const int i = detail::measured_candidate(key, fits, &trial);
     c = measure_candidate(g, pass, weights, i);

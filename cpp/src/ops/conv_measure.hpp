@@ -6,11 +6,13 @@
 // the real result; the candidates differ only in rounding, and once the
 // trials are done the choice stays fixed for the problem.
 //
-// The candidates are numbered 0 (the exact engine) and 1 (Winograd with
-// the tile the model finds fastest: the model orders the tiles well, being
-// wrong mostly about the exact engine's efficiency on small maps); each
-// runs kMeasureTrials calls, in turns, and its fastest is its time (the
-// minimum, not the median: a shared machine only adds time).
+// The candidates are numbered 0 (the exact engine), 1 (Winograd with the
+// tile the model finds fastest) and 2 (Winograd with the other tile, where
+// the model's estimates of the two lie close: its memory bandwidths are
+// one machine's); each one taking part runs kMeasureTrials calls, in turns,
+// and its fastest is its time (the minimum, not the median: a shared
+// machine only adds time). Where the model finds Winograd clearly faster
+// but cannot order its tiles, only 1 and 2 take part.
 // Problems are keyed by everything that decides the time (geometry, pass,
 // element size, threads, kernel level, cached or transformed weights); at most kMaxMeasured are kept, the
 // least recently used dropped first.
@@ -21,17 +23,17 @@
 
 namespace cnncore::detail {
 
-constexpr int kMeasureCandidates = 2, kMeasureTrials = 2;
+constexpr int kMeasureCandidates = 3, kMeasureTrials = 2;
 constexpr std::size_t kMaxMeasured = 512;
 
 // The candidate the next call of problem `key` runs. `fits[i]`: whether
-// candidate i fits the memory limit now (one that does not is skipped, and
-// candidate 0 runs when none fits). `*trial` is set when the call is a
+// candidate i takes part and fits the memory limit now (one that does not
+// is skipped, and candidate 0 runs when none fits). `*trial` is set when the call is a
 // trial, whose seconds record_measurement then takes.
 int measured_candidate(const std::vector<int64_t>& key, const bool fits[kMeasureCandidates], bool* trial);
 void record_measurement(const std::vector<int64_t>& key, int candidate, double seconds);
-// Whether the trials of `key` are done and candidate 0 won (false for a
-// problem never measured).
+// Whether the trials of `key` are done and candidate 0 won against those
+// that took part (false for a problem never measured).
 bool measured_exact(const std::vector<int64_t>& key);
 // Forgets every measurement (tests); the number of problems kept.
 void clear_measurements();

@@ -923,6 +923,9 @@ namespace {
 // 512 -> 512 @7 at batch 1 at 65% of its peak by the exact engine, where the
 // model assumes 85%) can reverse the order, so auto measures instead.
 constexpr double kMeasureBand = 1.6;
+// Within this factor of each other, the two tiles' estimates are measured
+// too (conv_winograd_tiles_close).
+constexpr double kTileBand = 1.35;
 
 // Seconds estimated for one thread of the current kernel level, calibrated
 // on this project's Zen 5 runs (benchmarks/conv2d.py, the winograd columns):
@@ -991,6 +994,16 @@ int conv_winograd_tile(const ConvGeometry& g, ConvPass pass, const void* weights
   const int nt = get_num_threads();
   const bool pack = !weights_stable(weights, weight_bytes, kernel_view(g, pass), p);
   return winograd_seconds(p, 2, 4, nt, pass, pack) < winograd_seconds(p, 4, 4, nt, pass, pack) ? 2 : 4;
+}
+
+bool conv_winograd_tiles_close(const ConvGeometry& g, ConvPass pass, const void* weights, int64_t weight_bytes,
+                               bool* transforming) {
+  const Problem p = pass_problem(g, pass);
+  const int nt = get_num_threads();
+  const bool pack = !weights_stable(weights, weight_bytes, kernel_view(g, pass), p);
+  *transforming = pack && pass != ConvPass::backward_weight;
+  const double t2 = winograd_seconds(p, 2, 4, nt, pass, pack), t4 = winograd_seconds(p, 4, 4, nt, pass, pack);
+  return std::max(t2, t4) < kTileBand * std::min(t2, t4);
 }
 
 WinogradVerdict conv_winograd_verdict(const ConvGeometry& g, ConvPass pass, const void* weights,

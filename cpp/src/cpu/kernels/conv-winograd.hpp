@@ -40,6 +40,14 @@ std::string conv_winograd_why_not(const detail::ConvGeometry& g);
 // consecutive calls: inference) or must transform them.
 int conv_winograd_tile(const detail::ConvGeometry& g, detail::ConvPass pass, const void* weights,
                        int64_t weight_bytes);
+// Whether the model's estimates of the two tiles auto may use lie within
+// kTileBand of each other, too close for it to order them: auto then also
+// times the other tile (ops/conv.cpp). On a Zen 3, ResNet's 256 -> 256 @14
+// at batch 1 runs its weight gradient by F(2, 3) in 2.1 ms and by F(4, 3),
+// the model's choice, in 2.6 (the model's memory bandwidths are a Zen 5's).
+// `*transforming` is set when the call must transform the weights.
+bool conv_winograd_tiles_close(const detail::ConvGeometry& g, detail::ConvPass pass, const void* weights,
+                               int64_t weight_bytes, bool* transforming);
 // What algorithm="auto" should do for `pass` by the cost model: take the
 // exact engine, take Winograd, or, where the estimates are too close for
 // the model to order them, time the candidates on the calls themselves
