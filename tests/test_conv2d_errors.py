@@ -940,3 +940,22 @@ def test_gil_is_usable_from_threads():
     assert not any(t.is_alive() for t in threads)
     for a, b in zip(out, serial):
         np.testing.assert_array_equal(a, b)
+
+
+# The checked keywords are cached by argument (ops/_common.py): a value equal to a cached
+# valid one but of a rejected type is still refused, whichever came first.
+@pytest.mark.parametrize("kw, bad", [
+    ("stride", 2.0), ("stride", (2, 2.0)), ("padding", 1.0), ("padding", (1, 1.0)),
+    ("dilation", 1.0), ("groups", 1.0), ("groups", True), ("flip", 1),
+])
+def test_cached_keywords_still_refuse_wrong_types(kw, bad):
+    x, w = _arr((1, 2, 6, 6)), _arr((2, 2, 3, 3))
+    good = {"stride": 2, "padding": 1, "dilation": 1, "groups": 1, "flip": True}[kw]
+    good = (2, 2) if isinstance(bad, tuple) and kw == "stride" else good
+    good = (1, 1) if isinstance(bad, tuple) and kw == "padding" else good
+    ref = ops.conv2d(x, w, **{kw: good})
+    for _ in range(2):  # the valid call is cached now
+        np.testing.assert_array_equal(ops.conv2d(x, w, **{kw: good}), ref)
+        with pytest.raises(TypeError, match=kw):
+            ops.conv2d(x, w, **{kw: bad})
+    assert_alive()

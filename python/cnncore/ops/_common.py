@@ -104,7 +104,44 @@ def _word(value, choices, op, name):
     return value
 
 
+# Checked convolution keywords by their arguments: a network's layers pass the same ones on
+# every call, and checking them anew was a tenth of a batch-1 forward's Python time. Only
+# arguments of exact types are keys (ints, bools, strings, tuples of ints), so that a value
+# equal to a valid one but of a rejected type (2.0, a tuple holding a float) is still checked
+# and refused.
+_CONV_PARAMS_CACHE = {}
+_CONV_PARAMS_CACHE_SIZE = 1024
+
+
+def _cache_key(args):
+    key = []
+    for a in args:
+        t = type(a)
+        if t is tuple:
+            if not all(type(e) is int for e in a):
+                return None
+        elif t not in (int, bool, str):
+            return None
+        key.append((t, a))
+    return tuple(key)
+
+
 def _conv_params(op, nd, stride, padding, dilation, groups, padding_mode, flip, algorithm):
+    args = (op, nd, stride, padding, dilation, groups, padding_mode, flip, algorithm)
+    key = _cache_key(args)
+    if key is not None:
+        hit = _CONV_PARAMS_CACHE.get(key)
+        if hit is not None:
+            return dict(hit)
+    params = _checked_conv_params(*args)
+    if key is not None:
+        if len(_CONV_PARAMS_CACHE) >= _CONV_PARAMS_CACHE_SIZE:
+            _CONV_PARAMS_CACHE.clear()
+        _CONV_PARAMS_CACHE[key] = dict(params)
+    return params
+
+
+def _checked_conv_params(op, nd, stride, padding, dilation, groups, padding_mode, flip, algorithm):
     pad, preset = _padding(padding, nd, op)
     if not isinstance(flip, (bool, np.bool_)):
         raise TypeError(f"{op}: flip must be a bool, got {type(flip).__name__}")
