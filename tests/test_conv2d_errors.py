@@ -959,3 +959,14 @@ def test_cached_keywords_still_refuse_wrong_types(kw, bad):
         with pytest.raises(TypeError, match=kw):
             ops.conv2d(x, w, **{kw: bad})
     assert_alive()
+
+
+def test_cached_keywords_are_not_shared_with_callers():
+    from cnncore.ops._common import _conv_params
+    args = ("conv2d", 2, 2, 1, 1, 1, "zeros", False, "auto")
+    for _ in range(2):  # the first call fills the cache, the second is served from it
+        given = _conv_params(*args)
+        given["stride"][0] = 99  # a caller changing what it was given
+        given["padding"].append(7)
+    again = _conv_params(*args)
+    assert again["stride"] == [2, 2] and again["padding"] == [1, 1, 1, 1]

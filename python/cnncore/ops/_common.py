@@ -132,12 +132,13 @@ def _conv_params(op, nd, stride, padding, dilation, groups, padding_mode, flip, 
     if key is not None:
         hit = _CONV_PARAMS_CACHE.get(key)
         if hit is not None:
-            return dict(hit)
+            # (the per-axis lists copied too: a caller may change what it is given)
+            return {k: list(v) if type(v) is list else v for k, v in hit.items()}
     params = _checked_conv_params(*args)
     if key is not None:
         if len(_CONV_PARAMS_CACHE) >= _CONV_PARAMS_CACHE_SIZE:
             _CONV_PARAMS_CACHE.clear()
-        _CONV_PARAMS_CACHE[key] = dict(params)
+        _CONV_PARAMS_CACHE[key] = {k: list(v) if type(v) is list else v for k, v in params.items()}
     return params
 
 
