@@ -421,6 +421,22 @@ void share(int64_t total, int t, int threads, int64_t* lo, int64_t* hi) {
   *hi = *lo + base + (t < extra ? 1 : 0);
 }
 
+// Thread t's share of the tiles of an m_slivers x n_slivers block, in
+// order: tile(is, js) for each, B slivers outermost when split_b.
+template <typename F>
+void for_each_shared_tile(int t, int team, int64_t m_slivers, int64_t n_slivers, bool split_b, F&& tile) {
+  const int64_t outer = split_b ? n_slivers : m_slivers, inner = split_b ? m_slivers : n_slivers;
+  int64_t lo, hi;
+  share(outer * inner, t, team, &lo, &hi);
+  for (int64_t uv = lo; uv < hi; ++uv) {
+    const int64_t u = uv / inner, v = uv % inner;
+    if (split_b)
+      tile(v, u);
+    else
+      tile(u, v);
+  }
+}
+
 template <typename T>
 void gemm_shifted_segments(const GemmUkernel<T>& uk, int64_t M, int64_t R, int64_t L, int64_t S, int64_t K,
                            const T* A, int64_t lda, const T* b, const int64_t* off, bool accumulate, T* C,
@@ -452,16 +468,11 @@ void gemm_shifted_segments(const GemmUkernel<T>& uk, int64_t M, int64_t R, int64
         const int64_t mc = std::min(bl.mc, M - ic);
         const int64_t m_slivers = ceil_div(mc, mr);
         const bool split_b = n_slivers >= 4 * nt;  // as in gemm()
-        const int64_t outer = split_b ? n_slivers : m_slivers, inner = split_b ? m_slivers : n_slivers;
-        int64_t lo, hi;
-        share(outer * inner, t, team, &lo, &hi);
-        for (int64_t uv = lo; uv < hi; ++uv) {
-          const int64_t u = uv / inner, v = uv % inner;
-          const int64_t js = split_b ? u : v, is = split_b ? v : u;
+        for_each_shared_tile(t, team, m_slivers, n_slivers, split_b, [&](int64_t is, int64_t js) {
           const int64_t jl = (js % per_row) * nr, j = (js / per_row) * S + jl, i = ic + is * mr;
           uk.shifted(kc, A + i * lda + pc, lda, b + j, off + pc, C + i * ldc + j, ldc,
                      std::min<int64_t>(mr, M - i), std::min<int64_t>(nr, L - jl), acc);
-        }
+        });
       }
     }
   }
@@ -530,12 +541,7 @@ void shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_t S, 
       const int64_t mc = std::min(bl.mc, M - ic);
       const int64_t m_slivers = ceil_div(mc, mr);
       const bool split_b = !a_outer && n_slivers >= 4 * nt;
-      const int64_t outer = split_b ? n_slivers : m_slivers, inner = split_b ? m_slivers : n_slivers;
-      int64_t lo, hi;
-      share(outer * inner, t, team, &lo, &hi);
-      for (int64_t uv = lo; uv < hi; ++uv) {
-        const int64_t u = uv / inner, v = uv % inner;
-        const int64_t js = split_b ? u : v, is = split_b ? v : u;
+      for_each_shared_tile(t, team, m_slivers, n_slivers, split_b, [&](int64_t is, int64_t js) {
         const int64_t j = js * nr, i = ic + is * mr, m = std::min<int64_t>(mr, M - i), n = std::min<int64_t>(nr, Q - j);
         const T* a = A + i * lda;
         int64_t la = lda;
@@ -555,7 +561,7 @@ void shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_t S, 
 #pragma omp simd
             for (int64_t x = 0; x < n; ++x) to[ii * ldd + x] += bo;
           }
-          continue;
+          return;
         }
         for (int64_t pc = 0; pc < K; pc += kShiftedKC)
           uk.shifted(std::min(kShiftedKC, K - pc), a + pc, la, b + j, off + pc, tile, nr, m, n, pc > 0);
@@ -571,7 +577,7 @@ void shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_t S, 
           }
           jj += len;
         }
-      }
+      });
     }
   }
 }
