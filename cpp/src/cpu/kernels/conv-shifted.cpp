@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -501,12 +502,12 @@ void conv_backward_data_shifted(const ConvGeometry& g, const T* diff_dst, const 
           const char* ahead = reinterpret_cast<const char*>(from + kPrefetchAhead * CI * kk);
           for (int64_t b = 0; b < m * kk * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(ahead + b);
         }
-        if (run == 3)
-          for (int64_t i = 0; i < m; ++i) {
-            to[i * ld] = from[i * kk];
-            to[i * ld + 1] = from[i * kk + 1];
-            to[i * ld + 2] = from[i * kk + 2];
-          }
+        if (run == 3 && q + run < p0 + kc)
+          // a 3x3 kernel row as one four-element copy: the fourth element
+          // lands on the next run's first column, which that run then
+          // writes, and it is read from inside the weights (not the call's
+          // last run, so not the last patch row: that is the weights' end)
+          for (int64_t i = 0; i < m; ++i) std::memcpy(to + i * ld, from + i * kk, 4 * sizeof(T));
         else
           for (int64_t i = 0; i < m; ++i)
             for (int64_t x = 0; x < run; ++x) to[i * ld + x] = from[i * kk + x];
