@@ -12,7 +12,9 @@
 #include <omp.h>
 
 #include "cnncore/cnncore.hpp"
+#include "cpu/kernels/conv-winograd.hpp"
 #include "harness.hpp"
+#include "ops/conv_geometry.hpp"
 #include "ops/conv_measure.hpp"
 
 using namespace cnncore;
@@ -442,6 +444,41 @@ TEST(conv2d_auto_measures_close_candidates_then_stays) {
   CHECK(detail::measured_problems() == 1);  // the data gradient was measured
   set_exact_algorithms(was);
   set_num_threads(threads);
+}
+
+// Where the model finds Winograd faster even transforming the weights every
+// call, the tile still depends on whether they change (F(4,3)'s transform
+// is the larger): the verdict watches the weights there too, so weights
+// seen unchanged count as cached when the tiles are compared. (It did not:
+// inference at 128 -> 128 @28, batch 1, two threads, took F(2,3) at 1.05 ms
+// where F(4,3) runs in 0.74 ms.)
+TEST(conv_winograd_clear_verdict_watches_the_weights) {
+  if (get_isa() == Isa::ref) return;
+  ConvParams p;
+  p.padding = {1, 1, 1, 1};
+  bool found = false;
+  for (const int64_t n : {8, 32, 128}) {
+    const Shape xs{n, 128, 28, 28}, ws{128, 128, 3, 3};
+    const detail::ConvGeometry g = detail::make_conv_geometry("conv2d", 2, xs, ws, p);
+    Tensor w = filled<float>(ws, 104);
+    const int64_t bytes = w.numel() * 4;
+    cpu::WeightsFingerprint seen;
+    if (cpu::conv_winograd_verdict(g, detail::ConvPass::forward, w.data(), bytes, false, &seen) !=
+        cpu::WinogradVerdict::winograd)
+      continue;  // not clear at this kernel level: a larger batch
+    found = true;
+    CHECK(seen.known);  // the weights were read (and the call reuses their fingerprint)
+    bool transforming = true;
+    CHECK(cpu::conv_winograd_verdict(g, detail::ConvPass::forward, w.data(), bytes) == cpu::WinogradVerdict::winograd);
+    cpu::conv_winograd_tiles_close(g, detail::ConvPass::forward, w.data(), bytes, &transforming);
+    CHECK(!transforming);  // seen unchanged twice: cached
+    w.data_as<float>()[0] += 1.0f;
+    CHECK(cpu::conv_winograd_verdict(g, detail::ConvPass::forward, w.data(), bytes) == cpu::WinogradVerdict::winograd);
+    cpu::conv_winograd_tiles_close(g, detail::ConvPass::forward, w.data(), bytes, &transforming);
+    CHECK(transforming);  // changed: transformed on this call
+    break;
+  }
+  CHECK(found);
 }
 
 // No images: every pass gives its empty or zero result. Called from inside

@@ -1016,8 +1016,14 @@ WinogradVerdict conv_winograd_verdict(const ConvGeometry& g, ConvPass pass, cons
   };
   // a margin: the model's error is about 15-20% on the machine it was
   // calibrated on, more on others
-  if (best(true) < 0.8 * exact) return WinogradVerdict::winograd;  // faster even transforming the weights every call
   if (best(false) >= kMeasureBand * exact) return WinogradVerdict::exact;  // slower even with them cached
+  if (best(true) < 0.8 * exact) {
+    // faster even transforming the weights every call; but which tile is
+    // faster depends on whether they change (F(4,3)'s transform is the
+    // larger), so the watch follows them as for the close calls
+    observe_weights(weights, weight_bytes, kernel_view(g, pass), p, seen);
+    return WinogradVerdict::winograd;
+  }
   const bool clear = best(false) < exact / kMeasureBand;
   // measured already, and the exact engine won with the weights cached: it
   // wins all the more when they change, so the weights need no reading
