@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <cstring>
 #include <functional>
 #include <memory>
 #include <vector>
