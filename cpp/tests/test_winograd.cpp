@@ -6,6 +6,8 @@
 // refuses; and auto under the exact-algorithms switch.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -13,6 +15,7 @@
 
 #include "cnncore/cnncore.hpp"
 #include "cpu/kernels/conv-winograd.hpp"
+#include "cpu/kernels/f32-elementwise.hpp"
 #include "harness.hpp"
 #include "ops/conv_geometry.hpp"
 #include "ops/conv_measure.hpp"
@@ -247,6 +250,83 @@ TEST(conv2d_winograd_cache_never_serves_stale_weights) {
                           return conv2d_forward(x, w, Tensor(), r);
                         }()) < 5e-5);
   CHECK_THROWS(value_error, "set_winograd_cache_limit", set_winograd_cache_limit(-1));
+  set_winograd_cache_limit(int64_t{128} << 20);
+}
+
+// The fingerprint's definition (fingerprint-body.hpp), one word at a time.
+uint64_t fingerprint_definition(const unsigned char* p, int64_t bytes) {
+  auto step = [](uint64_t h, uint64_t w) {
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
+  };
+  uint32_t lane[64];
+  for (uint32_t i = 0; i < 64; ++i) lane[i] = 0x9e3779b9u * i + 0x7f4a7c15u;
+  const int64_t blocks = bytes / 256;
+  for (int64_t k = 0; k < blocks * 64; ++k) {
+    uint32_t w;
+    std::memcpy(&w, p + 4 * k, 4);
+    uint32_t& h = lane[k % 64];
+    h = (h ^ w) * 0x85ebca6bu;
+    h ^= h >> 15;
+  }
+  uint64_t h = step(0x452821e638d01377ull, static_cast<uint64_t>(bytes));
+  for (uint32_t v : lane) h = step(h, v);
+  int64_t r = blocks * 256;
+  for (; r + 8 <= bytes; r += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + r, 8);
+    h = step(h, w);
+  }
+  for (; r < bytes; ++r) h = step(h, p[r]);
+  return h;
+}
+
+// Every kernel level's fingerprint is the definition's value over awkward
+// lengths at an unaligned address (blocks, tail words, tail bytes), and one
+// changed byte anywhere, in a block, a tail word or the last bytes, changes it.
+TEST(winograd_fingerprint_levels_equal_the_definition) {
+  std::vector<unsigned char> buf(70001 + 3);
+  uint32_t state = 12345;
+  for (unsigned char& c : buf) c = static_cast<unsigned char>((state = state * 1103515245u + 12345u) >> 24);
+  const unsigned char* p = buf.data() + 3;
+  int count = 0;
+  const cpu::F32ElementwiseKernels* levels = cpu::f32_elementwise_kernels(&count);
+  for (int l = 0; l < count; ++l) {
+    const cpu::F32ElementwiseKernels& k = levels[l];
+    if (k.isa > best_supported_isa()) continue;
+    for (int64_t n : {0, 1, 7, 8, 255, 256, 257, 263, 512, 1000, 4109, 70001}) {
+      const uint64_t want = fingerprint_definition(p, n);
+      CHECK(k.fingerprint(p, n) == want);
+      for (int64_t at : {int64_t{0}, n / 2, n - 9, n - 1}) {
+        if (at < 0 || at >= n) continue;
+        unsigned char* c = buf.data() + 3 + at;
+        *c ^= 0x10;
+        CHECK(k.fingerprint(p, n) != want);
+        *c ^= 0x10;
+      }
+    }
+  }
+}
+
+// Weights of several fingerprint chunks (256 KiB each, 1.3 MB here), read
+// by one thread or two: one value changed in place in any chunk is seen.
+TEST(conv2d_winograd_cache_sees_changes_in_every_chunk) {
+  set_winograd_cache_limit(int64_t{64} << 20);
+  ConvParams p, r;
+  p.padding = r.padding = {1, 1, 1, 1};
+  p.algorithm = ConvAlgorithm::winograd2;
+  r.algorithm = ConvAlgorithm::reference;
+  const Shape xs{1, 192, 6, 6}, ws{192, 192, 3, 3};
+  Tensor x = filled<float>(xs, 73), w = filled<float>(ws, 74);
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (int64_t at : {int64_t{5}, w.numel() / 3, w.numel() - 2}) {
+      for (int rep = 0; rep < 3; ++rep) conv2d_forward(x, w, Tensor(), p);  // kept from the second call
+      w.data_as<float>()[at] += 0.5f;
+      CHECK(rel_diff<float>(conv2d_forward(x, w, Tensor(), p), conv2d_forward(x, w, Tensor(), r)) < 5e-5);
+    }
+  }
+  set_num_threads(2);
   set_winograd_cache_limit(int64_t{128} << 20);
 }
 

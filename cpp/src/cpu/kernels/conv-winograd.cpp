@@ -25,6 +25,7 @@ namespace cnncore::cpu {
 
 namespace {
 #include "cpu/kernels/winograd-body.hpp"
+#include "cpu/kernels/fingerprint-body.hpp"
 }  // namespace
 
 using detail::ConvGeometry;
@@ -318,34 +319,27 @@ WeightCache& weight_cache() {
   return *c;
 }
 
+// The fingerprint of the weights: fixed chunks of kFingerprintChunk bytes,
+// each by the current level's kernel (fingerprint-body.hpp), the threads
+// taking whole chunks, and the chunks' values folded in order, so that the
+// value does not depend on the thread count. Every cached-weight call reads
+// the weights once this way: 9.4 MB (a 512-channel 3x3 layer) took 0.9 ms
+// of a 2.9 ms Winograd forward with four 64-bit multiply chains; eight
+// vectors of 32-bit lanes read them at the cache's or memory's rate.
+constexpr int64_t kFingerprintChunk = int64_t{1} << 18;  // a multiple of kFingerprintBlock
+
 uint64_t fingerprint(const void* data, int64_t bytes) {
-  // four independent 64-bit lanes, each word folded in by a bijective,
-  // non-linear step (xor, multiply by an odd constant, xorshift): two
-  // versions that first differ at some word keep different lane states
-  // unless a later word difference happens to equal the state difference,
-  // which no simple edit arranges (a negated tensor, one changed value);
-  // the lanes and the tail are folded into one 64-bit value the same way
+  const F32ElementwiseKernels& k = f32_elementwise_kernels_for_current_isa();
+  if (bytes <= kFingerprintChunk) return k.fingerprint(data, bytes);
   const auto* p = static_cast<const unsigned char*>(data);
-  const int64_t words = bytes / 8;
-  uint64_t lane[4] = {0x243f6a8885a308d3ull, 0x13198a2e03707344ull, 0xa4093822299f31d0ull, 0x082efa98ec4e6c89ull};
-  auto step = [](uint64_t h, uint64_t w) {
-    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-    return h ^ (h >> 29);
-  };
-  int64_t q = 0;
-  for (; q + 4 <= words; q += 4) {
-    uint64_t w[4];
-    std::memcpy(w, p + q * 8, sizeof w);
-    for (int l = 0; l < 4; ++l) lane[l] = step(lane[l], w[l]);
-  }
-  uint64_t h = 0x452821e638d01377ull;
-  for (; q < words; ++q) {
-    uint64_t w;
-    std::memcpy(&w, p + q * 8, sizeof w);
-    h = step(h, w);
-  }
-  for (int64_t r = words * 8; r < bytes; ++r) h = step(h, p[r]);
-  for (int l = 0; l < 4; ++l) h = step(h, lane[l]);
+  const int64_t chunks = ceil_div(bytes, kFingerprintChunk);
+  std::vector<uint64_t> part(static_cast<size_t>(chunks));
+  const int threads = static_cast<int>(std::min<int64_t>(get_num_threads(), chunks / 2));
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int64_t c = 0; c < chunks; ++c)
+    part[c] = k.fingerprint(p + c * kFingerprintChunk, std::min(kFingerprintChunk, bytes - c * kFingerprintChunk));
+  uint64_t h = fingerprint_step(0x13198a2e03707344ull, static_cast<uint64_t>(bytes));
+  for (const uint64_t v : part) h = fingerprint_step(h, v);
   return h;
 }
 

@@ -1,5 +1,5 @@
 // The float32 elementwise kernels of each kernel level: exp, activations,
-// softmax tasks, cross-entropy ranges, 2x2 and 3x3/2 pooling, few-row matrix-vector products and Winograd transforms. CMake compiles one source,
+// softmax tasks, cross-entropy ranges, 2x2 and 3x3/2 pooling, few-row matrix-vector products, Winograd transforms and the weight fingerprint. CMake compiles one source,
 // f32-elementwise-level.inc, once per level (generic, avx2_fma, avx512): the same
 // bodies (activation-body.hpp, softmax-body.hpp, cross-entropy-body.hpp on top
 // of exp-tanh-body.hpp) with its own flags; f32-elementwise-levels.inc lists
@@ -57,6 +57,8 @@ struct F32ElementwiseKernels {
   // One tile row's tiles between a strip and the lanes (winograd-body.hpp).
   void (*winograd_gather)(int m, const float* s, int64_t ws, int64_t count, float* d, int64_t L);
   void (*winograd_scatter)(int m, const float* y, int64_t L, int64_t count, float* o, int64_t ws);
+  // The fingerprint of `bytes` bytes (any type's; fingerprint-body.hpp): the same value at every level.
+  uint64_t (*fingerprint)(const void* data, int64_t bytes);
 };
 
 // Every level built into this library, lowest first (generic is always there).
