@@ -330,6 +330,24 @@ TEST(conv2d_winograd_cache_sees_changes_in_every_chunk) {
   set_winograd_cache_limit(int64_t{128} << 20);
 }
 
+// A call reports whether it transformed the weights or took them from the
+// cache (auto's measurement sets apart the trials that transformed them).
+TEST(conv2d_winograd_reports_a_transform_served_from_the_cache) {
+  set_winograd_cache_limit(int64_t{64} << 20);
+  ConvParams p;
+  p.padding = {1, 1, 1, 1};
+  const Shape xs{1, 8, 6, 6}, ws{8, 8, 3, 3};
+  const Tensor x = filled<float>(xs, 75), w = filled<float>(ws, 76);
+  const detail::ConvGeometry g = detail::make_conv_geometry("conv2d", 2, xs, ws, p);
+  Tensor y = Tensor::empty(g.dst_shape(), DType::f32);
+  bool transformed[3] = {false, false, false};
+  for (bool& t : transformed)
+    cpu::conv_forward_winograd<float>(g, 4, x.data_as<float>(), w.data_as<float>(), nullptr, y.data_as<float>(),
+                                      nullptr, &t);
+  CHECK(transformed[0] && transformed[1] && !transformed[2]);  // kept by the second call, served to the third
+  set_winograd_cache_limit(int64_t{128} << 20);
+}
+
 TEST(conv2d_winograd_refuses_what_it_cannot_serve) {
   Tensor x = filled<float>({1, 2, 9, 9}, 81);
   ConvParams p;
@@ -398,7 +416,8 @@ TEST(conv2d_auto_winograd_keeps_within_the_memory_limit) {
 
 // The measured choice's bookkeeping: candidates take their trials in turns
 // (skipping those that do not fit), the fastest trial of each counts, and
-// the winner stays; the exact engine's win is reported as such.
+// the winner stays; the exact engine's win is reported as such; atypical
+// trials are run again, a bounded number of times.
 TEST(conv_measured_choice_takes_turns_and_keeps_the_fastest) {
   detail::clear_measurements();
   const std::vector<int64_t> a{1, 2, 3}, b{4, 5, 6};
@@ -454,7 +473,42 @@ TEST(conv_measured_choice_takes_turns_and_keeps_the_fastest) {
   }
   CHECK(detail::measured_candidate(t2, tiles, &trial) == 1 && !trial);
   CHECK(!detail::measured_exact(t2));
-  CHECK(detail::measured_problems() == 4);
+  // Winograd's first two trials packed their weights (not typical: two
+  // layers of one problem): it runs again until one is typical, and that
+  // one's time (0.9, not the packing calls' 3.0) beats the exact engine
+  const std::vector<int64_t> p3{12, 13};
+  const double times_p[5] = {1.0, 3.0, 1.1, 3.2, 0.9};
+  const bool typical_p[5] = {true, false, true, false, true};
+  const int who_p[5] = {0, 1, 0, 1, 1};
+  for (int i = 0; i < 5; ++i) {
+    const int c = detail::measured_candidate(p3, both, &trial);
+    CHECK(trial && c == who_p[i]);
+    detail::record_measurement(p3, c, times_p[i], typical_p[i]);
+  }
+  CHECK(detail::measured_candidate(p3, both, &trial) == 1 && !trial);
+  CHECK(!detail::measured_exact(p3));
+  // one atypical trial and one typical: done after two, as before
+  const std::vector<int64_t> p5{16, 17};
+  for (int i = 0; i < 4; ++i) {
+    const int c = detail::measured_candidate(p5, both, &trial);
+    CHECK(trial && c == i % 2);
+    detail::record_measurement(p5, c, c == 0 ? 1.0 : i == 1 ? 3.0 : 1.2, !(c == 1 && i == 1));
+  }
+  CHECK(detail::measured_candidate(p5, both, &trial) == 0 && !trial);
+  CHECK(detail::measured_exact(p5));
+  // never typical (its weights are never kept): kMeasureRetries extra
+  // calls at most, then timed by those
+  const std::vector<int64_t> p4{14, 15};
+  int winograd_calls = 0;
+  for (int i = 0; i < 40; ++i) {
+    const int c = detail::measured_candidate(p4, both, &trial);
+    if (!trial) break;
+    winograd_calls += c == 1;
+    detail::record_measurement(p4, c, c == 1 ? 0.5 : 1.0, c == 0);
+  }
+  CHECK(winograd_calls == detail::kMeasureTrials + detail::kMeasureRetries);
+  CHECK(detail::measured_candidate(p4, both, &trial) == 1 && !trial);
+  CHECK(detail::measured_problems() == 7);
   for (int64_t k = 0; k < int64_t(detail::kMaxMeasured) + 10; ++k) detail::measured_candidate({k}, both, &trial);
   CHECK(detail::measured_problems() == detail::kMaxMeasured);
   detail::clear_measurements();

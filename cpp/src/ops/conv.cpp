@@ -210,20 +210,25 @@ Chosen choose_within_budget(const char* op, const ConvParams& params, const Conv
   return c;
 }
 
-// Runs `run`; a trial's seconds go to the measured choice.
+// Runs `run`; a trial's seconds go to the measured choice. `transformed`,
+// where not null, is set by the run when Winograd transformed the weights
+// (not served from its cache): a trial of the cached-weights problem that
+// did is not typical of its later calls (conv_measure.hpp).
 template <typename F>
-void run_timed(const Chosen& c, F&& run) {
+void run_timed(const Chosen& c, F&& run, const bool* transformed = nullptr) {
   if (c.candidate < 0) return run();
   const auto t0 = std::chrono::steady_clock::now();
   run();
+  const bool cached_problem = c.key.back() % 2 == 0;
   detail::record_measurement(c.key, c.candidate,
-                             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+                             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                             !(cached_problem && transformed && *transformed));
 }
 
 template <typename T>
 void run_forward(ConvAlgorithm algo, const ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst,
-                 int tile = 0, const cpu::WeightsFingerprint* seen = nullptr) {
-  if (is_winograd(algo)) return cpu::conv_forward_winograd(g, tile, src, weights, bias, dst, seen);
+                 int tile = 0, const cpu::WeightsFingerprint* seen = nullptr, bool* transformed = nullptr) {
+  if (is_winograd(algo)) return cpu::conv_forward_winograd(g, tile, src, weights, bias, dst, seen, transformed);
   switch (algo) {
     case ConvAlgorithm::reference: return cpu::ref::conv_forward(g, src, weights, bias, dst);
     case ConvAlgorithm::direct: return cpu::conv_forward_direct(g, src, weights, bias, dst);
@@ -234,8 +239,9 @@ void run_forward(ConvAlgorithm algo, const ConvGeometry& g, const T* src, const 
 
 template <typename T>
 void run_backward_data(ConvAlgorithm algo, const ConvGeometry& g, const T* diff_dst, const T* weights, T* diff_src,
-                       int tile = 0, const cpu::WeightsFingerprint* seen = nullptr) {
-  if (is_winograd(algo)) return cpu::conv_backward_data_winograd(g, tile, diff_dst, weights, diff_src, seen);
+                       int tile = 0, const cpu::WeightsFingerprint* seen = nullptr, bool* transformed = nullptr) {
+  if (is_winograd(algo))
+    return cpu::conv_backward_data_winograd(g, tile, diff_dst, weights, diff_src, seen, transformed);
   switch (algo) {
     case ConvAlgorithm::reference: return cpu::ref::conv_backward_data(g, diff_dst, weights, diff_src);
     case ConvAlgorithm::direct: return cpu::conv_backward_data_direct(g, diff_dst, weights, diff_src);
@@ -443,6 +449,7 @@ Tensor forward_nd(const char* op, int nd, const Tensor& src, const Tensor& weigh
   const int tile = chosen.tile;
   Tensor dst = Tensor::empty(dst_shape, src.dtype());
   if (dst.numel() == 0) return dst;
+  bool transformed = false;
   run_timed(chosen, [&] {
     with_dtype(src.dtype(), [&](auto tag) {
       using T = decltype(tag);
@@ -455,9 +462,10 @@ Tensor forward_nd(const char* op, int nd, const Tensor& src, const Tensor& weigh
           return run_forward<T>(choose(op, params.algorithm, c, ConvPass::forward, nullptr), c, src.data_as<T>(),
                                 wc.data_as<T>(), b, dst.data_as<T>());
       }
-      run_forward<T>(algo, g, src.data_as<T>(), weights.data_as<T>(), b, dst.data_as<T>(), tile, &chosen.seen);
+      run_forward<T>(algo, g, src.data_as<T>(), weights.data_as<T>(), b, dst.data_as<T>(), tile, &chosen.seen,
+                     &transformed);
     });
-  });
+  }, &transformed);
   return dst;
 }
 
@@ -478,6 +486,7 @@ Tensor backward_data_nd(const char* op, int nd, const Tensor& diff_dst, const Te
   // (every engine writes every element)
   Tensor diff_src = Tensor::empty(src_shape, diff_dst.dtype());
   if (diff_src.numel() == 0) return diff_src;
+  bool transformed = false;
   run_timed(chosen, [&] {
     with_dtype(diff_dst.dtype(), [&](auto tag) {
       using T = decltype(tag);
@@ -489,9 +498,9 @@ Tensor backward_data_nd(const char* op, int nd, const Tensor& diff_dst, const Te
                                     diff_dst.data_as<T>(), wc.data_as<T>(), diff_src.data_as<T>());
       }
       run_backward_data<T>(algo, g, diff_dst.data_as<T>(), weights.data_as<T>(), diff_src.data_as<T>(), tile,
-                           &chosen.seen);
+                           &chosen.seen, &transformed);
     });
-  });
+  }, &transformed);
   return diff_src;
 }
 

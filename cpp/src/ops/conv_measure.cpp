@@ -10,8 +10,16 @@ namespace {
 
 struct Measured {
   std::vector<int64_t> key;
-  double best[kMeasureCandidates];
-  int tries[kMeasureCandidates] = {};
+  double best[kMeasureCandidates], aside[kMeasureCandidates];  // typical trials' fastest; the others'
+  int tries[kMeasureCandidates] = {}, retries[kMeasureCandidates] = {};
+  // whether candidate c owes no more trials: kMeasureTrials, one typical
+  // at least (or kMeasureRetries more, none typical)
+  bool done(int c) const {
+    const int all = tries[c] + retries[c];
+    return (all >= kMeasureTrials && tries[c] > 0) || all >= kMeasureTrials + kMeasureRetries;
+  }
+  // candidate c's time: its typical trials', else (none) the others'
+  double time(int c) const { return tries[c] > 0 ? best[c] : aside[c]; }
   int next = 0;  // the candidate whose turn it is
 };
 
@@ -34,7 +42,7 @@ Measured& entry(Measurements& m, const std::vector<int64_t>& key) {
     }
   Measured e;
   e.key = key;
-  for (double& b : e.best) b = std::numeric_limits<double>::infinity();
+  for (int c = 0; c < kMeasureCandidates; ++c) e.best[c] = e.aside[c] = std::numeric_limits<double>::infinity();
   m.entries.push_front(std::move(e));
   while (m.entries.size() > kMaxMeasured) m.entries.pop_back();
   return m.entries.front();
@@ -50,7 +58,7 @@ int measured_candidate(const std::vector<int64_t>& key, const bool fits[kMeasure
   // the next candidate in turn that fits and still owes trials
   for (int step = 0; step < kMeasureCandidates; ++step) {
     const int c = (e.next + step) % kMeasureCandidates;
-    if (fits[c] && e.tries[c] < kMeasureTrials) {
+    if (fits[c] && !e.done(c)) {
       e.next = (c + 1) % kMeasureCandidates;
       *trial = true;
       return c;
@@ -59,17 +67,18 @@ int measured_candidate(const std::vector<int64_t>& key, const bool fits[kMeasure
   // trials done (for those that fit): the fastest that fits
   int pick = -1;
   for (int c = 0; c < kMeasureCandidates; ++c)
-    if (fits[c] && (pick < 0 || e.best[c] < e.best[pick])) pick = c;
+    if (fits[c] && (pick < 0 || e.time(c) < e.time(pick))) pick = c;
   return pick < 0 ? 0 : pick;
 }
 
-void record_measurement(const std::vector<int64_t>& key, int candidate, double seconds) {
+void record_measurement(const std::vector<int64_t>& key, int candidate, double seconds, bool typical) {
   if (candidate < 0 || candidate >= kMeasureCandidates) return;
   Measurements& m = measurements();
   std::lock_guard<std::mutex> lock(m.mu);
   Measured& e = entry(m, key);
-  ++e.tries[candidate];
-  if (seconds < e.best[candidate]) e.best[candidate] = seconds;
+  ++(typical ? e.tries : e.retries)[candidate];
+  double& t = (typical ? e.best : e.aside)[candidate];
+  if (seconds < t) t = seconds;
 }
 
 bool measured_exact(const std::vector<int64_t>& key) {
@@ -79,9 +88,9 @@ bool measured_exact(const std::vector<int64_t>& key) {
     if (e.key == key) {
       // the exact engine and the model's tile timed (the other tile, where
       // it took part), and the exact engine the fastest
-      if (e.tries[0] < kMeasureTrials || e.tries[1] < kMeasureTrials) return false;
+      if (!e.done(0) || !e.done(1)) return false;
       for (int c = 1; c < kMeasureCandidates; ++c)
-        if ((e.tries[c] > 0 && e.tries[c] < kMeasureTrials) || e.best[c] < e.best[0]) return false;
+        if ((e.tries[c] + e.retries[c] > 0 && !e.done(c)) || e.time(c) < e.time(0)) return false;
       return true;
     }
   return false;

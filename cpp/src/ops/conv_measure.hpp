@@ -13,6 +13,13 @@
 // and its fastest is its time (the minimum, not the median: a shared
 // machine only adds time). Where the model finds Winograd clearly faster
 // but cannot order its tiles, only 1 and 2 take part.
+// A cached-weights trial of Winograd that found its weights' transform not
+// cached yet (the first Winograd call of a layer: ResNet's three
+// 512 -> 512 @7 layers are one problem, so their first turns all pack) is
+// not that candidate's time: it is kept aside, and a candidate whose trials
+// were all such runs again, up to kMeasureRetries extra calls, until one is
+// typical; one with no typical trial is timed by the others (its weights
+// are then never kept: the cache is full or off).
 // Problems are keyed by everything that decides the time (geometry, pass,
 // element size, threads, kernel level, cached or transformed weights); at most kMaxMeasured are kept, the
 // least recently used dropped first.
@@ -23,7 +30,7 @@
 
 namespace cnncore::detail {
 
-constexpr int kMeasureCandidates = 3, kMeasureTrials = 2;
+constexpr int kMeasureCandidates = 3, kMeasureTrials = 2, kMeasureRetries = 8;
 constexpr std::size_t kMaxMeasured = 512;
 
 // The candidate the next call of problem `key` runs. `fits[i]`: whether
@@ -31,7 +38,8 @@ constexpr std::size_t kMaxMeasured = 512;
 // is skipped, and candidate 0 runs when none fits). `*trial` is set when the call is a
 // trial, whose seconds record_measurement then takes.
 int measured_candidate(const std::vector<int64_t>& key, const bool fits[kMeasureCandidates], bool* trial);
-void record_measurement(const std::vector<int64_t>& key, int candidate, double seconds);
+// `typical`: false for a trial that did work later calls will not (above).
+void record_measurement(const std::vector<int64_t>& key, int candidate, double seconds, bool typical = true);
 // Whether the trials of `key` are done and candidate 0 won against those
 // that took part (false for a problem never measured).
 bool measured_exact(const std::vector<int64_t>& key);

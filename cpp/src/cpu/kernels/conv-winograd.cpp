@@ -372,10 +372,13 @@ bool watched_stable(const void* w, int64_t bytes, uint64_t fp) {
 
 // The packed transformed weights for this call: from the cache, or packed
 // now (and kept when the same weights were seen unchanged on the previous
-// call). `finite` reports whether they are all finite.
+// call). `finite` reports whether they are all finite, `cached` whether
+// they came from the cache.
 template <typename T>
 std::shared_ptr<Packed> transformed_weights(const Problem& p, const Plan<T>& pl, const T* w, int64_t w_numel,
-                                            const KernelView& kv, const WeightsFingerprint* seen, bool* finite) {
+                                            const KernelView& kv, const WeightsFingerprint* seen, bool* finite,
+                                            bool* cached) {
+  *cached = false;
   const int64_t bytes = packed_weights_size(p, pl) * static_cast<int64_t>(sizeof(T));
   WeightCache& cache = weight_cache();
   const CacheKey key{w, w_numel, static_cast<int64_t>(sizeof(T)), pl.m, pl.uk->mr, kv.ks, kv.cs, kv.rotate,
@@ -404,6 +407,7 @@ std::shared_ptr<Packed> transformed_weights(const Problem& p, const Plan<T>& pl,
       CacheEntry& e = cache.entries.front();
       if (e.fingerprint == fp && e.data) {
         *finite = true;  // only finite weights are kept
+        *cached = true;
         return e.data;
       }
       const bool same = e.fingerprint == fp;
@@ -817,10 +821,11 @@ bool run(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T*
 
 template <typename T>
 bool winograd(const Problem& p, int m, const T* w, int64_t w_numel, const KernelView& kv,
-              const WeightsFingerprint* seen, const T* src, const T* bias, T* dst) {
+              const WeightsFingerprint* seen, const T* src, const T* bias, T* dst, bool* transformed) {
   const Plan<T> pl = make_plan<T>(p, m, get_num_threads());
-  bool finite = true;
-  const auto u = transformed_weights<T>(p, pl, w, w_numel, kv, seen, &finite);
+  bool finite = true, cached = false;
+  const auto u = transformed_weights<T>(p, pl, w, w_numel, kv, seen, &finite, &cached);
+  if (transformed) *transformed = !cached;
   if (!finite) return false;
   return run<T>(p, pl, reinterpret_cast<const T*>(u->buf.data()), src, bias, dst);
 }
@@ -947,8 +952,10 @@ double winograd_seconds(const Problem& p, int m, int64_t es, int threads, ConvPa
   // from the last-level cache while they fill at most 12 MiB of it (the
   // data and everything else compete for it): ResNet's 256 -> 256 F(4, 3)
   // transform, 9.4 MB, is served from it at batch 1; its 512 -> 512 F(2, 3)
-  // one, 16.8 MB, comes from memory
-  const double bw = u_bytes <= 12.0 * (1 << 20) ? 100e9 : 15e9;
+  // one, 16.8 MB, comes from memory. A core's reads from memory are bound
+  // by how many it keeps in flight, so more threads read faster (a Zen 3:
+  // 16.8 GB/s on one, 32 on two): counted up to four threads
+  const double bw = u_bytes <= 12.0 * (1 << 20) ? 100e9 : 15e9 * std::min(threads, 4);
   double stream;
   if (weight) {  // the sums: zeroed, read and written per block, read by the last transform
     const double blocks = std::max(1.0, std::ceil(tiles / std::min<double>(kWeightLanes, std::max(16.0, kWeightBlockBytes / per_lane))));
@@ -1094,29 +1101,29 @@ bool im2col_fits(const ConvGeometry& g, ConvPass pass) {
 
 template <typename T>
 void conv_forward_winograd(const ConvGeometry& g, int m, const T* src, const T* weights, const T* bias, T* dst,
-                           const WeightsFingerprint* seen) {
+                           const WeightsFingerprint* seen, bool* transformed) {
   const Problem p = forward_problem(g);
   const int64_t cin = g.C_in_g;
   const KernelView kv = kernel_view(g, ConvPass::forward);
-  if (!winograd<T>(p, m, weights, g.C_out * cin * 9, kv, seen, src, bias, dst))
+  if (!winograd<T>(p, m, weights, g.C_out * cin * 9, kv, seen, src, bias, dst, transformed))
     im2col_fits<T>(g, ConvPass::forward) ? conv_forward_im2col<T>(g, src, weights, bias, dst)
                                           : ref::conv_forward<T>(g, src, weights, bias, dst);
 }
 
 template <typename T>
 void conv_backward_data_winograd(const ConvGeometry& g, int m, const T* diff_dst, const T* weights, T* diff_src,
-                                 const WeightsFingerprint* seen) {
+                                 const WeightsFingerprint* seen, bool* transformed) {
   const Problem p = backward_data_problem(g);
   const KernelView kv = kernel_view(g, ConvPass::backward_data);
   const int64_t wn = g.C_out * g.C_in_g * 9;
   bool ok;
   if (g.mode == PaddingMode::zeros) {
-    ok = winograd<T>(p, m, weights, wn, kv, seen, diff_dst, nullptr, diff_src);
+    ok = winograd<T>(p, m, weights, wn, kv, seen, diff_dst, nullptr, diff_src, transformed);
   } else {
     // the gradient of the padded input, then each padded position's share
     // added to the input position it copies
     HostBuffer<T> padded(p.N * p.G * p.cout * p.Ho * p.Wo);
-    ok = winograd<T>(p, m, weights, wn, kv, seen, diff_dst, nullptr, padded.data());
+    ok = winograd<T>(p, m, weights, wn, kv, seen, diff_dst, nullptr, padded.data(), transformed);
     if (ok) {
       const int64_t H = g.in[1], W = g.in[2], Hp = p.Ho, Wp = p.Wo;
       const std::vector<int64_t> rows = source_index(Hp, g.pad_before[1], g.pad_after[1], H, g.mode);
@@ -1191,13 +1198,13 @@ void conv_backward_weight_winograd(const ConvGeometry& g, int m, const T* diff_d
 }
 
 template void conv_forward_winograd<float>(const ConvGeometry&, int, const float*, const float*, const float*,
-                                           float*, const WeightsFingerprint*);
+                                           float*, const WeightsFingerprint*, bool*);
 template void conv_forward_winograd<double>(const ConvGeometry&, int, const double*, const double*, const double*,
-                                            double*, const WeightsFingerprint*);
+                                            double*, const WeightsFingerprint*, bool*);
 template void conv_backward_data_winograd<float>(const ConvGeometry&, int, const float*, const float*, float*,
-                                                 const WeightsFingerprint*);
+                                                 const WeightsFingerprint*, bool*);
 template void conv_backward_data_winograd<double>(const ConvGeometry&, int, const double*, const double*, double*,
-                                                  const WeightsFingerprint*);
+                                                  const WeightsFingerprint*, bool*);
 template void conv_backward_weight_winograd<float>(const ConvGeometry&, int, const float*, const float*, float*);
 template void conv_backward_weight_winograd<double>(const ConvGeometry&, int, const double*, const double*,
                                                     double*);

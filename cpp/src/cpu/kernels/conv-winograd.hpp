@@ -72,9 +72,11 @@ int64_t conv_winograd_workspace_bytes(const detail::ConvGeometry& g, int m, int6
                                       detail::ConvPass pass, int threads);
 
 // `seen`: the weights' fingerprint from this call's verdict, or null.
+// `transformed`, where not null, is set to whether the call transformed the
+// weights (false: served from the cache of transformed weights).
 template <typename T>
 void conv_forward_winograd(const detail::ConvGeometry& g, int m, const T* src, const T* weights, const T* bias,
-                           T* dst, const WeightsFingerprint* seen = nullptr);
+                           T* dst, const WeightsFingerprint* seen = nullptr, bool* transformed = nullptr);
 // diff_weights is overwritten.
 template <typename T>
 void conv_backward_weight_winograd(const detail::ConvGeometry& g, int m, const T* diff_dst, const T* src,
@@ -82,6 +84,6 @@ void conv_backward_weight_winograd(const detail::ConvGeometry& g, int m, const T
 // diff_src is overwritten.
 template <typename T>
 void conv_backward_data_winograd(const detail::ConvGeometry& g, int m, const T* diff_dst, const T* weights,
-                                 T* diff_src, const WeightsFingerprint* seen = nullptr);
+                                 T* diff_src, const WeightsFingerprint* seen = nullptr, bool* transformed = nullptr);
 
 }  // namespace cnncore::cpu

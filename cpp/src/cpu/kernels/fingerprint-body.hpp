@@ -13,7 +13,7 @@
 // block and the last bytes are folded, in that order, into one 64-bit value
 // by fingerprint_step below. Both steps are bijections of the running state
 // for each input, and fingerprint_step is one of its input for each state:
-// a change confined to one lane (one changed value, or several 256 bytes
+// a change confined to one lane (one changed float32, or several 256 bytes
 // apart that do not cancel in that lane's 32 bits) always changes the
 // result; changes spread over several lanes change it but for a chance of
 // about 2^-64. The lanes are eight vectors of eight, which every level's
