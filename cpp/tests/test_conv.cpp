@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "cnncore/cnncore.hpp"
+#include "cpu/kernels/conv-im2col.hpp"
 #include "harness.hpp"
+#include "ops/conv_geometry.hpp"
 
 using namespace cnncore;
 using test::dot;
@@ -127,11 +129,63 @@ void batched_small_maps_equal_reference() {
   set_num_threads(2);
 }
 
+// The data gradient of few columns and wide weights multiplies dy^T W (the
+// weights read in place) and adds the transposed patch gradient back:
+// batch 1 and 2, maps down to 1x1, stride, dilation, asymmetric padding,
+// flip, groups, 1x1 kernels and channel counts off the tiles' sizes; the
+// direct engine takes it too. Integer data: equal to the reference.
+template <typename T>
+void transposed_data_gradient_equals_reference() {
+  struct Case {
+    Shape x, w;
+    std::vector<int64_t> stride, dilation, padding;
+    int64_t groups;
+    bool flip;
+  };
+  const Case cases[] = {
+      {{1, 64, 7, 7}, {64, 64, 3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1, false},
+      {{2, 29, 7, 7}, {70, 29, 3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1, true},
+      {{1, 58, 5, 6}, {128, 29, 3, 3}, {1, 1}, {1, 1}, {0, 2, 1, 0}, 2, false},
+      {{1, 40, 1, 1}, {66, 40, 3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1, false},
+      {{1, 36, 2, 3}, {80, 36, 3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1, true},
+      {{1, 33, 13, 12}, {65, 33, 3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, 1, false},
+      {{1, 30, 11, 9}, {64, 30, 3, 3}, {1, 1}, {2, 2}, {2, 2, 2, 2}, 1, false},
+      {{2, 300, 14, 14}, {67, 300, 1, 1}, {2, 2}, {1, 1}, {0, 0, 0, 0}, 1, false},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    ++n;
+    ConvParams p;
+    p.stride = c.stride;
+    p.dilation = c.dilation;
+    p.padding = c.padding;
+    p.groups = c.groups;
+    p.flip = c.flip;
+    const detail::ConvGeometry geo = detail::make_conv_geometry("conv2d", 2, c.x, c.w, p);
+    Tensor w = filled<T>(c.w, 41 + n, true);
+    p.algorithm = ConvAlgorithm::reference;
+    const Tensor g = filled<T>(geo.dst_shape(), 42 + n, true);
+    const Tensor dx_ref = conv2d_backward_data(g, w, c.x, p);
+    for (int threads : {1, 2, 3}) {
+      set_num_threads(threads);
+      CHECK(cpu::conv_im2col_data_gradient_transposed(geo, threads));  // the path under test
+      for (ConvAlgorithm algo : {ConvAlgorithm::im2col, ConvAlgorithm::direct}) {
+        if (algo == ConvAlgorithm::direct && (c.stride[0] != 1 || c.dilation[0] != 1)) continue;
+        p.algorithm = algo;
+        CHECK(max_abs_diff<T>(conv2d_backward_data(g, w, c.x, p), dx_ref) == 0);
+      }
+    }
+  }
+  set_num_threads(2);
+}
+
 }  // namespace
 
 TEST(conv2d_im2col_batches_small_maps_f32) { batched_small_maps_equal_reference<float>(); }
 TEST(conv2d_im2col_batches_small_maps_f64) { batched_small_maps_equal_reference<double>(); }
 
+TEST(conv2d_transposed_data_gradient_equals_reference_f32) { transposed_data_gradient_equals_reference<float>(); }
+TEST(conv2d_transposed_data_gradient_equals_reference_f64) { transposed_data_gradient_equals_reference<double>(); }
 TEST(conv2d_im2col_equals_reference_f32_exact) { fast_equals_reference<float>(true); }
 TEST(conv2d_im2col_equals_reference_f64) { fast_equals_reference<double>(false); }
 

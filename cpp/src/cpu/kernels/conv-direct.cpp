@@ -221,7 +221,8 @@ int64_t conv_direct_workspace_bytes(const ConvGeometry& g, int64_t es, detail::C
                                                         conv_shifted_workspace_bytes(g, es, pass, threads))
                                              : conv_smallmap_workspace_bytes(g, es, pass, threads);
   if (pass == detail::ConvPass::forward ||
-      (pass == detail::ConvPass::backward_data && conv_shifted_serves_backward_data(g)) ||
+      (pass == detail::ConvPass::backward_data && conv_shifted_serves_backward_data(g) &&
+       !conv_im2col_data_gradient_transposed(g, threads)) ||
       (pass == detail::ConvPass::backward_weight && conv_shifted_weight_gradient_pays(g)))
     return conv_shifted_workspace_bytes(g, es, pass, threads);
   return conv_im2col_workspace_bytes(g, es, pass, threads);
@@ -414,7 +415,8 @@ void conv_backward_data_direct(const ConvGeometry& g, const T* diff_dst, const T
   if (is_depthwise(g)) return depthwise_backward_data(g, diff_dst, weights, diff_src);
   if (conv_smallmap_preferred(g, detail::ConvPass::backward_data))
     return conv_backward_data_smallmap(g, diff_dst, weights, diff_src);
-  if (conv_shifted_serves_backward_data(g)) return conv_backward_data_shifted(g, diff_dst, weights, diff_src);
+  if (conv_shifted_serves_backward_data(g) && !conv_im2col_data_gradient_transposed(g, get_num_threads()))
+    return conv_backward_data_shifted(g, diff_dst, weights, diff_src);
   conv_backward_data_im2col(g, diff_dst, weights, diff_src);
 }
 

@@ -89,10 +89,13 @@ void im2col(const ConvGeometry& g, const TapTables& tt, const T* x, T* col, int6
 }
 
 // The adjoint of im2col: adds every patch entry back into its source (dx is
-// accumulated into). Channels write disjoint parts of dx.
-template <typename T>
+// accumulated into). Channels write disjoint parts of dx. Patch entry
+// (r, p) is read at col[r * ld + p], or with kTransposed at col[p * ld + r]
+// (the data gradient's transposed product, conv_backward_data_im2col).
+template <bool kTransposed = false, typename T>
 void col2im(const ConvGeometry& g, const TapTables& tt, const T* col, int64_t ld, T* dx, bool parallel, int nt) {
   const int64_t ksz = g.k_size(), isz = g.in_size();
+  const int64_t rs = kTransposed ? 1 : ld, qs = kTransposed ? ld : 1;
 #pragma omp parallel for schedule(static) num_threads(nt) if (parallel)
   for (int64_t c = 0; c < g.C_in_g; ++c) {
     T* xc = dx + c * isz;
@@ -102,23 +105,23 @@ void col2im(const ConvGeometry& g, const TapTables& tt, const T* col, int64_t ld
       const int64_t tw = t % g.k[2];
       const int64_t* TW = tt.axis[2].data() + tw * g.out[2];
       const int64_t lo = tt.lo[2][tw], hi = tt.hi[2][tw], off = tt.off[2][tw], sw = g.stride[2];
-      const T* d = col + (c * ksz + t) * ld;
+      const T* d = col + (c * ksz + t) * rs;
       for (int64_t od = 0; od < g.out[0]; ++od)
-        for (int64_t oh = 0; oh < g.out[1]; ++oh, d += g.out[2]) {
+        for (int64_t oh = 0; oh < g.out[1]; ++oh, d += g.out[2] * qs) {
           const int64_t sd = TD[od], sh = TH[oh];
           if (sd < 0 || sh < 0) continue;
           T* xr = xc + (sd * g.in[1] + sh) * g.in[2];
           for (int64_t ow = 0; ow < lo; ++ow)
-            if (TW[ow] >= 0) xr[TW[ow]] += d[ow];
+            if (TW[ow] >= 0) xr[TW[ow]] += d[ow * qs];
           if (sw == 1) {
             T* xs = xr + off;
 #pragma omp simd
-            for (int64_t ow = lo; ow < hi; ++ow) xs[ow] += d[ow];
+            for (int64_t ow = lo; ow < hi; ++ow) xs[ow] += d[ow * qs];
           } else {
-            for (int64_t ow = lo; ow < hi; ++ow) xr[ow * sw + off] += d[ow];
+            for (int64_t ow = lo; ow < hi; ++ow) xr[ow * sw + off] += d[ow * qs];
           }
           for (int64_t ow = hi; ow < g.out[2]; ++ow)
-            if (TW[ow] >= 0) xr[TW[ow]] += d[ow];
+            if (TW[ow] >= 0) xr[TW[ow]] += d[ow * qs];
         }
     }
   }
@@ -189,6 +192,23 @@ int64_t per_thread_elems(const ConvGeometry& g, const Batching& bt) {
 
 }  // namespace
 
+// Few columns (one or a few images of a small map) and wide weights: the
+// patch gradient W^T dy transposed, dy^T W, reads the weights as the GEMM's
+// B operand in the rows they lie in, where W^T as A is packed by a
+// transposition (9.4 MB of 512-channel 3x3 weights: a memory-pattern-bound
+// pass). Measured against the shifted path's packed transpose at batch 1
+// (a Zen 3, one / two threads, ms): 512 -> 512 @7 4.9 / 2.65 -> 3.9 / 2.1;
+// @4 5.4 / 1.7 -> 1.6 / 0.8; 256 -> 256 @7 1.2 / 0.95 -> 0.95 / 0.47;
+// 256 -> 512 3x3/2 @14 2.6 / 1.35 -> 1.85 / 1.05 (im2col before). At 196
+// columns (512 -> 512 @14) neither is ahead, so up to 128.
+constexpr int64_t kTransposedMaxColumns = 128;
+
+bool conv_im2col_data_gradient_transposed(const ConvGeometry& g, int threads) {
+  if (is_pointwise(g) || g.N < 1) return false;
+  const Batching bt = batching(g, threads);
+  return bt.batch * g.out_size() <= kTransposedMaxColumns && g.C_out_g >= 64 && g.patch_size() >= 256;
+}
+
 int64_t conv_im2col_workspace_bytes(const ConvGeometry& g, int64_t elem_size, ConvPass pass, int threads) {
   // Sizes were overflow-checked by make_conv_geometry except the batch and
   // thread factors, so the total is formed in long double.
@@ -244,6 +264,7 @@ void conv_backward_data_im2col(const ConvGeometry& g, const T* diff_dst, const T
   const Batching bt = batching(g, nt);
   const int64_t P = g.out_size(), Kd = g.patch_size(), isz = g.in_size();
   const bool pointwise = is_pointwise(g);
+  const bool transposed = conv_im2col_data_gradient_transposed(g, nt);
   Scratch<T> ws;
   for_each_batch<T>(g, bt, ws, per_thread_elems(g, bt), [&](int64_t n0, int64_t nb, T* buf, bool par) {
     const int64_t cols = nb * P;
@@ -258,6 +279,17 @@ void conv_backward_data_im2col(const ConvGeometry& g, const T* diff_dst, const T
       // patch gradient (Kd x cols) = W_g^T (Kd x C_out_g) * dy (C_out_g x cols)
       if (!patches) {
         gemm(uk, true, false, Kd, P, g.C_out_g, w, Kd, dy, P, false, dx, P, par);
+        continue;
+      }
+      if (transposed) {
+        // its transpose (cols x Kd) = dy^T * W_g: the weights are B, read
+        // in rows as they lie; A, the few columns' dy, is what is transposed
+        gemm(uk, true, false, cols, Kd, g.C_out_g, nb > 1 ? wide_dy : dy, cols, w, Kd, false, col, Kd, par);
+        for (int64_t b = 0; b < nb; ++b) {
+          T* dxb = dx + b * g.C_in * isz;
+          std::memset(dxb, 0, sizeof(T) * static_cast<std::size_t>(g.C_in_g * isz));
+          col2im<true>(g, tt, col + b * P * Kd, Kd, dxb, par, nt);
+        }
         continue;
       }
       gemm(uk, true, false, Kd, cols, g.C_out_g, w, Kd, nb > 1 ? wide_dy : dy, cols, false, col, cols, par);

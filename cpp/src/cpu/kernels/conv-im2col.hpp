@@ -13,6 +13,10 @@ using detail::ConvPass;
 // Bytes of workspace the im2col path allocates for `pass` with `threads`.
 int64_t conv_im2col_workspace_bytes(const detail::ConvGeometry& g, int64_t elem_size, ConvPass pass, int threads);
 
+// Whether the data gradient multiplies dy^T W (the weights read in place)
+// rather than W^T dy: few columns and wide weights.
+bool conv_im2col_data_gradient_transposed(const detail::ConvGeometry& g, int threads);
+
 template <typename T>
 void conv_forward_im2col(const detail::ConvGeometry& g, const T* src, const T* weights, const T* bias, T* dst);
 // diff_src is overwritten.
