@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cnncore/runtime.hpp"
+#include "util/host_cache.hpp"
 #include "util/partial_sums.hpp"
 #include "cpu/kernels/conv-taps.hpp"
 #include "cpu/kernels/gemm.hpp"
@@ -130,10 +131,10 @@ void col2im(const ConvGeometry& g, const TapTables& tt, const T* col, int64_t ld
 // Uninitialised scratch memory (every user writes before it reads).
 template <typename T>
 struct Scratch {
-  std::unique_ptr<T[]> buf;
+  detail::HostBuffer<T> buf;
   T* get(int64_t n) {
-    if (!buf && n > 0) buf.reset(new T[static_cast<std::size_t>(n)]);
-    return buf.get();
+    if (!buf.data() && n > 0) buf.reset(n);
+    return buf.data();
   }
 };
 

@@ -10,6 +10,7 @@
 
 #include "cnncore/runtime.hpp"
 #include "cpu/kernels/gemm.hpp"
+#include "util/host_cache.hpp"
 #include "util/partial_sums.hpp"
 
 namespace cnncore::cpu {
@@ -287,7 +288,7 @@ void run(const Plan& p, int64_t N, int64_t M, const T* src, int64_t in_stride, c
   // writes the output rows itself, and no grid is stored.
   const bool to_rows = p.B == 1 && !p.interleave;
   const int64_t per = to_rows ? p.image_elems() : per_thread_elems(p, M);
-  const std::unique_ptr<T[]> ws(new T[static_cast<std::size_t>(per * (par_images ? nt : 1))]);
+  const detail::HostBuffer<T> ws(per * (par_images ? nt : 1));
   const int64_t Q = p.Q(), OHW = p.OH * p.OW, Kd = p.Kd(), per_th = p.C * p.kw;
   // Row bands that skip the kernel rows reading only zero padding, where
   // they save a tenth of the work and cost no extra parallel regions (each
@@ -526,7 +527,7 @@ void conv_backward_data_shifted(const ConvGeometry& g, const T* diff_dst, const 
       continue;
     }
     // wt: every row once, each image's GEMM reads it in place
-    const std::unique_ptr<T[]> wt(new T[static_cast<std::size_t>(CI * CO * kk)]);
+    const detail::HostBuffer<T> wt(CI * CO * kk);
     const int64_t K = CO * kk;
 #pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (CI * K > 262144)
     for (int64_t c = 0; c < CI; c += 8) pack(c, std::min<int64_t>(8, CI - c), 0, K, wt.get() + c * K, K);
@@ -550,7 +551,7 @@ void conv_backward_weight_shifted(const ConvGeometry& g, const T* diff_dst, cons
   const int copies = par_images ? nt : 1;
   // per thread: padded image, packed gradient, its sum dW^T (Kd x M)
   const int64_t per = p.image_elems() + bpack_elems + wsz;
-  const std::unique_ptr<T[]> ws(new T[static_cast<std::size_t>(per * copies)]);
+  const detail::HostBuffer<T> ws(per * copies);
   for (int64_t grp = 0; grp < g.groups; ++grp) {
     for (int t = 0; t < copies; ++t) std::fill_n(ws.get() + t * per + p.image_elems() + bpack_elems, wsz, T(0));
     auto one = [&](int64_t k, T* buf, bool par) {

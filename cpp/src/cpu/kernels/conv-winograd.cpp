@@ -90,23 +90,7 @@ struct Transforms<double> {
   }
 };
 
-// A buffer from the host cache (util/host_cache.hpp): the large blocks come
-// back without page faults on the next call. Not initialised.
-template <typename T>
-class HostBuffer {
- public:
-  explicit HostBuffer(int64_t n)
-      : block_(n > 0 ? detail::host_alloc(static_cast<std::size_t>(n) * sizeof(T)) : detail::HostBlock{nullptr, 0}) {}
-  ~HostBuffer() {
-    if (block_.ptr) detail::host_free(block_);
-  }
-  HostBuffer(const HostBuffer&) = delete;
-  HostBuffer& operator=(const HostBuffer&) = delete;
-  T* data() const { return static_cast<T*>(block_.ptr); }
-
- private:
-  detail::HostBlock block_;
-};
+using detail::HostBuffer;
 
 // One Winograd convolution over NCHW planes: src (N, G * cin, H, W) to dst
 // (N, G * cout, Ho, Wo), output (oy, ox) reading the padded input from

@@ -11,6 +11,7 @@
 
 #include "cnncore/runtime.hpp"
 #include "util/checked.hpp"
+#include "util/host_cache.hpp"
 
 namespace cnncore::cpu {
 
@@ -355,8 +356,8 @@ void gemm_blocked(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M,
   const int64_t nc_max = std::min<int64_t>(NC, ceil_div(N, nr) * nr);
   const int64_t kc_max = std::min(K, KC);
   // Packed panels: uninitialised (the packers write every element they use).
-  const std::unique_ptr<T[]> apack_buf(new T[static_cast<std::size_t>(ceil_div(std::min(M, MC), mr) * mr * kc_max)]);
-  const std::unique_ptr<T[]> bpack_buf(new T[static_cast<std::size_t>((b_in_place ? nr : nc_max) * kc_max)]);
+  const detail::HostBuffer<T> apack_buf(ceil_div(std::min(M, MC), mr) * mr * kc_max);
+  const detail::HostBuffer<T> bpack_buf((b_in_place ? nr : nc_max) * kc_max);
   T* const apack = apack_buf.get();
   T* const bpack = bpack_buf.get();
 
@@ -517,9 +518,9 @@ void shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_t S, 
   // the weights from L3 or memory once per column tile.
   const bool a_outer =
       n_slivers > 1 && static_cast<double>(M) * static_cast<double>(K) * esz > l2 && band <= l2 / 2;
-  std::unique_ptr<T[]> whole;
+  detail::HostBuffer<T> whole;
   if (pack && !a_outer) {
-    whole.reset(new T[static_cast<std::size_t>(M * K)]);
+    whole.reset(M * K);
     const int64_t blocks = ceil_div(M, int64_t{mr});
 #pragma omp parallel for schedule(static) num_threads(nt) if (par)
     for (int64_t s = 0; s < blocks; ++s)
