@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "cnncore/runtime.hpp"
@@ -90,13 +91,10 @@ void im2col(const ConvGeometry& g, const TapTables& tt, const T* x, T* col, int6
 }
 
 // The adjoint of im2col: adds every patch entry back into its source (dx is
-// accumulated into). Channels write disjoint parts of dx. Patch entry
-// (r, p) is read at col[r * ld + p], or with kTransposed at col[p * ld + r]
-// (the data gradient's transposed product, conv_backward_data_im2col).
-template <bool kTransposed = false, typename T>
+// accumulated into). Channels write disjoint parts of dx.
+template <typename T>
 void col2im(const ConvGeometry& g, const TapTables& tt, const T* col, int64_t ld, T* dx, bool parallel, int nt) {
   const int64_t ksz = g.k_size(), isz = g.in_size();
-  const int64_t rs = kTransposed ? 1 : ld, qs = kTransposed ? ld : 1;
 #pragma omp parallel for schedule(static) num_threads(nt) if (parallel)
   for (int64_t c = 0; c < g.C_in_g; ++c) {
     T* xc = dx + c * isz;
@@ -106,24 +104,101 @@ void col2im(const ConvGeometry& g, const TapTables& tt, const T* col, int64_t ld
       const int64_t tw = t % g.k[2];
       const int64_t* TW = tt.axis[2].data() + tw * g.out[2];
       const int64_t lo = tt.lo[2][tw], hi = tt.hi[2][tw], off = tt.off[2][tw], sw = g.stride[2];
-      const T* d = col + (c * ksz + t) * rs;
+      const T* d = col + (c * ksz + t) * ld;
       for (int64_t od = 0; od < g.out[0]; ++od)
-        for (int64_t oh = 0; oh < g.out[1]; ++oh, d += g.out[2] * qs) {
+        for (int64_t oh = 0; oh < g.out[1]; ++oh, d += g.out[2]) {
           const int64_t sd = TD[od], sh = TH[oh];
           if (sd < 0 || sh < 0) continue;
           T* xr = xc + (sd * g.in[1] + sh) * g.in[2];
           for (int64_t ow = 0; ow < lo; ++ow)
-            if (TW[ow] >= 0) xr[TW[ow]] += d[ow * qs];
+            if (TW[ow] >= 0) xr[TW[ow]] += d[ow];
           if (sw == 1) {
             T* xs = xr + off;
 #pragma omp simd
-            for (int64_t ow = lo; ow < hi; ++ow) xs[ow] += d[ow * qs];
+            for (int64_t ow = lo; ow < hi; ++ow) xs[ow] += d[ow];
           } else {
-            for (int64_t ow = lo; ow < hi; ++ow) xr[ow * sw + off] += d[ow * qs];
+            for (int64_t ow = lo; ow < hi; ++ow) xr[ow * sw + off] += d[ow];
           }
           for (int64_t ow = hi; ow < g.out[2]; ++ow)
-            if (TW[ow] >= 0) xr[TW[ow]] += d[ow * qs];
+            if (TW[ow] >= 0) xr[TW[ow]] += d[ow];
         }
+    }
+  }
+}
+
+// The data gradient of few columns and wide weights, for one group and a
+// batch of nb images: dx (image b's channel c at dx[b * ldx + c * isz],
+// zeroed here) += the patch gradient's transpose dy^T W, added back tile by
+// tile as the micro-kernel computes it. dy is C_out_g x cols (cols = nb * P
+// positions, row stride cols), W is C_out_g x Kd in its own rows. dy^T is
+// packed (it is small); W is read in place, a column sliver at a time over
+// all of K, each sliver used by every sliver of dy^T in turn. A tile (mr
+// positions x nr patch entries) goes from L1 straight into dx, so the
+// cols x Kd patch gradient is never stored and read back (512 -> 512 @7:
+// 0.9 MB, whose separate pass was 9% of the call; 4.1-4.2 -> 4.0 ms at one
+// thread, within the noise at two: a Zen 3). Threads take blocks of
+// nr input channels, so each writes only its own channels of dx.
+template <typename T>
+void transposed_data_gradient(const ConvGeometry& g, const TapTables& tt, const GemmUkernel<T>& uk, int64_t nb,
+                              const T* dy, const T* w, T* dx, int64_t ldx, bool parallel, int nt) {
+  const int64_t P = g.out_size(), cols = nb * P, K = g.C_out_g, Kd = g.patch_size(), ksz = g.k_size();
+  const int64_t isz = g.in_size(), mr = uk.mr, nr = uk.nr, ms = detail::ceil_div(cols, mr);
+  constexpr int64_t kMaxTile = 16 * 64;  // mr x nr of any kernel level (gemm.hpp)
+  if (mr * nr > kMaxTile) throw std::logic_error("transposed_data_gradient: a kernel tile larger than its buffer");
+  // where position q's tap t adds in an image's channel plane (-1: padding), plus its image's offset
+  std::vector<int64_t> at(static_cast<std::size_t>(cols * ksz));
+  for (int64_t q = 0; q < cols; ++q) {
+    const int64_t b = q / P, p = q % P;
+    const int64_t od = p / (g.out[1] * g.out[2]), oh = (p / g.out[2]) % g.out[1], ow = p % g.out[2];
+    for (int64_t t = 0; t < ksz; ++t) {
+      const int64_t sd = tt.axis[0][(t / (g.k[1] * g.k[2])) * g.out[0] + od];
+      const int64_t sh = tt.axis[1][((t / g.k[2]) % g.k[1]) * g.out[1] + oh];
+      const int64_t sw = tt.axis[2][(t % g.k[2]) * g.out[2] + ow];
+      at[static_cast<std::size_t>(q * ksz + t)] =
+          sd < 0 || sh < 0 || sw < 0 ? -1 : b * ldx + (sd * g.in[1] + sh) * g.in[2] + sw;
+    }
+  }
+  // dy^T in slivers of mr positions over all of K: (i, k) of sliver s at [(s * K + k) * mr + i]
+  detail::HostBuffer<T> a(ms * mr * K);
+  for (int64_t s = 0; s < ms; ++s)
+    for (int64_t k = 0; k < K; ++k) {
+      T* to = a.data() + (s * K + k) * mr;
+      const int64_t m = std::min(mr, cols - s * mr);
+      for (int64_t i = 0; i < m; ++i) to[i] = dy[k * cols + s * mr + i];
+      for (int64_t i = m; i < mr; ++i) to[i] = T(0);
+    }
+  const int64_t blocks = detail::ceil_div(g.C_in_g, nr);
+#pragma omp parallel num_threads(nt) if (parallel && blocks > 1)
+  {
+    alignas(64) T tile[kMaxTile];
+    std::vector<T> tail;          // the last sliver of W, where it has fewer than nr columns
+#pragma omp for schedule(static)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t c0 = blk * nr, c1 = std::min(g.C_in_g, c0 + nr);
+      for (int64_t b = 0; b < nb; ++b) std::fill(dx + b * ldx + c0 * isz, dx + b * ldx + c1 * isz, T(0));
+      for (int64_t j = c0 * ksz; j < c1 * ksz; j += nr) {
+        const int64_t n = std::min(nr, c1 * ksz - j);
+        const T* bw = w + j;
+        int64_t ldb = Kd;
+        if (j + nr > Kd) {  // reading nr columns in place would run past W
+          tail.assign(static_cast<std::size_t>(K * nr), T(0));
+          for (int64_t k = 0; k < K; ++k) std::copy_n(w + k * Kd + j, Kd - j, tail.data() + k * nr);
+          bw = tail.data();
+          ldb = nr;
+        }
+        for (int64_t s = 0; s < ms; ++s) {
+          const int64_t m = std::min(mr, cols - s * mr);
+          uk.fn(K, a.data() + s * K * mr, bw, ldb, tile, nr, m, n, false);
+          for (int64_t jj = 0, c = (j + jj) / ksz, t = (j + jj) % ksz; jj < n; ++jj) {
+            T* plane = dx + c * isz;
+            for (int64_t i = 0; i < m; ++i) {
+              const int64_t to = at[static_cast<std::size_t>((s * mr + i) * ksz + t)];
+              if (to >= 0) plane[to] += tile[i * nr + jj];
+            }
+            if (++t == ksz) t = 0, ++c;
+          }
+        }
+      }
     }
   }
 }
@@ -285,12 +360,7 @@ void conv_backward_data_im2col(const ConvGeometry& g, const T* diff_dst, const T
       if (transposed) {
         // its transpose (cols x Kd) = dy^T * W_g: the weights are B, read
         // in rows as they lie; A, the few columns' dy, is what is transposed
-        gemm(uk, true, false, cols, Kd, g.C_out_g, nb > 1 ? wide_dy : dy, cols, w, Kd, false, col, Kd, par);
-        for (int64_t b = 0; b < nb; ++b) {
-          T* dxb = dx + b * g.C_in * isz;
-          std::memset(dxb, 0, sizeof(T) * static_cast<std::size_t>(g.C_in_g * isz));
-          col2im<true>(g, tt, col + b * P * Kd, Kd, dxb, par, nt);
-        }
+        transposed_data_gradient(g, tt, uk, nb, nb > 1 ? wide_dy : dy, w, dx, g.C_in * isz, par, nt);
         continue;
       }
       gemm(uk, true, false, Kd, cols, g.C_out_g, w, Kd, nb > 1 ? wide_dy : dy, cols, false, col, cols, par);
