@@ -132,8 +132,8 @@ void batched_small_maps_equal_reference() {
 // The data gradient of few columns and wide weights multiplies dy^T W (the
 // weights read in place) and adds the transposed patch gradient back:
 // batch 1 and 2, maps down to 1x1, stride, dilation, asymmetric padding,
-// flip, groups, 1x1 kernels and channel counts off the tiles' sizes; the
-// direct engine takes it too. Integer data: equal to the reference.
+// reflect and circular padding, flip, groups, 1x1 kernels, a 3-D layer and
+// channel counts off the tiles' sizes; the direct engine takes it too. Integer data: equal to the reference.
 template <typename T>
 void transposed_data_gradient_equals_reference() {
   struct Case {
@@ -141,6 +141,7 @@ void transposed_data_gradient_equals_reference() {
     std::vector<int64_t> stride, dilation, padding;
     int64_t groups;
     bool flip;
+    PaddingMode mode = PaddingMode::zeros;
   };
   const Case cases[] = {
       {{1, 64, 7, 7}, {64, 64, 3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1, false},
@@ -151,6 +152,9 @@ void transposed_data_gradient_equals_reference() {
       {{1, 33, 13, 12}, {65, 33, 3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, 1, false},
       {{1, 30, 11, 9}, {64, 30, 3, 3}, {1, 1}, {2, 2}, {2, 2, 2, 2}, 1, false},
       {{2, 300, 14, 14}, {67, 300, 1, 1}, {2, 2}, {1, 1}, {0, 0, 0, 0}, 1, false},
+      {{1, 32, 7, 6}, {64, 32, 3, 3}, {1, 1}, {1, 1}, {1, 1, 2, 1}, 1, false, PaddingMode::reflect},
+      {{1, 30, 5, 5}, {72, 30, 3, 3}, {1, 1}, {1, 1}, {2, 0, 1, 1}, 1, true, PaddingMode::circular},
+      {{1, 12, 3, 4, 5}, {64, 12, 3, 3, 3}, {1, 2, 1}, {1, 1, 1}, {1, 1, 0, 1, 1, 1}, 1, false},
   };
   int n = 0;
   for (const Case& c : cases) {
@@ -161,18 +165,21 @@ void transposed_data_gradient_equals_reference() {
     p.padding = c.padding;
     p.groups = c.groups;
     p.flip = c.flip;
-    const detail::ConvGeometry geo = detail::make_conv_geometry("conv2d", 2, c.x, c.w, p);
+    p.padding_mode = c.mode;
+    const int nd = static_cast<int>(c.x.size()) - 2;
+    const char* op = nd == 3 ? "conv3d" : "conv2d";
+    const detail::ConvGeometry geo = detail::make_conv_geometry(op, nd, c.x, c.w, p);
     Tensor w = filled<T>(c.w, 41 + n, true);
     p.algorithm = ConvAlgorithm::reference;
     const Tensor g = filled<T>(geo.dst_shape(), 42 + n, true);
-    const Tensor dx_ref = conv2d_backward_data(g, w, c.x, p);
+    const Tensor dx_ref = conv_backward_data(g, w, c.x, p, op, nd);
     for (int threads : {1, 2, 3}) {
       set_num_threads(threads);
       CHECK(cpu::conv_im2col_data_gradient_transposed(geo, threads));  // the path under test
       for (ConvAlgorithm algo : {ConvAlgorithm::im2col, ConvAlgorithm::direct}) {
-        if (algo == ConvAlgorithm::direct && (c.stride[0] != 1 || c.dilation[0] != 1)) continue;
+        if (algo == ConvAlgorithm::direct && (nd == 3 || c.stride[0] != 1 || c.dilation[0] != 1)) continue;
         p.algorithm = algo;
-        CHECK(max_abs_diff<T>(conv2d_backward_data(g, w, c.x, p), dx_ref) == 0);
+        CHECK(max_abs_diff<T>(conv_backward_data(g, w, c.x, p, op, nd), dx_ref) == 0);
       }
     }
   }

@@ -293,7 +293,13 @@ int64_t conv_im2col_workspace_bytes(const ConvGeometry& g, int64_t elem_size, Co
   long double elems = (needs_patches(g, bt.batch) ? g.patch_size() * cols : 0) + (bt.batch > 1 ? g.C_out_g * cols : 0);
   const int64_t copies = bt.parallel_chunks ? threads : 1;
   if (pass == ConvPass::backward_weight && copies > 1) elems += static_cast<long double>(g.C_out) * g.patch_size();
-  const long double total = elems * elem_size * copies + TapTables::bytes(g);
+  long double transposed = 0;
+  if (pass == ConvPass::backward_data && conv_im2col_data_gradient_transposed(g, threads))
+    // transposed_data_gradient's packed dy^T (rows up to the tallest tile, 16, past cols) and tap
+    // table for each batch in flight, and a tail sliver (the widest tile, 64 columns) a thread
+    transposed = ((cols + 16) * g.C_out_g * elem_size + cols * g.k_size() * 8) * copies +
+                 static_cast<long double>(threads) * 64 * g.C_out_g * elem_size;
+  const long double total = elems * elem_size * copies + TapTables::bytes(g) + transposed;
   return total > 9.0e18L ? INT64_MAX : static_cast<int64_t>(total);
 }
 

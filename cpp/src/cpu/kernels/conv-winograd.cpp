@@ -809,7 +809,8 @@ bool winograd(const Problem& p, int m, const T* w, int64_t w_numel, const Kernel
   const Plan<T> pl = make_plan<T>(p, m, get_num_threads());
   bool finite = true, cached = false;
   const auto u = transformed_weights<T>(p, pl, w, w_numel, kv, seen, &finite, &cached);
-  if (transformed) *transformed = !cached;
+  // (non-finite weights are never cached: the exact engine then serves every call)
+  if (transformed) *transformed = finite && !cached;
   if (!finite) return false;
   return run<T>(p, pl, reinterpret_cast<const T*>(u->buf.data()), src, bias, dst);
 }
