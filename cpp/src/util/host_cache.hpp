@@ -44,7 +44,6 @@ class HostBuffer {
     if (n > 0) block_ = host_alloc(static_cast<std::size_t>(n) * sizeof(T));
   }
   T* data() const { return static_cast<T*>(block_.ptr); }
-  T* get() const { return data(); }
 
  private:
   void release() {

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
-#include <memory>
 #include <vector>
 
 #include "cnncore/runtime.hpp"
@@ -363,9 +362,9 @@ void run(const Plan& p, int64_t N, int64_t M, const T* src, int64_t in_stride, c
   };
   if (par_images) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (int64_t k = 0; k < batches; ++k) one(k, ws.get() + per * omp_get_thread_num(), false);
+    for (int64_t k = 0; k < batches; ++k) one(k, ws.data() + per * omp_get_thread_num(), false);
   } else {
-    for (int64_t k = 0; k < batches; ++k) one(k, ws.get(), nt > 1);
+    for (int64_t k = 0; k < batches; ++k) one(k, ws.data(), nt > 1);
   }
 }
 
@@ -530,8 +529,8 @@ void conv_backward_data_shifted(const ConvGeometry& g, const T* diff_dst, const 
     const detail::HostBuffer<T> wt(CI * CO * kk);
     const int64_t K = CO * kk;
 #pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (CI * K > 262144)
-    for (int64_t c = 0; c < CI; c += 8) pack(c, std::min<int64_t>(8, CI - c), 0, K, wt.get() + c * K, K);
-    run(p, g.N, CI, dy, g.C_out * osz, static_cast<const T*>(wt.get()), static_cast<const T*>(nullptr), dx,
+    for (int64_t c = 0; c < CI; c += 8) pack(c, std::min<int64_t>(8, CI - c), 0, K, wt.data() + c * K, K);
+    run(p, g.N, CI, dy, g.C_out * osz, static_cast<const T*>(wt.data()), static_cast<const T*>(nullptr), dx,
         g.C_in * isz);
   }
 }
@@ -553,7 +552,7 @@ void conv_backward_weight_shifted(const ConvGeometry& g, const T* diff_dst, cons
   const int64_t per = p.image_elems() + bpack_elems + wsz;
   const detail::HostBuffer<T> ws(per * copies);
   for (int64_t grp = 0; grp < g.groups; ++grp) {
-    for (int t = 0; t < copies; ++t) std::fill_n(ws.get() + t * per + p.image_elems() + bpack_elems, wsz, T(0));
+    for (int t = 0; t < copies; ++t) std::fill_n(ws.data() + t * per + p.image_elems() + bpack_elems, wsz, T(0));
     auto one = [&](int64_t k, T* buf, bool par) {
       T* xp = buf;
       T* bpack = buf + p.image_elems();
@@ -569,17 +568,17 @@ void conv_backward_weight_shifted(const ConvGeometry& g, const T* diff_dst, cons
       detail::schedule_partial_sums(1);
 #pragma omp parallel num_threads(nt)
       {
-        T* mine = ws.get() + per * omp_get_thread_num();
+        T* mine = ws.data() + per * omp_get_thread_num();
 #pragma omp for schedule(runtime)
         for (int64_t k = 0; k < batches; ++k) one(k, mine, false);
       }
     } else {
-      for (int64_t k = 0; k < batches; ++k) one(k, ws.get(), nt > 1);
+      for (int64_t k = 0; k < batches; ++k) one(k, ws.data(), nt > 1);
     }
     // dW[o][k] = sum over the threads' dW^T[k][o], in square tiles so that
     // both sides stay in cache
     T* dw = diff_weights + grp * M * Kd;
-    const T* sums = ws.get() + p.image_elems() + bpack_elems;
+    const T* sums = ws.data() + p.image_elems() + bpack_elems;
     constexpr int64_t kTile = 32;
     const int64_t k_tiles = (Kd + kTile - 1) / kTile, o_tiles = (M + kTile - 1) / kTile;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1 && wsz > 16384)

@@ -358,8 +358,8 @@ void gemm_blocked(const GemmUkernel<T>& uk, bool transA, bool transB, int64_t M,
   // Packed panels: uninitialised (the packers write every element they use).
   const detail::HostBuffer<T> apack_buf(ceil_div(std::min(M, MC), mr) * mr * kc_max);
   const detail::HostBuffer<T> bpack_buf((b_in_place ? nr : nc_max) * kc_max);
-  T* const apack = apack_buf.get();
-  T* const bpack = bpack_buf.get();
+  T* const apack = apack_buf.data();
+  T* const bpack = bpack_buf.data();
 
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = std::min<int64_t>(NC, N - jc);
@@ -524,8 +524,8 @@ void shifted_to_rows(const GemmUkernel<T>& uk, int64_t M, int64_t Q, int64_t S, 
     const int64_t blocks = ceil_div(M, int64_t{mr});
 #pragma omp parallel for schedule(static) num_threads(nt) if (par)
     for (int64_t s = 0; s < blocks; ++s)
-      (*pack)(s * mr, std::min<int64_t>(mr, M - s * mr), whole.get() + s * mr * K, K);
-    A = whole.get();
+      (*pack)(s * mr, std::min<int64_t>(mr, M - s * mr), whole.data() + s * mr * K, K);
+    A = whole.data();
     lda = K;
   }
 #pragma omp parallel num_threads(nt) if (par)
