@@ -132,8 +132,8 @@ void batched_small_maps_equal_reference() {
 // The data gradient of few columns and wide weights multiplies dy^T W (the
 // weights read in place) and adds the transposed patch gradient back:
 // batch 1 and 2, maps down to 1x1, stride, dilation, asymmetric padding,
-// reflect and circular padding, flip, groups, 1x1 kernels, a 3-D layer and
-// channel counts off the tiles' sizes; the direct engine takes it too. Integer data: equal to the reference.
+// reflect and circular padding, flip, groups, 1x1 kernels, a 3-D layer,
+// channel counts off the tiles' sizes and bands of W of every width; the direct engine takes it too. Integer data: equal to the reference.
 template <typename T>
 void transposed_data_gradient_equals_reference() {
   struct Case {
@@ -155,6 +155,12 @@ void transposed_data_gradient_equals_reference() {
       {{1, 32, 7, 6}, {64, 32, 3, 3}, {1, 1}, {1, 1}, {1, 1, 2, 1}, 1, false, PaddingMode::reflect},
       {{1, 30, 5, 5}, {72, 30, 3, 3}, {1, 1}, {1, 1}, {2, 0, 1, 1}, 1, true, PaddingMode::circular},
       {{1, 12, 3, 4, 5}, {64, 12, 3, 3, 3}, {1, 2, 1}, {1, 1, 1}, {1, 1, 0, 1, 1, 1}, 1, false},
+      // K >= 384 and 6+ tiles: W packed (transposed_packs_bands), in bands of four slivers, and
+      // of one to three (transposed_band_columns); channels off the bands' widths
+      {{1, 29, 7, 7}, {400, 29, 3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1, false},
+      {{2, 31, 5, 5}, {384, 31, 3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1, true},
+      {{1, 30, 7, 7}, {1100, 30, 3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1, false},
+      {{1, 37, 6, 7}, {600, 37, 3, 3}, {1, 1}, {1, 1}, {0, 1, 1, 1}, 1, true},
   };
   int n = 0;
   for (const Case& c : cases) {

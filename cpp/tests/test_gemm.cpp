@@ -172,6 +172,49 @@ static void check_shifted_to_rows() {
   }
 }
 
+// The prefetching tile (GemmUkernel::ahead): one tile of every kernel, m x n
+// up to mr x nr, B read at a stride wider than the tile, against the naive
+// product; the rows it is asked to prefetch (some steps, some bytes, of a
+// separate buffer) do not change the result, whatever the shift and count.
+template <typename T>
+static void check_ahead_tiles() {
+  int count = 0;
+  const cpu::GemmUkernel<T>* kernels = cpu::gemm_ukernels<T>(&count);
+  for (int ki = 0; ki < count; ++ki) {
+    const auto& k = kernels[ki];
+    if (k.isa > best_supported_isa()) continue;
+    for (int64_t kc : {1, 7, 300})
+      for (int64_t m : {int64_t(1), int64_t(k.mr) - 1, int64_t(k.mr)})
+        for (int64_t n : {int64_t(1), int64_t(k.nr) / 2 + 1, int64_t(k.nr)})
+          for (int shift : {0, 3})
+            for (int acc = 0; acc < 2; ++acc) {
+              if (m < 1) continue;
+              const int64_t ldb = k.nr + 5, ldc = k.nr + 3, ld = 40;
+              std::vector<T> A(kc * k.mr), B(kc * ldb), C(m * ldc), R, far(kc * ld + 64);
+              test::fill_ints(A.data(), kc * k.mr, 20 + ki);
+              for (int64_t p = 0; p < kc; ++p)  // rows past m of the packed A are zero, as packed
+                for (int64_t i = m; i < k.mr; ++i) A[p * k.mr + i] = T(0);
+              test::fill_ints(B.data(), kc * ldb, 21 + ki);
+              test::fill_ints(C.data(), m * ldc, 22);
+              R = C;
+              k.ahead(kc, A.data(), B.data(), ldb, C.data(), ldc, m, n, acc != 0, far.data(), ld,
+                      (kc >> shift) + 1, shift, 100);
+              for (int64_t i = 0; i < m; ++i)
+                for (int64_t j = 0; j < n; ++j) {
+                  T v = acc ? R[i * ldc + j] : T(0);
+                  for (int64_t p = 0; p < kc; ++p) v += A[p * k.mr + i] * B[p * ldb + j];
+                  R[i * ldc + j] = v;
+                }
+              const bool same = C == R;  // untouched entries (j >= n) stay as they were
+              if (!same)
+                std::fprintf(stderr, "  ahead %s kc=%ld m=%ld n=%ld\n", k.name, (long)kc, (long)m, (long)n);
+              CHECK(same);
+            }
+  }
+}
+
+TEST(gemm_ahead_tiles_f32_match_reference) { check_ahead_tiles<float>(); }
+TEST(gemm_ahead_tiles_f64_match_reference) { check_ahead_tiles<double>(); }
 TEST(gemm_shifted_to_rows_f32_matches_reference) { check_shifted_to_rows<float>(); }
 TEST(gemm_shifted_to_rows_f64_matches_reference) { check_shifted_to_rows<double>(); }
 TEST(gemm_f32_kernels_match_reference) { check_all_kernels<float>(true); }

@@ -125,18 +125,44 @@ void col2im(const ConvGeometry& g, const TapTables& tt, const T* col, int64_t ld
   }
 }
 
+// Columns of W a thread packs at a time for transposed_data_gradient: up to
+// four slivers of nr, in at most 128 KiB (a band and the next one fit in L2
+// beside dy^T), and at least one sliver.
+int64_t transposed_band_columns(int64_t K, int64_t nr, int64_t elem_size) {
+  return std::clamp<int64_t>((int64_t(128) << 10) / std::max<int64_t>(1, K * nr * elem_size), 1, 4) * nr;
+}
+
+// Whether transposed_data_gradient packs W (else it reads W's slivers in
+// place). Packing pays where a sliver's rows, K of them a row of W apart,
+// no longer stay in L2 between its tiles and there are enough tiles to
+// share the cost. Measured on a Zen 3 (batch 1, one thread; in place ->
+// packed): 512 -> 512 @7 (9 tiles) 4.0 -> 3.5 ms, batch 2 (17 tiles) 7.2 ->
+// 6.2, 256 -> 512 3x3/2 @14 (K 512, 9 tiles) 1.85 -> 1.76; slower: 512 ->
+// 512 @4 (3 tiles) 1.43 -> 1.59, 256 -> 256 @7 (K 256) 0.90 -> 0.94.
+bool transposed_packs_bands(int64_t K, int64_t tiles) { return K >= 384 && tiles >= 6; }
+
 // The data gradient of few columns and wide weights, for one group and a
 // batch of nb images: dx (image b's channel c at dx[b * ldx + c * isz],
 // zeroed here) += the patch gradient's transpose dy^T W, added back tile by
 // tile as the micro-kernel computes it. dy is C_out_g x cols (cols = nb * P
-// positions, row stride cols), W is C_out_g x Kd in its own rows. dy^T is
-// packed (it is small); W is read in place, a column sliver at a time over
-// all of K, each sliver used by every sliver of dy^T in turn. A tile (mr
+// positions, row stride cols), W is C_out_g x Kd. dy^T is packed (it is
+// small); W is packed a band of columns at a time (transposed_band_columns)
+// or, where that does not pay (transposed_packs_bands), read in place a
+// sliver at a time; each sliver is used by every sliver of dy^T in turn. A tile (mr
 // positions x nr patch entries) goes from L1 straight into dx, so the
 // cols x Kd patch gradient is never stored and read back (512 -> 512 @7:
-// 0.9 MB, whose separate pass was 9% of the call; 4.1-4.2 -> 4.0 ms at one
-// thread, within the noise at two: a Zen 3). Threads take blocks of
-// nr input channels, so each writes only its own channels of dx.
+// 0.9 MB, whose separate pass was 9% of the call). Threads take blocks of nr
+// input channels, so each writes only its own channels of dx.
+//
+// Why bands, and why they are fetched ahead: a sliver read in place from W
+// has its rows Kd elements apart (18 KiB at 512 -> 512), which maps them to
+// two sets of L1 and a few dozen of L2, so every tile read its sliver again
+// from L3: the kernel ran at 75% of the peak on such a sliver, 95% on a
+// packed one (a Zen 3). Packing each band when its turn came waited on
+// memory for each row; so while one band's tiles compute, each tile
+// prefetches a share of the next band's rows (GemmAheadUkernelFn) and packs
+// the rows the tile before fetched. 512 -> 512 @7, batch 1, one thread:
+// 4.0-4.1 -> 3.5-3.6 ms (packing when due without prefetching: 4.15).
 template <typename T>
 void transposed_data_gradient(const ConvGeometry& g, const TapTables& tt, const GemmUkernel<T>& uk, int64_t nb,
                               const T* dy, const T* w, T* dx, int64_t ldx, bool parallel, int nt) {
@@ -167,27 +193,66 @@ void transposed_data_gradient(const ConvGeometry& g, const TapTables& tt, const 
       for (int64_t i = m; i < mr; ++i) to[i] = T(0);
     }
   const int64_t blocks = detail::ceil_div(g.C_in_g, nr);
+  const bool packed = transposed_packs_bands(K, ms);
+  const int64_t band = packed ? transposed_band_columns(K, nr, sizeof(T)) : nr;
+  detail::HostBuffer<T> bands(static_cast<int64_t>(nt) * 2 * band * K);
 #pragma omp parallel num_threads(nt) if (parallel && blocks > 1)
   {
-    alignas(64) T tile[kMaxTile];
-    std::vector<T> tail;          // the last sliver of W, where it has fewer than nr columns
-#pragma omp for schedule(static)
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-      const int64_t c0 = blk * nr, c1 = std::min(g.C_in_g, c0 + nr);
-      for (int64_t b = 0; b < nb; ++b) std::fill(dx + b * ldx + c0 * isz, dx + b * ldx + c1 * isz, T(0));
-      for (int64_t j = c0 * ksz; j < c1 * ksz; j += nr) {
-        const int64_t n = std::min(nr, c1 * ksz - j);
-        const T* bw = w + j;
-        int64_t ldb = Kd;
-        if (j + nr > Kd) {  // reading nr columns in place would run past W
-          tail.assign(static_cast<std::size_t>(K * nr), T(0));
-          for (int64_t k = 0; k < K; ++k) std::copy_n(w + k * Kd + j, Kd - j, tail.data() + k * nr);
-          bw = tail.data();
-          ldb = nr;
+    const int64_t th = omp_get_thread_num(), nth = omp_get_num_threads();
+    // this thread's input channels, whole blocks of nr, and their columns of W
+    const int64_t c_lo = std::min(g.C_in_g, blocks * th / nth * nr);
+    const int64_t c_hi = std::min(g.C_in_g, blocks * (th + 1) / nth * nr);
+    const int64_t j_hi = c_hi * ksz;
+    for (int64_t b = 0; b < nb; ++b) std::fill(dx + b * ldx + c_lo * isz, dx + b * ldx + c_hi * isz, T(0));
+    T* buf[2] = {bands.data() + th * 2 * band * K, bands.data() + (th * 2 + 1) * band * K};
+    // packs rows [r0, r1) of the band of `width` columns at j into to: sliver v's (k, jj) at
+    // to[(v * K + k) * nr + jj], zero past the band's width
+    auto pack = [&](int64_t j, int64_t width, int64_t r0, int64_t r1, T* to) {
+      for (int64_t k = r0; k < r1; ++k) {
+        const T* from = w + k * Kd + j;
+        for (int64_t v = 0; v * nr < width; ++v) {
+          T* d = to + (v * K + k) * nr;
+          const T* f = from + v * nr;
+          const int64_t n = std::min(nr, width - v * nr);
+          if (n == nr) {
+#pragma omp simd
+            for (int64_t jj = 0; jj < nr; ++jj) d[jj] = f[jj];  // inline: a few vectors, not a memmove call
+          } else {
+            for (int64_t jj = 0; jj < nr; ++jj) d[jj] = jj < n ? f[jj] : T(0);  // W's last sliver
+          }
         }
-        for (int64_t s = 0; s < ms; ++s) {
+      }
+    };
+    alignas(64) T tile[kMaxTile];
+    int cur = 0;
+    if (packed && c_lo * ksz < j_hi) pack(c_lo * ksz, std::min(band, j_hi - c_lo * ksz), 0, K, buf[0]);
+    for (int64_t j0 = c_lo * ksz; j0 < j_hi; j0 += band, cur ^= 1) {
+      const int64_t width = std::min(band, j_hi - j0);
+      const int64_t next = packed ? std::max<int64_t>(0, std::min(band, j_hi - j0 - band)) : 0;
+      const int64_t calls = detail::ceil_div(width, nr) * ms, share = detail::ceil_div(K, calls);
+      int shift = 0;  // a row of the next band every 2^shift steps of K, share rows a call
+      while ((share << (shift + 1)) <= K) ++shift;
+      int64_t call = 0;
+      for (int64_t v = 0; v * nr < width; ++v) {
+        const int64_t j = j0 + v * nr, n = std::min(nr, width - v * nr);
+        const T* bw = buf[cur] + v * K * nr;
+        int64_t ldb = nr;
+        if (!packed && j + nr <= Kd) {  // in place
+          bw = w + j;
+          ldb = Kd;
+        } else if (!packed) {  // W's last sliver: nr columns read in place would run past W
+          pack(j, n, 0, K, buf[cur]);
+        }
+        for (int64_t s = 0; s < ms; ++s, ++call) {
           const int64_t m = std::min(mr, cols - s * mr);
-          uk.fn(K, a.data() + s * K * mr, bw, ldb, tile, nr, m, n, false);
+          const int64_t r0 = std::min(K, call * share), count = next ? std::min(share, K - r0) : 0;
+          if (next)
+            uk.ahead(K, a.data() + s * K * mr, bw, ldb, tile, nr, m, n, false, w + r0 * Kd + j0 + width, Kd, count,
+                     shift, static_cast<int>(next * sizeof(T)));
+          else
+            uk.fn(K, a.data() + s * K * mr, bw, ldb, tile, nr, m, n, false);
+          if (next && call > 0)  // the rows the call before fetched
+            pack(j0 + width, next, std::min(K, (call - 1) * share), r0, buf[cur ^ 1]);
           for (int64_t jj = 0, c = (j + jj) / ksz, t = (j + jj) % ksz; jj < n; ++jj) {
             T* plane = dx + c * isz;
             for (int64_t i = 0; i < m; ++i) {
@@ -198,6 +263,7 @@ void transposed_data_gradient(const ConvGeometry& g, const TapTables& tt, const 
           }
         }
       }
+      if (next) pack(j0 + width, next, std::min(K, (calls - 1) * share), K, buf[cur ^ 1]);
     }
   }
 }
@@ -295,9 +361,11 @@ int64_t conv_im2col_workspace_bytes(const ConvGeometry& g, int64_t elem_size, Co
   long double transposed = 0;
   if (pass == ConvPass::backward_data && conv_im2col_data_gradient_transposed(g, threads))
     // transposed_data_gradient's packed dy^T (rows up to the tallest tile, 16, past cols) and tap
-    // table for each batch in flight, and a tail sliver (the widest tile, 64 columns) a thread
+    // table for each batch in flight, and two bands of W a thread (at most 128 KiB or one
+    // sliver of the widest tile, 64 columns)
     transposed = ((cols + 16) * g.C_out_g * elem_size + cols * g.k_size() * 8) * copies +
-                 static_cast<long double>(threads) * 64 * g.C_out_g * elem_size;
+                 static_cast<long double>(threads) * 2 *
+                     std::max<long double>(128 << 10, 64.0L * g.C_out_g * elem_size);
   const long double total = elems * elem_size * copies + TapTables::bytes(g) + transposed;
   return total > 9.0e18L ? INT64_MAX : static_cast<int64_t>(total);
 }

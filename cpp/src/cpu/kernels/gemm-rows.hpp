@@ -55,8 +55,16 @@ inline void prefetch_line(const void* p) {
 #endif
 }
 
-// prefetch(p, kc, bytes): asks for row p's first `bytes` ahead of use when
-// the hardware cannot guess it (p < kc; no-op for rows at a fixed stride).
+// Prefetches the `bytes` from p: every cache line they touch.
+inline void prefetch_span(const void* p, int bytes) {
+  const char* q = static_cast<const char*>(p);
+  for (int o = 0; o < bytes; o += 64) prefetch_line(q + o);
+  prefetch_line(q + bytes - 1);  // the last line, where q is not at a line's start
+}
+
+// prefetch(p, kc, bytes), called at step p of kc: asks ahead of use for rows
+// the hardware cannot guess (the `bytes` of a tile's row). BStrided: none
+// (a fixed stride); BShifted: row p + 8 (the order of rows is a table's).
 template <typename T>
 struct BStrided {
   const T* b;
@@ -71,22 +79,49 @@ struct BShifted {
   const int64_t* off;
   const T* operator()(int64_t p) const { return b + off[p]; }
   void prefetch(int64_t p, int64_t kc, int bytes) const {
-    if (p < kc) {
-      const char* r = reinterpret_cast<const char*>(b + off[p]);
+    if (p + 8 < kc) {
+      const char* r = reinterpret_cast<const char*>(b + off[p + 8]);
       prefetch_line(r);
       prefetch_line(r + bytes - 1);
     }
   }
 };
 
-// Defines the four registered variants of one tile (gemm-kernels.inc);
-// the caller spells out the four names. BODY is the kernel template
+// BStrided that also fetches rows of another operand for later use: at
+// every 2^shift-th step p, the first `bytes` of row r = p >> shift of
+// `ahead` (row r at ahead + r * ld, r < count). The transposed data
+// gradient (conv-im2col.cpp) packs W a band of columns at a time; while one
+// band's tiles compute, each prefetches a share of the next band's rows,
+// which no hardware prefetcher would follow (one or a few lines a row, 18
+// KiB apart at 512 -> 512).
+template <typename T>
+struct BStridedAhead {
+  const T* b;
+  int64_t ldb;
+  const T* ahead;
+  int64_t ld, count;
+  int shift, bytes;
+  const T* operator()(int64_t p) const { return b + p * ldb; }
+  void prefetch(int64_t p, int64_t, int) const {
+    const int64_t r = p >> shift;
+    if ((p & ((int64_t(1) << shift) - 1)) != 0 || r >= count) return;
+    prefetch_span(ahead + r * ld, bytes);
+  }
+};
+
+// Defines the registered variants of one tile (gemm-kernels.inc); the
+// caller spells out four names, and the fifth is gemm_name##_ahead (the
+// packed variant with BStridedAhead). BODY is the kernel template
 // instantiated for the tile, e.g. gemm_vec_kernel<Zmm<float>, 8, 2>.
 // Expanded inside namespace cnncore::cpu by each ISA's source file.
 #define CNNCORE_DEFINE_GEMM_VARIANTS(T, MR, BODY, gemm_name, igemm_name, wgemm_name, brgemm_name)                \
   void gemm_name(int64_t kc, const T* a, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n,       \
                  bool accumulate) {                                                                              \
     BODY(kc, APacked<T, MR>{a}, BStrided<T>{b, ldb}, c, ldc, m, n, accumulate);                                   \
+  }                                                                                                              \
+  void gemm_name##_ahead(int64_t kc, const T* a, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m, int64_t n, \
+                         bool accumulate, const T* ahead, int64_t ld, int64_t count, int shift, int bytes) {     \
+    BODY(kc, APacked<T, MR>{a}, (BStridedAhead<T>{b, ldb, ahead, ld, count, shift, bytes}), c, ldc, m, n, accumulate); \
   }                                                                                                              \
   void igemm_name(int64_t kc, const T* a, int64_t lda, const T* b, const int64_t* off, T* c, int64_t ldc,         \
                   int64_t m, int64_t n, bool accumulate) {                                                       \

@@ -35,7 +35,7 @@ inline void gemm_vec_kernel(int64_t kc, ARows a, BRows rows, T* __restrict c, in
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) acc[v][i] = Z::zero();
   for (int64_t p = 0; p < kc; ++p) {
-    rows.prefetch(p + 8, kc, static_cast<int>(NV * L * sizeof(T)));  // shifted rows: their order is a table's
+    rows.prefetch(p, kc, static_cast<int>(NV * L * sizeof(T)));  // rows the hardware cannot guess (gemm-rows.hpp)
     const T* b = rows(p);
     V bv[NV];
 #pragma GCC unroll 2

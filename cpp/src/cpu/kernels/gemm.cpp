@@ -23,7 +23,9 @@ namespace cnncore::cpu {
   void offset_a_name(int64_t, const ctype*, const int64_t*, const ctype*, int64_t, ctype*, int64_t, int64_t,      \
                      int64_t, bool);                                                                             \
   void brgemm_name(int64_t, const ctype*, const int64_t*, const ctype*, const int64_t*, ctype*, int64_t, int64_t, \
-                   int64_t, bool);
+                   int64_t, bool);                                                                              \
+  void name##_ahead(int64_t, const ctype*, const ctype*, int64_t, ctype*, int64_t, int64_t, int64_t, bool,       \
+                    const ctype*, int64_t, int64_t, int, int);
 #include "cpu/kernels/gemm-kernels.inc"
 #undef CNNCORE_GEMM_UKERNEL
 
@@ -34,7 +36,7 @@ std::vector<GemmUkernel<T>> collect() {
   std::vector<GemmUkernel<T>> v;
 #define CNNCORE_GEMM_UKERNEL(ctype, name, shifted_name, offset_a_name, brgemm_name, mr, nr, isa) \
   if constexpr (std::is_same_v<T, ctype>)                                                        \
-    v.push_back(GemmUkernel<T>{#name, mr, nr, isa, &name, &shifted_name, &offset_a_name, &brgemm_name});
+    v.push_back(GemmUkernel<T>{#name, mr, nr, isa, &name, &shifted_name, &offset_a_name, &brgemm_name, &name##_ahead});
 #include "cpu/kernels/gemm-kernels.inc"
 #undef CNNCORE_GEMM_UKERNEL
   return v;

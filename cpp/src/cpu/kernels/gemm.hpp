@@ -42,6 +42,16 @@ template <typename T>
 using GemmBrgemmUkernelFn = void (*)(int64_t kc, const T* a, const int64_t* aoff, const T* b, const int64_t* boff,
                                      T* c, int64_t ldc, int64_t m, int64_t n, bool accumulate);
 
+// The packed kernel (GemmUkernelFn) that also prefetches rows of another
+// operand for a later call: at every 2^shift-th step p, the first `bytes`
+// of row r = p >> shift of `ahead` (row r at ahead + r * ld, r < count).
+// For operands read from a wide matrix at a large stride, whose rows no
+// hardware prefetcher follows. The result is the packed kernel's.
+template <typename T>
+using GemmAheadUkernelFn = void (*)(int64_t kc, const T* a, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m,
+                                    int64_t n, bool accumulate, const T* ahead, int64_t ld, int64_t count, int shift,
+                                    int bytes);
+
 template <typename T>
 struct GemmUkernel {
   const char* name;  // e.g. "f32_gemm_6x16__avx2_fma"
@@ -51,6 +61,7 @@ struct GemmUkernel {
   GemmShiftedUkernelFn<T> shifted;  // e.g. "f32_igemm_6x16__avx2_fma"
   GemmOffsetAUkernelFn<T> offset_a;  // e.g. "f32_wgemm_6x16__avx2_fma"
   GemmBrgemmUkernelFn<T> brgemm;  // e.g. "f32_brgemm_6x16__avx2_fma"
+  GemmAheadUkernelFn<T> ahead;    // e.g. "f32_gemm_6x16__avx2_fma_ahead"
 };
 
 // Every micro-kernel built into this library (from gemm-kernels.inc), and the
