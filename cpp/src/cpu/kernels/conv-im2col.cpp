@@ -139,7 +139,8 @@ int64_t transposed_band_columns(int64_t K, int64_t nr, int64_t elem_size) {
 // packed): 512 -> 512 @7 (9 tiles) 4.0 -> 3.5 ms, batch 2 (17 tiles) 7.2 ->
 // 6.2, 256 -> 512 3x3/2 @14 (K 512, 9 tiles) 1.85 -> 1.76; slower: 512 ->
 // 512 @4 (3 tiles) 1.43 -> 1.59, 256 -> 256 @7 (K 256) 0.90 -> 0.94.
-bool transposed_packs_bands(int64_t K, int64_t tiles) { return K >= 384 && tiles >= 6; }
+constexpr int64_t kTransposedPackMinK = 384;
+bool transposed_packs_bands(int64_t K, int64_t tiles) { return K >= kTransposedPackMinK && tiles >= 6; }
 
 // The data gradient of few columns and wide weights, for one group and a
 // batch of nb images: dx (image b's channel c at dx[b * ldx + c * isz],
@@ -340,14 +341,23 @@ int64_t per_thread_elems(const ConvGeometry& g, const Batching& bt) {
 // pass). Measured against the shifted path's packed transpose at batch 1
 // (a Zen 3, one / two threads, ms): 512 -> 512 @7 4.9 / 2.65 -> 3.9 / 2.1;
 // @4 5.4 / 1.7 -> 1.6 / 0.8; 256 -> 256 @7 1.2 / 0.95 -> 0.95 / 0.47;
-// 256 -> 512 3x3/2 @14 2.6 / 1.35 -> 1.85 / 1.05 (im2col before). At 196
-// columns (512 -> 512 @14) neither is ahead, so up to 128.
-constexpr int64_t kTransposedMaxColumns = 128;
+// 256 -> 512 3x3/2 @14 2.6 / 1.35 -> 1.85 / 1.05 (im2col before). With W
+// read in place, at 196 columns (512 -> 512 @14) neither was ahead, hence
+// up to 128. Where W is packed in bands (transposed_packs_bands: 384+
+// output channels), more columns pay (one thread, ms): 512 -> 512 @14
+// 13.2 -> 11.4 (two threads 6.9 -> 5.8), batch 2 24.8 -> 22.3, batch 4
+// 52 -> 46, @28 46.5 -> 43; batch 16 @7 and @4 level. With fewer channels
+// it did not (256 -> 256 @28 11.4 -> 13.3, 128 -> 128 @28 2.9 -> 3.8).
+constexpr int64_t kTransposedMaxColumns = 128, kTransposedPackedMaxColumns = 1024;
 
 bool conv_im2col_data_gradient_transposed(const ConvGeometry& g, int threads) {
   if (is_pointwise(g) || g.N < 1) return false;
   const Batching bt = batching(g, threads);
-  return bt.batch * g.out_size() <= kTransposedMaxColumns && g.C_out_g >= 64 && g.patch_size() >= 256;
+  const int64_t cols = bt.batch * g.out_size();
+  // past 128 columns the tiles number 9 or more at every level (mr <= 16): W is packed where K allows
+  const bool packed = g.C_out_g >= kTransposedPackMinK;
+  return (cols <= kTransposedMaxColumns || (packed && cols <= kTransposedPackedMaxColumns)) && g.C_out_g >= 64 &&
+         g.patch_size() >= 256;
 }
 
 int64_t conv_im2col_workspace_bytes(const ConvGeometry& g, int64_t elem_size, ConvPass pass, int threads) {
