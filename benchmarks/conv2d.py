@@ -46,8 +46,8 @@ except ImportError:  # the benchmark still times cnncore alone
 
 
 # warm-up calls before each timed set (besides time_call's own): cached weights after two,
-# then two trials of each of auto's candidates, up to three (cpp/src/ops/conv_measure.hpp)
-WARMUP = 8
+# then three trials of each of auto's candidates, up to three (cpp/src/ops/conv_measure.hpp)
+WARMUP = 11
 
 # name, ic, ih(=iw), oc, k, stride, pad, groups, dilation
 SUITE = [

@@ -56,11 +56,11 @@ WORKLOADS = [
 ]
 LR, MOMENTUM = 0.01, 0.9
 # warm-up calls of an inference workload: weights seen unchanged twice are cached, then
-# auto's measured choice takes two trials per candidate, up to three candidates
+# auto's measured choice takes three trials per candidate, up to three candidates
 # (cpp/src/ops/conv_measure.hpp)
-INFERENCE_WARMUP = 10
-# and of a training workload: the gradients' measured choices (up to six trial steps)
-TRAINING_WARMUP = 8
+INFERENCE_WARMUP = 13
+# and of a training workload: the gradients' measured choices (up to nine trial steps)
+TRAINING_WARMUP = 11
 
 
 def build(workload, seed=0):

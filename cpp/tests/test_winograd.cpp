@@ -423,12 +423,14 @@ TEST(conv_measured_choice_takes_turns_and_keeps_the_fastest) {
   const std::vector<int64_t> a{1, 2, 3}, b{4, 5, 6};
   const bool both[3] = {true, true, false}, exact_only[3] = {true, false, false};
   bool trial = false;
-  const double times[4] = {3.0, 2.0, 1.5, 2.5};  // exact, winograd, exact, winograd: exact's best 1.5 wins
-  for (int i = 0; i < 4; ++i) {
+  constexpr int T = detail::kMeasureTrials;
+  static_assert(T >= 2, "the sequences below need two trials or more");
+  // exact 3.0, 1.5, 3.0...; winograd 2.0, 2.5, 2.5...: exact's best 1.5 wins
+  for (int i = 0; i < 2 * T; ++i) {
     const int c = detail::measured_candidate(a, both, &trial);
     CHECK(trial && c == i % 2);
     CHECK(!detail::measured_exact(a));
-    detail::record_measurement(a, c, times[i]);
+    detail::record_measurement(a, c, c == 0 ? (i == 2 ? 1.5 : 3.0) : (i == 1 ? 2.0 : 2.5));
   }
   for (int i = 0; i < 3; ++i) {
     CHECK(detail::measured_candidate(a, both, &trial) == 0);
@@ -437,14 +439,14 @@ TEST(conv_measured_choice_takes_turns_and_keeps_the_fastest) {
   CHECK(detail::measured_exact(a));
   // Winograd does not fit: only the exact engine's trials run, and it is
   // then chosen without Winograd's being known (so not "measured exact")
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < T; ++i) {
     CHECK(detail::measured_candidate(b, exact_only, &trial) == 0 && trial);
     detail::record_measurement(b, 0, 1.0);
   }
   CHECK(detail::measured_candidate(b, exact_only, &trial) == 0 && !trial);
   CHECK(!detail::measured_exact(b));
   // once it fits, Winograd owes its trials; faster, it wins
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < T; ++i) {
     CHECK(detail::measured_candidate(b, both, &trial) == 1 && trial);
     detail::record_measurement(b, 1, 0.5);
   }
@@ -453,11 +455,11 @@ TEST(conv_measured_choice_takes_turns_and_keeps_the_fastest) {
   // three candidates (the other tile too): turns 0, 1, 2; the second tile wins
   const std::vector<int64_t> c3{7, 8, 9};
   const bool all[3] = {true, true, true};
-  const double times3[6] = {2.0, 1.8, 1.2, 2.1, 1.9, 1.3};
-  for (int i = 0; i < 6; ++i) {
+  const double base3[3] = {2.0, 1.8, 1.2};  // each candidate's first trial; later ones 0.1 slower
+  for (int i = 0; i < 3 * T; ++i) {
     const int c = detail::measured_candidate(c3, all, &trial);
     CHECK(trial && c == i % 3);
-    detail::record_measurement(c3, c, times3[i]);
+    detail::record_measurement(c3, c, base3[c] + (i >= 3 ? 0.1 : 0.0));
   }
   CHECK(detail::measured_candidate(c3, all, &trial) == 2 && !trial);
   CHECK(!detail::measured_exact(c3));
@@ -465,31 +467,28 @@ TEST(conv_measured_choice_takes_turns_and_keeps_the_fastest) {
   // and the exact engine, never timed, is not reported as the winner
   const std::vector<int64_t> t2{10, 11};
   const bool tiles[3] = {false, true, true};
-  const double times_t[4] = {1.0, 1.4, 1.1, 1.2};
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 2 * T; ++i) {  // tile 1: 1.0, 1.1...; tile 2: 1.4, 1.2...
     const int c = detail::measured_candidate(t2, tiles, &trial);
     CHECK(trial && c == 1 + i % 2);
-    detail::record_measurement(t2, c, times_t[i]);
+    detail::record_measurement(t2, c, c == 1 ? (i < 2 ? 1.0 : 1.1) : (i < 2 ? 1.4 : 1.2));
   }
   CHECK(detail::measured_candidate(t2, tiles, &trial) == 1 && !trial);
   CHECK(!detail::measured_exact(t2));
-  // Winograd's first two trials packed their weights (not typical: two
+  // Winograd's first T trials packed their weights (not typical: several
   // layers of one problem): it runs again until one is typical, and that
   // one's time (0.9, not the packing calls' 3.0) beats the exact engine
   const std::vector<int64_t> p3{12, 13};
-  const double times_p[5] = {1.0, 3.0, 1.1, 3.2, 0.9};
-  const bool typical_p[5] = {true, false, true, false, true};
-  const int who_p[5] = {0, 1, 0, 1, 1};
-  for (int i = 0; i < 5; ++i) {
+  for (int i = 0; i <= 2 * T; ++i) {  // turns 0, 1, 0, 1, ..., then Winograd's extra call
     const int c = detail::measured_candidate(p3, both, &trial);
-    CHECK(trial && c == who_p[i]);
-    detail::record_measurement(p3, c, times_p[i], typical_p[i]);
+    CHECK(trial && c == (i < 2 * T ? i % 2 : 1));
+    const bool typical = c == 0 || i == 2 * T;
+    detail::record_measurement(p3, c, c == 0 ? 1.0 + 0.1 * i : typical ? 0.9 : 3.0, typical);
   }
   CHECK(detail::measured_candidate(p3, both, &trial) == 1 && !trial);
   CHECK(!detail::measured_exact(p3));
-  // one atypical trial and one typical: done after two, as before
+  // one atypical trial and the others typical: done after T, as before
   const std::vector<int64_t> p5{16, 17};
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 2 * T; ++i) {
     const int c = detail::measured_candidate(p5, both, &trial);
     CHECK(trial && c == i % 2);
     detail::record_measurement(p5, c, c == 0 ? 1.0 : i == 1 ? 3.0 : 1.2, !(c == 1 && i == 1));
@@ -543,22 +542,25 @@ TEST(conv2d_auto_measures_close_candidates_then_stays) {
            max_abs_diff<float>(y, y_w4) == 0;
   };
   p.algorithm = ConvAlgorithm::auto_;
+  // settled after two calls (the weights seen unchanged) and at most three candidates' trials
+  constexpr int settled = 2 + 3 * detail::kMeasureTrials;
   std::vector<Tensor> ys;
-  for (int i = 0; i < 12; ++i) ys.push_back(conv2d_forward(x, w, Tensor(), p));
+  for (int i = 0; i < settled + 4; ++i) ys.push_back(conv2d_forward(x, w, Tensor(), p));
   CHECK(detail::measured_problems() >= 1);  // the layer was measured (its first call, before the
                                             // weights are known unchanged, may be another problem)
   for (const Tensor& y : ys) CHECK(one_of(y));
-  for (int i = 9; i < 12; ++i) CHECK(max_abs_diff<float>(ys[i], ys[8]) == 0);
+  for (int i = settled + 1; i < settled + 4; ++i) CHECK(max_abs_diff<float>(ys[i], ys[settled]) == 0);
   // with weights changed before every call (training) the forward takes the
   // model's choice, the exact engine here, and nothing is measured; the data
   // gradient is measured (another problem): each call gives the exact
-  // engine's or a Winograd tile's result for the weights it saw, and from
-  // the seventh call on (at most three candidates, two trials each) always
-  // the same one
+  // engine's or a Winograd tile's result for the weights it saw, and once
+  // the trials are done (at most three candidates, kMeasureTrials each)
+  // always the same one
   detail::clear_measurements();
   int last = -1;
   const Tensor gy = filled<float>(xs, 103);
-  for (int i = 0; i < 10; ++i) {
+  constexpr int trials = 3 * detail::kMeasureTrials;
+  for (int i = 0; i < trials + 4; ++i) {
     w.data_as<float>()[0] += 1.0f;
     ConvParams q = p;
     q.algorithm = ConvAlgorithm::direct;
@@ -572,8 +574,8 @@ TEST(conv2d_auto_measures_close_candidates_then_stays) {
       if (which < 0 && max_abs_diff<float>(dx, conv2d_backward_data(gy, w, xs, q)) == 0) which = id;
     }
     CHECK(which >= 0);
-    if (i >= 7) CHECK(which == last);
-    if (i >= 6) last = which;
+    if (i > trials) CHECK(which == last);
+    if (i >= trials) last = which;
   }
   CHECK(detail::measured_problems() == 1);  // the data gradient was measured
   set_exact_algorithms(was);

@@ -11,7 +11,10 @@
 // the model's estimates of the two lie close: its memory bandwidths are
 // one machine's); each one taking part runs kMeasureTrials calls, in turns,
 // and its fastest is its time (the minimum, not the median: a shared
-// machine only adds time). Where the model finds Winograd clearly faster
+// machine only adds time). Three, not two: on a shared Zen 3 whose calls
+// ran at twice their time for seconds at a stretch, two trials each let
+// the slower engine win now and then (256 -> 256 @14's backward kept the
+// exact engine at 6.8 ms where F(2,3) takes 4.9), and the choice stays. Where the model finds Winograd clearly faster
 // but cannot order its tiles, only 1 and 2 take part.
 // A cached-weights trial of Winograd that found its weights' transform not
 // cached yet (the first Winograd call of a layer: ResNet's three
@@ -30,7 +33,7 @@
 
 namespace cnncore::detail {
 
-constexpr int kMeasureCandidates = 3, kMeasureTrials = 2, kMeasureRetries = 8;
+constexpr int kMeasureCandidates = 3, kMeasureTrials = 3, kMeasureRetries = 8;
 constexpr std::size_t kMaxMeasured = 512;
 
 // The candidate the next call of problem `key` runs. `fits[i]`: whether
