@@ -196,8 +196,11 @@ void transposed_data_gradient(const ConvGeometry& g, const TapTables& tt, const 
   const int64_t blocks = detail::ceil_div(g.C_in_g, nr);
   const bool packed = transposed_packs_bands(K, ms);
   const int64_t band = packed ? transposed_band_columns(K, nr, sizeof(T)) : nr;
-  detail::HostBuffer<T> bands(static_cast<int64_t>(nt) * 2 * band * K);
-#pragma omp parallel num_threads(nt) if (parallel && blocks > 1)
+  // two bands for each thread of the team below (one where it does not run in parallel: then
+  // for_each_batch may be calling this from each of its threads at once)
+  const int team = parallel && blocks > 1 ? nt : 1;
+  detail::HostBuffer<T> bands(static_cast<int64_t>(team) * 2 * band * K);
+#pragma omp parallel num_threads(team) if (team > 1)
   {
     const int64_t th = omp_get_thread_num(), nth = omp_get_num_threads();
     // this thread's input channels, whole blocks of nr, and their columns of W
@@ -247,9 +250,10 @@ void transposed_data_gradient(const ConvGeometry& g, const TapTables& tt, const 
         for (int64_t s = 0; s < ms; ++s, ++call) {
           const int64_t m = std::min(mr, cols - s * mr);
           const int64_t r0 = std::min(K, call * share), count = next ? std::min(share, K - r0) : 0;
+          const T* fetch = count ? w + r0 * Kd + j0 + width : w;  // (formed only inside W)
           if (next)
-            uk.ahead(K, a.data() + s * K * mr, bw, ldb, tile, nr, m, n, false, w + r0 * Kd + j0 + width, Kd, count,
-                     shift, static_cast<int>(next * sizeof(T)));
+            uk.ahead(K, a.data() + s * K * mr, bw, ldb, tile, nr, m, n, false, fetch, Kd, count, shift,
+                     static_cast<int>(next * sizeof(T)));
           else
             uk.fn(K, a.data() + s * K * mr, bw, ldb, tile, nr, m, n, false);
           if (next && call > 0)  // the rows the call before fetched
