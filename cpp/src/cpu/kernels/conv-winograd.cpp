@@ -924,7 +924,15 @@ double core_flops(int64_t elem_size) {
   return elem_size == 4 ? f32 : f32 / 2;
 }
 
-double winograd_seconds(const Problem& p, int m, int64_t es, int threads, ConvPass pass, bool pack) {
+// The bytes of transformed weights the cache holds now.
+int64_t cache_held_bytes() {
+  WeightCache& c = weight_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.held;
+}
+
+// `held`: cache_held_bytes() at the call (see the weights' bandwidth below).
+double winograd_seconds(const Problem& p, int m, int64_t es, int threads, ConvPass pass, bool pack, int64_t held) {
   const bool weight = pass == ConvPass::backward_weight;
   const int64_t a2 = int64_t{m + 2} * (m + 2);
   const int64_t tiles = p.N * ceil_div(p.Ho, m) * ceil_div(p.Wo, m);
@@ -939,8 +947,15 @@ double winograd_seconds(const Problem& p, int m, int64_t es, int threads, ConvPa
   // transform, 9.4 MB, is served from it at batch 1; its 512 -> 512 F(2, 3)
   // one, 16.8 MB, comes from memory. A core's reads from memory are bound
   // by how many it keeps in flight, so more threads read faster (a Zen 3:
-  // 16.8 GB/s on one, 32 on two): counted up to four threads
-  const double bw = u_bytes <= 12.0 * (1 << 20) ? 100e9 : 15e9 * std::min(threads, 4);
+  // 16.8 GB/s on one, 32 on two): counted up to four threads. Cached
+  // weights share the last-level cache with every other layer's cached
+  // transform, which a network reads between this layer's calls: they are
+  // served from it only while all of those together fit (an Intel Xeon
+  // with AVX-512: ResNet's three 256 -> 256 @14 layers at batch 1, 28 MB of
+  // F(4, 3) transforms, took 2.3 ms a call by F(4, 3) and 1.75 by F(2, 3)
+  // against 1.1 and 1.4 for one layer called alone).
+  const double resident = pack || weight ? u_bytes : std::max(u_bytes, static_cast<double>(held));
+  const double bw = resident <= 12.0 * (1 << 20) ? 100e9 : 15e9 * std::min(threads, 4);
   double stream;
   if (weight) {  // the sums: zeroed, read and written per block, read by the last transform
     const double blocks = std::max(1.0, std::ceil(tiles / std::min<double>(kWeightLanes, std::max(16.0, kWeightBlockBytes / per_lane))));
@@ -982,7 +997,8 @@ int conv_winograd_tile(const ConvGeometry& g, ConvPass pass, const void* weights
   const Problem p = pass_problem(g, pass);
   const int nt = get_num_threads();
   const bool pack = !weights_stable(weights, weight_bytes, kernel_view(g, pass), p);
-  return winograd_seconds(p, 2, 4, nt, pass, pack) < winograd_seconds(p, 4, 4, nt, pass, pack) ? 2 : 4;
+  const int64_t held = cache_held_bytes();
+  return winograd_seconds(p, 2, 4, nt, pass, pack, held) < winograd_seconds(p, 4, 4, nt, pass, pack, held) ? 2 : 4;
 }
 
 bool conv_winograd_tiles_close(const ConvGeometry& g, ConvPass pass, const void* weights, int64_t weight_bytes,
@@ -991,7 +1007,8 @@ bool conv_winograd_tiles_close(const ConvGeometry& g, ConvPass pass, const void*
   const int nt = get_num_threads();
   const bool pack = !weights_stable(weights, weight_bytes, kernel_view(g, pass), p);
   *transforming = pack && pass != ConvPass::backward_weight;
-  const double t2 = winograd_seconds(p, 2, 4, nt, pass, pack), t4 = winograd_seconds(p, 4, 4, nt, pass, pack);
+  const int64_t held = cache_held_bytes();
+  const double t2 = winograd_seconds(p, 2, 4, nt, pass, pack, held), t4 = winograd_seconds(p, 4, 4, nt, pass, pack, held);
   return std::max(t2, t4) < kTileBand * std::min(t2, t4);
 }
 
@@ -1000,8 +1017,9 @@ WinogradVerdict conv_winograd_verdict(const ConvGeometry& g, ConvPass pass, cons
   const Problem p = pass_problem(g, pass);
   const int nt = get_num_threads();
   const double exact = exact_seconds(p, 4, nt, pass);
+  const int64_t held = cache_held_bytes();
   auto best = [&](bool pack) {
-    return std::min(winograd_seconds(p, 2, 4, nt, pass, pack), winograd_seconds(p, 4, 4, nt, pass, pack));
+    return std::min(winograd_seconds(p, 2, 4, nt, pass, pack, held), winograd_seconds(p, 4, 4, nt, pass, pack, held));
   };
   // a margin: the model's error is about 15-20% on the machine it was
   // calibrated on, more on others
