@@ -924,14 +924,7 @@ double core_flops(int64_t elem_size) {
   return elem_size == 4 ? f32 : f32 / 2;
 }
 
-// The bytes of transformed weights the cache holds now.
-int64_t cache_held_bytes() {
-  WeightCache& c = weight_cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  return c.held;
-}
-
-// `held`: cache_held_bytes() at the call (see the weights' bandwidth below).
+// `held`: winograd_cache_bytes() at the call (see the weights' bandwidth below).
 double winograd_seconds(const Problem& p, int m, int64_t es, int threads, ConvPass pass, bool pack, int64_t held) {
   const bool weight = pass == ConvPass::backward_weight;
   const int64_t a2 = int64_t{m + 2} * (m + 2);
@@ -997,7 +990,7 @@ int conv_winograd_tile(const ConvGeometry& g, ConvPass pass, const void* weights
   const Problem p = pass_problem(g, pass);
   const int nt = get_num_threads();
   const bool pack = !weights_stable(weights, weight_bytes, kernel_view(g, pass), p);
-  const int64_t held = cache_held_bytes();
+  const int64_t held = winograd_cache_bytes();
   return winograd_seconds(p, 2, 4, nt, pass, pack, held) < winograd_seconds(p, 4, 4, nt, pass, pack, held) ? 2 : 4;
 }
 
@@ -1007,7 +1000,7 @@ bool conv_winograd_tiles_close(const ConvGeometry& g, ConvPass pass, const void*
   const int nt = get_num_threads();
   const bool pack = !weights_stable(weights, weight_bytes, kernel_view(g, pass), p);
   *transforming = pack && pass != ConvPass::backward_weight;
-  const int64_t held = cache_held_bytes();
+  const int64_t held = winograd_cache_bytes();
   const double t2 = winograd_seconds(p, 2, 4, nt, pass, pack, held), t4 = winograd_seconds(p, 4, 4, nt, pass, pack, held);
   return std::max(t2, t4) < kTileBand * std::min(t2, t4);
 }
@@ -1017,7 +1010,7 @@ WinogradVerdict conv_winograd_verdict(const ConvGeometry& g, ConvPass pass, cons
   const Problem p = pass_problem(g, pass);
   const int nt = get_num_threads();
   const double exact = exact_seconds(p, 4, nt, pass);
-  const int64_t held = cache_held_bytes();
+  const int64_t held = winograd_cache_bytes();
   auto best = [&](bool pack) {
     return std::min(winograd_seconds(p, 2, 4, nt, pass, pack, held), winograd_seconds(p, 4, 4, nt, pass, pack, held));
   };
