@@ -172,6 +172,30 @@ def test_batch_norm_fast_equals_reference(data, training, affine):
                  rtol=t["rtol"] * 10, atol=t["atol"] * max(10, x.size))
 
 
+@pytest.mark.parametrize("shape", [(2, 1, 400, 400), (3, 3, 300, 301), (4, 8, 128, 128), (64, 96, 4, 4),
+                                   (700, 500)])
+@pytest.mark.parametrize("training", [False, True])
+def test_batch_norm_large_maps_fast_equals_reference(shape, training):
+    """Maps large enough to be split between threads: by whole channels (enough of them),
+    or, with fewer channels than two a thread, by images within each channel; and the
+    tiny rows of (N, C) input. Both must agree with the reference and give the same bits
+    for 1 and 2 threads."""
+    rng = np.random.default_rng(sum(shape))
+    c = shape[1]
+    x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    w, b = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+    rm0, rv0 = rng.standard_normal(c).astype(np.float32), (rng.random(c) + 0.5).astype(np.float32)
+
+    def forward():
+        rm, rv = rm0.copy(), rv0.copy()
+        return ops.batch_norm(x, rm, rv, w, b, training=training, momentum=0.3, eps=1e-3), rm, rv
+
+    assert_agree(forward, rtol=1e-4, atol=1e-5)
+    assert_agree(lambda: ops.batch_norm_backward(g, x, rm0, rv0, w, b, training=training, momentum=0.3, eps=1e-3),
+                 rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize("shape", [(0,), (0, 3), (0, 5, 7), (0, 2, 3, 2)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_empty_batches_fast_equals_reference(shape, dtype):

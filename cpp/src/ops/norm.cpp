@@ -88,8 +88,8 @@ BnProblem make_bn_problem(const Tensor& src, const Tensor& running_mean, const T
   return pr;
 }
 
-// The statistics the op normalises with: the batch's (training) or the
-// running ones. Returns mean and 1 / sqrt(var + eps) per channel in double.
+// The statistics the op normalises with: the batch's (training; the
+// reference kernel's, the fast kernels form their own) or the running ones. Returns mean and 1 / sqrt(var + eps) per channel in double.
 template <typename T>
 void bn_statistics(const BnProblem& pr, const T* src, const Tensor& running_mean, const Tensor& running_var,
                    const BatchNormParams& p, std::vector<double>& mean, std::vector<double>& invstd,
@@ -99,10 +99,7 @@ void bn_statistics(const BnProblem& pr, const T* src, const Tensor& running_mean
   invstd.assign(static_cast<std::size_t>(C), 0.0);
   std::vector<double> var(static_cast<std::size_t>(C));
   if (p.training) {
-    if (use_reference())
-      cpu::ref::batch_norm_stats<T>(pr.g, src, mean.data(), var.data());
-    else
-      cpu::batch_norm_stats<T>(pr.g, src, mean.data(), var.data());
+    cpu::ref::batch_norm_stats<T>(pr.g, src, mean.data(), var.data());
   } else {
     for (int64_t c = 0; c < C; ++c) {
       mean[static_cast<std::size_t>(c)] = running_mean.data_as<T>()[c];
@@ -218,13 +215,20 @@ Tensor batch_norm_forward(const Tensor& src, const Tensor& running_mean, const T
   detail::with_dtype(src.dtype(), [&](auto tag) {
     using T = decltype(tag);
     std::vector<double> mean, invstd, var;
-    bn_statistics<T>(pr, src.data_as<T>(), running_mean, running_var, params, mean, invstd, &var);
     const T* w = detail::data_or_null<T>(weights);
     const T* b = detail::data_or_null<T>(bias);
-    if (use_reference())
-      cpu::ref::batch_norm_apply<T>(pr.g, src.data_as<T>(), mean.data(), invstd.data(), w, b, dst.data_as<T>());
-    else
-      cpu::batch_norm_apply<T>(pr.g, src.data_as<T>(), mean.data(), invstd.data(), w, b, dst.data_as<T>());
+    if (params.training && !use_reference()) {  // statistics and output channel by channel, in one kernel
+      mean.resize(static_cast<std::size_t>(pr.g.axis));
+      var.resize(static_cast<std::size_t>(pr.g.axis));
+      cpu::batch_norm_forward_training<T>(pr.g, params.eps, src.data_as<T>(), w, b, dst.data_as<T>(), mean.data(),
+                                          var.data());
+    } else {
+      bn_statistics<T>(pr, src.data_as<T>(), running_mean, running_var, params, mean, invstd, &var);
+      if (use_reference())
+        cpu::ref::batch_norm_apply<T>(pr.g, src.data_as<T>(), mean.data(), invstd.data(), w, b, dst.data_as<T>());
+      else
+        cpu::batch_norm_apply<T>(pr.g, src.data_as<T>(), mean.data(), invstd.data(), w, b, dst.data_as<T>());
+    }
     if (params.training && running_mean.defined()) {
       const double m = params.momentum, unbias = double(pr.M) / double(pr.M - 1);
       T* rm = running_mean.data_as<T>();
@@ -280,17 +284,19 @@ BatchNormGrads batch_norm_backward(const Tensor& diff_dst, const Tensor& src, co
   if (pr.M == 0 || C == 0) return out;
   detail::with_dtype(src.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    std::vector<double> mean, invstd;
-    bn_statistics<T>(pr, src.data_as<T>(), running_mean, running_var, params, mean, invstd, nullptr);
     const T* w = detail::data_or_null<T>(weights);
     T* dw = detail::data_or_null<T>(out.diff_weights) ? out.diff_weights.data_as<T>() : nullptr;
     T* db = detail::data_or_null<T>(out.diff_bias) ? out.diff_bias.data_as<T>() : nullptr;
+    std::vector<double> mean, invstd;
+    // the fast kernel forms a training batch's statistics itself, channel by channel
+    if (use_reference() || !params.training)
+      bn_statistics<T>(pr, src.data_as<T>(), running_mean, running_var, params, mean, invstd, nullptr);
     if (use_reference())
       cpu::ref::batch_norm_backward<T>(pr.g, params.training, diff_dst.data_as<T>(), src.data_as<T>(), mean.data(),
                                        invstd.data(), w, out.diff_src.data_as<T>(), dw, db);
     else
-      cpu::batch_norm_backward<T>(pr.g, params.training, diff_dst.data_as<T>(), src.data_as<T>(), mean.data(),
-                                  invstd.data(), w, out.diff_src.data_as<T>(), dw, db);
+      cpu::batch_norm_backward<T>(pr.g, params.training, params.eps, diff_dst.data_as<T>(), src.data_as<T>(),
+                                  mean.data(), invstd.data(), w, out.diff_src.data_as<T>(), dw, db);
   });
   return out;
 }

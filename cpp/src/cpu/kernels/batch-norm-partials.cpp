@@ -1,8 +1,11 @@
 #include "cpu/kernels/batch-norm-partials.hpp"
 
+#include <array>
+#include <cmath>
 #include <vector>
 
 #include "cnncore/runtime.hpp"
+#include "cpu/kernels/f32-elementwise.hpp"
 #include "util/checked.hpp"
 #include "util/parallel.hpp"
 
@@ -12,193 +15,204 @@ using detail::AxisGeometry;
 
 namespace {
 
-// Planes of fewer elements than this (the deep layers' 1x1 and 2x2 maps) are
-// summed channel-vectorised in one serial pass, not row by row.
+#include "cpu/kernels/batch-norm-body.hpp"
+
+// Rows shorter than this (the deep layers' 1x1 and 2x2 maps, BatchNorm1d's
+// single values) run the inline bodies: a call through the level table per
+// row would cost more than the row.
 constexpr int64_t kTinyPlane = 8;
 
-// part[n * C + c] = f over row (n, c); then out[c] = sum_n part[n * C + c].
-template <typename F>
-void channel_sums(const AxisGeometry& g, std::vector<double>& part, double* out, F&& row_sum) {
-  const int64_t N = g.outer, C = g.axis;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(get_num_threads()) \
-    if (detail::parallel_pays(N * C * g.inner))
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c) part[static_cast<std::size_t>(n * C + c)] = row_sum(n, c);
-  for (int64_t c = 0; c < C; ++c) {
-    double s = 0;
-    for (int64_t n = 0; n < N; ++n) s += part[static_cast<std::size_t>(n * C + c)];
-    out[c] = s;
+// The row kernels: float's from the current kernel level (the inline body
+// for tiny rows), double's from the baseline body.
+template <typename T>
+struct Rows {
+  explicit Rows(int64_t) {}
+  double sum(int64_t n, const T* x) const { return bn_row_sum_body<T>(n, x); }
+  double sq_dev(int64_t n, const T* x, double m) const { return bn_row_sq_dev_body<T>(n, x, m); }
+  void grad_sums(int64_t n, const T* dy, const T* x, double m, double* out) const {
+    bn_row_grad_sums_body<T>(n, dy, x, m, out);
   }
+  void scale_shift(int64_t n, const T* x, T scale, T shift, T* y) const {
+    bn_row_scale_shift_body<T>(n, x, scale, shift, y);
+  }
+  void grad(int64_t n, const T* dy, const T* x, T a, T mdy, T m, T k, T* dx) const {
+    bn_row_grad_body<T>(n, dy, x, a, mdy, m, k, dx);
+  }
+};
+
+template <>
+struct Rows<float> {
+  const F32ElementwiseKernels* k;  // null: the inline bodies
+  explicit Rows(int64_t inner) : k(inner < kTinyPlane ? nullptr : &f32_elementwise_kernels_for_rows(inner)) {}
+  double sum(int64_t n, const float* x) const { return k ? k->bn_row_sum(n, x) : bn_row_sum_body<float>(n, x); }
+  double sq_dev(int64_t n, const float* x, double m) const {
+    return k ? k->bn_row_sq_dev(n, x, m) : bn_row_sq_dev_body<float>(n, x, m);
+  }
+  void grad_sums(int64_t n, const float* dy, const float* x, double m, double* out) const {
+    if (k)
+      k->bn_row_grad_sums(n, dy, x, m, out);
+    else
+      bn_row_grad_sums_body<float>(n, dy, x, m, out);
+  }
+  void scale_shift(int64_t n, const float* x, float scale, float shift, float* y) const {
+    if (k)
+      k->bn_row_scale_shift(n, x, scale, shift, y);
+    else
+      bn_row_scale_shift_body<float>(n, x, scale, shift, y);
+  }
+  void grad(int64_t n, const float* dy, const float* x, float a, float mdy, float m, float kk, float* dx) const {
+    if (k)
+      k->bn_row_grad(n, dy, x, a, mdy, m, kk, dx);
+    else
+      bn_row_grad_body<float>(n, dy, x, a, mdy, m, kk, dx);
+  }
+};
+
+// Runs f(c, rows_parallel) for every channel. Channels go to threads whole
+// when there are enough of them: a channel's rows of all images are then
+// read from memory by one thread once, and its later passes find them in
+// that thread's cache (ResNet's 64-channel 56x56 maps at batch 16: 400 KB
+// of x and grad_out a channel). With fewer channels than two a thread, the
+// channels run one after another and each pass spreads its rows instead.
+template <typename F>
+void for_each_channel(const AxisGeometry& g, F&& f) {
+  const int nt = get_num_threads();
+  const bool par = nt > 1 && detail::parallel_pays(g.outer * g.axis * g.inner);
+  if (par && g.axis < 2 * nt) {
+    for (int64_t c = 0; c < g.axis; ++c) f(c, true);
+    return;
+  }
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+  for (int64_t c = 0; c < g.axis; ++c) f(c, false);
+}
+
+// The K sums over images of row(n, out) (K values a row), added in image
+// order whichever thread formed each row's: the result does not depend on
+// the thread count.
+template <int K, typename F>
+std::array<double, K> image_sums(int64_t N, bool par, F&& row) {
+  std::array<double, K> s{};
+  if (!par) {
+    for (int64_t n = 0; n < N; ++n) {
+      double r[K];
+      row(n, r);
+      for (int j = 0; j < K; ++j) s[j] += r[j];
+    }
+    return s;
+  }
+  std::vector<double> part(static_cast<std::size_t>(N * K));
+#pragma omp parallel for schedule(static) num_threads(get_num_threads())
+  for (int64_t n = 0; n < N; ++n) row(n, part.data() + n * K);
+  for (int64_t n = 0; n < N; ++n)
+    for (int j = 0; j < K; ++j) s[j] += part[static_cast<std::size_t>(n * K + j)];
+  return s;
+}
+
+template <typename F>
+void each_image(int64_t N, bool par, F&& row) {
+  if (!par) {  // not through an inactive parallel region: that costs as much as a short channel
+    for (int64_t n = 0; n < N; ++n) row(n);
+    return;
+  }
+#pragma omp parallel for schedule(static) num_threads(get_num_threads())
+  for (int64_t n = 0; n < N; ++n) row(n);
+}
+
+// Channel c's mean and biased variance (two passes over its rows).
+template <typename T>
+void channel_stats(const AxisGeometry& g, const Rows<T>& rows, const T* src, int64_t c, bool par, double* mean,
+                   double* var) {
+  const int64_t C = g.axis, inner = g.inner;
+  const double M = static_cast<double>(g.outer * inner);
+  const auto s = image_sums<1>(g.outer, par, [&](int64_t n, double* r) { r[0] = rows.sum(inner, src + (n * C + c) * inner); });
+  const double m = s[0] / M;
+  const auto v =
+      image_sums<1>(g.outer, par, [&](int64_t n, double* r) { r[0] = rows.sq_dev(inner, src + (n * C + c) * inner, m); });
+  *mean = m;
+  *var = v[0] / M;
+}
+
+// y = x * scale + shift over channel c's rows, with scale = invstd * w and
+// shift = b - mean * scale.
+template <typename T>
+void channel_apply(const AxisGeometry& g, const Rows<T>& rows, const T* src, int64_t c, bool par, double mean,
+                   double invstd, const T* w, const T* b, T* dst) {
+  const int64_t C = g.axis, inner = g.inner;
+  const double sc = invstd * (w ? static_cast<double>(w[c]) : 1.0);
+  const T scale = static_cast<T>(sc), shift = static_cast<T>((b ? static_cast<double>(b[c]) : 0.0) - mean * sc);
+  each_image(g.outer, par, [&](int64_t n) {
+    const int64_t at = (n * C + c) * inner;
+    rows.scale_shift(inner, src + at, scale, shift, dst + at);
+  });
 }
 
 }  // namespace
 
 int64_t batch_norm_workspace_bytes(const AxisGeometry& g) {
   const char* op = "batch_norm";
-  return detail::checked_mul(detail::checked_mul(g.outer, g.axis, op), 2 * sizeof(double), op);
+  return detail::checked_mul(detail::checked_mul(g.outer, 2, op), 2 * sizeof(double), op);
 }
 
 template <typename T>
-void batch_norm_stats(const AxisGeometry& g, const T* src, double* mean, double* var) {
-  const int64_t C = g.axis, inner = g.inner;
-  const double M = static_cast<double>(g.outer * inner);
-  if (inner < kTinyPlane) {
-    // the same sums (per image and channel, then over images in order)
-    std::vector<double> row(static_cast<std::size_t>(C));
-    for (int pass = 0; pass < 2; ++pass) {
-      double* out = pass == 0 ? mean : var;
-      std::fill(out, out + C, 0.0);
-      for (int64_t n = 0; n < g.outer; ++n) {
-        const T* x = src + n * C * inner;
-        for (int64_t c = 0; c < C; ++c) {
-          double r = 0;
-          const double m = pass == 0 ? 0.0 : mean[c];
-          for (int64_t i = 0; i < inner; ++i) {
-            const double d = static_cast<double>(x[c * inner + i]) - m;
-            r += pass == 0 ? d : d * d;
-          }
-          out[c] += r;
-        }
-      }
-      for (int64_t c = 0; c < C; ++c) out[c] /= M;
-    }
-    return;
-  }
-  std::vector<double> part(static_cast<std::size_t>(g.outer * C));
-  channel_sums(g, part, mean, [&](int64_t n, int64_t c) {
-    const T* x = src + (n * C + c) * inner;
-    double s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < inner; ++i) s += static_cast<double>(x[i]);
-    return s;
+void batch_norm_forward_training(const AxisGeometry& g, double eps, const T* src, const T* w, const T* b, T* dst,
+                                 double* mean, double* var) {
+  const Rows<T> rows(g.inner);
+  for_each_channel(g, [&](int64_t c, bool par) {
+    channel_stats(g, rows, src, c, par, mean + c, var + c);
+    channel_apply(g, rows, src, c, par, mean[c], 1.0 / std::sqrt(var[c] + eps), w, b, dst);
   });
-  for (int64_t c = 0; c < C; ++c) mean[c] /= M;
-  channel_sums(g, part, var, [&](int64_t n, int64_t c) {
-    const T* x = src + (n * C + c) * inner;
-    const double m = mean[c];
-    double s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < inner; ++i) {
-      const double d = static_cast<double>(x[i]) - m;
-      s += d * d;
-    }
-    return s;
-  });
-  for (int64_t c = 0; c < C; ++c) var[c] /= M;
 }
 
 template <typename T>
 void batch_norm_apply(const AxisGeometry& g, const T* src, const double* mean, const double* invstd, const T* w,
                       const T* b, T* dst) {
-  const int64_t N = g.outer, C = g.axis, inner = g.inner;
-  // y = x * scale + shift
-  std::vector<T> scales(static_cast<std::size_t>(C)), shifts(static_cast<std::size_t>(C));
-  for (int64_t c = 0; c < C; ++c) {
-    const double sc = invstd[c] * (w ? static_cast<double>(w[c]) : 1.0);
-    scales[static_cast<std::size_t>(c)] = static_cast<T>(sc);
-    shifts[static_cast<std::size_t>(c)] = static_cast<T>((b ? static_cast<double>(b[c]) : 0.0) - mean[c] * sc);
-  }
-  if (inner == 1) {  // 1x1 maps: each image's channels in one vector loop
-    const T *sc = scales.data(), *sh = shifts.data();
-    for (int64_t n = 0; n < N; ++n) {
-      const T* x = src + n * C;
-      T* y = dst + n * C;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) y[c] = x[c] * sc[c] + sh[c];
-    }
-    return;
-  }
-#pragma omp parallel for collapse(2) schedule(static) num_threads(get_num_threads()) \
-    if (detail::parallel_pays(N * C * inner))
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c) {
-      const T scale = scales[static_cast<std::size_t>(c)], shift = shifts[static_cast<std::size_t>(c)];
-      const T* x = src + (n * C + c) * inner;
-      T* y = dst + (n * C + c) * inner;
-#pragma omp simd
-      for (int64_t i = 0; i < inner; ++i) y[i] = x[i] * scale + shift;
-    }
+  const Rows<T> rows(g.inner);
+  for_each_channel(g, [&](int64_t c, bool par) { channel_apply(g, rows, src, c, par, mean[c], invstd[c], w, b, dst); });
 }
 
 template <typename T>
-void batch_norm_backward(const AxisGeometry& g, bool training, const T* diff_dst, const T* src, const double* mean,
-                         const double* invstd, const T* w, T* diff_src, T* diff_w, T* diff_b) {
-  const int64_t N = g.outer, C = g.axis, inner = g.inner;
-  const double M = static_cast<double>(N * inner);
-  std::vector<double> part(static_cast<std::size_t>(N * C));
-  std::vector<double> sum_dy(static_cast<std::size_t>(C)), sum_dy_xc(static_cast<std::size_t>(C));
-  if (inner < kTinyPlane) {
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t c = 0; c < C; ++c) {
-        const T* dy = diff_dst + (n * C + c) * inner;
-        const T* x = src + (n * C + c) * inner;
-        double a = 0, b = 0;
-        for (int64_t i = 0; i < inner; ++i) {
-          a += static_cast<double>(dy[i]);
-          b += static_cast<double>(dy[i]) * (static_cast<double>(x[i]) - mean[c]);
-        }
-        sum_dy[static_cast<std::size_t>(c)] += a;
-        sum_dy_xc[static_cast<std::size_t>(c)] += b;
-      }
-  } else {
-  channel_sums(g, part, sum_dy.data(), [&](int64_t n, int64_t c) {
-    const T* dy = diff_dst + (n * C + c) * inner;
-    double s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < inner; ++i) s += static_cast<double>(dy[i]);
-    return s;
-  });
-  // sum(dy * (x - mean)); times invstd it is sum(dy * xhat).
-  channel_sums(g, part, sum_dy_xc.data(), [&](int64_t n, int64_t c) {
-    const T* dy = diff_dst + (n * C + c) * inner;
-    const T* x = src + (n * C + c) * inner;
-    const double m = mean[c];
-    double s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < inner; ++i) s += static_cast<double>(dy[i]) * (static_cast<double>(x[i]) - m);
-    return s;
-  });
-  }
-  for (int64_t c = 0; c < C; ++c) {
-    if (diff_w) diff_w[c] = static_cast<T>(sum_dy_xc[static_cast<std::size_t>(c)] * invstd[c]);
-    if (diff_b) diff_b[c] = static_cast<T>(sum_dy[static_cast<std::size_t>(c)]);
-  }
-  if (!diff_src) return;
-  // dx = k1 * (dy - mean(dy) - (x - mean) * invstd^2 * mean(dy * (x - mean))), per channel:
-  // [0] k1, [1] mean(dy), [2] mean, [3] invstd^2 * mean(dy * (x - mean))
-  std::vector<T> k(static_cast<std::size_t>(4 * C));
-  for (int64_t c = 0; c < C; ++c) {
-    T* kc = k.data() + 4 * c;
-    kc[0] = static_cast<T>(invstd[c] * (w ? static_cast<double>(w[c]) : 1.0));
-    kc[1] = static_cast<T>(sum_dy[static_cast<std::size_t>(c)] / M);
-    kc[2] = static_cast<T>(mean[c]);
-    kc[3] = static_cast<T>(invstd[c] * invstd[c] * sum_dy_xc[static_cast<std::size_t>(c)] / M);
-  }
-#pragma omp parallel for collapse(2) schedule(static) num_threads(get_num_threads()) \
-    if (detail::parallel_pays(N * C * inner))
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c) {
-      const T* kc = k.data() + 4 * c;
-      const T* dy = diff_dst + (n * C + c) * inner;
-      const T* x = src + (n * C + c) * inner;
-      T* dx = diff_src + (n * C + c) * inner;
-      if (!training) {
-        const T kk = kc[0];
-#pragma omp simd
-        for (int64_t i = 0; i < inner; ++i) dx[i] = dy[i] * kk;
-        continue;
-      }
-      const T a = kc[0], mdy = kc[1], m = kc[2], k3 = kc[3];
-#pragma omp simd
-      for (int64_t i = 0; i < inner; ++i) dx[i] = a * (dy[i] - mdy - (x[i] - m) * k3);
+void batch_norm_backward(const AxisGeometry& g, bool training, double eps, const T* diff_dst, const T* src,
+                         const double* mean, const double* invstd, const T* w, T* diff_src, T* diff_w, T* diff_b) {
+  const int64_t C = g.axis, inner = g.inner;
+  const double M = static_cast<double>(g.outer * inner);
+  const Rows<T> rows(inner);
+  for_each_channel(g, [&](int64_t c, bool par) {
+    double m, is;
+    if (training) {
+      double var;
+      channel_stats(g, rows, src, c, par, &m, &var);
+      is = 1.0 / std::sqrt(var + eps);
+    } else {
+      m = mean[c];
+      is = invstd[c];
     }
+    // sum(dy) and sum(dy * (x - mean)); times invstd the latter is sum(dy * xhat)
+    const auto s = image_sums<2>(g.outer, par, [&](int64_t n, double* r) {
+      const int64_t at = (n * C + c) * inner;
+      rows.grad_sums(inner, diff_dst + at, src + at, m, r);
+    });
+    if (diff_w) diff_w[c] = static_cast<T>(s[1] * is);
+    if (diff_b) diff_b[c] = static_cast<T>(s[0]);
+    if (!diff_src) return;
+    // dx = a * (dy - mean(dy) - (x - mean) * invstd^2 * mean(dy * (x - mean))), a = invstd * w
+    const T a = static_cast<T>(is * (w ? static_cast<double>(w[c]) : 1.0));
+    const T mdy = static_cast<T>(s[0] / M), mt = static_cast<T>(m), k = static_cast<T>(is * is * s[1] / M);
+    each_image(g.outer, par, [&](int64_t n) {
+      const int64_t at = (n * C + c) * inner;
+      if (training)
+        rows.grad(inner, diff_dst + at, src + at, a, mdy, mt, k, diff_src + at);
+      else
+        rows.scale_shift(inner, diff_dst + at, a, T(0), diff_src + at);
+    });
+  });
 }
 
 #define CNNCORE_INSTANTIATE(T)                                                                                 \
-  template void batch_norm_stats<T>(const AxisGeometry&, const T*, double*, double*);                          \
+  template void batch_norm_forward_training<T>(const AxisGeometry&, double, const T*, const T*, const T*, T*,  \
+                                               double*, double*);                                              \
   template void batch_norm_apply<T>(const AxisGeometry&, const T*, const double*, const double*, const T*,     \
                                     const T*, T*);                                                             \
-  template void batch_norm_backward<T>(const AxisGeometry&, bool, const T*, const T*, const double*,           \
+  template void batch_norm_backward<T>(const AxisGeometry&, bool, double, const T*, const T*, const double*,   \
                                        const double*, const T*, T*, T*, T*);
 CNNCORE_INSTANTIATE(float)
 CNNCORE_INSTANTIATE(double)

@@ -1,5 +1,6 @@
 // The float32 elementwise kernels of each kernel level: exp, activations,
-// softmax tasks, cross-entropy ranges, 2x2 and 3x3/2 pooling, few-row matrix-vector products, Winograd transforms and the weight fingerprint. CMake compiles one source,
+// softmax tasks, cross-entropy ranges, 2x2 and 3x3/2 pooling, few-row matrix-vector products, Winograd
+// transforms, batch normalisation's rows and the weight fingerprint. CMake compiles one source,
 // f32-elementwise-level.inc, once per level (generic, avx2_fma, avx512): the same
 // bodies (activation-body.hpp, softmax-body.hpp, cross-entropy-body.hpp on top
 // of exp-tanh-body.hpp) with its own flags; f32-elementwise-levels.inc lists
@@ -57,6 +58,12 @@ struct F32ElementwiseKernels {
   // One tile row's tiles between a strip and the lanes (winograd-body.hpp).
   void (*winograd_gather)(int m, const float* s, int64_t ws, int64_t count, float* d, int64_t L);
   void (*winograd_scatter)(int m, const float* y, int64_t L, int64_t count, float* o, int64_t ws);
+  // Batch normalisation's rows (batch-norm-body.hpp): sums in double, the output and the input gradient.
+  double (*bn_row_sum)(int64_t n, const float* x);
+  double (*bn_row_sq_dev)(int64_t n, const float* x, double m);
+  void (*bn_row_grad_sums)(int64_t n, const float* dy, const float* x, double m, double* out);
+  void (*bn_row_scale_shift)(int64_t n, const float* x, float scale, float shift, float* y);
+  void (*bn_row_grad)(int64_t n, const float* dy, const float* x, float a, float mdy, float m, float k, float* dx);
   // The fingerprint of `bytes` bytes (any type's; fingerprint-body.hpp): the same value at every level.
   uint64_t (*fingerprint)(const void* data, int64_t bytes);
 };
