@@ -63,6 +63,10 @@ struct Transforms<float> {
   void scatter(int m, const float* y, int64_t L, int64_t count, float* o, int64_t ws) const {
     k.winograd_scatter(m, y, L, count, o, ws);
   }
+  bool gather_indexed(int a, int64_t n, int64_t L, const int32_t* ro, const int32_t* co, const float* base,
+                      float* d) const {
+    return k.winograd_gather_indexed(a, n, L, ro, co, base, d);
+  }
 };
 
 template <>
@@ -87,6 +91,10 @@ struct Transforms<double> {
   }
   void scatter(int m, const double* y, int64_t L, int64_t count, double* o, int64_t ws) const {
     winograd_scatter_body<double>(m, y, L, count, o, ws);
+  }
+  bool gather_indexed(int a, int64_t n, int64_t L, const int32_t* ro, const int32_t* co, const double* base,
+                      double* d) const {
+    return winograd_gather_indexed_body<double>(a, n, L, ro, co, base, d);
   }
 };
 
@@ -455,6 +463,12 @@ std::vector<int64_t> source_index(int64_t grid, int64_t before, int64_t after, i
 // of 4 KiB).
 constexpr int64_t kSkew = 16;
 
+// Maps of at most this many tiles a row gather each channel's tiles through
+// per-lane offsets (winograd_gather_indexed) instead of row strips: a 7x7
+// map has two F(4, 3) tiles a row, and the strips' short loops took a
+// quarter of ResNet's 256 -> 256 @7 weight gradient at batch 16.
+constexpr int64_t kIndexedTileColumns = 4;
+
 // One call's tiles, processed a block of L tiles at a time in three phases:
 // the input transform (per input channel), the element-wise stage (per
 // element xi and row sliver of the transformed weights) and the output
@@ -467,6 +481,8 @@ constexpr int64_t kSkew = 16;
 // copy each, the padding filled by the mode's index maps), so that every
 // tile is then gathered from the strip at fixed offsets; the outputs go the
 // other way, whole tiles into an output strip, then its valid rows to dst.
+// Small maps (kIndexedTileColumns) gather their input and grad_out tiles
+// instead through per-lane offset tables built once per block.
 template <typename T, int M>
 class TileRunner {
  public:
@@ -481,10 +497,14 @@ class TileRunner {
         strip_rows_((ceil_div(pl.L, pl.tw) + 1) * M + 2),
         rows_(source_index(pl.th * M + 2, p.pt, p.pb, p.H, p.mode)),
         cols_(source_index(pl.tw * M + 2, p.pl, p.pr, p.W, p.mode)),
-        cx0_(std::clamp<int64_t>(p.pl, 0, Wg_)), cx1_(std::clamp<int64_t>(p.pl + p.W, cx0_, Wg_)) {}
+        cx0_(std::clamp<int64_t>(p.pl, 0, Wg_)), cx1_(std::clamp<int64_t>(p.pl + p.W, cx0_, Wg_)),
+        indexed_(pl.tw <= kIndexedTileColumns && fits_int32(p.N * p.G * p.cin * p.H * p.W) &&
+                 fits_int32(p.N * p.G * p.cout * p.Ho * p.Wo)),
+        out_rows_(source_index(pl.th * M, 0, 0, p.Ho, PaddingMode::zeros)),
+        out_cols_(source_index(pl.tw * M, 0, 0, p.Wo, PaddingMode::zeros)) {}
 
-  // The weight gradient's transformed sums: du (G x alpha^2 x cout x cin,
-  // zeroed) += sum over tiles of (A e AT) . (BT d B), e the tile of dst_
+  // The weight gradient's transformed sums: du (G x alpha^2 x cout x cin)
+  // = sum over tiles of (A e AT) . (BT d B), e the tile of dst_
   // read as grad_out. False when a transformed block is not finite.
   bool run_weight_gradient(T* du) {
     const int64_t tasks = p_.G * blocks_, per_group = a2 * p_.cout * p_.cin;
@@ -504,7 +524,8 @@ class TileRunner {
         const int t = omp_get_thread_num(), used = omp_get_num_threads();
         HostBuffer<T> own(t == 0 ? 0 : p_.G * per_group);
         T* acc = t == 0 ? du : own.data();
-        if (t != 0) std::fill(acc, acc + p_.G * per_group, T(0));
+        // a thread's first block of each group writes its sums of the group, the others add to them
+        std::vector<char> written(static_cast<std::size_t>(p_.G), 0);
         // blocks to whichever thread is free, or (deterministic algorithms)
         // in fixed shares, so that each thread's sums hold the same blocks
         auto one = [&](int64_t task) {
@@ -514,7 +535,9 @@ class TileRunner {
             finite.store(false, std::memory_order_relaxed);
             return;
           }
-          weight_products(bk, sh, uk, 0, a2, acc);
+          char& w = written[static_cast<std::size_t>(bk.gi)];
+          weight_products(bk, sh, uk, 0, a2, w != 0, acc);
+          w = 1;
         };
         if (fixed) {
           for (int64_t task = tasks * t / used; task < tasks * (t + 1) / used; ++task) one(task);
@@ -522,6 +545,8 @@ class TileRunner {
 #pragma omp for schedule(dynamic) nowait
           for (int64_t task = 0; task < tasks; ++task) one(task);
         }
+        for (int64_t gi = 0; gi < p_.G; ++gi)  // groups of which no block came to this thread
+          if (!written[static_cast<std::size_t>(gi)]) std::fill(acc + gi * per_group, acc + (gi + 1) * per_group, T(0));
         sums[static_cast<std::size_t>(t)] = &own;
 #pragma omp barrier
         // thread t adds its share of every other thread's sums into du
@@ -547,7 +572,7 @@ class TileRunner {
         if (!ok) finite.store(false, std::memory_order_relaxed);
 #pragma omp barrier
         if (!finite.load()) break;  // every thread sees the same flag after the barrier
-        weight_products(bk, sh, uk, a2 * t / n, a2 * (t + 1) / n, du);
+        weight_products(bk, sh, uk, a2 * t / n, a2 * (t + 1) / n, task % blocks_ > 0, du);  // add past a group's first block
 #pragma omp barrier
       }
     }
@@ -623,12 +648,38 @@ class TileRunner {
     explicit Shared(const TileRunner& r) : v(a2 * r.vxs_), mm(a2 * r.mxs_) {}
   };
   // one thread's gathered tiles, output tiles and strip
+  // (small maps: the offset tables of the input tiles' rows and columns, ro
+  // and co, and of the grad_out tiles', eo and ec)
   struct Local {
     std::vector<T> d, y, strip;
+    std::vector<int32_t> ro, co, eo, ec;
     explicit Local(const TileRunner& r)
         : d(static_cast<std::size_t>(a2 * r.L_), T(0)), y(static_cast<std::size_t>(M * M * r.L_)),
-          strip(static_cast<std::size_t>(r.strip_rows_ * r.Wg_)) {}
+          strip(static_cast<std::size_t>(r.strip_rows_ * r.Wg_)),
+          ro(static_cast<std::size_t>(r.indexed_ ? A * r.L_ : 0)), co(ro.size()),
+          eo(static_cast<std::size_t>(r.indexed_ ? M * r.L_ : 0)), ec(eo.size()) {}
   };
+
+  static bool fits_int32(int64_t elements) { return elements <= int64_t{INT32_MAX}; }
+
+  // The offset tables of a block's tiles of `a` x `a` values: lane l (tile
+  // t0 + l) reads rows[y * L + l] + cols[x * L + l] of its channel's plane
+  // in image 0; rows holds the image's offset plus the source row (ridx, by
+  // position in the tile grid) times `width`, cols the source column (cidx);
+  // -1 for a zero, and for every lane past the block's tiles.
+  void tile_maps(const Block& bk, int a, const std::vector<int64_t>& ridx, const std::vector<int64_t>& cidx,
+                 int64_t image, int64_t width, int32_t* rows, int32_t* cols) const {
+    for (int64_t l = 0; l < bk.lanes; ++l) {
+      const bool in = l < bk.nb;
+      const int64_t t = bk.t0 + l, n = t / per_image_, ti = t % per_image_ / tw_, tj = t % per_image_ % tw_;
+      for (int y = 0; y < a; ++y) {
+        const int64_t sr = in ? ridx[static_cast<std::size_t>(ti * M + y)] : -1;
+        rows[y * L_ + l] = sr < 0 ? -1 : static_cast<int32_t>(n * image + sr * width);
+      }
+      for (int x = 0; x < a; ++x)
+        cols[x * L_ + l] = static_cast<int32_t>(in ? cidx[static_cast<std::size_t>(tj * M + x)] : -1);
+    }
+  }
 
   Block block(int64_t task) const {
     Block bk;
@@ -649,6 +700,15 @@ class TileRunner {
   bool input(const Block& bk, Shared& sh, Local& lo, int64_t c0, int64_t c1) const {
     const Transforms<T> tm;
     T* d = lo.d.data();
+    if (indexed_) {
+      tile_maps(bk, A, rows_, cols_, p_.G * p_.cin * p_.H * p_.W, p_.W, lo.ro.data(), lo.co.data());
+      for (int64_t c = c0; c < c1; ++c) {
+        const T* plane = src_ + (bk.gi * p_.cin + c) * p_.H * p_.W;
+        tm.gather_indexed(A, bk.lanes, L_, lo.ro.data(), lo.co.data(), plane, d);
+        if (!tm.input(M, bk.lanes, L_, d, sh.v.data() + c * L_, vxs_)) return false;
+      }
+      return true;
+    }
     if (bk.nb < bk.lanes)  // a partial block: lanes past it transform zeros
       for (int64_t e = 0; e < a2; ++e) std::fill(d + e * L_ + bk.nb, d + e * L_ + bk.lanes, T(0));
     for (int64_t c = c0; c < c1; ++c) {
@@ -704,6 +764,15 @@ class TileRunner {
   bool grad_out(const Block& bk, Shared& sh, Local& lo, int64_t k0, int64_t k1) const {
     const Transforms<T> tm;
     T* e = lo.y.data();
+    if (indexed_) {
+      tile_maps(bk, M, out_rows_, out_cols_, p_.G * p_.cout * p_.Ho * p_.Wo, p_.Wo, lo.eo.data(), lo.ec.data());
+      for (int64_t k = k0; k < k1; ++k) {
+        const T* plane = dst_ + (bk.gi * p_.cout + k) * p_.Ho * p_.Wo;
+        if (!tm.gather_indexed(M, bk.lanes, L_, lo.eo.data(), lo.ec.data(), plane, e)) return false;
+        tm.grad_out(M, bk.lanes, L_, e, sh.mm.data() + k * L_, mxs_);
+      }
+      return true;
+    }
     if (bk.nb < bk.lanes)
       for (int64_t q = 0; q < M * M; ++q) std::fill(e + q * L_ + bk.nb, e + q * L_ + bk.lanes, T(0));
     for (int64_t k = k0; k < k1; ++k) {
@@ -742,12 +811,12 @@ class TileRunner {
     return true;
   }
 
-  // Elements [x0, x1): du(xi) (cout x cin) += S(xi) (cout x nb) * V(xi)^T.
-  void weight_products(const Block& bk, const Shared& sh, const GemmUkernel<T>& uk, int64_t x0, int64_t x1,
+  // Elements [x0, x1): du(xi) (cout x cin) = S(xi) (cout x nb) * V(xi)^T, added to du when `add`.
+  void weight_products(const Block& bk, const Shared& sh, const GemmUkernel<T>& uk, int64_t x0, int64_t x1, bool add,
                        T* du) const {
     for (int64_t xi = x0; xi < x1; ++xi)
       gemm<T>(uk, false, true, p_.cout, p_.cin, bk.nb, sh.mm.data() + xi * mxs_, L_, sh.v.data() + xi * vxs_, L_,
-              true, du + (bk.gi * a2 + xi) * p_.cout * p_.cin, p_.cin, false);
+              add, du + (bk.gi * a2 + xi) * p_.cout * p_.cin, p_.cin, false);
   }
 
   // Output channels [k0, k1): transform, whole tiles into the strip, its valid part to dst.
@@ -789,6 +858,8 @@ class TileRunner {
   const int64_t L_, unit_, tw_, vxs_, mxs_, per_image_, blocks_, Wg_, Wog_, strip_rows_;
   const std::vector<int64_t> rows_, cols_;
   const int64_t cx0_, cx1_;  // strip columns [cx0, cx1) copy input columns [cx0 - pl, cx1 - pl) in one piece
+  const bool indexed_;        // tiles gathered through offset tables (small maps)
+  const std::vector<int64_t> out_rows_, out_cols_;  // grad_out's rows and columns by tile-grid position
 };
 
 template <typename T, int M>
@@ -1151,8 +1222,7 @@ void conv_backward_weight_winograd(const ConvGeometry& g, int m, const T* diff_d
   Plan<T> pl = make_weight_plan<T>(p, m);
   if (pl.tiles == 0) return std::fill(diff_weights, diff_weights + g.C_out * g.C_in_g * 9, T(0));  // no images
   const int64_t a2 = int64_t{pl.alpha} * pl.alpha, per_group = a2 * p.cout * p.cin;
-  HostBuffer<T> du(p.G * per_group);
-  std::fill(du.data(), du.data() + p.G * per_group, T(0));
+  HostBuffer<T> du(p.G * per_group);  // written by the runner's first blocks
   bool ok;
   // (TileRunner reads grad_out through its dst pointer)
   T* dy = const_cast<T*>(diff_dst);

@@ -28,6 +28,7 @@
   void f32_winograd_grad_weights__##s(int, const float*, int64_t, float*);                                          \
   void f32_winograd_gather__##s(int, const float*, int64_t, int64_t, float*, int64_t);                               \
   void f32_winograd_scatter__##s(int, const float*, int64_t, int64_t, float*, int64_t);                             \
+  bool f32_winograd_gather_indexed__##s(int, int64_t, int64_t, const int32_t*, const int32_t*, const float*, float*); \
   double f32_bn_row_sum__##s(int64_t, const float*);                                                                \
   double f32_bn_row_sq_dev__##s(int64_t, const float*, double);                                                     \
   void f32_bn_row_grad_sums__##s(int64_t, const float*, const float*, double, double*);                            \
@@ -51,7 +52,8 @@ namespace {
                         &f32_pool2x2_avg_backward__##s, &f32_pool3x3s2_max__##s, &f32_gemv_rows__##s,       \
                         &f32_winograd_input__##s, &f32_winograd_output__##s, &f32_winograd_weights__##s, \
                         &f32_winograd_grad_out__##s, &f32_winograd_grad_weights__##s,                   \
-                        &f32_winograd_gather__##s, &f32_winograd_scatter__##s, &f32_bn_row_sum__##s,       \
+                        &f32_winograd_gather__##s, &f32_winograd_scatter__##s,                          \
+                        &f32_winograd_gather_indexed__##s, &f32_bn_row_sum__##s,                       \
                         &f32_bn_row_sq_dev__##s, &f32_bn_row_grad_sums__##s, &f32_bn_row_scale_shift__##s, \
                         &f32_bn_row_grad__##s, &fingerprint__##s},
 const F32ElementwiseKernels kLevels[] = {

@@ -58,6 +58,9 @@ struct F32ElementwiseKernels {
   // One tile row's tiles between a strip and the lanes (winograd-body.hpp).
   void (*winograd_gather)(int m, const float* s, int64_t ws, int64_t count, float* d, int64_t L);
   void (*winograd_scatter)(int m, const float* y, int64_t L, int64_t count, float* o, int64_t ws);
+  // Tiles of small maps, each lane from its own offsets (winograd-body.hpp); whether all are finite.
+  bool (*winograd_gather_indexed)(int a, int64_t n, int64_t L, const int32_t* ro, const int32_t* co,
+                                  const float* base, float* d);
   // Batch normalisation's rows (batch-norm-body.hpp): sums in double, the output and the input gradient.
   double (*bn_row_sum)(int64_t n, const float* x);
   double (*bn_row_sq_dev)(int64_t n, const float* x, double m);

@@ -168,6 +168,50 @@ void winograd_scatter_m(const T* y, int64_t L, int64_t count, T* o, int64_t ws) 
     }
 }
 
+// Tiles of a few columns each (small maps), every lane's from its own place:
+// d[(y * a + x) * L + l] = base[ro[y * L + l] + co[x * L + l]], zero where
+// either offset is negative, for lanes [0, n). Returns whether every value
+// gathered is finite.
+// One row of lanes [0, n) of the indexed gather; adds v * 0 of every value to *probe.
+template <typename T>
+void gather_indexed_row(int64_t n, const int32_t* r, const int32_t* c, const T* base, T* to, T* probe) {
+  for (int64_t l = 0; l < n; ++l) {
+    const bool in = (r[l] | c[l]) >= 0;
+    const T v = in ? base[r[l] + c[l]] : T(0);
+    to[l] = v;
+    *probe += v * T(0);
+  }
+}
+
+#if defined(__AVX512F__)
+// GCC does not emit gathers when tuning for generic x86; AVX-512's masked
+// gather reads only the lanes inside the plane (the caller's includes
+// provide immintrin.h at this level).
+inline void gather_indexed_row(int64_t n, const int32_t* r, const int32_t* c, const float* base, float* to,
+                               float* probe) {
+  __m512 pv = _mm512_setzero_ps();
+  int64_t l = 0;
+  for (; l + 16 <= n; l += 16) {
+    const __m512i rv = _mm512_loadu_si512(r + l), cv = _mm512_loadu_si512(c + l);
+    const __mmask16 in = _mm512_cmpge_epi32_mask(_mm512_or_si512(rv, cv), _mm512_setzero_si512());
+    const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), in, _mm512_add_epi32(rv, cv), base, 4);
+    _mm512_storeu_ps(to + l, v);
+    pv = _mm512_fmadd_ps(v, _mm512_setzero_ps(), pv);
+  }
+  *probe += _mm512_reduce_add_ps(pv);
+  gather_indexed_row<float>(n - l, r + l, c + l, base, to + l, probe);
+}
+#endif
+
+template <typename T>
+bool winograd_gather_indexed_body(int a, int64_t n, int64_t L, const int32_t* ro, const int32_t* co, const T* base,
+                                  T* d) {
+  T probe = 0;
+  for (int y = 0; y < a; ++y)
+    for (int x = 0; x < a; ++x) gather_indexed_row(n, ro + y * L, co + x * L, base, d + (y * a + x) * L, &probe);
+  return probe == T(0);
+}
+
 template <typename T>
 void winograd_gather_body(int m, const T* s, int64_t ws, int64_t count, T* d, int64_t L) {
   if (m == 2) return winograd_gather_m<T, 2>(s, ws, count, d, L);
