@@ -466,8 +466,11 @@ constexpr int64_t kSkew = 16;
 // Maps of at most this many tiles a row gather each channel's tiles through
 // per-lane offsets (winograd_gather_indexed) instead of row strips: a 7x7
 // map has two F(4, 3) tiles a row, and the strips' short loops took a
-// quarter of ResNet's 256 -> 256 @7 weight gradient at batch 16.
-constexpr int64_t kIndexedTileColumns = 4;
+// quarter of ResNet's 256 -> 256 @7 weight gradient at batch 16. Measured
+// (one thread, batch 16, F(4, 3), ms data / weight gradient): 64 -> 64 @28
+// (seven a row) 4.5 / 7.1 by strips, 3.7 / 5.7 indexed; at 56x56 and
+// 112x112 the two are alike.
+constexpr int64_t kIndexedTileColumns = 8;
 
 // One call's tiles, processed a block of L tiles at a time in three phases:
 // the input transform (per input channel), the element-wise stage (per
