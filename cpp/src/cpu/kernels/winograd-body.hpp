@@ -184,9 +184,9 @@ void gather_indexed_row(int64_t n, const int32_t* r, const int32_t* c, const T* 
 }
 
 #if defined(__AVX512F__)
-// GCC does not emit gathers when tuning for generic x86; AVX-512's masked
-// gather reads only the lanes inside the plane (the caller's includes
-// provide immintrin.h at this level).
+// GCC does not emit gathers when tuning for generic x86; AVX-512's and
+// AVX2's masked gathers read only the lanes inside the plane (the caller's
+// includes provide immintrin.h at these levels).
 inline void gather_indexed_row(int64_t n, const int32_t* r, const int32_t* c, const float* base, float* to,
                                float* probe) {
   __m512 pv = _mm512_setzero_ps();
@@ -199,6 +199,25 @@ inline void gather_indexed_row(int64_t n, const int32_t* r, const int32_t* c, co
     pv = _mm512_fmadd_ps(v, _mm512_setzero_ps(), pv);
   }
   *probe += _mm512_reduce_add_ps(pv);
+  gather_indexed_row<float>(n - l, r + l, c + l, base, to + l, probe);
+}
+#elif defined(__AVX2__)
+inline void gather_indexed_row(int64_t n, const int32_t* r, const int32_t* c, const float* base, float* to,
+                               float* probe) {
+  __m256 pv = _mm256_setzero_ps();
+  int64_t l = 0;
+  for (; l + 8 <= n; l += 8) {
+    const __m256i rv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + l));
+    const __m256i cv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + l));
+    // lanes inside: offsets whose OR is not negative (the mask is each lane's sign bit)
+    const __m256 in = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_or_si256(rv, cv), _mm256_set1_epi32(-1)));
+    const __m256 v = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, _mm256_add_epi32(rv, cv), in, 4);
+    _mm256_storeu_ps(to + l, v);
+    pv = _mm256_fmadd_ps(v, _mm256_setzero_ps(), pv);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, pv);
+  for (float x : lanes) *probe += x;
   gather_indexed_row<float>(n - l, r + l, c + l, base, to + l, probe);
 }
 #endif
