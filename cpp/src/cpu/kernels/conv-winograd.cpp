@@ -16,6 +16,7 @@
 #include "cnncore/runtime.hpp"
 #include "cpu/kernels/conv-im2col.hpp"
 #include "cpu/kernels/f32-elementwise.hpp"
+#include "cpu/kernels/fma-peak.hpp"
 #include "cpu/kernels/gemm.hpp"
 #include "cpu/ref/conv-ref.hpp"
 #include "util/checked.hpp"
@@ -1014,10 +1015,40 @@ constexpr double kTileBand = 1.35;
 // (whole NR-wide tiles), the transformed weights streamed once per block
 // (from the last-level cache while they fit, else from memory), and the
 // transforms with their gathers at about 0.33 ns per tile element per
-// channel at AVX-512's width. The exact engines run 3x3 layers at 85%.
+// channel at AVX-512's width. The exact engines run 3x3 layers at 65% of
+// the peak: measured on a Zen 3 (ResNet's 512 -> 512 @7 at batch 1) and on
+// an Intel Xeon with AVX-512 (batch 16, one thread: 512 -> 512 @4 at 69%,
+// 256 -> 256 @7 at 66%); the model once assumed 85%, and with its Winograd
+// estimates right (512 -> 512 @4 by F(2, 3), 6.1 ms against 6.3 measured)
+// it kept the exact engine for forwards it lost by 25%.
+constexpr double kExactEfficiency = 0.65;
+
+// The FMA peak of one thread at a kernel level as a table has it (a Zen 5's
+// AVX-512 and AVX2 rates): what deterministic algorithms plan with, and the
+// transforms' width factor below.
+double table_flops(Isa isa) { return isa >= Isa::avx512 ? 270e9 : isa >= Isa::avx2 ? 135e9 : 60e9; }
+
+// The one-thread fp32 FMA peak of the current level, measured on first use
+// in each process (the better of two 10 ms runs, so that a busy moment does
+// not make it low): machines differ by more than the model's margins (an
+// Intel Xeon's AVX-512 peak is 210 GFLOP/s a core, a Zen 4's 116, where the
+// table says 270). Deterministic algorithms keep the table, so that their
+// choices never depend on a timing.
+std::atomic<bool> g_table_peak{false};  // set_winograd_model_table_peak
 
 double core_flops(int64_t elem_size) {
-  const double f32 = get_isa() >= Isa::avx512 ? 270e9 : get_isa() >= Isa::avx2 ? 135e9 : 60e9;
+  const Isa isa = get_isa();
+  double f32 = table_flops(isa);
+  if (!get_deterministic() && !g_table_peak.load(std::memory_order_relaxed)) {
+    static std::mutex lock;
+    static double measured[4] = {0, 0, 0, 0};
+    const int level = std::clamp(static_cast<int>(isa), 0, 3);
+    std::lock_guard<std::mutex> hold(lock);
+    if (measured[level] == 0)
+      for (int run = 0; run < 2; ++run)
+        measured[level] = std::max(measured[level], measure_fma_peak(1, isa, 0.01).gflops * 1e9);
+    f32 = measured[level];
+  }
   return elem_size == 4 ? f32 : f32 / 2;
 }
 
@@ -1026,7 +1057,7 @@ double winograd_seconds(const Problem& p, int m, int64_t es, int threads, ConvPa
   const bool weight = pass == ConvPass::backward_weight;
   const int64_t a2 = int64_t{m + 2} * (m + 2);
   const int64_t tiles = p.N * ceil_div(p.Ho, m) * ceil_div(p.Wo, m);
-  const double flops = core_flops(es), width = 270e9 / core_flops(4);  // transforms slow with narrower vectors
+  const double flops = core_flops(es), width = 270e9 / table_flops(get_isa());  // transforms slow with narrower vectors
   const int64_t nr = weight ? 1 : es == 4 ? (get_isa() >= Isa::avx512 ? 16 : 8) : 8;
   const double eff = weight ? 0.8 : 0.9;  // the weight gradient's GEMMs pack their operands
   const double gemm = 2.0 * a2 * p.cin * p.cout * p.G * round_up(tiles, nr) / (eff * flops) / threads;
@@ -1061,7 +1092,7 @@ double winograd_seconds(const Problem& p, int m, int64_t es, int threads, ConvPa
   return gemm + stream + transforms + packing;
 }
 
-// The exact engines: 85% of the peak, plus, for the data gradient of a
+// The exact engines: kExactEfficiency of the peak, plus, for the data gradient of a
 // small map (at most 64 positions and images together), the transposed
 // copy of the weights it made (measured on a Zen 5: ResNet's 512 -> 512 @7
 // at batch 1 took 3.7 ms for its data gradient, 1.2 ms for its forward).
@@ -1070,7 +1101,7 @@ double winograd_seconds(const Problem& p, int m, int64_t es, int threads, ConvPa
 // the term is kept, so that those problems stay measured on the calls
 // rather than the model's 85% deciding alone.
 double exact_seconds(const Problem& p, int64_t es, int threads, ConvPass pass) {
-  const double compute = 2.0 * 9 * p.cin * p.cout * p.G * p.N * p.Ho * p.Wo / (0.85 * core_flops(es)) / threads;
+  const double compute = 2.0 * 9 * p.cin * p.cout * p.G * p.N * p.Ho * p.Wo / (kExactEfficiency * core_flops(es)) / threads;
   const double w_bytes = 9.0 * p.cin * p.cout * p.G * es;
   const bool small = p.N * p.Ho * p.Wo <= 64;
   return compute + (pass == ConvPass::backward_data && small ? w_bytes / 3.5e9 : 0.0);
@@ -1082,6 +1113,8 @@ Problem pass_problem(const ConvGeometry& g, ConvPass pass) {
 }
 
 }  // namespace
+
+void set_winograd_model_table_peak(bool on) { g_table_peak.store(on, std::memory_order_relaxed); }
 
 int conv_winograd_tile(const ConvGeometry& g, ConvPass pass, const void* weights, int64_t weight_bytes) {
   const Problem p = pass_problem(g, pass);

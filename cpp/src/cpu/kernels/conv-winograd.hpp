@@ -30,6 +30,12 @@
 
 namespace cnncore::cpu {
 
+// The cost model plans with the measured one-thread FMA peak of the current
+// kernel level (measured once per process), or, under deterministic
+// algorithms or while this is on (tests whose verdicts must not depend on
+// the machine), with a fixed table's.
+void set_winograd_model_table_peak(bool on);
+
 // Empty when Winograd serves `g`, otherwise why not (for the error message).
 std::string conv_winograd_why_not(const detail::ConvGeometry& g);
 // The tile size m that algorithm="winograd" uses for `pass`: the one the
