@@ -1154,7 +1154,14 @@ WinogradVerdict conv_winograd_verdict(const ConvGeometry& g, ConvPass pass, cons
     observe_weights(weights, weight_bytes, kernel_view(g, pass), p, seen);
     return WinogradVerdict::winograd;
   }
-  const bool clear = best(false) < exact / kMeasureBand;
+  // A clear win with cached weights needs room in the cache: VGG-16's
+  // forward at batch 1 would keep 226 MB of F(4, 3) transforms, and with
+  // its three 512 -> 512 @14 layers called clear its 128 MiB cache evicted
+  // and re-packed them every call (the network 174 -> 213 ms, one thread);
+  // measured on the calls, the exact engine wins such a layer there.
+  const int64_t u_bytes = int64_t{36} * p.cin * p.cout * p.G * 4;  // F(4, 3)'s, the larger
+  const bool room = held + u_bytes <= get_winograd_cache_limit();
+  const bool clear = room && best(false) < exact / kMeasureBand;
   // measured already, and the exact engine won with the weights cached: it
   // wins all the more when they change, so the weights need no reading
   if (!clear && measured_exact) return WinogradVerdict::exact;
