@@ -89,7 +89,8 @@ BnProblem make_bn_problem(const Tensor& src, const Tensor& running_mean, const T
 }
 
 // The statistics the op normalises with: the batch's (training; the
-// reference kernel's, the fast kernels form their own) or the running ones. Returns mean and 1 / sqrt(var + eps) per channel in double.
+// reference kernel's, the fast kernels form their own) or the running ones.
+// Returns mean and 1 / sqrt(var + eps) per channel in double.
 template <typename T>
 void bn_statistics(const BnProblem& pr, const T* src, const Tensor& running_mean, const Tensor& running_var,
                    const BatchNormParams& p, std::vector<double>& mean, std::vector<double>& invstd,

@@ -124,10 +124,10 @@ void channel_stats(const AxisGeometry& g, const Rows<T>& rows, const T* src, int
                    double* var) {
   const int64_t C = g.axis, inner = g.inner;
   const double M = static_cast<double>(g.outer * inner);
-  const auto s = image_sums<1>(g.outer, par, [&](int64_t n, double* r) { r[0] = rows.sum(inner, src + (n * C + c) * inner); });
+  auto row = [&](int64_t n) { return src + (n * C + c) * inner; };
+  const auto s = image_sums<1>(g.outer, par, [&](int64_t n, double* r) { r[0] = rows.sum(inner, row(n)); });
   const double m = s[0] / M;
-  const auto v =
-      image_sums<1>(g.outer, par, [&](int64_t n, double* r) { r[0] = rows.sq_dev(inner, src + (n * C + c) * inner, m); });
+  const auto v = image_sums<1>(g.outer, par, [&](int64_t n, double* r) { r[0] = rows.sq_dev(inner, row(n), m); });
   *mean = m;
   *var = v[0] / M;
 }

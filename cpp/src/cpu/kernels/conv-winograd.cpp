@@ -599,7 +599,8 @@ class TileRunner {
         if (!ok) finite.store(false, std::memory_order_relaxed);
 #pragma omp barrier
         if (!finite.load()) break;  // every thread sees the same flag after the barrier
-        weight_products(bk, sh, uk, a2 * t / n, a2 * (t + 1) / n, task % blocks_ > 0, du);  // add past a group's first block
+        // (each group's first block writes the sums, the later ones add)
+        weight_products(bk, sh, uk, a2 * t / n, a2 * (t + 1) / n, task % blocks_ > 0, du);
 #pragma omp barrier
       }
     }
@@ -1101,7 +1102,8 @@ double winograd_seconds(const Problem& p, int m, int64_t es, int threads, ConvPa
 // the term is kept, so that those problems stay measured on the calls
 // rather than the model's 85% deciding alone.
 double exact_seconds(const Problem& p, int64_t es, int threads, ConvPass pass) {
-  const double compute = 2.0 * 9 * p.cin * p.cout * p.G * p.N * p.Ho * p.Wo / (kExactEfficiency * core_flops(es)) / threads;
+  const double flops = 2.0 * 9 * p.cin * p.cout * p.G * p.N * p.Ho * p.Wo;
+  const double compute = flops / (kExactEfficiency * core_flops(es)) / threads;
   const double w_bytes = 9.0 * p.cin * p.cout * p.G * es;
   const bool small = p.N * p.Ho * p.Wo <= 64;
   return compute + (pass == ConvPass::backward_data && small ? w_bytes / 3.5e9 : 0.0);
