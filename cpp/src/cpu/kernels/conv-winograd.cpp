@@ -24,6 +24,10 @@
 
 namespace cnncore::cpu {
 
+#if defined(__AVX2__)
+#include <immintrin.h>  // winograd-body.hpp's gathers, should the baseline flags enable them
+#endif
+
 namespace {
 #include "cpu/kernels/winograd-body.hpp"
 #include "cpu/kernels/fingerprint-body.hpp"
@@ -333,6 +337,16 @@ struct WeightCache {
 WeightCache& weight_cache() {
   static WeightCache* c = new WeightCache();  // never destroyed (calls may run during static destruction)
   return *c;
+}
+
+// The bytes the cache holds for the weights at `w` (any of their transforms).
+int64_t cached_bytes_of(const void* w) {
+  WeightCache& c = weight_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  int64_t bytes = 0;
+  for (const CacheEntry& e : c.entries)
+    if (e.key.ptr == w && e.data) bytes += e.data->bytes;
+  return bytes;
 }
 
 // The fingerprint of the weights: fixed chunks of kFingerprintChunk bytes,
@@ -1002,9 +1016,9 @@ namespace {
 
 // ---- the cost model ------------------------------------------------------
 // Within this factor of the exact engines' estimate, with the weights
-// cached, the model's error (the machines differ: a Zen 3 runs ResNet's
-// 512 -> 512 @7 at batch 1 at 65% of its peak by the exact engine, where the
-// model assumes 85%) can reverse the order, so auto measures instead.
+// cached, the model's error (the machines differ: the exact engines' share
+// of the peak, the memory's rates) can reverse the order, so auto measures
+// instead.
 constexpr double kMeasureBand = 1.6;
 // Within this factor of each other, the two tiles' estimates are measured
 // too (conv_winograd_tiles_close).
@@ -1079,9 +1093,9 @@ double winograd_seconds(const Problem& p, int m, int64_t es, int threads, ConvPa
   const double resident = pack || weight ? u_bytes : std::max(u_bytes, static_cast<double>(held));
   const double bw = resident <= 12.0 * (1 << 20) ? 100e9 : 15e9 * std::min(threads, 4);
   double stream;
-  if (weight) {  // the sums: zeroed, read and written per block, read by the last transform
+  if (weight) {  // the sums: written by the first block, read and written by the others, read by the last transform
     const double blocks = std::max(1.0, std::ceil(tiles / std::min<double>(kWeightLanes, std::max(16.0, kWeightBlockBytes / per_lane))));
-    stream = u_bytes * p.G * (2 + 2 * blocks) / bw;
+    stream = u_bytes * p.G * 2 * blocks / bw;
   } else {
     const double blocks = std::max(1.0, std::ceil(tiles * per_lane / std::max(2.0 * (1 << 20), u_bytes / 2)));
     stream = u_bytes * p.G * blocks / bw;
@@ -1100,7 +1114,7 @@ double winograd_seconds(const Problem& p, int m, int64_t es, int threads, ConvPa
 // The wide layers' data gradient now reads the weights in place instead
 // (conv_im2col_data_gradient_transposed: 4.9 -> 3.9 ms there on a Zen 3);
 // the term is kept, so that those problems stay measured on the calls
-// rather than the model's 85% deciding alone.
+// rather than the model's efficiency deciding alone.
 double exact_seconds(const Problem& p, int64_t es, int threads, ConvPass pass) {
   const double flops = 2.0 * 9 * p.cin * p.cout * p.G * p.N * p.Ho * p.Wo;
   const double compute = flops / (kExactEfficiency * core_flops(es)) / threads;
@@ -1161,8 +1175,11 @@ WinogradVerdict conv_winograd_verdict(const ConvGeometry& g, ConvPass pass, cons
   // its three 512 -> 512 @14 layers called clear its 128 MiB cache evicted
   // and re-packed them every call (the network 174 -> 213 ms, one thread);
   // measured on the calls, the exact engine wins such a layer there.
-  const int64_t u_bytes = int64_t{36} * p.cin * p.cout * p.G * 4;  // F(4, 3)'s, the larger
-  const bool room = held + u_bytes <= get_winograd_cache_limit();
+  // (the best tile's transform, beside what the cache holds for other weights)
+  const int a = winograd_seconds(p, 2, 4, nt, pass, false, held) < winograd_seconds(p, 4, 4, nt, pass, false, held)
+                    ? 4 : 6;
+  const int64_t u_bytes = int64_t{a} * a * p.cin * p.cout * p.G * 4;
+  const bool room = held - cached_bytes_of(weights) + u_bytes <= get_winograd_cache_limit();
   const bool clear = room && best(false) < exact / kMeasureBand;
   // measured already, and the exact engine won with the weights cached: it
   // wins all the more when they change, so the weights need no reading
