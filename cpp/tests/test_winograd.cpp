@@ -631,6 +631,36 @@ TEST(conv_winograd_clear_verdict_watches_the_weights) {
   CHECK(found);
 }
 
+// ResNet's 256 -> 256 @14 layer at batch 1 with weights seen unchanged (so
+// counted as cached), for the model's verdicts on the table's peak, one
+// thread and an emptied 128 MiB weight cache; all restored after.
+struct CachedLayer {
+  TablePeak table;
+  int threads = get_num_threads();
+  int64_t limit = get_winograd_cache_limit();
+  ConvParams p;
+  detail::ConvGeometry g;
+  Tensor w;
+  explicit CachedLayer(unsigned seed) {
+    set_num_threads(1);
+    set_winograd_cache_limit(0);  // empty it
+    set_winograd_cache_limit(int64_t{128} << 20);
+    p.padding = {1, 1, 1, 1};
+    const Shape xs{1, 256, 14, 14}, ws{256, 256, 3, 3};
+    g = detail::make_conv_geometry("conv2d", 2, xs, ws, p);
+    w = filled<float>(ws, seed);
+    for (int i = 0; i < 3; ++i) verdict();  // seen unchanged
+  }
+  ~CachedLayer() {
+    set_winograd_cache_limit(0);
+    set_winograd_cache_limit(limit);
+    set_num_threads(threads);
+  }
+  cpu::WinogradVerdict verdict() const {
+    return cpu::conv_winograd_verdict(g, detail::ConvPass::forward, w.data(), w.numel() * 4);
+  }
+};
+
 // Cached transformed weights come from the last-level cache only while they
 // fit it together with the other layers' cached transforms, which a network
 // reads between this layer's calls: ResNet's 256 -> 256 @14 at batch 1 is a
@@ -639,38 +669,22 @@ TEST(conv_winograd_clear_verdict_watches_the_weights) {
 // it clear (measured on an Intel Xeon: three such layers in turn ran 2.3 ms
 // a call by F(4,3), 1.75 by F(2,3), 2.0 by the exact engine).
 TEST(conv_winograd_model_counts_the_other_cached_transforms) {
-  const TablePeak table;
   // (at AVX2's and the baseline's rates the model finds Winograd clear even from memory)
   if (get_isa() < Isa::avx512) return;
-  const int threads = get_num_threads();
-  set_num_threads(1);
-  const int64_t limit = get_winograd_cache_limit();
-  set_winograd_cache_limit(0);  // empty it
-  set_winograd_cache_limit(int64_t{128} << 20);
-  ConvParams p;
-  p.padding = {1, 1, 1, 1};
-  const Shape xs{1, 256, 14, 14}, ws{256, 256, 3, 3};
-  const detail::ConvGeometry g = detail::make_conv_geometry("conv2d", 2, xs, ws, p);
-  const Tensor w = filled<float>(ws, 121);
-  const int64_t bytes = w.numel() * 4;
-  for (int i = 0; i < 3; ++i) cpu::conv_winograd_verdict(g, detail::ConvPass::forward, w.data(), bytes);  // seen unchanged
-  const bool clear_alone =
-      cpu::conv_winograd_verdict(g, detail::ConvPass::forward, w.data(), bytes) == cpu::WinogradVerdict::winograd;
+  const CachedLayer layer(121);
+  const bool clear_alone = layer.verdict() == cpu::WinogradVerdict::winograd;
   // another layer's transform, kept by its second call: 512 -> 512 @7, F(4,3), 37.7 MB
   const Shape xs2{1, 512, 7, 7}, ws2{512, 512, 3, 3};
-  const detail::ConvGeometry g2 = detail::make_conv_geometry("conv2d", 2, xs2, ws2, p);
+  const detail::ConvGeometry g2 = detail::make_conv_geometry("conv2d", 2, xs2, ws2, layer.p);
   const Tensor x2 = filled<float>(xs2, 122), w2 = filled<float>(ws2, 123);
   Tensor y2 = Tensor::empty(g2.dst_shape(), DType::f32);
   for (int i = 0; i < 2; ++i)
     cpu::conv_forward_winograd<float>(g2, 4, x2.data_as<float>(), w2.data_as<float>(), nullptr, y2.data_as<float>(),
                                       nullptr, nullptr);
   CHECK(winograd_cache_bytes() >= int64_t{36} << 20);
-  const cpu::WinogradVerdict shared = cpu::conv_winograd_verdict(g, detail::ConvPass::forward, w.data(), bytes);
+  const cpu::WinogradVerdict shared = layer.verdict();
   CHECK(clear_alone);
   CHECK(shared == cpu::WinogradVerdict::measure);  // no longer clear, and close enough to time on the calls
-  set_winograd_cache_limit(0);
-  set_winograd_cache_limit(limit);
-  set_num_threads(threads);
 }
 
 // A clear win with cached weights needs room for the transform in the cache:
@@ -678,26 +692,11 @@ TEST(conv_winograd_model_counts_the_other_cached_transforms) {
 // at batch 1 with its 512 -> 512 @14 layers called clear: 174 -> 213 ms), so
 // the model no longer calls it clear and auto measures instead.
 TEST(conv_winograd_clear_verdict_needs_room_in_the_cache) {
-  const TablePeak table;
   if (get_isa() < Isa::avx512) return;  // (the shape is a clear win at AVX-512's rate)
-  const int threads = get_num_threads();
-  set_num_threads(1);
-  const int64_t limit = get_winograd_cache_limit();
-  set_winograd_cache_limit(0);  // empty it
-  set_winograd_cache_limit(int64_t{128} << 20);
-  ConvParams p;
-  p.padding = {1, 1, 1, 1};
-  const Shape xs{1, 256, 14, 14}, ws{256, 256, 3, 3};
-  const detail::ConvGeometry g = detail::make_conv_geometry("conv2d", 2, xs, ws, p);
-  const Tensor w = filled<float>(ws, 131);
-  const int64_t bytes = w.numel() * 4;
-  for (int i = 0; i < 3; ++i) cpu::conv_winograd_verdict(g, detail::ConvPass::forward, w.data(), bytes);
-  CHECK(cpu::conv_winograd_verdict(g, detail::ConvPass::forward, w.data(), bytes) == cpu::WinogradVerdict::winograd);
+  const CachedLayer layer(131);
+  CHECK(layer.verdict() == cpu::WinogradVerdict::winograd);
   set_winograd_cache_limit(int64_t{4} << 20);  // below its 9.4 MB F(4,3) transform
-  CHECK(cpu::conv_winograd_verdict(g, detail::ConvPass::forward, w.data(), bytes) == cpu::WinogradVerdict::measure);
-  set_winograd_cache_limit(0);
-  set_winograd_cache_limit(limit);
-  set_num_threads(threads);
+  CHECK(layer.verdict() == cpu::WinogradVerdict::measure);
 }
 
 // No images: every pass gives its empty or zero result. Called from inside

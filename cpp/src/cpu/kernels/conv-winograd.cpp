@@ -1175,12 +1175,15 @@ WinogradVerdict conv_winograd_verdict(const ConvGeometry& g, ConvPass pass, cons
   // its three 512 -> 512 @14 layers called clear its 128 MiB cache evicted
   // and re-packed them every call (the network 174 -> 213 ms, one thread);
   // measured on the calls, the exact engine wins such a layer there.
-  // (the best tile's transform, beside what the cache holds for other weights)
-  const int a = winograd_seconds(p, 2, 4, nt, pass, false, held) < winograd_seconds(p, 4, 4, nt, pass, false, held)
-                    ? 4 : 6;
-  const int64_t u_bytes = int64_t{a} * a * p.cin * p.cout * p.G * 4;
-  const bool room = held - cached_bytes_of(weights) + u_bytes <= get_winograd_cache_limit();
-  const bool clear = room && best(false) < exact / kMeasureBand;
+  // (the best tile's transform, beside what the cache holds for other weights;
+  // asked only of a clear win, as it walks the cache's entries)
+  auto room = [&] {
+    const int a = winograd_seconds(p, 2, 4, nt, pass, false, held) < winograd_seconds(p, 4, 4, nt, pass, false, held)
+                      ? 4 : 6;
+    const int64_t u_bytes = int64_t{a} * a * p.cin * p.cout * p.G * 4;
+    return held - cached_bytes_of(weights) + u_bytes <= get_winograd_cache_limit();
+  };
+  const bool clear = best(false) < exact / kMeasureBand && room();
   // measured already, and the exact engine won with the weights cached: it
   // wins all the more when they change, so the weights need no reading
   if (!clear && measured_exact) return WinogradVerdict::exact;
