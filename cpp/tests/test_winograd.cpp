@@ -212,6 +212,67 @@ TEST(conv2d_winograd_non_finite_values_keep_the_definition) {
   CHECK(max_abs_diff<float>(conv2d_backward_data(g, w, xs, p), dx_ref) < 1e-4);
 }
 
+// Weights that are not kept (training's, here every call's with the cache
+// off) are transformed by the runner a few row slivers at a time as its
+// products need them, where one block of tiles covers each group: several
+// sliver groups, pieces of a sliver, groups of the layer, both tiles,
+// forward and data gradient (whose weights are read transposed), every
+// thread count; an infinite weight in the last sliver group makes the call
+// fall back to the exact engine, as when the whole transform was packed
+// first (over a positive input the definition gives +inf where a tap of it
+// reads the image, NaN where it reads padding; the transforms, whose
+// coefficients have both signs, would give NaN throughout).
+TEST(conv2d_winograd_fused_weight_transform_equals_reference) {
+  const int64_t limit = get_winograd_cache_limit();
+  set_winograd_cache_limit(0);
+  struct Fused {
+    Shape src;
+    int64_t cout, groups;
+    PaddingMode mode;
+    bool flip;
+  };
+  const Fused cases[] = {
+      {{1, 128, 4, 5}, 200, 1, PaddingMode::zeros, false},     // 25 slivers of 8 rows, two pieces each
+      {{2, 64, 5, 5}, 96, 2, PaddingMode::reflect, true},      // groups, another padding mode, true convolution
+      {{3, 40, 3, 3}, 72, 1, PaddingMode::circular, false},    // tiles of several images in the one block
+  };
+  int n = 0;
+  for (const Fused& c : cases) {
+    ++n;
+    ConvParams p;
+    p.padding = {1, 1, 1, 1};
+    p.padding_mode = c.mode;
+    p.groups = c.groups;
+    p.flip = c.flip;
+    const Shape ws{c.cout, c.src[1] / c.groups, 3, 3};
+    for (bool inf : {false, true}) {
+      Tensor x = inf ? filled<float>(c.src, 81 + n, true, 1, 8) : filled<float>(c.src, 81 + n);
+      Tensor w = filled<float>(ws, 82 + n);
+      if (inf) w.data_as<float>()[w.numel() - 5] = std::numeric_limits<float>::infinity();
+      p.algorithm = ConvAlgorithm::reference;
+      const Tensor y_ref = conv2d_forward(x, w, Tensor(), p);
+      const Tensor g = filled<float>(y_ref.shape(), 83 + n);
+      const Tensor dx_ref = conv2d_backward_data(g, w, c.src, p);
+      for (ConvAlgorithm a : {ConvAlgorithm::winograd2, ConvAlgorithm::winograd4})
+        for (int threads : {1, 2, 3}) {
+          set_num_threads(threads);
+          p.algorithm = a;
+          const Tensor y = conv2d_forward(x, w, Tensor(), p), dx = conv2d_backward_data(g, w, c.src, p);
+          if (inf) {  // the definition's NaN and infinity pattern, the other values close
+            CHECK(max_abs_diff<float>(y, y_ref) < 1e-3);
+            CHECK(max_abs_diff<float>(dx, dx_ref) < 1e-3);
+          } else {
+            CHECK(rel_diff<float>(y, y_ref) <= 2 * bound<float>(a));
+            CHECK(rel_diff<float>(dx, dx_ref) <= 2 * bound<float>(a));
+          }
+        }
+    }
+  }
+  CHECK(winograd_cache_bytes() == 0);
+  set_winograd_cache_limit(limit);
+  set_num_threads(2);
+}
+
 // Weights seen unchanged twice are kept transformed; changing them in place
 // (same buffer) must never serve the old transform.
 TEST(conv2d_winograd_cache_never_serves_stale_weights) {

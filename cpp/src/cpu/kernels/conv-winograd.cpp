@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -197,73 +198,180 @@ int64_t packed_weights_size(const Problem& p, const Plan<T>& pl) {
   return p.G * pl.alpha * pl.alpha * pl.kb * p.cin * pl.uk->mr;
 }
 
-// Packs U = G g GT of every (k, c) pair into `u`, rows past cout included
-// (as zeros); returns whether every value is finite. A piece is columns
-// [c0, c0 + nc) of one row sliver: its lanes are those (c, i) pairs in
-// packed order, so the transform writes each element's run in place. The
-// pieces go to threads in the order that reads w along its memory: the
-// forward's kernels (a sliver's rows far apart in w, its columns adjacent)
-// a sliver at a time; the data gradient's (transposed: the rows adjacent,
-// the columns far apart) kColumns columns of every sliver at a time, whose
-// rows of w then stay in cache from sliver to sliver (ResNet's 512 -> 512
-// @4 data gradient by F(2, 3) at batch 16 spent a quarter of its time in
-// this gather when it went a sliver at a time).
+// Packs U = G g GT of (k, c) pairs, rows past cout included (as zeros). A
+// piece is columns [c0, c0 + nc) of one row sliver: its lanes are those
+// (c, i) pairs in packed order, so the transform writes each element's run
+// in place. Pieces are taken in the order that reads w along its memory:
+// the forward's kernels (a sliver's rows far apart in w, its columns
+// adjacent) a sliver at a time; the data gradient's (transposed: the rows
+// adjacent, the columns far apart) kColumns columns of every sliver at a
+// time, whose rows of w then stay in cache from sliver to sliver (ResNet's
+// 512 -> 512 @4 data gradient by F(2, 3) at batch 16 spent a quarter of
+// its time in this gather when it went a sliver at a time). One packer per
+// thread (its buffers).
 template <typename T>
-bool pack_weights(const Problem& p, const Plan<T>& pl, const T* w, const KernelView& kv, T* u) {
-  const Transforms<T> tm;
-  const int64_t a2 = int64_t{pl.alpha} * pl.alpha, MR = pl.uk->mr, V = kWinogradLanes;
-  const int64_t sliver = p.cin * MR, us = pl.kb * sliver;
-  constexpr int64_t kLanes = 512, kColumns = 16;  // lanes per transform (18 KB of float taps)
-  const bool by_columns = kv.ks < kv.cs;
-  const int64_t cols = by_columns ? std::min(kColumns, p.cin) : std::min(p.cin, std::max<int64_t>(1, kLanes / MR));
-  const int64_t chunk = round_up(cols * MR, V), col_blocks = ceil_div(p.cin, cols);
-  const int64_t tasks = p.G * (by_columns ? col_blocks : pl.kb);
-  std::atomic<bool> finite{true};
-#pragma omp parallel num_threads(get_num_threads()) if (p.G * p.cout * p.cin > 4096)
-  {
-    std::vector<T> g(static_cast<std::size_t>(9 * chunk)), tail(static_cast<std::size_t>(a2 * chunk));
-    // columns [c0, c0 + nc) of sliver s of group gi
-    auto piece = [&](int64_t gi, int64_t s, int64_t c0, int64_t nc) {
-      const int64_t rows = std::min(MR, p.cout - s * MR), n = nc * MR, nv = round_up(n, V);
-      const T* wg = w + gi * kv.gs + s * MR * kv.ks;
+class WeightPacker {
+ public:
+  static constexpr int64_t kLanes = 512, kColumns = 16;  // lanes per transform (18 KB of float taps)
+
+  WeightPacker(const Problem& p, const Plan<T>& pl, const T* w, const KernelView& kv)
+      : p_(p), pl_(pl), w_(w), kv_(kv), a2_(int64_t{pl.alpha} * pl.alpha), MR_(pl.uk->mr), sliver_(p.cin * MR_),
+        by_columns_(kv.ks < kv.cs),
+        cols_(by_columns_ ? std::min(kColumns, p.cin) : std::min(p.cin, std::max<int64_t>(1, kLanes / MR_))),
+        chunk_(round_up(cols_ * MR_, kWinogradLanes)),
+        // the taps are gathered into tap-major rows through per-lane offsets
+        // (the indexed gather of the input tiles, with the 3x3 kernel as its
+        // plane) where a piece's offsets fit 32 bits: the scalar copy was 15%
+        // of ResNet's 512 -> 512 @4 forward by F(2, 3) at batch 16 with its
+        // weights changing
+        indexed_((MR_ - 1) * kv.ks + (cols_ - 1) * kv.cs + 8 <= std::numeric_limits<int32_t>::max()),
+        g_(static_cast<std::size_t>(9 * chunk_)), tail_(static_cast<std::size_t>(a2_ * chunk_)) {}
+
+  bool by_columns() const { return by_columns_; }
+  int64_t cols() const { return cols_; }
+  int64_t col_blocks() const { return ceil_div(p_.cin, cols_); }
+
+  // Columns [c0, c0 + nc) of sliver s of group gi; `to` is the sliver's
+  // start in element 0, element xi's run at to + xi * us. False where a
+  // transformed value is not finite.
+  bool piece(int64_t gi, int64_t s, int64_t c0, int64_t nc, T* to, int64_t us) {
+    const int64_t rows = std::min(MR_, p_.cout - s * MR_), n = nc * MR_, nv = round_up(n, kWinogradLanes);
+    const T* wg = w_ + gi * kv_.gs + s * MR_ * kv_.ks;
+    if (indexed_) {
+      tables(rows, nc, nv);
+      tm_.gather_indexed(3, nv, chunk_, ro_.data(), co_.data(), wg + c0 * kv_.cs, g_.data());
+    } else {
       for (int64_t c = 0; c < nc; ++c)
-        for (int64_t i = 0; i < MR; ++i) {
-          const int64_t j = c * MR + i;
+        for (int64_t i = 0; i < MR_; ++i) {
+          const int64_t j = c * MR_ + i;
           if (i < rows) {
-            const T* wk = wg + i * kv.ks + (c0 + c) * kv.cs;
-            for (int tap = 0; tap < 9; ++tap) g[tap * chunk + j] = wk[kv.rotate ? 8 - tap : tap];
+            const T* wk = wg + i * kv_.ks + (c0 + c) * kv_.cs;
+            for (int tap = 0; tap < 9; ++tap) g_[tap * chunk_ + j] = wk[kv_.rotate ? 8 - tap : tap];
           } else {
-            for (int tap = 0; tap < 9; ++tap) g[tap * chunk + j] = T(0);
+            for (int tap = 0; tap < 9; ++tap) g_[tap * chunk_ + j] = T(0);
           }
         }
       for (int64_t j = n; j < nv; ++j)
-        for (int tap = 0; tap < 9; ++tap) g[tap * chunk + j] = T(0);
-      T* to = u + gi * a2 * us + s * sliver + c0 * MR;
-      if (nv == n) return tm.weights(pl.m, nv, chunk, g.data(), to, us);
-      const bool ok = tm.weights(pl.m, nv, chunk, g.data(), tail.data(), nv);  // lanes past the piece
-      for (int64_t xi = 0; xi < a2; ++xi) std::copy_n(tail.data() + xi * nv, n, to + xi * us);
-      return ok;
-    };
+        for (int tap = 0; tap < 9; ++tap) g_[tap * chunk_ + j] = T(0);
+    }
+    to += c0 * MR_;
+    if (nv == n) return tm_.weights(pl_.m, nv, chunk_, g_.data(), to, us);
+    const bool ok = tm_.weights(pl_.m, nv, chunk_, g_.data(), tail_.data(), nv);  // lanes past the piece
+    for (int64_t xi = 0; xi < a2_; ++xi) std::copy_n(tail_.data() + xi * nv, n, to + xi * us);
+    return ok;
+  }
+
+  // Columns [c0, c0 + nc) of slivers [s0, s1) of group gi, sliver s at
+  // to + (s - s0) * sliver, element runs us apart.
+  bool column_block(int64_t gi, int64_t s0, int64_t s1, int64_t c0, int64_t nc, T* to, int64_t us) {
+    bool ok = true;
+    for (int64_t s = s0; s < s1; ++s) {
+      // the hardware prefetchers miss the coming slivers' rows (16 short runs 18 KB apart in
+      // ResNet's 512-channel layers): ask for them two slivers ahead (512 -> 512 @4, F(2, 3),
+      // batch 16: the data gradient 10.2 -> 8.1 ms)
+      if (s + 2 < pl_.kb)
+        for (int64_t c = 0; c < nc; ++c) {
+          const T* row = w_ + gi * kv_.gs + (s + 2) * MR_ * kv_.ks + (c0 + c) * kv_.cs;
+          const char* next = reinterpret_cast<const char*>(row);
+          for (int64_t b = 0; b < 9 * MR_ * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(next + b);
+        }
+      ok = piece(gi, s, c0, nc, to + (s - s0) * sliver_, us) && ok;
+    }
+    return ok;
+  }
+
+  // All columns of one sliver s of group gi (its start `to`). Each piece
+  // first asks for the next one's rows (the next columns, or the next
+  // sliver's first): the gathers read a piece's eight rows together, which
+  // the hardware prefetchers did not follow (the gather was 15% of
+  // ResNet's 512 -> 512 @4 forward at batch 16, read at memory's latency).
+  bool whole_sliver(int64_t gi, int64_t s, T* to, int64_t us) {
+    bool ok = true;
+    for (int64_t c0 = 0; c0 < p_.cin; c0 += cols_) {
+      if (c0 + cols_ < p_.cin)
+        prefetch_rows(gi, s, c0 + cols_, std::min(cols_, p_.cin - c0 - cols_));
+      else if (s + 1 < pl_.kb)
+        prefetch_rows(gi, s + 1, 0, std::min(cols_, p_.cin));
+      ok = piece(gi, s, c0, std::min(cols_, p_.cin - c0), to, us) && ok;
+    }
+    return ok;
+  }
+
+  // Slivers [s0, s1) of group gi, in the order that reads w along memory.
+  bool slivers(int64_t gi, int64_t s0, int64_t s1, T* to, int64_t us) {
+    bool ok = true;
+    if (by_columns_) {
+      for (int64_t c0 = 0; c0 < p_.cin; c0 += cols_)
+        ok = column_block(gi, s0, s1, c0, std::min(cols_, p_.cin - c0), to, us) && ok;
+    } else {
+      for (int64_t s = s0; s < s1; ++s) ok = whole_sliver(gi, s, to + (s - s0) * sliver_, us) && ok;
+    }
+    return ok;
+  }
+
+ private:
+  // The forward's rows of columns [c0, c0 + nc) of sliver s (each row's taps
+  // adjacent in w), into cache.
+  void prefetch_rows(int64_t gi, int64_t s, int64_t c0, int64_t nc) const {
+    if (kv_.cs != 9) return;
+    const int64_t rows = std::min(MR_, p_.cout - s * MR_);
+    const T* wg = w_ + gi * kv_.gs + s * MR_ * kv_.ks + c0 * kv_.cs;
+    const int64_t bytes = nc * 9 * static_cast<int64_t>(sizeof(T));
+    for (int64_t i = 0; i < rows; ++i) {
+      const char* r = reinterpret_cast<const char*>(wg + i * kv_.ks);
+      for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(r + b);
+    }
+  }
+
+  // the offset tables of a piece's shape (rows of its sliver, columns)
+  void tables(int64_t rows, int64_t nc, int64_t nv) {
+    if (rows == table_rows_ && nc == table_cols_) return;
+    table_rows_ = rows, table_cols_ = nc;
+    ro_.assign(static_cast<std::size_t>(3 * chunk_), -1);
+    co_.assign(static_cast<std::size_t>(3 * chunk_), 0);
+    for (int64_t j = 0; j < nv; ++j) {
+      const int64_t c = j / MR_, i = j % MR_;
+      for (int y = 0; y < 3; ++y) {
+        if (c < nc && i < rows)
+          ro_[y * chunk_ + j] = static_cast<int32_t>(i * kv_.ks + c * kv_.cs + 3 * (kv_.rotate ? 2 - y : y));
+        co_[y * chunk_ + j] = kv_.rotate ? 2 - y : y;
+      }
+    }
+  }
+
+  const Problem& p_;
+  const Plan<T>& pl_;
+  const T* w_;
+  const KernelView kv_;
+  Transforms<T> tm_;
+  const int64_t a2_, MR_, sliver_;
+  const bool by_columns_;
+  const int64_t cols_, chunk_;
+  const bool indexed_;
+  std::vector<T> g_, tail_;
+  std::vector<int32_t> ro_, co_;
+  int64_t table_rows_ = -1, table_cols_ = -1;
+};
+
+// Packs all of U into `u` (layout above); returns whether every value is
+// finite. Threads take pieces in the packer's order.
+template <typename T>
+bool pack_weights(const Problem& p, const Plan<T>& pl, const T* w, const KernelView& kv, T* u) {
+  const int64_t a2 = int64_t{pl.alpha} * pl.alpha, sliver = p.cin * pl.uk->mr, us = pl.kb * sliver;
+  std::atomic<bool> finite{true};
+#pragma omp parallel num_threads(get_num_threads()) if (p.G * p.cout * p.cin > 4096)
+  {
+    WeightPacker<T> pk(p, pl, w, kv);
+    const int64_t col_blocks = pk.col_blocks(), tasks = p.G * (pk.by_columns() ? col_blocks : pl.kb);
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < tasks; ++task) {
-      bool ok = true;
-      if (by_columns) {
-        const int64_t gi = task / col_blocks, c0 = task % col_blocks * cols, nc = std::min(cols, p.cin - c0);
-        for (int64_t s = 0; s < pl.kb; ++s) {
-          // the hardware prefetchers miss the coming slivers' rows (16 short runs 18 KB apart in
-          // ResNet's 512-channel layers): ask for them two slivers ahead (512 -> 512 @4, F(2, 3),
-          // batch 16: the data gradient 10.2 -> 8.1 ms)
-          if (s + 2 < pl.kb)
-            for (int64_t c = 0; c < nc; ++c) {
-              const T* row = w + gi * kv.gs + (s + 2) * MR * kv.ks + (c0 + c) * kv.cs;
-              const char* next = reinterpret_cast<const char*>(row);
-              for (int64_t b = 0; b < 9 * MR * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(next + b);
-            }
-          ok = piece(gi, s, c0, nc) && ok;
-        }
+      bool ok;
+      if (pk.by_columns()) {
+        const int64_t gi = task / col_blocks, c0 = task % col_blocks * pk.cols();
+        ok = pk.column_block(gi, 0, pl.kb, c0, std::min(pk.cols(), p.cin - c0), u + gi * a2 * us, us);
       } else {
         const int64_t gi = task / pl.kb, s = task % pl.kb;
-        for (int64_t c0 = 0; c0 < p.cin; c0 += cols) ok = piece(gi, s, c0, std::min(cols, p.cin - c0)) && ok;
+        ok = pk.whole_sliver(gi, s, u + gi * a2 * us + s * sliver, us);
       }
       if (!ok) finite.store(false, std::memory_order_relaxed);
     }
@@ -407,8 +515,9 @@ bool watched_stable(const void* w, int64_t bytes, uint64_t fp) {
 template <typename T>
 std::shared_ptr<Packed> transformed_weights(const Problem& p, const Plan<T>& pl, const T* w, int64_t w_numel,
                                             const KernelView& kv, const WeightsFingerprint* seen, bool* finite,
-                                            bool* cached) {
+                                            bool* cached, bool may_fuse = false, bool* fused = nullptr) {
   *cached = false;
+  if (fused) *fused = false;
   const int64_t bytes = packed_weights_size(p, pl) * static_cast<int64_t>(sizeof(T));
   WeightCache& cache = weight_cache();
   const CacheKey key{w, w_numel, static_cast<int64_t>(sizeof(T)), pl.m, pl.uk->mr, kv.ks, kv.cs, kv.rotate,
@@ -458,6 +567,11 @@ std::shared_ptr<Packed> transformed_weights(const Problem& p, const Plan<T>& pl,
         cache.entries.pop_back();
       }
     }
+  }
+  if (!keep && may_fuse) {  // nothing to keep: the runner transforms the weights as it goes
+    *fused = true;
+    *finite = true;
+    return nullptr;
   }
   auto data = std::make_shared<Packed>(bytes);
   *finite = pack_weights(p, pl, w, kv, reinterpret_cast<T*>(data->buf.data()));
@@ -530,8 +644,12 @@ class TileRunner {
   static constexpr int A = M + 2;
   static constexpr int64_t a2 = int64_t{A} * A;
 
-  TileRunner(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T* bias, T* dst)
-      : p_(p), pl_(pl), u_(u), src_(src), bias_(bias), dst_(dst), L_(pl.L),
+  // `u`: the packed transformed weights; null with `w` and `kv` (fused): the
+  // products transform the raw weights w, a few row slivers at a time,
+  // just before they use them (fused_weights below).
+  TileRunner(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T* bias, T* dst,
+             const T* w = nullptr, const KernelView* kv = nullptr)
+      : p_(p), pl_(pl), u_(u), w_(w), kv_(kv ? *kv : KernelView{}), src_(src), bias_(bias), dst_(dst), L_(pl.L),
         unit_(std::lcm<int64_t>(pl.uk->nr, kWinogradLanes)), tw_(pl.tw),
         vxs_(p.cin * pl.L + kSkew), mxs_(p.cout * pl.L + kSkew), per_image_(pl.th * pl.tw),
         blocks_(ceil_div(pl.tiles, pl.L)), Wg_(pl.tw * M + 2), Wog_(pl.tw * M),
@@ -640,7 +758,10 @@ class TileRunner {
             finite.store(false, std::memory_order_relaxed);
             continue;
           }
-          products(bk, sh, 0, pl_.kb);
+          if (!products(bk, sh, lo, 0, pl_.kb)) {
+            finite.store(false, std::memory_order_relaxed);
+            continue;
+          }
           output(bk, sh, lo, 0, p_.cout);
         }
       }
@@ -664,7 +785,8 @@ class TileRunner {
         if (!finite.load()) break;  // every thread sees the same flag after the barrier
         // each thread the products and outputs of its own row slivers
         share(pl_.kb, &c0, &c1);
-        products(bk, sh, c0, c1);
+        // (a thread whose weights are not finite still writes its outputs; the call fails after)
+        if (!products(bk, sh, lo, c0, c1)) finite.store(false, std::memory_order_relaxed);
         output(bk, sh, lo, std::min(c0 * pl_.uk->mr, p_.cout), std::min(c1 * pl_.uk->mr, p_.cout));
         if (task + 1 < tasks) {
 #pragma omp barrier
@@ -692,14 +814,19 @@ class TileRunner {
   // one thread's gathered tiles, output tiles and strip
   // (small maps: the offset tables of the input tiles' rows and columns, ro
   // and co, and of the grad_out tiles', eo and ec)
+  // (fused: the packer and its slivers' transformed weights, u)
   struct Local {
     std::vector<T> d, y, strip;
     std::vector<int32_t> ro, co, eo, ec;
+    std::unique_ptr<WeightPacker<T>> packer;
+    HostBuffer<T> u;
     explicit Local(const TileRunner& r)
         : d(static_cast<std::size_t>(a2 * r.L_), T(0)), y(static_cast<std::size_t>(M * M * r.L_)),
           strip(static_cast<std::size_t>(r.strip_rows_ * r.Wg_)),
           ro(static_cast<std::size_t>(r.indexed_ ? A * r.L_ : 0)), co(ro.size()),
-          eo(static_cast<std::size_t>(r.indexed_ ? M * r.L_ : 0)), ec(eo.size()) {}
+          eo(static_cast<std::size_t>(r.indexed_ ? M * r.L_ : 0)), ec(eo.size()),
+          packer(r.w_ ? std::make_unique<WeightPacker<T>>(r.p_, r.pl_, r.w_, r.kv_) : nullptr),
+          u(r.w_ ? a2 * r.fused_slivers() * r.p_.cin * r.pl_.uk->mr : 0) {}
   };
 
   static bool fits_int32(int64_t elements) { return elements <= int64_t{INT32_MAX}; }
@@ -784,21 +911,45 @@ class TileRunner {
   }
 
   // Row slivers [s0, s1) of every element xi: M(xi) = U(xi) * V(xi) on those rows.
-  void products(const Block& bk, Shared& sh, int64_t s0, int64_t s1) const {
+  // Row slivers [s0, s1) of the block's products; false (fused) where a
+  // transformed weight is not finite.
+  bool products(const Block& bk, Shared& sh, Local& lo, int64_t s0, int64_t s1) const {
+    const int64_t MR = pl_.uk->mr, sliver = p_.cin * MR;
+    if (!w_) {
+      products_of(bk, sh, u_ + bk.gi * a2 * pl_.kb * sliver, pl_.kb * sliver, s0, s1, 0);
+      return true;
+    }
+    for (int64_t f0 = s0; f0 < s1; f0 += fused_slivers()) {
+      const int64_t f1 = std::min(s1, f0 + fused_slivers()), us = (f1 - f0) * sliver;
+      if (!lo.packer->slivers(bk.gi, f0, f1, lo.u.data(), us)) return false;
+      products_of(bk, sh, lo.u.data(), us, f0, f1, f0);
+    }
+    return true;
+  }
+
+  // Slivers [s0, s1) by the transformed weights at u: sliver s of element
+  // xi at u + xi * us + (s - first) * sliver.
+  void products_of(const Block& bk, Shared& sh, const T* u, int64_t us, int64_t s0, int64_t s1, int64_t first) const {
     const int64_t MR = pl_.uk->mr, NR = pl_.uk->nr;
     const GemmUkernelFn<T> fn = pl_.uk->fn;
-    const T* ug = u_ + bk.gi * a2 * pl_.kb * p_.cin * MR;
     for (int64_t item = 0; item < a2 * (s1 - s0); ++item) {
       const int64_t xi = item / (s1 - s0), s = s0 + item % (s1 - s0);
       const T* vx = sh.v.data() + xi * vxs_;
       T* mx = sh.mm.data() + xi * mxs_ + s * MR * L_;
-      const T* a = ug + (xi * pl_.kb + s) * p_.cin * MR;
+      const T* a = u + xi * us + (s - first) * p_.cin * MR;
       const int64_t rows_s = std::min(MR, p_.cout - s * MR);
       for (int64_t col = 0; col < bk.nb; col += NR)
         fn(p_.cin, a, vx + col, L_, mx + col, L_, rows_s, std::min(NR, bk.nb - col), false);
       if (bk.nb < bk.lanes)  // the lanes the output transform reads past the tiles
         for (int64_t i = 0; i < rows_s; ++i) std::fill(mx + i * L_ + bk.nb, mx + i * L_ + bk.lanes, T(0));
     }
+  }
+
+  // Fused: the row slivers transformed at a time, about 1 MB of transformed
+  // weights (they stay in L2 while every element's product uses them).
+  int64_t fused_slivers() const {
+    const int64_t bytes = a2 * p_.cin * pl_.uk->mr * static_cast<int64_t>(sizeof(T));
+    return std::clamp<int64_t>((int64_t{1} << 20) / bytes, 1, pl_.kb);
   }
 
   // Output channels [k0, k1) of grad_out (dst_): each tile gathered (zero
@@ -894,6 +1045,8 @@ class TileRunner {
   const Problem& p_;
   const Plan<T>& pl_;
   const T* u_;
+  const T* w_;  // fused: the raw weights, read through kv_
+  const KernelView kv_;
   const T* src_;
   const T* bias_;
   T* dst_;
@@ -905,25 +1058,35 @@ class TileRunner {
 };
 
 template <typename T, int M>
-bool run_tiles(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T* bias, T* dst) {
-  return TileRunner<T, M>(p, pl, u, src, bias, dst).run();
+bool run_tiles(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T* bias, T* dst, const T* w,
+               const KernelView* kv) {
+  return TileRunner<T, M>(p, pl, u, src, bias, dst, w, kv).run();
 }
 
+// `u` the packed transformed weights, or null with w and kv (fused).
 template <typename T>
-bool run(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T* bias, T* dst) {
-  if (pl.m == 2) return run_tiles<T, 2>(p, pl, u, src, bias, dst);
-  if (pl.m == 4) return run_tiles<T, 4>(p, pl, u, src, bias, dst);
-  return run_tiles<T, 6>(p, pl, u, src, bias, dst);
+bool run(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T* bias, T* dst, const T* w = nullptr,
+         const KernelView* kv = nullptr) {
+  if (pl.m == 2) return run_tiles<T, 2>(p, pl, u, src, bias, dst, w, kv);
+  if (pl.m == 4) return run_tiles<T, 4>(p, pl, u, src, bias, dst, w, kv);
+  return run_tiles<T, 6>(p, pl, u, src, bias, dst, w, kv);
 }
 
 template <typename T>
 bool winograd(const Problem& p, int m, const T* w, int64_t w_numel, const KernelView& kv,
               const WeightsFingerprint* seen, const T* src, const T* bias, T* dst, bool* transformed) {
   const Plan<T> pl = make_plan<T>(p, m, get_num_threads());
-  bool finite = true, cached = false;
-  const auto u = transformed_weights<T>(p, pl, w, w_numel, kv, seen, &finite, &cached);
+  bool finite = true, cached = false, fused = false;
+  // Weights transformed for this call alone (training's, changing every
+  // step) are transformed by the runner as its products need them when
+  // one block of tiles covers each group: written to memory and read back,
+  // ResNet's 512 -> 512 @4 F(2, 3) transform (16.8 MB) cost a third of
+  // that layer's forward at batch 16 inside a training step.
+  const bool one_block = pl.L >= pl.tiles;
+  const auto u = transformed_weights<T>(p, pl, w, w_numel, kv, seen, &finite, &cached, one_block, &fused);
   // (non-finite weights are never cached: the exact engine then serves every call)
-  if (transformed) *transformed = finite && !cached;
+  if (transformed) *transformed = fused || (finite && !cached);
+  if (fused) return run<T>(p, pl, nullptr, src, bias, dst, w, &kv);
   if (!finite) return false;
   return run<T>(p, pl, reinterpret_cast<const T*>(u->buf.data()), src, bias, dst);
 }
