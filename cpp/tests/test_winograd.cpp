@@ -217,12 +217,15 @@ TEST(conv2d_winograd_non_finite_values_keep_the_definition) {
 // products need them, where one block of tiles covers each group: several
 // sliver groups, pieces of a sliver, groups of the layer, both tiles,
 // forward and data gradient (whose weights are read transposed), every
-// thread count; an infinite weight in the last sliver group makes the call
-// fall back to the exact engine, as when the whole transform was packed
-// first (over a positive input the definition gives +inf where a tap of it
-// reads the image, NaN where it reads padding; the transforms, whose
-// coefficients have both signs, would give NaN throughout).
-TEST(conv2d_winograd_fused_weight_transform_equals_reference) {
+// thread count (the threads sharing the block), both element types; an
+// infinite weight makes the call fall back to the exact engine, as when the
+// whole transform was packed first (over a positive input the definition
+// gives +inf where a tap of it reads the image, NaN where it reads padding;
+// the transforms, whose coefficients have both signs, would give NaN
+// throughout), also from the first group, whose failure the threads must
+// not part on at their barriers.
+template <typename T>
+void winograd_fused_weight_transform_equals_reference() {
   const int64_t limit = get_winograd_cache_limit();
   set_winograd_cache_limit(0);
   struct Fused {
@@ -230,11 +233,14 @@ TEST(conv2d_winograd_fused_weight_transform_equals_reference) {
     int64_t cout, groups;
     PaddingMode mode;
     bool flip;
+    int64_t inf_at;  // the infinite weight's index; < 0: from the end
   };
   const Fused cases[] = {
-      {{1, 128, 4, 5}, 200, 1, PaddingMode::zeros, false},     // 25 slivers of 8 rows, two pieces each
-      {{2, 64, 5, 5}, 96, 2, PaddingMode::reflect, true},      // groups, another padding mode, true convolution
-      {{3, 40, 3, 3}, 72, 1, PaddingMode::circular, false},    // tiles of several images in the one block
+      {{1, 128, 4, 5}, 400, 1, PaddingMode::zeros, false, -5},   // tens of slivers, two pieces each
+      // groups (the first one's weight infinite), another padding mode (the data gradient onto the
+      // padded input's: 3x3 tiles), true convolution
+      {{1, 64, 4, 4}, 96, 2, PaddingMode::reflect, true, 5},
+      {{3, 40, 3, 3}, 72, 1, PaddingMode::zeros, false, 1000},  // tiles of several images in the one block
   };
   int n = 0;
   for (const Fused& c : cases) {
@@ -246,24 +252,26 @@ TEST(conv2d_winograd_fused_weight_transform_equals_reference) {
     p.flip = c.flip;
     const Shape ws{c.cout, c.src[1] / c.groups, 3, 3};
     for (bool inf : {false, true}) {
-      Tensor x = inf ? filled<float>(c.src, 81 + n, true, 1, 8) : filled<float>(c.src, 81 + n);
-      Tensor w = filled<float>(ws, 82 + n);
-      if (inf) w.data_as<float>()[w.numel() - 5] = std::numeric_limits<float>::infinity();
+      Tensor x = inf ? filled<T>(c.src, 81 + n, true, 1, 8) : filled<T>(c.src, 81 + n);
+      Tensor w = filled<T>(ws, 82 + n);
+      if (inf) w.data_as<T>()[c.inf_at < 0 ? w.numel() + c.inf_at : c.inf_at] = std::numeric_limits<T>::infinity();
       p.algorithm = ConvAlgorithm::reference;
       const Tensor y_ref = conv2d_forward(x, w, Tensor(), p);
-      const Tensor g = filled<float>(y_ref.shape(), 83 + n);
+      const Tensor g = filled<T>(y_ref.shape(), 83 + n);
       const Tensor dx_ref = conv2d_backward_data(g, w, c.src, p);
       for (ConvAlgorithm a : {ConvAlgorithm::winograd2, ConvAlgorithm::winograd4})
         for (int threads : {1, 2, 3}) {
           set_num_threads(threads);
           p.algorithm = a;
+          const int64_t before = cpu::winograd_fused_calls();
           const Tensor y = conv2d_forward(x, w, Tensor(), p), dx = conv2d_backward_data(g, w, c.src, p);
+          CHECK(cpu::winograd_fused_calls() == before + 2);  // both calls took the fused route
           if (inf) {  // the definition's NaN and infinity pattern, the other values close
-            CHECK(max_abs_diff<float>(y, y_ref) < 1e-3);
-            CHECK(max_abs_diff<float>(dx, dx_ref) < 1e-3);
+            CHECK(max_abs_diff<T>(y, y_ref) < 1e-3);
+            CHECK(max_abs_diff<T>(dx, dx_ref) < 1e-3);
           } else {
-            CHECK(rel_diff<float>(y, y_ref) <= 2 * bound<float>(a));
-            CHECK(rel_diff<float>(dx, dx_ref) <= 2 * bound<float>(a));
+            CHECK(rel_diff<T>(y, y_ref) <= 2 * bound<T>(a));
+            CHECK(rel_diff<T>(dx, dx_ref) <= 2 * bound<T>(a));
           }
         }
     }
@@ -272,6 +280,9 @@ TEST(conv2d_winograd_fused_weight_transform_equals_reference) {
   set_winograd_cache_limit(limit);
   set_num_threads(2);
 }
+
+TEST(conv2d_winograd_fused_weight_transform_equals_reference_f32) { winograd_fused_weight_transform_equals_reference<float>(); }
+TEST(conv2d_winograd_fused_weight_transform_equals_reference_f64) { winograd_fused_weight_transform_equals_reference<double>(); }
 
 // Weights seen unchanged twice are kept transformed; changing them in place
 // (same buffer) must never serve the old transform.

@@ -353,6 +353,20 @@ class WeightPacker {
   int64_t table_rows_ = -1, table_cols_ = -1;
 };
 
+// Calls that transformed their weights as the products went (tests).
+std::atomic<int64_t> g_fused_calls{0};
+
+// Fused (TileRunner): the row slivers transformed at a time, about 1 MB of
+// transformed weights (they stay in L2 while every element's product uses
+// them), and at most the threads' share of all the slivers, so that their
+// buffers together never exceed the packed transform the workspace
+// estimate counts (fusing needs threads <= G * kb).
+template <typename T>
+int64_t fused_sliver_count(const Problem& p, const Plan<T>& pl, int threads) {
+  const int64_t bytes = int64_t{pl.alpha} * pl.alpha * p.cin * pl.uk->mr * static_cast<int64_t>(sizeof(T));
+  return std::clamp<int64_t>(std::min((int64_t{1} << 20) / bytes, p.G * pl.kb / threads), 1, pl.kb);
+}
+
 // Packs all of U into `u` (layout above); returns whether every value is
 // finite. Threads take pieces in the packer's order.
 template <typename T>
@@ -768,6 +782,7 @@ class TileRunner {
       return finite.load();
     }
     Shared sh(*this);
+    std::atomic<bool> weights_finite{true};
 #pragma omp parallel num_threads(nt)
     {
       Local lo(*this);
@@ -785,15 +800,19 @@ class TileRunner {
         if (!finite.load()) break;  // every thread sees the same flag after the barrier
         // each thread the products and outputs of its own row slivers
         share(pl_.kb, &c0, &c1);
-        // (a thread whose weights are not finite still writes its outputs; the call fails after)
-        if (!products(bk, sh, lo, c0, c1)) finite.store(false, std::memory_order_relaxed);
+        // A thread whose fused weights are not finite goes on with the
+        // others (its outputs are discarded, the call fails after): its flag
+        // is not the one read above, which must be the same for every
+        // thread after the barrier, or one would break off while another
+        // waits at the next barrier.
+        if (!products(bk, sh, lo, c0, c1)) weights_finite.store(false, std::memory_order_relaxed);
         output(bk, sh, lo, std::min(c0 * pl_.uk->mr, p_.cout), std::min(c1 * pl_.uk->mr, p_.cout));
         if (task + 1 < tasks) {
 #pragma omp barrier
         }
       }
     }
-    return finite.load();
+    return finite.load() && weights_finite.load();
   }
 
  private:
@@ -945,12 +964,7 @@ class TileRunner {
     }
   }
 
-  // Fused: the row slivers transformed at a time, about 1 MB of transformed
-  // weights (they stay in L2 while every element's product uses them).
-  int64_t fused_slivers() const {
-    const int64_t bytes = a2 * p_.cin * pl_.uk->mr * static_cast<int64_t>(sizeof(T));
-    return std::clamp<int64_t>((int64_t{1} << 20) / bytes, 1, pl_.kb);
-  }
+  int64_t fused_slivers() const { return fused_sliver_count<T>(p_, pl_, get_num_threads()); }
 
   // Output channels [k0, k1) of grad_out (dst_): each tile gathered (zero
   // past the output) and transformed by A e AT into sh.mm.
@@ -1082,11 +1096,14 @@ bool winograd(const Problem& p, int m, const T* w, int64_t w_numel, const Kernel
   // one block of tiles covers each group: written to memory and read back,
   // ResNet's 512 -> 512 @4 F(2, 3) transform (16.8 MB) cost a third of
   // that layer's forward at batch 16 inside a training step.
-  const bool one_block = pl.L >= pl.tiles;
+  const bool one_block = pl.L >= pl.tiles && get_num_threads() <= p.G * pl.kb;
   const auto u = transformed_weights<T>(p, pl, w, w_numel, kv, seen, &finite, &cached, one_block, &fused);
   // (non-finite weights are never cached: the exact engine then serves every call)
   if (transformed) *transformed = fused || (finite && !cached);
-  if (fused) return run<T>(p, pl, nullptr, src, bias, dst, w, &kv);
+  if (fused) {
+    g_fused_calls.fetch_add(1, std::memory_order_relaxed);
+    return run<T>(p, pl, nullptr, src, bias, dst, w, &kv);
+  }
   if (!finite) return false;
   return run<T>(p, pl, reinterpret_cast<const T*>(u->buf.data()), src, bias, dst);
 }
@@ -1295,6 +1312,8 @@ Problem pass_problem(const ConvGeometry& g, ConvPass pass) {
 
 void set_winograd_model_table_peak(bool on) { g_table_peak.store(on, std::memory_order_relaxed); }
 
+int64_t winograd_fused_calls() { return g_fused_calls.load(std::memory_order_relaxed); }
+
 int conv_winograd_tile(const ConvGeometry& g, ConvPass pass, const void* weights, int64_t weight_bytes) {
   const Problem p = pass_problem(g, pass);
   const int nt = get_num_threads();
@@ -1387,6 +1406,9 @@ int64_t call_bytes(const ConvGeometry& g, const Problem& p, int m, ConvPass pass
   const int64_t strip = checked_mul((ceil_div(L, pl.tw) + 1) * m + 2, checked_add(checked_mul(pl.tw, m, op), 2, op), op);
   int64_t per_thread = checked_mul(checked_add(checked_mul(a2, p.cin + p.cout, op), a2 + m * m, op), L, op);
   per_thread = checked_add(checked_add(per_thread, 2 * a2 * kSkew, op), strip, op);
+  // each thread's weight packer: taps and tail of a piece of at most
+  // WeightPacker::kLanes lanes, and its offset tables (int32, no wider than T)
+  if (!weight) per_thread = checked_add(per_thread, (9 + a2 + 6) * WeightPacker<T>::kLanes, op);
   int64_t elems = checked_mul(per_thread, threads, op);
   const int64_t packed = weight ? checked_mul(checked_mul(checked_mul(p.G * a2, p.cout, op), p.cin, op), threads, op)
                                 : checked_mul(checked_mul(checked_mul(p.G * a2, pl.kb, op), p.cin, op), pl.uk->mr, op);

@@ -36,6 +36,11 @@ namespace cnncore::cpu {
 // the machine), with a fixed table's.
 void set_winograd_model_table_peak(bool on);
 
+// How many calls so far transformed their weights as the products used them
+// instead of packing them whole first (weights not kept, one block a group;
+// tests).
+int64_t winograd_fused_calls();
+
 // Empty when Winograd serves `g`, otherwise why not (for the error message).
 std::string conv_winograd_why_not(const detail::ConvGeometry& g);
 // The tile size m that algorithm="winograd" uses for `pass`: the one the
