@@ -28,3 +28,25 @@ def test_torch_imports_with_benchmarks_first_on_the_path():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                        env={**os.environ, "PYTHONPATH": os.path.join(ROOT, "python")})
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def _ab(*args):
+    return subprocess.run([sys.executable, os.path.join(BENCH, "ab.py"), *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": os.path.join(ROOT, "python")})
+
+
+def test_ab_alternates_builds_and_reports_each():
+    import glob
+    core = glob.glob(os.path.join(ROOT, "python", "cnncore", "_core*.so"))
+    if not core:
+        pytest.skip("no built _core extension in python/cnncore")
+    r = _ab("--workload", "conv", "--args", "2", "8", "6", "8", "data", "auto", "1", "--rounds", "3",
+            "--", core[0], core[0])
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [line.split() for line in r.stdout.splitlines()[2:]]
+    assert len(rows) == 2 and all(len(row) == 4 for row in rows), r.stdout
+    assert float(rows[0][3]) == 1.0 and float(rows[1][1]) > 0 and float(rows[1][2]) <= float(rows[1][1])
+    bad = _ab("--workload", "conv", "--args", "2", "8", "6", "8", "sideways", "auto", "1", "--", core[0], core[0])
+    assert bad.returncode != 0 and "PASS must be fwd, data or weight" in bad.stderr
+    one = _ab("--args", "x", "--", core[0])
+    assert one.returncode != 0 and "two or more builds" in one.stderr
