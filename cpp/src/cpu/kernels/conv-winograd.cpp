@@ -198,6 +198,12 @@ int64_t packed_weights_size(const Problem& p, const Plan<T>& pl) {
   return p.G * pl.alpha * pl.alpha * pl.kb * p.cin * pl.uk->mr;
 }
 
+// Asks for the cache lines of the `bytes` from p.
+inline void prefetch_bytes(const void* p, int64_t bytes) {
+  const char* q = static_cast<const char*>(p);
+  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(q + b);
+}
+
 // Packs U = G g GT of (k, c) pairs, rows past cout included (as zeros). A
 // piece is columns [c0, c0 + nc) of one row sliver: its lanes are those
 // (c, i) pairs in packed order, so the transform writes each element's run
@@ -270,11 +276,9 @@ class WeightPacker {
       // ResNet's 512-channel layers): ask for them two slivers ahead (512 -> 512 @4, F(2, 3),
       // batch 16: the data gradient 10.2 -> 8.1 ms)
       if (s + 2 < pl_.kb)
-        for (int64_t c = 0; c < nc; ++c) {
-          const T* row = w_ + gi * kv_.gs + (s + 2) * MR_ * kv_.ks + (c0 + c) * kv_.cs;
-          const char* next = reinterpret_cast<const char*>(row);
-          for (int64_t b = 0; b < 9 * MR_ * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(next + b);
-        }
+        for (int64_t c = 0; c < nc; ++c)
+          prefetch_bytes(w_ + gi * kv_.gs + (s + 2) * MR_ * kv_.ks + (c0 + c) * kv_.cs,
+                         9 * MR_ * static_cast<int64_t>(sizeof(T)));
       ok = piece(gi, s, c0, nc, to + (s - s0) * sliver_, us) && ok;
     }
     return ok;
@@ -316,11 +320,7 @@ class WeightPacker {
     if (kv_.cs != 9) return;
     const int64_t rows = std::min(MR_, p_.cout - s * MR_);
     const T* wg = w_ + gi * kv_.gs + s * MR_ * kv_.ks + c0 * kv_.cs;
-    const int64_t bytes = nc * 9 * static_cast<int64_t>(sizeof(T));
-    for (int64_t i = 0; i < rows; ++i) {
-      const char* r = reinterpret_cast<const char*>(wg + i * kv_.ks);
-      for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(r + b);
-    }
+    for (int64_t i = 0; i < rows; ++i) prefetch_bytes(wg + i * kv_.ks, nc * 9 * static_cast<int64_t>(sizeof(T)));
   }
 
   // the offset tables of a piece's shape (rows of its sliver, columns)
@@ -529,9 +529,9 @@ bool watched_stable(const void* w, int64_t bytes, uint64_t fp) {
 template <typename T>
 std::shared_ptr<Packed> transformed_weights(const Problem& p, const Plan<T>& pl, const T* w, int64_t w_numel,
                                             const KernelView& kv, const WeightsFingerprint* seen, bool* finite,
-                                            bool* cached, bool may_fuse = false, bool* fused = nullptr) {
+                                            bool* cached, bool may_fuse, bool* fused) {
   *cached = false;
-  if (fused) *fused = false;
+  *fused = false;
   const int64_t bytes = packed_weights_size(p, pl) * static_cast<int64_t>(sizeof(T));
   WeightCache& cache = weight_cache();
   const CacheKey key{w, w_numel, static_cast<int64_t>(sizeof(T)), pl.m, pl.uk->mr, kv.ks, kv.cs, kv.rotate,
@@ -660,7 +660,7 @@ class TileRunner {
 
   // `u`: the packed transformed weights; null with `w` and `kv` (fused): the
   // products transform the raw weights w, a few row slivers at a time,
-  // just before they use them (fused_weights below).
+  // just before they use them (products below).
   TileRunner(const Problem& p, const Plan<T>& pl, const T* u, const T* src, const T* bias, T* dst,
              const T* w = nullptr, const KernelView* kv = nullptr)
       : p_(p), pl_(pl), u_(u), w_(w), kv_(kv ? *kv : KernelView{}), src_(src), bias_(bias), dst_(dst), L_(pl.L),
@@ -929,17 +929,17 @@ class TileRunner {
     return true;
   }
 
-  // Row slivers [s0, s1) of every element xi: M(xi) = U(xi) * V(xi) on those rows.
-  // Row slivers [s0, s1) of the block's products; false (fused) where a
-  // transformed weight is not finite.
+  // Row slivers [s0, s1) of every element xi: M(xi) = U(xi) * V(xi) on those
+  // rows; false (fused) where a transformed weight is not finite.
   bool products(const Block& bk, Shared& sh, Local& lo, int64_t s0, int64_t s1) const {
     const int64_t MR = pl_.uk->mr, sliver = p_.cin * MR;
     if (!w_) {
       products_of(bk, sh, u_ + bk.gi * a2 * pl_.kb * sliver, pl_.kb * sliver, s0, s1, 0);
       return true;
     }
-    for (int64_t f0 = s0; f0 < s1; f0 += fused_slivers()) {
-      const int64_t f1 = std::min(s1, f0 + fused_slivers()), us = (f1 - f0) * sliver;
+    const int64_t fs = fused_slivers();
+    for (int64_t f0 = s0; f0 < s1; f0 += fs) {
+      const int64_t f1 = std::min(s1, f0 + fs), us = (f1 - f0) * sliver;
       if (!lo.packer->slivers(bk.gi, f0, f1, lo.u.data(), us)) return false;
       products_of(bk, sh, lo.u.data(), us, f0, f1, f0);
     }
